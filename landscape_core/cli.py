@@ -1,0 +1,209 @@
+"""Command line: ``python -m landscape_core COMMAND``.
+
+Bad input exits with status 2 and a message that says what to fix; Ctrl-C exits with
+130 after the weights are restored, keeping every finished point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from landscape_core.errors import UserError
+
+log = logging.getLogger("landscape_core")
+DEFAULT_STORE = "cache"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `export RUN | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished points are kept; run the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", default=DEFAULT_STORE, help="data directory (default: cache)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser = argparse.ArgumentParser(
+        prog="python -m landscape_core",
+        description="Measure the safety landscape of a chat model (Peng et al., NeurIPS'24).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sweep", parents=[common], help="run (or resume) a sweep from a YAML config")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("runs", parents=[common], help="list stored runs")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("show", parents=[common], help="a run's landscape and VISAGE")
+    p.add_argument("run", help="run id (or a unique prefix), or 'latest'")
+    p.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    p.add_argument("--judge", default="keyword")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("export", parents=[common], help="every generation of a run")
+    p.add_argument("run")
+    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("--judge", default="keyword")
+    p.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("rescore", parents=[common], help="judge stored generations again")
+    p.add_argument("run")
+    p.add_argument("--judge", required=True)
+    p.set_defaults(func=cmd_rescore)
+    return parser
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from landscape_core.store import Store
+
+    return Store.open(args.store)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from landscape_core import sweep
+    from landscape_core.config import SweepSpec
+
+    spec = SweepSpec.from_yaml(args.config)
+    store = _store(args)
+    bar: tqdm | None = None
+
+    def on_progress(progress: sweep.Progress) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=progress.total, initial=progress.done, unit="pt", desc=progress.run_id)
+        bar.update(progress.done - bar.n)
+
+    try:
+        summary = sweep.run(spec, store, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(
+        f"run {summary.run_id}: {summary.status}, {summary.computed} point(s) computed "
+        f"in {summary.seconds:.1f} s, {summary.failed} failed"
+    )
+    for err in summary.errors:
+        print(f"  failed: {err}")
+    print(f"see it with: python -m landscape_core show {summary.run_id} --store {args.store}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    frame = _store(args).runs_frame()
+    if frame.empty:
+        print("no runs yet; start one with: python -m landscape_core sweep configs/smoke.yaml")
+        return 0
+    print(frame.drop(columns=["created"]).to_string(index=False))
+    return 0
+
+
+def landscape(store: Any, run_id: str, judge: str) -> dict[str, Any]:
+    """The ``show --json`` object: run_id, spec, provenance, visage and points."""
+    import numpy as np
+
+    from landscape_core.metrics import visage, visage_2d
+
+    run = store.run(run_id)
+    frame = store.points_frame(run["run_id"], judge).sort_values(["j", "i"])
+    complete = bool(frame["asr"].notna().all())
+    value = None
+    if complete:
+        grid = frame.pivot(index="j", columns="i", values="asr").to_numpy()
+        value = visage(grid[0]) if grid.shape[0] == 1 else visage_2d(np.asarray(grid))
+    points = [
+        {
+            "coords": [row.alpha, row.beta],
+            "asr": None if np.isnan(row.asr) else float(row.asr),
+            "n_prompts": None if np.isnan(row.n_prompts) else int(row.n_prompts),
+            "status": row.status,
+        }
+        for row in frame.itertuples()
+    ]
+    return {
+        "run_id": run["run_id"],
+        "label": run["label"],
+        "judge": judge,
+        "spec": run["spec"],
+        "provenance": run["provenance"],
+        "visage": value,
+        "points": points,
+    }
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    data = landscape(_store(args), args.run, args.judge)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    prov = data["provenance"]
+    print(f"run {data['run_id']}  {data['label']}")
+    print(f"model {prov['model']['name']} ({prov['model']['device']}, {prov['model']['dtype']})")
+    print(f"prompts {prov['prompt_set']['name']} x{prov['prompt_set']['n_prompts']}, "
+          f"system prompt {data['spec']['system_prompt']['preset']}")
+    if prov.get("cos_d1_d2") is not None:
+        print(f"cos(d1, d2) = {prov['cos_d1_d2']:.2e}")
+    print(f"{'alpha':>9} {'beta':>9} {'ASR %':>7}  status")
+    for pt in data["points"]:
+        asr = "-" if pt["asr"] is None else f"{pt['asr']:.1f}"
+        print(f"{pt['coords'][0]:>9.4f} {pt['coords'][1]:>9.4f} {asr:>7}  {pt['status'] or 'pending'}")
+    visage = data["visage"]
+    print("VISAGE", "pending (run not complete)" if visage is None else f"{visage:.2f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _store(args)
+    run = store.run(args.run)
+    frame = store.generations_frame(run["run_id"], args.judge)
+    out = args.out or sys.stdout
+    if args.format == "csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_json(out, orient="records", lines=True, force_ascii=False)
+    if args.out:
+        print(f"wrote {len(frame)} generations to {args.out}")
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from landscape_core.config import JudgeSpec
+    from landscape_core.judges import make_judge
+
+    store = _store(args)
+    run = store.run(args.run)
+    spec = JudgeSpec(name=args.judge)
+    judge = make_judge(spec)
+    frame = store.generations_frame(run["run_id"], spec.label)
+    rows = []
+    for g in frame.drop_duplicates(["point_key", "prompt_index"]).itertuples():
+        verdict = judge.score(g.prompt, g.text)
+        rows.append((g.point_key, g.prompt_index, spec.label, verdict.refused, verdict.evidence))
+    store.save_scores(rows)
+    print(f"re-scored {len(rows)} generations of run {run['run_id']} with {spec.label}")
+    return 0
