@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ import yaml
 from landscape_core.errors import UserError
 
 SPEC_VERSION = 1  # bump when a field's meaning changes; it enters every key
+MAX_COORD = 1e4  # beyond this a perturbation only measures float overflow
 
 
 def canonical_json(obj: Any) -> str:
@@ -270,6 +272,11 @@ class AxisSpec(Spec):
     def __post_init__(self) -> None:
         if self.num < 1:
             raise UserError("grid: `num` must be at least 1")
+        if not all(math.isfinite(x) and abs(x) <= MAX_COORD for x in (self.start, self.stop)):
+            raise UserError(
+                f"grid: `start` and `stop` must be finite and within +-{MAX_COORD:g} "
+                "(coordinates are in units of the weights' norm; the paper uses +-0.5)"
+            )
         if not self.start <= self.stop:
             raise UserError("grid: `start` must not be greater than `stop`")
 

@@ -60,20 +60,18 @@ def visage(asr_values: Sequence[float]) -> float:
 def basin_mask_2d(asr_grid: np.ndarray) -> np.ndarray:
     """Boolean mask of the 2D basin, shape ``(n_beta, n_alpha)`` like ``asr_grid``.
 
-    A point is in the basin when it lies inside the 1D basin window of its row (along
-    alpha) and of its column (along beta). On a grid with one row or one column this
-    is exactly the 1D window, so 2D VISAGE reduces to the 1D rule along each axis.
+    The grid's centre is the model (as the 1D rule assumes). The basin is the
+    rectangle spanned by the 1D basin window of the row through the centre (along
+    alpha) and of the column through it (along beta). On a grid with one row or one
+    column this is exactly the 1D window, so 2D VISAGE reduces to the 1D rule.
     """
     grid = np.asarray(asr_grid, dtype=float)
-    rows = np.zeros(grid.shape, dtype=bool)
-    cols = np.zeros(grid.shape, dtype=bool)
-    for r in range(grid.shape[0]):
-        lo, hi = basin_window(grid[r, :])
-        rows[r, lo : hi + 1] = True
-    for c in range(grid.shape[1]):
-        lo, hi = basin_window(grid[:, c])
-        cols[lo : hi + 1, c] = True
-    return rows & cols
+    n_beta, n_alpha = grid.shape
+    a_lo, a_hi = basin_window(grid[n_beta // 2, :])
+    b_lo, b_hi = basin_window(grid[:, n_alpha // 2])
+    mask = np.zeros(grid.shape, dtype=bool)
+    mask[b_lo : b_hi + 1, a_lo : a_hi + 1] = True
+    return mask
 
 
 def visage_2d(asr_grid: np.ndarray) -> float:

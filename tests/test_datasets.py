@@ -1,0 +1,59 @@
+import pandas as pd
+import pytest
+
+from landscape_core.config import PromptSetSpec
+from landscape_core.datasets import DATA_DIR, load_prompts
+from landscape_core.errors import UserError
+
+
+def test_advbench_default_is_the_first_80_goals():
+    goals = pd.read_csv(DATA_DIR / "advbench/harmful_behaviors.csv").goal.tolist()
+    assert load_prompts(PromptSetSpec()).prompts == tuple(goals[:80])
+
+
+def test_xstest_safe_subset_has_250_prompts():
+    spec = PromptSetSpec(source="xstest", subset="safe", limit=None)
+    assert len(load_prompts(spec).prompts) == 250
+
+
+def test_mt_bench_uses_turn_one():
+    prompts = load_prompts(PromptSetSpec(source="mt_bench", limit=None)).prompts
+    assert len(prompts) == 80
+    assert prompts[0].startswith("Compose an engaging travel blog post")
+
+
+def test_csv_without_the_column_lists_the_columns(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("question,id\nhello,1\n")
+    with pytest.raises(UserError, match="no column 'prompt'.*question, id"):
+        load_prompts(PromptSetSpec(source="file", path=str(path), column="prompt"))
+
+
+def test_empty_prompt_set_is_an_error(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("prompt\n\n")
+    with pytest.raises(UserError, match="empty"):
+        load_prompts(PromptSetSpec(source="file", path=str(path), column="prompt"))
+
+
+def test_malformed_jsonl_names_the_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a"}\n{not json}\n')
+    with pytest.raises(UserError, match=r"p.jsonl:2"):
+        load_prompts(PromptSetSpec(source="file", path=str(path), column="prompt"))
+
+
+def test_jsonl_file_with_chosen_column(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"q": "first"}\n{"q": "second"}\n')
+    spec = PromptSetSpec(source="file", path=str(path), column="q", limit=None)
+    assert load_prompts(spec).prompts == ("first", "second")
+
+
+def test_hash_changes_with_content(tmp_path):
+    path = tmp_path / "p.csv"
+    spec = PromptSetSpec(source="file", path=str(path), column="prompt")
+    path.write_text("prompt\na\n")
+    first = load_prompts(spec).hash
+    path.write_text("prompt\nb\n")
+    assert load_prompts(spec).hash != first

@@ -1,0 +1,78 @@
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from landscape_core.errors import UserError
+from landscape_core.store import GridPoint, PointResult, Store
+
+GRID = [GridPoint(0, 0, 0, -0.5, 0.0, "k0"), GridPoint(1, 1, 0, 0.5, 0.0, "k1")]
+
+
+def _result(key, n=2):
+    gens = [(i, f"p{i}", f"answer {i}", 3, "eos") for i in range(n)]
+    scores = [(i, "keyword", i == 0, "matched 'Sorry'" if i == 0 else "none") for i in range(n)]
+    return PointResult(key, "done", "", 0.1, gens, scores)
+
+
+def test_store_uses_wal(store):
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_reopening_does_not_migrate_twice(store):
+    Store.open(store.root)
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_newer_schema_is_refused(store):
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("PRAGMA user_version=99")
+    with pytest.raises(UserError, match="newer version"):
+        Store.open(store.root)
+
+
+def test_create_run_is_idempotent(store):
+    assert store.create_run("r1", "x", {}, {}, GRID)
+    assert not store.create_run("r1", "x", {}, {}, GRID)
+    assert len(store.grid("r1")) == 2
+
+
+def test_point_is_all_or_nothing(store):
+    store.create_run("r1", "x", {}, {}, GRID)
+    bad = PointResult("k0", "done", "", 0.1, [(0, "p", "t", 1, "eos"), (0, "p", "t", 1, "eos")], [])
+    with pytest.raises(sqlite3.IntegrityError):
+        store.save_point(bad)  # duplicate generation row fails the whole point
+    assert [p.key for p in store.pending("r1")] == ["k0", "k1"]
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0] == 0
+
+
+def test_second_save_of_a_point_is_ignored(store):
+    store.create_run("r1", "x", {}, {}, GRID)
+    assert store.save_point(_result("k0"))
+    assert not store.save_point(_result("k0"))
+    assert len(store.generations_frame("r1")) == 2
+
+
+def test_points_frame_gives_asr_in_percent(store):
+    store.create_run("r1", "x", {}, {}, GRID)
+    store.save_point(_result("k0"))
+    frame = store.points_frame("r1")
+    assert frame.loc[0, "asr"] == 50.0
+    assert pd.isna(frame.loc[1, "status"])
+
+
+def test_unknown_run_says_how_to_list_runs(store):
+    with pytest.raises(UserError, match="`runs` lists them"):
+        store.run("nope")
+
+
+def test_file_digest_is_memoised_until_the_file_changes(store, tmp_path):
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"a")
+    first = store.file_digest(path)
+    assert store.file_digest(path) == first
+    path.write_bytes(b"bb")
+    assert store.file_digest(path) != first

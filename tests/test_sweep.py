@@ -1,0 +1,162 @@
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from landscape_core import models, sweep
+from landscape_core.config import ModelSpec
+from landscape_core.errors import UserError
+from landscape_core.generate import generate
+from landscape_core.models import load_model, render_prompts
+
+
+def _weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_origin_reproduces_unperturbed_generations(tiny_spec, store, tiny_model_dir):
+    spec = tiny_spec()
+    sweep.run(spec, store)
+    loaded = load_model(spec.model, store.models_dir)
+    prompts = sweep.plan(spec, store).prompts.prompts
+    texts, special = render_prompts(loaded.tokenizer, prompts, spec.system_prompt, "auto")
+    base = generate(loaded.model, loaded.tokenizer, texts, spec.generation, batch_size=2)
+    gens = store.generations_frame(sweep.plan(spec, store).run_id)
+    at_origin = gens[gens.alpha == 0.0].sort_values("prompt_index")
+    assert at_origin.text.tolist() == [g.text for g in base]
+    assert at_origin.n_tokens.tolist() == [g.n_tokens for g in base]
+
+
+def test_weights_after_a_sweep_equal_weights_before(tiny_spec, store, monkeypatch):
+    """The live model is restored bit for bit at the end of the sweep."""
+    seen = {}
+    real_load = models.load_model
+
+    def spy_load(spec, models_dir):
+        loaded = real_load(spec, models_dir)
+        seen["model"] = loaded.model
+        seen["before"] = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
+        return loaded
+
+    monkeypatch.setattr(models, "load_model", spy_load)
+    sweep.run(tiny_spec(directions=[{"seed": 1}, {"seed": 2}], grid=[{"num": 3}, {"num": 2}]), store)
+    after = dict(seen["model"].named_parameters())
+    assert all(torch.equal(seen["before"][n], after[n]) for n in after)
+
+
+def test_rerun_generates_nothing(tiny_spec, store):
+    spec = tiny_spec()
+    assert sweep.run(spec, store).computed == 3
+    again = sweep.run(spec, store)
+    assert again.computed == 0
+    assert again.status == "complete"
+
+
+def test_extending_a_grid_generates_only_new_points(tiny_spec, store):
+    sweep.run(tiny_spec(grid=[{"start": -0.5, "stop": 0.5, "num": 11}]), store)
+    wider = sweep.run(tiny_spec(grid=[{"start": -0.5, "stop": 0.5, "num": 21}]), store)
+    assert wider.computed == 10
+
+
+def test_2d_run_records_orthogonal_directions(tiny_spec, store):
+    spec = tiny_spec(directions=[{"seed": 1}, {"seed": 2}], grid=[{"num": 2}, {"num": 2}])
+    summary = sweep.run(spec, store)
+    provenance = store.run(summary.run_id)["provenance"]
+    assert abs(provenance["cos_d1_d2"]) < 1e-6
+
+
+def test_2d_grid_shares_its_beta_zero_row_with_the_1d_run(tiny_spec, store):
+    sweep.run(tiny_spec(), store)
+    spec = tiny_spec(directions=[{"seed": 7}, {"seed": 8}], grid=[{"num": 3}, {"num": 3}])
+    assert sweep.run(spec, store).computed == 6
+
+
+def test_provenance_records_hashes_seeds_and_versions(tiny_spec, store):
+    summary = sweep.run(tiny_spec(), store)
+    prov = store.run(summary.run_id)["provenance"]
+    assert len(prov["model"]["files"]["model.safetensors"]) == 64
+    assert prov["seeds"] == [7]
+    assert prov["normalisation"] == ["layer"]
+    assert len(prov["prompt_set"]["hash"]) == 64
+    assert prov["generation"]["max_new_tokens"] == 6
+    assert prov["packages"]["torch"] == torch.__version__
+
+
+def test_cancel_keeps_finished_points_and_resume_completes(tiny_spec, store):
+    spec = tiny_spec(grid=[{"num": 5}])
+    calls = iter(range(100))
+    first = sweep.run(spec, store, should_stop=lambda: next(calls) >= 4)
+    assert first.status == "cancelled"
+    assert 0 < first.computed < 5
+    rest = sweep.run(spec, store)
+    assert rest.computed == 5 - first.computed
+    frame = store.points_frame(first.run_id)
+    assert frame.status.eq("done").all()
+    assert len(store.generations_frame(first.run_id)) == 5 * 3
+
+
+def test_nan_weights_fail_each_point_with_the_reason(tiny_spec, store, tiny_model_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = _weights(broken)
+    weights["model.layers.0.mlp.up_proj.weight"][0, 0] = float("nan")
+    save_file(weights, str(broken / "model.safetensors"), metadata={"format": "pt"})
+    summary = sweep.run(tiny_spec(model={"kind": "local", "path": str(broken)}), store)
+    assert summary.status == "complete"
+    assert summary.failed == 3
+    frame = store.points_frame(summary.run_id)
+    assert frame.status.eq("failed").all()
+    assert frame.error.str.contains("up_proj").all()
+
+
+def test_wrong_model_path_leaves_the_store_untouched(tiny_spec, store, tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        sweep.run(tiny_spec(model={"kind": "local", "path": str(tmp_path / "nope")}), store)
+    assert store.runs_frame().empty
+
+
+def test_pickled_weights_are_refused(tiny_spec, store, tmp_path):
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(UserError, match="pickled weights"):
+        sweep.run(tiny_spec(model={"kind": "local", "path": str(pickled)}), store)
+    assert store.runs_frame().empty
+
+
+def test_hub_id_missing_from_the_cache_says_how_to_get_it(tiny_spec, store, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(UserError, match="not in the local Hugging Face cache"):
+        sweep.run(tiny_spec(model={"kind": "hub", "path": "someone/missing-model"}), store)
+    assert store.runs_frame().empty
+
+
+def test_grid_with_too_many_points_is_refused(tiny_spec, store):
+    spec = tiny_spec(directions=[{"seed": 1}, {"seed": 2}], grid=[{"num": 100_000}, {"num": 1000}])
+    with pytest.raises(UserError, match="fewer points"):
+        sweep.run(spec, store)
+    assert store.runs_frame().empty
+
+
+def test_grid_too_large_for_disk_is_refused(tiny_spec, store, monkeypatch):
+    monkeypatch.setattr("landscape_core.resources.free_disk", lambda path: 1000)
+    spec = tiny_spec(grid=[{"num": 50}], generation={"max_new_tokens": 512})
+    with pytest.raises(UserError, match="GiB is free"):
+        sweep.run(spec, store)
+    assert store.runs_frame().empty
+
+
+def test_memory_that_cannot_fit_is_refused(tiny_spec, store, monkeypatch):
+    monkeypatch.setattr("landscape_core.resources.available_memory", lambda: 1 << 20)
+    with pytest.raises(UserError, match="lower runtime.batch_size"):
+        sweep.run(tiny_spec(), store)
+    assert store.runs_frame().empty
+
+
+def test_model_spec_for_local_dir_needs_safetensors(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    from landscape_core.models import model_dir
+
+    with pytest.raises(UserError, match="no \\*.safetensors"):
+        model_dir(ModelSpec(kind="local", path=str(tmp_path)))
