@@ -1,0 +1,48 @@
+"""Tests on the real bundled SmolLM2-135M-Instruct (slow: `make test-slow`)."""
+
+import json
+
+import pytest
+
+from landscape_core import sweep
+from landscape_core.config import ModelSpec, SweepSpec
+from landscape_core.models import load_model, render_prompts
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory):
+    models_dir = tmp_path_factory.mktemp("models")
+    return load_model(ModelSpec(), models_dir), models_dir
+
+
+def test_bundled_loads_as_plain_fp32_with_left_padding(bundled):
+    loaded, models_dir = bundled
+    assert loaded.dtype == "float32"
+    assert loaded.tokenizer.padding_side == "left"
+    assert getattr(loaded.model, "hf_quantizer", None) is None
+    source = json.loads((models_dir / "smollm2-135m-instruct/source.json").read_text())
+    assert source["source"].endswith(".gguf")
+
+
+def test_bundled_chat_template_inserts_its_default_system_prompt(bundled):
+    loaded, _ = bundled
+    spec = SweepSpec()
+    (text,), special = render_prompts(loaded.tokenizer, ("Hi",), spec.system_prompt, "auto")
+    assert "You are a helpful AI assistant named SmolLM" in text
+    assert text.endswith("<|im_start|>assistant\n")
+    assert special is False
+
+
+def test_smoke_config_runs_on_the_bundled_model(tmp_path):
+    from landscape_core.store import Store
+
+    store = Store.open(tmp_path)
+    spec = SweepSpec.from_yaml("configs/smoke.yaml")
+    summary = sweep.run(spec, store)
+    assert summary.computed == 3
+    frame = store.points_frame(summary.run_id)
+    assert frame.asr.notna().all()
+    # The unaligned base model complies with harmful requests at the origin.
+    assert frame.loc[frame.alpha == 0.0, "asr"].item() == 100.0
