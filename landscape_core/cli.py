@@ -35,8 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("\ninterrupted: finished points are kept; run the same command to resume",
-              file=sys.stderr)
+        print(
+            "\ninterrupted: finished points are kept; run the same command to resume",
+            file=sys.stderr,
+        )
         return 130
 
 
@@ -164,14 +166,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     prov = data["provenance"]
     print(f"run {data['run_id']}  {data['label']}")
     print(f"model {prov['model']['name']} ({prov['model']['device']}, {prov['model']['dtype']})")
-    print(f"prompts {prov['prompt_set']['name']} x{prov['prompt_set']['n_prompts']}, "
-          f"system prompt {data['spec']['system_prompt']['preset']}")
+    print(
+        f"prompts {prov['prompt_set']['name']} x{prov['prompt_set']['n_prompts']}, "
+        f"system prompt {data['spec']['system_prompt']['preset']}"
+    )
     if prov.get("cos_d1_d2") is not None:
         print(f"cos(d1, d2) = {prov['cos_d1_d2']:.2e}")
     print(f"{'alpha':>9} {'beta':>9} {'ASR %':>7}  status")
     for pt in data["points"]:
         asr = "-" if pt["asr"] is None else f"{pt['asr']:.1f}"
-        print(f"{pt['coords'][0]:>9.4f} {pt['coords'][1]:>9.4f} {asr:>7}  {pt['status'] or 'pending'}")
+        print(
+            f"{pt['coords'][0]:>9.4f} {pt['coords'][1]:>9.4f} {asr:>7}  {pt['status'] or 'pending'}"
+        )
     visage = data["visage"]
     print("VISAGE", "pending (run not complete)" if visage is None else f"{visage:.2f}")
     return 0

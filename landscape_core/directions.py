@@ -91,7 +91,7 @@ class TargetWeights:
         self._files = {}
         for path in sorted(root.glob("*.safetensors")):
             handle = safe_open(str(path), framework="pt", device="cpu")
-            for key in handle.keys():
+            for key in handle.keys():  # noqa: SIM118 - a safetensors handle, not a dict
                 self._files[key] = handle
         self.source = str(root)
 

@@ -62,7 +62,9 @@ def generate(
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=stops,
     )
-    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=add_special_tokens).input_ids]
+    lengths = [
+        len(ids) for ids in tokenizer(texts, add_special_tokens=add_special_tokens).input_ids
+    ]
     order = sorted(range(len(texts)), key=lambda i: -lengths[i])
     results: list[Generation | None] = [None] * len(texts)
     device = next(model.parameters()).device

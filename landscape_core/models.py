@@ -225,10 +225,10 @@ def _bnb_config(spec: ModelSpec, device: str) -> Any:
         raise UserError(
             f"{spec.quantization} loading needs CUDA (bitsandbytes); on CPU use quantization: none"
         )
-    try:
-        from transformers import BitsAndBytesConfig
-    except ImportError:  # pragma: no cover - depends on the install
+    if importlib.util.find_spec("bitsandbytes") is None:
         raise UserError("bitsandbytes is not installed: pip install -r requirements-cuda.txt")
+    from transformers import BitsAndBytesConfig
+
     if spec.quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True)

@@ -33,8 +33,10 @@ def snapshot(model: Any) -> dict[str, torch.Tensor]:
 
 
 class Perturber:
-    """Context manager: inside, ``set(alpha, beta)`` moves the weights; on exit they
-    return to the base exactly, after an error or a Ctrl-C too.
+    """Moves a model's weights inside a ``with`` block and restores them on exit.
+
+    Inside, ``set(alpha, beta)`` writes the weights; on exit they return to the base
+    exactly, after an error or a Ctrl-C too.
 
     ``directions.items()`` yields ``(name, d1, d2)`` float32 tensors. Names and shapes
     are checked against the model before any weight is touched.
@@ -83,4 +85,3 @@ class Perturber:
         for name, p in self.params.items():
             if not torch.isfinite(p).all():
                 raise NonFiniteError(f"non-finite weights in {name}")
-

@@ -77,7 +77,9 @@ def n_grid_points(spec: SweepSpec) -> int:
 
 def snake_grid(spec: SweepSpec) -> list[tuple[int, int, float, float]]:
     """(i, j, alpha, beta) in snake order: rows of beta, alpha reversing every row."""
-    alphas = [_round(a) for a in grid_coords(spec.grid[0].start, spec.grid[0].stop, spec.grid[0].num)]
+    alphas = [
+        _round(a) for a in grid_coords(spec.grid[0].start, spec.grid[0].stop, spec.grid[0].num)
+    ]
     betas = [0.0]
     if spec.ndim == 2:
         axis = spec.grid[1]
@@ -299,7 +301,7 @@ class _Engine:
     def _plan_memory(self) -> tuple[bool, Any]:
         import torch
 
-        from landscape_core.resources import GiB, HEADROOM, available_memory, estimate_memory
+        from landscape_core.resources import HEADROOM, GiB, available_memory, estimate_memory
 
         model, cfg = self.loaded.model, self.loaded.model.config
         heads = getattr(cfg, "num_attention_heads", 1)

@@ -39,7 +39,10 @@ def build_tiny_model(directory: Path, seed: int = 0) -> Path:
         CORPUS, vocab_size=320, min_frequency=1, special_tokens=["<|im_start|>", "<|im_end|>"]
     )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|im_end|>", bos_token="<|im_start|>"
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        bos_token="<|im_start|>",
     )
     tokenizer.chat_template = CHATML
     torch.manual_seed(seed)

@@ -50,7 +50,11 @@ def test_interpolation_defaults_to_no_normalisation():
 def test_interpolation_rejects_normalisation():
     with pytest.raises(UserError, match="remove `norm`"):
         SweepSpec.from_dict(
-            {"directions": [{"kind": "interpolation", "norm": "layer", "target": {"kind": "bundled"}}]}
+            {
+                "directions": [
+                    {"kind": "interpolation", "norm": "layer", "target": {"kind": "bundled"}}
+                ]
+            }
         )
 
 

@@ -40,7 +40,9 @@ def test_weights_after_a_sweep_equal_weights_before(tiny_spec, store, monkeypatc
         return loaded
 
     monkeypatch.setattr(models, "load_model", spy_load)
-    sweep.run(tiny_spec(directions=[{"seed": 1}, {"seed": 2}], grid=[{"num": 3}, {"num": 2}]), store)
+    sweep.run(
+        tiny_spec(directions=[{"seed": 1}, {"seed": 2}], grid=[{"num": 3}, {"num": 2}]), store
+    )
     after = dict(seen["model"].named_parameters())
     assert all(torch.equal(seen["before"][n], after[n]) for n in after)
 
