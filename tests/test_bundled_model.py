@@ -46,3 +46,11 @@ def test_smoke_config_runs_on_the_bundled_model(tmp_path):
     assert frame.asr.notna().all()
     # The unaligned base model complies with harmful requests at the origin.
     assert frame.loc[frame.alpha == 0.0, "asr"].item() == 100.0
+
+
+def test_gguf_kind_loads_the_wheels_file_directly(tmp_path):
+    from landscape_core.models import bundled_gguf
+
+    loaded = load_model(ModelSpec(kind="gguf", path=str(bundled_gguf())), tmp_path)
+    assert loaded.model.config.model_type == "llama"
+    assert getattr(loaded.model, "hf_quantizer", None) is None

@@ -162,3 +162,55 @@ def test_model_spec_for_local_dir_needs_safetensors(tmp_path):
 
     with pytest.raises(UserError, match="no \\*.safetensors"):
         model_dir(ModelSpec(kind="local", path=str(tmp_path)))
+
+
+def test_ctrl_c_keeps_finished_points_and_restores_weights(tiny_spec, store, monkeypatch):
+    seen = {}
+    real_load = models.load_model
+
+    def spy_load(spec, models_dir):
+        loaded = real_load(spec, models_dir)
+        seen["model"] = loaded.model
+        seen["before"] = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
+        return loaded
+
+    monkeypatch.setattr(models, "load_model", spy_load)
+    spec = tiny_spec(grid=[{"num": 5}])
+    run_id = sweep.plan(spec, store).run_id
+
+    def interrupt_after_first_point():
+        if len(store.pending(run_id)) == 4:  # raised inside the second point's batches
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(spec, store, should_stop=interrupt_after_first_point)
+    after = dict(seen["model"].named_parameters())
+    assert all(torch.equal(seen["before"][n], after[n]) for n in after)
+    assert len(store.pending(run_id)) == 4  # the finished point was kept
+    assert sweep.run(spec, store).computed == 4
+
+
+def test_interpolation_at_alpha_one_answers_like_the_target(tiny_spec, store, tiny_target_dir):
+    target = {"kind": "local", "path": str(tiny_target_dir)}
+    spec = tiny_spec(
+        directions=[{"kind": "interpolation", "target": target}],
+        grid=[{"start": 0.0, "stop": 1.0, "num": 2}],
+    )
+    summary = sweep.run(spec, store)
+    gens = store.generations_frame(summary.run_id)
+    at_target = gens[gens.alpha == 1.0].sort_values("prompt_index").text.tolist()
+    direct = sweep.run(tiny_spec(model=target, grid=[{"num": 1}]), store)
+    target_gens = store.generations_frame(direct.run_id).sort_values("prompt_index")
+    assert at_target == target_gens.text.tolist()
+
+
+def test_2d_interpolation_times_random_is_orthogonal(tiny_spec, store, tiny_target_dir):
+    target = {"kind": "local", "path": str(tiny_target_dir)}
+    spec = tiny_spec(
+        directions=[{"kind": "interpolation", "target": target}, {"kind": "random", "seed": 3}],
+        grid=[{"start": 0.0, "stop": 1.0, "num": 2}, {"num": 2}],
+    )
+    summary = sweep.run(spec, store)
+    assert summary.computed == 4
+    assert abs(store.run(summary.run_id)["provenance"]["cos_d1_d2"]) < 1e-6
