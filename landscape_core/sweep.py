@@ -162,6 +162,7 @@ def run(
     started = time.monotonic()
     p = plan(spec, store)
     check_grid_size(p, store)
+    judges = _judges(spec)  # an unknown judge fails here, before anything is stored
     summary = Summary(run_id=p.run_id, status="complete", total=n_grid_points(spec))
     stored_grid = store.grid(p.run_id)
     if stored_grid and not store.pending(p.run_id):
@@ -190,7 +191,6 @@ def run(
     store.create_run(p.run_id, spec.label, spec.to_dict(), provenance, grid)
     pending = store.pending(p.run_id)
     _report(on_progress, p.run_id, store, summary.total)
-    judges = _judges(spec)
     with engine.perturber() as perturber:
         for point in pending:
             if should_stop is not None and should_stop():

@@ -28,18 +28,24 @@ def test_origin_reproduces_unperturbed_generations(tiny_spec, store, tiny_model_
     assert at_origin.n_tokens.tolist() == [g.n_tokens for g in base]
 
 
-def test_weights_after_a_sweep_equal_weights_before(tiny_spec, store, monkeypatch):
-    """The live model is restored bit for bit at the end of the sweep."""
-    seen = {}
+@pytest.fixture
+def seen(monkeypatch):
+    """Records the model each sweep loads and its weights before the sweep."""
+    record = {}
     real_load = models.load_model
 
     def spy_load(spec, models_dir):
         loaded = real_load(spec, models_dir)
-        seen["model"] = loaded.model
-        seen["before"] = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
+        record["model"] = loaded.model
+        record["before"] = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
         return loaded
 
     monkeypatch.setattr(models, "load_model", spy_load)
+    return record
+
+
+def test_weights_after_a_sweep_equal_weights_before(tiny_spec, store, seen):
+    """The live model is restored bit for bit at the end of the sweep."""
     sweep.run(
         tiny_spec(directions=[{"seed": 1}, {"seed": 2}], grid=[{"num": 3}, {"num": 2}]), store
     )
@@ -164,17 +170,7 @@ def test_model_spec_for_local_dir_needs_safetensors(tmp_path):
         model_dir(ModelSpec(kind="local", path=str(tmp_path)))
 
 
-def test_ctrl_c_keeps_finished_points_and_restores_weights(tiny_spec, store, monkeypatch):
-    seen = {}
-    real_load = models.load_model
-
-    def spy_load(spec, models_dir):
-        loaded = real_load(spec, models_dir)
-        seen["model"] = loaded.model
-        seen["before"] = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
-        return loaded
-
-    monkeypatch.setattr(models, "load_model", spy_load)
+def test_ctrl_c_keeps_finished_points_and_restores_weights(tiny_spec, store, seen):
     spec = tiny_spec(grid=[{"num": 5}])
     run_id = sweep.plan(spec, store).run_id
 
@@ -214,3 +210,9 @@ def test_2d_interpolation_times_random_is_orthogonal(tiny_spec, store, tiny_targ
     summary = sweep.run(spec, store)
     assert summary.computed == 4
     assert abs(store.run(summary.run_id)["provenance"]["cos_d1_d2"]) < 1e-6
+
+
+def test_unknown_judge_is_refused_before_anything_is_stored(tiny_spec, store):
+    with pytest.raises(UserError, match="unknown judge"):
+        sweep.run(tiny_spec(judges=[{"name": "gpt-judge"}]), store)
+    assert store.runs_frame().empty
