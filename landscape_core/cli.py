@@ -56,6 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_sweep)
 
+    p = sub.add_parser("submit", parents=[common], help="queue a sweep for the worker")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("worker", parents=[common], help="run queued jobs in this process")
+    p.add_argument("--exit-when-idle", action="store_true", help="stop when the queue is empty")
+    p.set_defaults(func=cmd_worker)
+
     p = sub.add_parser("runs", parents=[common], help="list stored runs")
     p.set_defaults(func=cmd_runs)
 
@@ -113,6 +121,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for err in summary.errors:
         print(f"  failed: {err}")
     print(f"see it with: python -m landscape_core show {summary.run_id} --store {args.store}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from landscape_core.config import SweepSpec
+
+    spec = SweepSpec.from_yaml(args.config)
+    job_id = _store(args).submit(spec.to_dict(), spec.label)
+    print(f"queued job {job_id}; a worker runs it (python -m landscape_core worker)")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from landscape_core.worker import serve
+
+    if not serve(_store(args), exit_when_idle=args.exit_when_idle):
+        print("another worker already serves this store", file=sys.stderr)
     return 0
 
 

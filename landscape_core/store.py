@@ -9,6 +9,7 @@ between threads and processes.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -72,7 +73,43 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             mtime_ns INTEGER NOT NULL,
             sha256 TEXT NOT NULL)""",
     ),
+    (
+        """CREATE TABLE jobs (
+            job_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            label TEXT NOT NULL DEFAULT '',
+            spec_json TEXT NOT NULL,
+            run_id TEXT,
+            status TEXT NOT NULL
+                CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+            done INTEGER NOT NULL DEFAULT 0,
+            total INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            worker_pid INTEGER,
+            heartbeat REAL,
+            error TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            started REAL,
+            finished REAL)""",
+        """CREATE TABLE workers (
+            pid INTEGER PRIMARY KEY,
+            started REAL NOT NULL,
+            heartbeat REAL NOT NULL)""",
+    ),
 )
+HEARTBEAT_TIMEOUT = 15.0  # seconds without a heartbeat before a worker counts as dead
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process of this machine with ``pid`` exists (workers run locally)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -256,6 +293,114 @@ class Store:
                 (run_id,),
             ).fetchall()
         return [GridPoint(*row) for row in rows]
+
+    # --- jobs and workers ----------------------------------------------------------
+
+    def submit(self, spec: dict[str, Any], label: str = "") -> int:
+        """Queue a sweep spec (as a dict) for the worker; returns the job id."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO jobs (label, spec_json, status, created) VALUES (?, ?, 'queued', ?)",
+                (label, json.dumps(spec), time.time()),
+            )
+            return int(cur.lastrowid)
+
+    def claim_job(self, pid: int) -> dict[str, Any] | None:
+        """Atomically take the oldest queued job, or None; two workers never share one."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT job_id, spec_json FROM jobs WHERE status='queued' "
+                "AND cancel_requested=0 ORDER BY job_id LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            now = time.time()
+            conn.execute(
+                "UPDATE jobs SET status='running', worker_pid=?, heartbeat=?, started=?, "
+                "error='' WHERE job_id=?",
+                (pid, now, now, row[0]),
+            )
+        return {"job_id": row[0], "spec": json.loads(row[1])}
+
+    def update_job(self, job_id: int, **fields: Any) -> None:
+        """Set some of: run_id, done, total, heartbeat, status, error, finished."""
+        allowed = {"run_id", "done", "total", "heartbeat", "status", "error", "finished"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"cannot update job fields {sorted(unknown)}")
+        assignments = ", ".join(f"{name}=?" for name in fields)
+        with self._transaction() as conn:
+            conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE job_id=?", (*fields.values(), job_id)
+            )
+
+    def cancel_requested(self, job_id: int) -> bool:
+        with self._connect() as conn:
+            row = conn.execute("SELECT cancel_requested FROM jobs WHERE job_id=?", (job_id,))
+            return bool(row.fetchone()[0])
+
+    def cancel_job(self, job_id: int) -> None:
+        """A queued job is cancelled at once; a running one within one batch."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE jobs SET cancel_requested=1 WHERE job_id=?", (job_id,))
+            conn.execute(
+                "UPDATE jobs SET status='cancelled', finished=? WHERE job_id=? AND status='queued'",
+                (time.time(), job_id),
+            )
+
+    def resume_job(self, job_id: int) -> None:
+        """Queue an interrupted, failed or cancelled job again; finished points are kept."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET status='queued', cancel_requested=0, error='', finished=NULL, "
+                "worker_pid=NULL WHERE job_id=? AND status != 'done'",
+                (job_id,),
+            )
+
+    def jobs_frame(self) -> pd.DataFrame:
+        """All jobs, newest first. A running job whose heartbeat stopped shows
+        ``interrupted``: its worker died, and ``resume_job`` finishes it."""
+        with self._connect() as conn:
+            frame = pd.read_sql_query(
+                "SELECT job_id, label, run_id, status, done, total, cancel_requested, "
+                "worker_pid, heartbeat, error, created, started, finished "
+                "FROM jobs ORDER BY job_id DESC",
+                conn,
+            )
+        silent = frame.heartbeat.fillna(0) < time.time() - HEARTBEAT_TIMEOUT
+        dead = ~frame.worker_pid.map(lambda pid: pid_alive(None if pd.isna(pid) else pid))
+        frame.loc[(frame.status == "running") & (silent | dead), "status"] = "interrupted"
+        return frame
+
+    def register_worker(self, pid: int) -> bool:
+        """Record a worker; False if another live worker already serves this store."""
+        now = time.time()
+        with self._transaction() as conn:
+            for (other,) in conn.execute("SELECT pid FROM workers WHERE pid != ?", (pid,)):
+                if pid_alive(other):
+                    row = conn.execute("SELECT heartbeat FROM workers WHERE pid=?", (other,))
+                    if row.fetchone()[0] >= now - HEARTBEAT_TIMEOUT:
+                        return False
+                conn.execute("DELETE FROM workers WHERE pid=?", (other,))
+            conn.execute("INSERT OR REPLACE INTO workers VALUES (?, ?, ?)", (pid, now, now))
+        return True
+
+    def worker_heartbeat(self, pid: int) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE workers SET heartbeat=? WHERE pid=?", (time.time(), pid))
+
+    def unregister_worker(self, pid: int) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM workers WHERE pid=?", (pid,))
+
+    def live_worker(self) -> int | None:
+        """The pid of a worker that heartbeated recently, or None."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT pid FROM workers WHERE heartbeat >= ? ORDER BY heartbeat DESC",
+                (time.time() - HEARTBEAT_TIMEOUT,),
+            ).fetchall()
+        return next((int(pid) for (pid,) in rows if pid_alive(pid)), None)
 
     # --- points ----------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from landscape_core.errors import UserError
-from landscape_core.store import GridPoint, PointResult, Store
+from landscape_core.store import MIGRATIONS, GridPoint, PointResult, Store
 
 GRID = [GridPoint(0, 0, 0, -0.5, 0.0, "k0"), GridPoint(1, 1, 0, 0.5, 0.0, "k1")]
 
@@ -23,7 +23,7 @@ def test_store_uses_wal(store):
 def test_reopening_does_not_migrate_twice(store):
     Store.open(store.root)
     with sqlite3.connect(store.path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_newer_schema_is_refused(store):
