@@ -358,8 +358,11 @@ class Store:
             )
 
     def jobs_frame(self) -> pd.DataFrame:
-        """All jobs, newest first. A running job whose heartbeat stopped shows
-        ``interrupted``: its worker died, and ``resume_job`` finishes it."""
+        """All jobs, newest first, with dead workers' jobs shown as ``interrupted``.
+
+        A running job whose worker is gone or silent shows ``interrupted``;
+        ``resume_job`` queues it again and it finishes from its stored points.
+        """
         with self._connect() as conn:
             frame = pd.read_sql_query(
                 "SELECT job_id, label, run_id, status, done, total, cancel_requested, "
