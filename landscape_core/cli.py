@@ -150,40 +150,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def landscape(store: Any, run_id: str, judge: str) -> dict[str, Any]:
-    """The ``show --json`` object: run_id, spec, provenance, visage and points."""
-    import numpy as np
-
-    from landscape_core.metrics import visage, visage_2d
-
-    run = store.run(run_id)
-    frame = store.points_frame(run["run_id"], judge).sort_values(["j", "i"])
-    complete = bool(frame["asr"].notna().all())
-    value = None
-    if complete:
-        grid = frame.pivot(index="j", columns="i", values="asr").to_numpy()
-        value = visage(grid[0]) if grid.shape[0] == 1 else visage_2d(np.asarray(grid))
-    points = [
-        {
-            "coords": [row.alpha, row.beta],
-            "asr": None if np.isnan(row.asr) else float(row.asr),
-            "n_prompts": None if np.isnan(row.n_prompts) else int(row.n_prompts),
-            "status": row.status,
-        }
-        for row in frame.itertuples()
-    ]
-    return {
-        "run_id": run["run_id"],
-        "label": run["label"],
-        "judge": judge,
-        "spec": run["spec"],
-        "provenance": run["provenance"],
-        "visage": value,
-        "points": points,
-    }
-
-
 def cmd_show(args: argparse.Namespace) -> int:
+    from landscape_core.results import landscape
+
     data = landscape(_store(args), args.run, args.judge)
     if args.json:
         print(json.dumps(data, indent=2))

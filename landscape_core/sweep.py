@@ -8,7 +8,6 @@ generates nothing and an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import logging
-import math
 import platform
 import time
 from collections.abc import Callable
@@ -20,12 +19,12 @@ from landscape_core.config import SPEC_VERSION, SweepSpec, content_hash
 from landscape_core.datasets import PromptSet, load_prompts
 from landscape_core.errors import Cancelled, NonFiniteError, UserError
 from landscape_core.metrics import grid_coords
+from landscape_core.preflight import check_grid, n_grid_points
 from landscape_core.store import GridPoint, PointResult, Store
 
 log = logging.getLogger(__name__)
 
 COSINE_TOLERANCE = 1e-6  # |cos(d1, d2)| must be below this in 2D
-MAX_GRID_POINTS = 100_000  # ~2 weeks of CPU at the paper's settings
 COORD_DECIMALS = 9  # coordinates are rounded to 1e-9 for identity and for use
 
 
@@ -68,11 +67,6 @@ def plan(spec: SweepSpec, store: Store) -> Plan:
     fingerprint = content_hash({"files": files, "quantization": spec.model.quantization})
     run_id = content_hash({"v": SPEC_VERSION, "spec": spec.key_dict(), "model": fingerprint})
     return Plan(spec, run_id[:16], files, fingerprint, prompts)
-
-
-def n_grid_points(spec: SweepSpec) -> int:
-    """How many points the grid has, without building it."""
-    return math.prod(axis.num for axis in spec.grid)
 
 
 def snake_grid(spec: SweepSpec) -> list[tuple[int, int, float, float]]:
@@ -126,26 +120,6 @@ def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float) -> st
     )
 
 
-def check_grid_size(p: Plan, store: Store) -> None:
-    """A grid too large to hold or to store is refused before anything runs."""
-    from landscape_core.resources import GiB, estimate_store_bytes, free_disk
-
-    n_points = n_grid_points(p.spec)
-    if n_points > MAX_GRID_POINTS:
-        raise UserError(
-            f"this grid has {n_points:,} points, more than the {MAX_GRID_POINTS:,} a run may "
-            "hold: use fewer points per axis (the paper uses 21)"
-        )
-    need = estimate_store_bytes(n_points, len(p.prompts.prompts), p.spec.generation.max_new_tokens)
-    free = free_disk(store.root)
-    if need > free:
-        raise UserError(
-            f"this grid ({n_points} points x {len(p.prompts.prompts)} prompts x "
-            f"{p.spec.generation.max_new_tokens} tokens) could need {need / GiB:.1f} GiB of "
-            f"store but {free / GiB:.1f} GiB is free: use fewer points, prompts or tokens"
-        )
-
-
 def run(
     spec: SweepSpec,
     store: Store,
@@ -161,7 +135,7 @@ def run(
     """
     started = time.monotonic()
     p = plan(spec, store)
-    check_grid_size(p, store)
+    check_grid(spec, len(p.prompts.prompts), store.root)
     judges = _judges(spec)  # an unknown judge fails here, before anything is stored
     summary = Summary(run_id=p.run_id, status="complete", total=n_grid_points(spec))
     stored_grid = store.grid(p.run_id)

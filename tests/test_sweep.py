@@ -148,7 +148,7 @@ def test_grid_with_too_many_points_is_refused(tiny_spec, store):
 
 
 def test_grid_too_large_for_disk_is_refused(tiny_spec, store, monkeypatch):
-    monkeypatch.setattr("landscape_core.resources.free_disk", lambda path: 1000)
+    monkeypatch.setattr("landscape_core.preflight.free_disk", lambda path: 1000)
     spec = tiny_spec(grid=[{"num": 50}], generation={"max_new_tokens": 512})
     with pytest.raises(UserError, match="GiB is free"):
         sweep.run(spec, store)
