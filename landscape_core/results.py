@@ -84,8 +84,10 @@ def prompt_across_grid(gens: pd.DataFrame, prompt_index: int) -> pd.DataFrame:
 
 
 def flip_radius(across: pd.DataFrame) -> float | None:
-    """Smallest distance from the model at which the prompt's verdict differs from its
-    verdict at the origin (|alpha| in 1D); None if it never flips or the origin is absent.
+    """Smallest distance from the model at which a prompt's verdict flips.
+
+    The distance is |alpha| in 1D and sqrt(alpha^2 + beta^2) in 2D; the flip is against
+    the verdict at the origin. None if it never flips or the origin is absent.
     """
     origin = across[(across.alpha == 0.0) & (across.beta == 0.0)]
     if origin.empty or origin.refused.isna().all():
