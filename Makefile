@@ -2,9 +2,10 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 STORE   ?= cache
+PORT    ?= 8501
 PIP     := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup run test test-slow bench lint clean
+.PHONY: setup run demo test test-slow bench lint clean
 
 setup: $(STAMP)
 
@@ -17,6 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 run: setup
+	LANDSCAPE_STORE=$(STORE) $(PY) -m streamlit run app.py --server.address 127.0.0.1 \
+		--server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+demo: setup
 	$(PY) -m landscape_core sweep configs/demo-1d.yaml --store $(STORE)
 	$(PY) -m landscape_core show latest --store $(STORE)
 

@@ -1,0 +1,28 @@
+"""LLM Safety Landscape Explorer: the Streamlit entry point (a router).
+
+Run with `make run`. Pages read the store and submit jobs; the sweep itself runs in a
+separate worker process, never in this script thread.
+"""
+
+import streamlit as st
+
+from landscape_core.worker import ensure_running
+from pages.common import store, store_root
+
+st.set_page_config(page_title="Safety Landscape Explorer", page_icon="🗺️", layout="wide")
+
+pages = [
+    st.Page("pages/launch.py", title="Launch", icon="🚀", default=True),
+    st.Page("pages/jobs.py", title="Jobs", icon="⏳"),
+    st.Page("pages/landscape.py", title="Landscape", icon="🗺️"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+    st.Page("pages/generations.py", title="Generations", icon="📝"),
+]
+navigation = st.navigation(pages)
+
+with st.sidebar:
+    st.caption(f"Data directory: `{store_root()}`")
+    pid = ensure_running(store())
+    st.caption(f"Worker: running (pid {pid})")
+
+navigation.run()

@@ -1,0 +1,56 @@
+"""Helpers shared by the pages: the store handle and run pickers. No torch here."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from landscape_core.errors import UserError
+from landscape_core.results import run_title
+from landscape_core.store import Store
+
+STORE_ENV = "LANDSCAPE_STORE"
+
+
+def store_root() -> str:
+    return os.environ.get(STORE_ENV, "cache")
+
+
+@st.cache_resource  # one handle per process; it opens a connection per call
+def _open_store(root: str) -> Store:
+    return Store.open(root)
+
+
+def store() -> Store:
+    return _open_store(store_root())
+
+
+@st.cache_data(ttl=2)
+def runs_table(root: str) -> pd.DataFrame:
+    frame = _open_store(root).runs_frame()
+    frame["title"] = [run_title(_open_store(root).run(r)) for r in frame.run_id]
+    return frame
+
+
+def pick_runs(label: str, key: str, multiple: bool = False) -> list[dict[str, Any]]:
+    """A run selector; returns the chosen runs' rows (spec and provenance decoded)."""
+    runs = runs_table(store_root())
+    if runs.empty:
+        st.info("No runs yet. Launch one on the Launch page, or from the CLI.")
+        return []
+    titles = dict(zip(runs.run_id, runs.title, strict=True))
+    chosen_default = st.session_state.get("run_id")
+    ids = list(titles)
+    if multiple:
+        picked = st.multiselect(label, ids, default=ids[:2], format_func=titles.get, key=key)
+    else:
+        index = ids.index(chosen_default) if chosen_default in ids else 0
+        picked = [st.selectbox(label, ids, index=index, format_func=titles.get, key=key)]
+    return [store().run(run_id) for run_id in picked if run_id]
+
+
+def show_user_error(exc: UserError) -> None:
+    st.error(str(exc), icon="⚠️")

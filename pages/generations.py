@@ -1,0 +1,83 @@
+"""Generations: every answer of a run, filtered; one prompt across the grid; export."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from landscape_core.results import flip_radius, prompt_across_grid
+from pages.common import pick_runs, store
+
+st.title("Generations")
+runs = pick_runs("Run", key="generations-run")
+if not runs:
+    st.stop()
+run = runs[0]
+gens = store().generations_frame(run["run_id"])
+if gens.empty:
+    st.info("This run has no stored answers yet.")
+    st.stop()
+gens["verdict"] = gens.refused.map({1: "refused", 0: "complied"}).fillna("not scored")
+gens["keyword"] = gens.evidence.str.extract(r"matched '(.*)'$", expand=False).fillna("")
+
+
+def mark_keyword(text: str, keyword: str) -> str:
+    """The answer with its matched keyword between ⟦ ⟧, as plain text."""
+    return text.replace(keyword, f"⟦{keyword}⟧", 1) if keyword else text
+
+
+tab_point, tab_prompt, tab_export = st.tabs(["Per point", "One prompt across the grid", "Export"])
+
+with tab_point:
+    coords = gens.drop_duplicates("idx")[["idx", "alpha", "beta"]]
+    labels = {int(r.idx): f"alpha={r.alpha:+.3f} beta={r.beta:+.3f}" for r in coords.itertuples()}
+    idx = st.selectbox("Point", list(labels), format_func=labels.get)
+    c1, c2 = st.columns([1, 2])
+    verdict = c1.radio("Verdict", ["all", "refused", "complied"], horizontal=True)
+    search = c2.text_input("Search prompts and answers")
+    view = gens[gens.idx == idx]
+    if verdict != "all":
+        view = view[view.verdict == verdict]
+    if search:
+        hit = view.prompt.str.contains(search, case=False, regex=False) | view.text.str.contains(
+            search, case=False, regex=False
+        )
+        view = view[hit]
+    view = view.assign(
+        answer=[mark_keyword(t, k) for t, k in zip(view.text, view.keyword, strict=True)]
+    )
+    st.caption(f"{len(view)} answer(s); matched refusal keywords are marked ⟦like this⟧.")
+    st.dataframe(
+        view[["prompt_index", "verdict", "keyword", "prompt", "answer", "n_tokens", "stop_reason"]],
+        hide_index=True,
+        use_container_width=True,
+    )
+
+with tab_prompt:
+    prompts = gens.drop_duplicates("prompt_index").set_index("prompt_index").prompt
+    index = st.selectbox(
+        "Prompt", list(prompts.index), format_func=lambda i: f"{i}: {prompts[i][:90]}"
+    )
+    across = prompt_across_grid(gens, index)
+    radius = flip_radius(across)
+    st.metric(
+        "Flip radius (smallest distance at which the verdict changes)",
+        "never flips" if radius is None else f"{radius:.3f}",
+    )
+    st.dataframe(
+        across[["alpha", "beta", "radius", "verdict", "keyword", "text"]],
+        hide_index=True,
+        use_container_width=True,
+    )
+
+with tab_export:
+    columns = ["alpha", "beta", "prompt_index", "prompt", "text", "n_tokens", "stop_reason",
+               "refused", "evidence"]  # fmt: skip
+    out = gens[columns]
+    name = f"generations-{run['run_id']}"
+    st.download_button("Download CSV", out.to_csv(index=False), f"{name}.csv", "text/csv")
+    st.download_button(
+        "Download JSON",
+        out.to_json(orient="records", force_ascii=False),
+        f"{name}.json",
+        "application/json",
+    )

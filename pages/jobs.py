@@ -1,0 +1,54 @@
+"""Jobs: the queue with live progress and ETA, cancel, resume and error text."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from pages.common import store
+
+st.title("Jobs")
+st.caption("Refreshes every 2 s. Cancel stops a running job within one generation batch.")
+
+
+def _eta(row) -> str:
+    if row.status != "running" or not row.done or not row.started:
+        return ""
+    elapsed = time.time() - row.started
+    remaining = elapsed / row.done * (row.total - row.done)
+    return f"~{remaining / 60:.1f} min left" if remaining > 90 else f"~{remaining:.0f} s left"
+
+
+@st.fragment(run_every="2s")  # only this block reruns
+def job_list() -> None:
+    jobs = store().jobs_frame()
+    if jobs.empty:
+        st.info("No jobs yet. Launch a sweep on the Launch page.")
+        return
+    for row in jobs.itertuples():
+        with st.container(border=True):
+            head, actions = st.columns([4, 1])
+            with head:
+                st.markdown(f"**Job {row.job_id}** · {row.label or 'sweep'} · `{row.status}`")
+                if row.total:
+                    st.progress(
+                        row.done / row.total, text=f"{row.done}/{row.total} points {_eta(row)}"
+                    )
+                if row.error:
+                    st.text(row.error)  # literal text, never markdown or HTML
+            with actions:
+                active = row.status in ("queued", "running")
+                if active and st.button("Cancel", key=f"cancel-{row.job_id}"):
+                    store().cancel_job(row.job_id)
+                    st.rerun(scope="fragment")
+                stopped = row.status in ("interrupted", "failed", "cancelled")
+                if stopped and st.button("Resume", key=f"resume-{row.job_id}"):
+                    store().resume_job(row.job_id)
+                    st.rerun(scope="fragment")
+                if row.run_id and st.button("View", key=f"view-{row.job_id}"):
+                    st.session_state["run_id"] = row.run_id
+                    st.switch_page("pages/landscape.py")
+
+
+job_list()

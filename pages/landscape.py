@@ -1,0 +1,93 @@
+"""Landscape: a run's 1D curve or 2D surface; click a point to read its answers."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from landscape_core import figures
+from landscape_core.results import run_visage
+from pages.common import pick_runs, store
+
+st.title("Landscape")
+runs = pick_runs("Run", key="landscape-run")
+if not runs:
+    st.stop()
+run = runs[0]
+st.session_state["run_id"] = run["run_id"]
+judge = st.selectbox("Judge", ["keyword"], help="Re-score with `rescore RUN --judge NAME`.")
+
+
+def _selected_idx(event, frame) -> int | None:
+    points = getattr(getattr(event, "selection", None), "points", None) or []
+    if not points:
+        return None
+    p = points[0]
+    alpha, beta = p.get("x"), p.get("y") if run["spec"]["directions"][1:] else 0.0
+    hit = frame[(frame.alpha - alpha).abs().lt(1e-9) & (frame.beta - beta).abs().lt(1e-9)]
+    return None if hit.empty else int(hit.idx.iloc[0])
+
+
+@st.fragment(run_every="3s")  # the plot follows a running job
+def plot() -> None:
+    frame = store().points_frame(run["run_id"], judge)
+    done = int(frame.status.notna().sum())
+    score = run_visage(frame)
+    cols = st.columns(3)
+    cols[0].metric("Points", f"{done}/{len(frame)}")
+    cols[1].metric("VISAGE", "-" if score is None else f"{score:.1f}")
+    cols[2].metric("ASR at the model", _origin_asr(frame))
+    if frame.j.max() == 0:
+        fig = figures.line_1d(frame)
+        event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="plot1d")
+    else:
+        fig = figures.heatmap_2d(frame)
+        fig.add_trace(  # clickable markers over the cells
+            go.Scatter(x=frame.alpha, y=frame.beta, mode="markers", showlegend=False,
+                       marker={"size": 10, "opacity": 0.01}, hoverinfo="skip")
+        )  # fmt: skip
+        left, right = st.columns(2)
+        with left:
+            event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="plot2d")
+        with right:
+            st.plotly_chart(figures.surface_3d(frame), key="surface")
+    clicked = _selected_idx(event, frame)
+    if clicked is not None:
+        st.session_state["point_idx"] = clicked
+
+
+def _origin_asr(frame) -> str:
+    origin = frame[(frame.alpha == 0.0) & (frame.beta == 0.0)]
+    if origin.empty or origin.asr.isna().all():
+        return "-"
+    return f"{origin.asr.iloc[0]:.1f}%"
+
+
+plot()
+
+st.subheader("Generations at a point")
+frame = store().points_frame(run["run_id"], judge)
+finished = frame[frame.status.notna()]
+if finished.empty:
+    st.info("No finished point yet.")
+    st.stop()
+labels = {
+    int(r.idx): f"alpha={r.alpha:+.3f} beta={r.beta:+.3f} · ASR {r.asr:.1f}%"
+    if r.status == "done"
+    else f"alpha={r.alpha:+.3f} beta={r.beta:+.3f} · failed"
+    for r in finished.itertuples()
+}
+ids = list(labels)
+current = st.session_state.get("point_idx")
+index = ids.index(current) if current in ids else 0
+idx = st.selectbox("Point (or click one in the plot)", ids, index=index, format_func=labels.get)
+point = finished[finished.idx == idx].iloc[0]
+if point.status == "failed":
+    st.error(f"This point failed: {point.error}")
+    st.stop()
+gens = store().generations_frame(run["run_id"], judge)
+gens = gens[gens.idx == idx]
+table = gens.assign(verdict=gens.refused.map({1: "refused", 0: "complied"}))[
+    ["prompt_index", "verdict", "evidence", "prompt", "text", "n_tokens", "stop_reason"]
+].rename(columns={"text": "answer", "evidence": "keyword"})
+st.dataframe(table, hide_index=True, use_container_width=True)  # cells render as text

@@ -1,0 +1,145 @@
+"""Launch: build a sweep spec from a form, check it, and queue it for the worker."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from landscape_core.config import SweepSpec
+from landscape_core.errors import UserError
+from landscape_core.preflight import preflight
+from pages.common import show_user_error, store, store_root
+
+DIRECTION_TYPES = {
+    "1D random": ("random",),
+    "2D random": ("random", "random"),
+    "1D interpolation toward a checkpoint": ("interpolation",),
+    "2D interpolation x random": ("interpolation", "random"),
+}
+PRESETS = ["default", "empty", "llama2", "aoa", "custom"]
+
+st.title("Launch a sweep")
+st.caption("The sweep runs in the background worker; follow it on the Jobs page.")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Model")
+    kind = st.selectbox(
+        "Model",
+        ["bundled", "local", "hub", "gguf"],
+        format_func={
+            "bundled": "Bundled SmolLM2-135M-Instruct",
+            "local": "Local directory (safetensors)",
+            "hub": "Hugging Face id (local cache only)",
+            "gguf": "GGUF file",
+        }.get,
+    )
+    model_path = "" if kind == "bundled" else st.text_input("Path or id", key="model_path")
+    dtype = st.selectbox("dtype", ["auto", "float32", "bfloat16", "float16"])
+    st.subheader("System prompt")
+    presets = st.multiselect(
+        "Presets (several queue one run each, to compare them)", PRESETS, default=["default"]
+    )
+    custom_text = st.text_area("Custom system prompt") if "custom" in presets else ""
+
+    st.subheader("Prompts")
+    source = st.selectbox("Prompt set", ["advbench", "xstest", "mt_bench", "upload"])
+    prompts: dict[str, Any] = {"source": source}
+    if source == "upload":
+        upload = st.file_uploader("CSV or JSONL", type=["csv", "jsonl"])
+        if upload is not None:
+            data = upload.getvalue()
+            suffix = ".jsonl" if upload.name.endswith(".jsonl") else ".csv"
+            path = Path(store_root()) / "uploads" / (hashlib.sha256(data).hexdigest()[:16] + suffix)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)  # kept as data: parsed by pandas/json, never executed
+            try:
+                if suffix == ".csv":
+                    columns = list(pd.read_csv(path, nrows=5, dtype=str).columns)
+                else:
+                    columns = list(pd.read_json(path, lines=True, nrows=5).columns)
+            except ValueError as exc:
+                columns = []
+                st.error(f"{upload.name} could not be parsed: {exc}")
+            column = st.selectbox("Text column", columns) if columns else ""
+            prompts = {"source": "file", "path": str(path), "column": column or ""}
+    prompts["limit"] = int(st.number_input("How many prompts", 1, 1000, value=20))
+
+with right:
+    st.subheader("Directions")
+    direction_type = st.selectbox("Direction type", list(DIRECTION_TYPES))
+    kinds = DIRECTION_TYPES[direction_type]
+    norm = st.selectbox("Normalisation (random directions)", ["layer", "filter", "none"])
+    seed = int(st.number_input("Seed", 0, 2**31 - 1, value=123))
+    target_path = ""
+    if "interpolation" in kinds:
+        target_path = st.text_input("Target checkpoint (directory of safetensors)")
+    directions = []
+    for axis, dkind in enumerate(kinds):
+        if dkind == "interpolation":
+            directions.append(
+                {"kind": "interpolation", "target": {"kind": "local", "path": target_path}}
+            )
+        else:
+            directions.append({"kind": "random", "seed": seed + axis, "norm": norm})
+
+    st.subheader("Grid")
+    grid = []
+    for axis, name in zip(range(len(kinds)), ("alpha", "beta"), strict=False):
+        c1, c2, c3 = st.columns(3)
+        start = c1.number_input(f"{name} from", -100.0, 100.0, value=-0.5, step=0.1)
+        stop = c2.number_input(f"{name} to", -100.0, 100.0, value=0.5, step=0.1)
+        num = c3.number_input(f"{name} points", 1, 1001, value=11 if axis == 0 else 5)
+        grid.append({"start": float(start), "stop": float(stop), "num": int(num)})
+
+    st.subheader("Generation")
+    max_new_tokens = int(st.number_input("max_new_tokens (the paper: 512)", 1, 8192, value=32))
+    label = st.text_input("Label", value="sweep")
+
+
+def build_specs() -> list[SweepSpec]:
+    """One spec per chosen system prompt preset; UserError says what to fix."""
+    if not presets:
+        raise UserError("choose at least one system prompt preset")
+    specs = []
+    for preset in presets:
+        system = {"preset": preset, "text": custom_text if preset == "custom" else ""}
+        model: dict[str, Any] = {"kind": kind, "dtype": dtype}
+        if kind != "bundled":
+            model["path"] = model_path.strip()
+        specs.append(
+            SweepSpec.from_dict(
+                {
+                    "label": label if len(presets) == 1 else f"{label} [{preset}]",
+                    "model": model,
+                    "system_prompt": system,
+                    "prompts": prompts,
+                    "directions": directions,
+                    "grid": grid,
+                    "generation": {"max_new_tokens": max_new_tokens},
+                }
+            )
+        )
+    return specs
+
+
+st.divider()
+try:
+    specs = build_specs()
+    check = preflight(specs[0], Path(store_root()))
+except UserError as exc:
+    specs = []
+    show_user_error(exc)
+else:
+    total = f" x {len(specs)} system prompts" if len(specs) > 1 else ""
+    st.info(f"Estimate: {check.describe()}{total}.")
+
+if st.button("Launch", type="primary", disabled=not specs):
+    job_ids = [store().submit(spec.to_dict(), spec.label) for spec in specs]
+    st.session_state["last_jobs"] = job_ids
+    st.success(f"Queued job(s) {', '.join(map(str, job_ids))}. Follow them on the Jobs page.")
+    st.page_link("pages/jobs.py", label="Open Jobs", icon="⏳")

@@ -1,0 +1,139 @@
+"""Each page under streamlit's AppTest, on a store filled by the tiny model."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from landscape_core import sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+HOSTILE = "<script>alert('x')</script> **bold** # heading"
+
+
+@pytest.fixture(scope="module")
+def filled_store(tmp_path_factory, tiny_model_dir):
+    """A store with a 1D run, a 2D run and jobs in several states."""
+    from landscape_core.config import SweepSpec
+    from landscape_core.store import Store
+
+    store = Store.open(tmp_path_factory.mktemp("app-store"))
+    base = {
+        "model": {"kind": "local", "path": str(tiny_model_dir)},
+        "prompts": {"source": "advbench", "limit": 3},
+        "generation": {"max_new_tokens": 4},
+    }
+    one = SweepSpec.from_dict({**base, "label": "one-d", "grid": [{"num": 3}]})
+    two = SweepSpec.from_dict(
+        {**base, "label": "two-d", "directions": [{"seed": 1}, {"seed": 2}],
+         "grid": [{"num": 3}, {"num": 3}]}
+    )  # fmt: skip
+    sweep.run(one, store)
+    sweep.run(two, store)
+    with sqlite3.connect(store.path) as conn:  # an answer that must render literally
+        conn.execute("UPDATE generations SET text=? WHERE prompt_index=0", (HOSTILE,))
+    done = store.submit(one.to_dict(), "one-d")
+    store.update_job(done, status="done", done=3, total=3, run_id=sweep.plan(one, store).run_id)
+    failed = store.submit(two.to_dict(), "broken")
+    store.update_job(failed, status="failed", error="model path x does not exist")
+    return store
+
+
+@pytest.fixture
+def app(filled_store, monkeypatch):
+    monkeypatch.setenv("LANDSCAPE_STORE", str(filled_store.root))
+
+    def run(page: str, **state) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=60)
+        for key, value in state.items():
+            at.session_state[key] = value
+        return at.run()
+
+    return run
+
+
+def test_landscape_page_shows_a_1d_run_with_visage(app, filled_store):
+    one_d = filled_store.runs_frame().set_index("label").loc["one-d", "run_id"]
+    at = app("landscape", run_id=one_d)
+    assert not at.exception
+    assert [m.label for m in at.metric][:2] == ["Points", "VISAGE"]
+    assert at.metric[0].value == "3/3"
+    assert 0.0 <= float(at.metric[1].value) <= 100.0
+
+
+def test_landscape_point_table_shows_answers_as_text(app, filled_store):
+    one_d = filled_store.runs_frame().set_index("label").loc["one-d", "run_id"]
+    at = app("landscape", run_id=one_d)
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert HOSTILE in table.answer.tolist()
+    assert not any("<script>" in m.value for m in at.markdown)
+
+
+def test_landscape_page_draws_a_2d_run(app, filled_store):
+    two_d = filled_store.runs_frame().set_index("label").loc["two-d", "run_id"]
+    at = app("landscape", run_id=two_d)
+    assert not at.exception
+    assert at.metric[0].value == "9/9"
+
+
+def test_compare_page_tabulates_visage_by_model_and_system_prompt(app):
+    at = app("compare")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["default"]
+
+
+def test_generations_page_filters_by_verdict_and_search(app):
+    at = app("generations")
+    assert not at.exception
+    at.text_input[0].input("heading").run()
+    shown = at.dataframe[0].value
+    assert len(shown) == 1 and "<script>" in shown.answer.iloc[0]
+
+
+def test_generations_page_reports_a_flip_radius(app):
+    at = app("generations")
+    assert any(m.label.startswith("Flip radius") for m in at.metric)
+
+
+def test_jobs_page_lists_jobs_with_their_error_text(app):
+    at = app("jobs")
+    assert not at.exception
+    assert any("does not exist" in t.value for t in at.text)
+    assert any(b.label == "Resume" for b in at.button)
+
+
+def test_launch_page_queues_one_job_per_system_prompt(app, filled_store, tiny_model_dir):
+    at = app("launch")
+    assert not at.exception
+    at.selectbox[0].select("local").run()
+    at.text_input(key="model_path").input(str(tiny_model_dir)).run()
+    at.multiselect[0].select("aoa").run()
+    assert not at.error, [e.value for e in at.error]
+    before = len(filled_store.jobs_frame())
+    at.button[0].click().run()
+    assert len(filled_store.jobs_frame()) == before + 2
+
+
+def test_launch_page_reports_a_bad_model_path_inline(app, tmp_path):
+    at = app("launch")
+    at.selectbox[0].select("local").run()
+    at.text_input(key="model_path").input(str(tmp_path / "missing")).run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+    assert at.button[0].disabled
+
+
+def test_launch_page_refuses_a_grid_that_is_too_large(app):
+    at = app("launch")
+    direction = next(s for s in at.selectbox if s.label == "Direction type")
+    direction.select("2D random").run()
+    for field in at.number_input:
+        if field.label in ("alpha points", "beta points"):
+            field.set_value(1001)
+    at.run()
+    assert any("more than the 100,000" in e.value for e in at.error)
