@@ -52,8 +52,9 @@ def plot() -> None:
         with right:
             st.plotly_chart(figures.surface_3d(frame), key="surface")
     clicked = _selected_idx(event, frame)
-    if clicked is not None:
+    if clicked is not None and clicked != st.session_state.get("point_idx"):
         st.session_state["point_idx"] = clicked
+        st.rerun(scope="app")  # the drill-down below lives outside this fragment
 
 
 def _origin_asr(frame) -> str:
@@ -81,6 +82,7 @@ ids = list(labels)
 current = st.session_state.get("point_idx")
 index = ids.index(current) if current in ids else 0
 idx = st.selectbox("Point (or click one in the plot)", ids, index=index, format_func=labels.get)
+st.session_state["point_idx"] = idx
 point = finished[finished.idx == idx].iloc[0]
 if point.status == "failed":
     st.error(f"This point failed: {point.error}")

@@ -29,7 +29,7 @@ left, right = st.columns(2)
 with left:
     st.subheader("Model")
     kind = st.selectbox(
-        "Model",
+        "Model source",
         ["bundled", "local", "hub", "gguf"],
         format_func={
             "bundled": "Bundled SmolLM2-135M-Instruct",

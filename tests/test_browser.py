@@ -1,0 +1,143 @@
+"""The app in a real Chromium: launch from the form, watch the job, drill in, compare.
+
+Needs Debian's chromium (`.ci/run` installs it); skipped where it is missing.
+Screenshots go to $SCREENSHOT_DIR (default: the test's tmp dir).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`make run`'s server on a free port and a temporary store; its log on failure."""
+    from landscape_core.store import Store, pid_alive
+
+    port, store_dir, log = _free_port(), tmp_path / "store", tmp_path / "server.log"
+    env = {**os.environ, "LANDSCAPE_STORE": str(store_dir)}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true",
+           "--browser.gatherUsageStats", "false"]  # fmt: skip
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.3)
+    yield url, Store.open(store_dir)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=20)
+    worker = Store.open(store_dir).live_worker()
+    if worker is not None and pid_alive(worker):
+        os.kill(worker, signal.SIGTERM)
+    print(log.read_text()[-3000:])
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def _shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _select(page, label: str, option: str) -> None:
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def _fill(page, label: str, value: str) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(value)
+    field.press("Enter")
+
+
+def test_launch_watch_drill_down_and_compare(server, page, tiny_model_dir, tmp_path):
+    from playwright.sync_api import expect
+
+    url, store = server
+    shots = _shots(tmp_path)
+    page.goto(url)
+    page.get_by_text("Launch a sweep").wait_for()
+
+    _select(page, "Model source", "Local directory (safetensors)")
+    _fill(page, "Path or id", str(tiny_model_dir))
+    page.get_by_label("Presets (several queue one run each, to compare them)").click()
+    page.get_by_role("option", name="aoa", exact=True).click()
+    page.keyboard.press("Escape")
+    _fill(page, "How many prompts", "3")
+    _fill(page, "alpha points", "5")
+    _fill(page, "max_new_tokens (the paper: 512)", "4")
+    page.get_by_text("Estimate:").wait_for()
+    page.screenshot(path=shots / "launch.png", full_page=True)
+    page.get_by_role("button", name="Launch").click()
+    page.get_by_text("Queued job(s)").wait_for()
+
+    page.get_by_role("link", name="Jobs").first.click()
+    deadline = time.monotonic() + 180
+    while set(store.jobs_frame().status) != {"done"}:
+        assert time.monotonic() < deadline, store.jobs_frame().to_string()
+        time.sleep(0.5)
+    page.get_by_text("5/5 points").first.wait_for()
+    page.screenshot(path=shots / "jobs.png", full_page=True)
+
+    page.get_by_role("link", name="Landscape").first.click()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.get_by_text("VISAGE").first.wait_for()
+    points = page.locator(".js-plotly-plot .scatterlayer .point")
+    box = points.nth(4).bounding_box()  # the point at alpha = +0.5
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.get_by_label("Point (or click one in the plot)")).to_have_value(
+        re.compile(r"^alpha=\+0\.500 ")
+    )
+    page.locator("[data-testid='stDataFrame']").first.wait_for()
+    page.screenshot(path=shots / "landscape.png", full_page=True)
+
+    page.get_by_role("link", name="Compare").first.click()
+    page.get_by_text("VISAGE (rows: models, columns: system prompts)").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.screenshot(path=shots / "compare.png", full_page=True)
+    assert len(store.runs_frame()) == 2
