@@ -49,7 +49,7 @@ with tab_point:
     st.dataframe(
         view[["prompt_index", "verdict", "keyword", "prompt", "answer", "n_tokens", "stop_reason"]],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )
 
 with tab_prompt:
@@ -66,7 +66,7 @@ with tab_prompt:
     st.dataframe(
         across[["alpha", "beta", "radius", "verdict", "keyword", "text"]],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )
 
 with tab_export:

@@ -92,4 +92,4 @@ gens = gens[gens.idx == idx]
 table = gens.assign(verdict=gens.refused.map({1: "refused", 0: "complied"}))[
     ["prompt_index", "verdict", "evidence", "prompt", "text", "n_tokens", "stop_reason"]
 ].rename(columns={"text": "answer", "evidence": "keyword"})
-st.dataframe(table, hide_index=True, use_container_width=True)  # cells render as text
+st.dataframe(table, hide_index=True, width="stretch")  # cells render as text
