@@ -31,6 +31,8 @@ MAX_GRID_POINTS = 100_000  # ~2 weeks of CPU at the paper's settings
 CPU_TOKENS_PER_S_135M = 115.0
 REFERENCE_PARAMS = 135e6
 CUDA_SPEEDUP = 20.0  # a rough factor for a datacentre GPU over 2 CPU cores
+LOAD_S = 10.0  # worker start and model load (the bundled model's first conversion adds ~20 s)
+POINT_OVERHEAD_S = 1.0  # setting the weights and rebuilding directions, per point
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Prefligh
     if n_params:
         rate = CPU_TOKENS_PER_S_135M * REFERENCE_PARAMS / n_params * (CUDA_SPEEDUP if cuda else 1)
         tokens = n_grid_points(spec) * n_prompts * spec.generation.max_new_tokens
-        seconds = tokens / rate
+        seconds = LOAD_S + n_grid_points(spec) * POINT_OVERHEAD_S + tokens / rate
     return Preflight(n_grid_points(spec), n_prompts, n_params, memory, seconds)
 
 
