@@ -12,11 +12,11 @@ from pages.common import store, store_root
 st.set_page_config(page_title="Safety Landscape Explorer", page_icon="🗺️", layout="wide")
 
 pages = [
-    st.Page("pages/launch.py", title="Launch", icon="🚀", default=True),
-    st.Page("pages/jobs.py", title="Jobs", icon="⏳"),
-    st.Page("pages/landscape.py", title="Landscape", icon="🗺️"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
-    st.Page("pages/generations.py", title="Generations", icon="📝"),
+    st.Page("pages/launch_page.py", url_path="launch", title="Launch", icon="🚀", default=True),
+    st.Page("pages/jobs_page.py", url_path="jobs", title="Jobs", icon="⏳"),
+    st.Page("pages/landscape_page.py", url_path="landscape", title="Landscape", icon="🗺️"),
+    st.Page("pages/compare_page.py", url_path="compare", title="Compare", icon="⚖️"),
+    st.Page("pages/generations_page.py", url_path="generations", title="Generations", icon="📝"),
 ]
 navigation = st.navigation(pages)
 

@@ -74,6 +74,7 @@ def heatmap_2d(points: pd.DataFrame) -> go.Figure:
         go.Contour(
             x=alphas, y=betas, z=grid, showscale=False, contours_coloring="none",
             line={"color": "black", "width": 1}, contours={"showlabels": True}, hoverinfo="skip",
+            showlegend=False,
         )
     )  # fmt: skip
     mask = basin_mask(points)

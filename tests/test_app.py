@@ -47,7 +47,7 @@ def app(filled_store, monkeypatch):
     monkeypatch.setenv("LANDSCAPE_STORE", str(filled_store.root))
 
     def run(page: str, **state) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=60)
+        at = AppTest.from_file(str(ROOT / "pages" / f"{page}_page.py"), default_timeout=60)
         for key, value in state.items():
             at.session_state[key] = value
         return at.run()

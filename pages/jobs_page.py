@@ -48,7 +48,7 @@ def job_list() -> None:
                     st.rerun(scope="fragment")
                 if row.run_id and st.button("View", key=f"view-{row.job_id}"):
                     st.session_state["run_id"] = row.run_id
-                    st.switch_page("pages/landscape.py")
+                    st.switch_page("pages/landscape_page.py")
 
 
 job_list()

@@ -142,4 +142,4 @@ if st.button("Launch", type="primary", disabled=not specs):
     job_ids = [store().submit(spec.to_dict(), spec.label) for spec in specs]
     st.session_state["last_jobs"] = job_ids
     st.success(f"Queued job(s) {', '.join(map(str, job_ids))}. Follow them on the Jobs page.")
-    st.page_link("pages/jobs.py", label="Open Jobs", icon="⏳")
+    st.page_link("pages/jobs_page.py", label="Open Jobs", icon="⏳")

@@ -28,7 +28,6 @@ def _selected_idx(event, frame) -> int | None:
     return None if hit.empty else int(hit.idx.iloc[0])
 
 
-@st.fragment(run_every="3s")  # the plot follows a running job
 def plot() -> None:
     frame = store().points_frame(run["run_id"], judge)
     done = int(frame.status.notna().sum())
@@ -64,7 +63,8 @@ def _origin_asr(frame) -> str:
     return f"{origin.asr.iloc[0]:.1f}%"
 
 
-plot()
+unfinished = store().points_frame(run["run_id"], judge).status.isna().any()
+st.fragment(plot, run_every="3s" if unfinished else None)()  # follows a running job
 
 st.subheader("Generations at a point")
 frame = store().points_frame(run["run_id"], judge)
