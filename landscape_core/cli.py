@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", parents=[common], help="run queued jobs in this process")
     p.add_argument("--exit-when-idle", action="store_true", help="stop when the queue is empty")
+    p.add_argument("--idle-timeout", type=float, help="stop after this many idle seconds")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("runs", parents=[common], help="list stored runs")
@@ -136,7 +137,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from landscape_core.worker import serve
 
-    if not serve(_store(args), exit_when_idle=args.exit_when_idle):
+    if not serve(_store(args), exit_when_idle=args.exit_when_idle, idle_timeout=args.idle_timeout):
         print("another worker already serves this store", file=sys.stderr)
     return 0
 

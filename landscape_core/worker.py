@@ -24,14 +24,18 @@ from landscape_core.store import Store
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 2.0
+APP_WORKER_IDLE_S = 600.0  # a worker the app starts exits after 10 idle minutes
 POLL_S = 1.0
 LOG_NAME = "worker.log"
 
 
-def serve(store: Store, *, exit_when_idle: bool = False) -> bool:
-    """Run queued jobs until stopped (or until none is left, with ``exit_when_idle``).
+def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | None = None) -> bool:
+    """Run queued jobs until stopped.
 
-    Returns False at once if another live worker already serves this store.
+    With ``exit_when_idle`` it returns once the queue is empty; with ``idle_timeout``
+    once the queue has been empty that many seconds (the app's workers use this, so
+    none outlives the app for long). Returns False at once if another live worker
+    already serves this store.
     """
     pid = os.getpid()
     if not store.register_worker(pid):
@@ -41,17 +45,20 @@ def serve(store: Store, *, exit_when_idle: bool = False) -> bool:
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, pid, current, stop), daemon=True)
     beat.start()
+    idle_since = time.monotonic()
     try:
         while True:
             job = store.claim_job(pid)
             if job is None:
-                if exit_when_idle:
+                idle = time.monotonic() - idle_since
+                if exit_when_idle or (idle_timeout is not None and idle >= idle_timeout):
                     return True
                 time.sleep(POLL_S)
                 continue
             current["job_id"] = job["job_id"]
             run_job(store, job)
             current.clear()
+            idle_since = time.monotonic()
     finally:
         stop.set()
         store.unregister_worker(pid)
@@ -102,7 +109,16 @@ def spawn(store: Store) -> int:
     log_path = Path(store.root) / LOG_NAME
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "landscape_core", "worker", "--store", str(store.root)],
+            [
+                sys.executable,
+                "-m",
+                "landscape_core",
+                "worker",
+                "--store",
+                str(store.root),
+                "--idle-timeout",
+                str(APP_WORKER_IDLE_S),
+            ],  # fmt: skip
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

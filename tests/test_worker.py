@@ -89,3 +89,10 @@ def test_killed_worker_shows_interrupted_and_resume_completes(store, tiny_spec):
     frame = store.points_frame(job().run_id)
     assert len(frame) == n_points and frame.status.eq("done").all()
     assert len(store.generations_frame(job().run_id)) == n_points * 3
+
+
+def test_worker_with_an_idle_timeout_exits_when_the_queue_stays_empty(store):
+    started = time.monotonic()
+    assert serve(store, idle_timeout=0.5)
+    assert time.monotonic() - started < 10
+    assert store.live_worker() is None
