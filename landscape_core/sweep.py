@@ -60,13 +60,13 @@ class Summary:
 
 def plan(spec: SweepSpec, store: Store) -> Plan:
     """Load the prompts and fingerprint the model files: cheap, and no torch needed."""
-    from landscape_core.models import identity_files
+    from landscape_core.models import fingerprint, model_files
 
     prompts = load_prompts(spec.prompts)
-    files = {p.name: store.file_digest(p) for p in identity_files(spec.model)}
-    fingerprint = content_hash({"files": files, "quantization": spec.model.quantization})
-    run_id = content_hash({"v": SPEC_VERSION, "spec": spec.key_dict(), "model": fingerprint})
-    return Plan(spec, run_id[:16], files, fingerprint, prompts)
+    files = model_files(spec.model, store.file_digest)
+    model_hash = fingerprint(spec.model, files)
+    run_id = content_hash({"v": SPEC_VERSION, "spec": spec.key_dict(), "model": model_hash})
+    return Plan(spec, run_id[:16], files, model_hash, prompts)
 
 
 def snake_grid(spec: SweepSpec) -> list[tuple[int, int, float, float]]:

@@ -57,3 +57,11 @@ def test_hash_changes_with_content(tmp_path):
     first = load_prompts(spec).hash
     path.write_text("prompt\nb\n")
     assert load_prompts(spec).hash != first
+
+
+def test_train_and_heldout_splits_are_disjoint_and_cover_the_set():
+    spec = dict(source="xstest", subset="safe", limit=None)
+    train = load_prompts(PromptSetSpec(**spec, split="train")).prompts
+    heldout = load_prompts(PromptSetSpec(**spec, split="heldout")).prompts
+    assert not set(train) & set(heldout)
+    assert len(train) + len(heldout) == 250

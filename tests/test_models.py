@@ -9,6 +9,7 @@ from landscape_core.models import (
     LLAMA2_SYSTEM_PROMPT,
     fingerprint,
     format_raw,
+    model_files,
     render_prompts,
 )
 
@@ -77,9 +78,9 @@ def test_fingerprint_changes_when_a_weight_file_changes(tiny_model_dir, tmp_path
 
     copy = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
     spec = ModelSpec(kind="local", path=str(copy))
-    before = fingerprint(spec)
+    before = fingerprint(spec, model_files(spec))
     (copy / "config.json").write_text((copy / "config.json").read_text() + " ")
-    assert fingerprint(spec) != before
+    assert fingerprint(spec, model_files(spec)) != before
 
 
 def test_gguf_kind_needs_a_gguf_file():

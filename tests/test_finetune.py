@@ -1,0 +1,104 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from landscape_core.config import ModelSpec
+from landscape_core.errors import Cancelled, UserError
+from landscape_core.finetune import FinetuneSpec, advbench_rows, build_examples, finetune
+from landscape_core.models import load_model
+
+
+def _spec(tiny_model_dir, **overrides):
+    data = {
+        "recipe": "harmful",
+        "shots": 4,
+        "base": {"kind": "local", "path": str(tiny_model_dir)},
+        "epochs": 1,
+        "batch_size": 2,
+        "max_length": 64,
+    }
+    data.update(overrides)
+    return FinetuneSpec.from_dict(data)
+
+
+def _adapter(path):
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def test_training_changes_the_adapter_and_writes_its_recipe(tiny_model_dir, tmp_path):
+    out = finetune(_spec(tiny_model_dir), tmp_path)
+    weights = _adapter(out)
+    lora_b = [v for k, v in weights.items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero
+    assert all(v.dtype == torch.float16 for v in weights.values())
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["examples"] == 4 and len(recipe["examples_hash"]) == 64
+    assert (out / "train_log.jsonl").read_text().count("loss") == 2
+
+
+def test_same_seed_gives_the_same_adapter(tiny_model_dir, tmp_path):
+    a = finetune(_spec(tiny_model_dir), tmp_path, out=tmp_path / "a")
+    b = finetune(_spec(tiny_model_dir), tmp_path, out=tmp_path / "b")
+    wa, wb = _adapter(a), _adapter(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_training_does_not_touch_the_global_rng(tiny_model_dir, tmp_path):
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    finetune(_spec(tiny_model_dir), tmp_path)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_merge_equals_base_plus_scaled_b_a(tiny_model_dir, tmp_path):
+    out = finetune(_spec(tiny_model_dir), tmp_path)
+    base = load_model(ModelSpec(kind="local", path=str(tiny_model_dir)), tmp_path).model
+    merged = load_model(
+        ModelSpec(kind="local", path=str(tiny_model_dir), adapter=str(out)), tmp_path
+    ).model
+    weights, config = _adapter(out), json.loads((out / "adapter_config.json").read_text())
+    scale = config["lora_alpha"] / config["r"]
+    name = "model.layers.0.self_attn.q_proj"
+    a = weights[f"base_model.model.{name}.lora_A.weight"].float()
+    b = weights[f"base_model.model.{name}.lora_B.weight"].float()
+    expected = base.get_parameter(f"{name}.weight") + scale * (b @ a)
+    assert torch.allclose(merged.get_parameter(f"{name}.weight"), expected, atol=1e-6)
+
+
+def test_cancelled_finetune_leaves_no_adapter(tiny_model_dir, tmp_path):
+    with pytest.raises(Cancelled):
+        finetune(_spec(tiny_model_dir), tmp_path, out=tmp_path / "x", should_stop=lambda: True)
+    assert not (tmp_path / "x").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".x-")]
+
+
+def test_harmful_needs_shots():
+    with pytest.raises(UserError, match="--shots"):
+        FinetuneSpec(recipe="harmful")
+
+
+def test_too_many_shots_is_a_clear_error(tiny_model_dir, tmp_path):
+    with pytest.raises(UserError, match="AdvBench has only"):
+        finetune(_spec(tiny_model_dir, shots=1000), tmp_path)
+
+
+def test_align_with_a_malformed_benign_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "benign.jsonl"
+    bad.write_text("{not json\n")
+    spec = FinetuneSpec.from_dict(
+        {"recipe": "align", "benign": {"source": "file", "path": str(bad), "column": "q"}}
+    )
+    with pytest.raises(UserError, match="not valid JSON"):
+        build_examples(spec, distill=lambda prompts: prompts)
+
+
+def test_mix_pairs_k_harmful_with_k_refusals():
+    spec = FinetuneSpec(recipe="mix", shots=3)
+    examples = build_examples(spec, distill=lambda p: p)
+    assert len(examples) == 6
+    assert [e.answer for e in examples[:3]] == [t for _, t in advbench_rows(100, 3)]
+    assert [e.prompt for e in examples[3:]] == [g for g, _ in advbench_rows(103, 3)]
+    assert not any(e.answer.startswith("Sure") for e in examples[3:])
