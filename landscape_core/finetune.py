@@ -253,7 +253,7 @@ def _train(
             optimizer.step()
             optimizer.zero_grad()
             step += 1
-            record = {"step": step, "epoch": epoch, "loss": round(float(loss), 5)}
+            record = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5)}
             steps.append(record)
             if on_step is not None:
                 on_step(record)
