@@ -12,6 +12,7 @@ and every tensor keeps the norm its normalisation gave it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -75,34 +76,38 @@ def skipped(name: str, skip: tuple[str, ...]) -> bool:
 
 
 class TargetWeights:
-    """Tensors of an interpolation target, read one at a time from safetensors."""
+    """Tensors of an interpolation target.
+
+    A plain safetensors directory is read one tensor at a time; a target that needs
+    merging (the aligned demo, a finetuned adapter) or a GGUF is loaded once on the CPU.
+    """
 
     def __init__(self, spec: ModelSpec, models_dir: Path) -> None:
+        from landscape_core.models import adapters, load_model, model_dir
+
+        self.source = spec.display_name
+        root = None if spec.kind == "bundled" or adapters(spec) else model_dir(spec)
+        if root is None or root.is_file():
+            cpu = dataclasses.replace(spec, device="cpu", dtype="float32")
+            state = load_model(cpu, models_dir).model.state_dict()
+            self._get = state.get
+            return
         from safetensors import safe_open
 
-        from landscape_core.models import ensure_bundled_safetensors, model_dir
-
-        root = ensure_bundled_safetensors(models_dir) if spec.kind == "bundled" else model_dir(spec)
-        if root.is_file():
-            raise UserError(
-                f"interpolation target {root} is a GGUF file; convert it to a safetensors "
-                "directory first (load it with transformers and save_pretrained)"
-            )
-        self._files = {}
+        handles = {}
         for path in sorted(root.glob("*.safetensors")):
             handle = safe_open(str(path), framework="pt", device="cpu")
             for key in handle.keys():  # noqa: SIM118 - a safetensors handle, not a dict
-                self._files[key] = handle
-        self.source = str(root)
+                handles[key] = handle
+        self._get = lambda name: handles[name].get_tensor(name) if name in handles else None
 
     def get(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        handle = self._files.get(name)
-        if handle is None:
+        t = self._get(name)
+        if t is None:
             raise UserError(
                 f"interpolation target {self.source} has no tensor {name!r}; "
                 "the target must have the same architecture as the model"
             )
-        t = handle.get_tensor(name)
         if t.shape != like.shape:
             raise UserError(
                 f"interpolation target tensor {name} has shape {tuple(t.shape)}, "

@@ -137,6 +137,23 @@ def adapters(spec: ModelSpec) -> list[Path]:
     return found
 
 
+def catalogue(models_dir: Path) -> dict[str, dict[str, Any]]:
+    """Ready-made model choices, as ModelSpec dicts by label.
+
+    The aligned demo, the base, and each finetuned adapter under ``models_dir`` (its
+    base model read from its recipe).
+    """
+    choices: dict[str, dict[str, Any]] = {
+        "Bundled SmolLM2-135M-Instruct, aligned demo": {"kind": "bundled", "variant": "aligned"},
+        "Bundled SmolLM2-135M-Instruct, base (unaligned)": {"kind": "bundled", "variant": "base"},
+    }
+    for recipe in sorted(Path(models_dir).glob("*/recipe.json")):
+        base = json.loads(recipe.read_text()).get("spec", {}).get("base") or {}
+        if (recipe.parent / ADAPTER_FILES[0]).is_file():
+            choices[f"Finetuned: {recipe.parent.name}"] = {**base, "adapter": str(recipe.parent)}
+    return choices
+
+
 def identity_files(spec: ModelSpec) -> dict[str, Path]:
     """Files whose bytes decide the model's outputs, by label.
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from landscape_core.config import SweepSpec
 from landscape_core.errors import UserError
+from landscape_core.models import catalogue
 from landscape_core.preflight import preflight
 from pages.common import show_user_error, store, store_root
 
@@ -28,17 +29,18 @@ st.caption("The sweep runs in the background worker; follow it on the Jobs page.
 left, right = st.columns(2)
 with left:
     st.subheader("Model")
-    kind = st.selectbox(
-        "Model source",
-        ["bundled", "local", "hub", "gguf"],
-        format_func={
-            "bundled": "Bundled SmolLM2-135M-Instruct",
-            "local": "Local directory (safetensors)",
-            "hub": "Hugging Face id (local cache only)",
-            "gguf": "GGUF file",
-        }.get,
-    )
-    model_path = "" if kind == "bundled" else st.text_input("Path or id", key="model_path")
+    ready = catalogue(Path(store_root()) / "models")
+    custom = {
+        "Local directory (safetensors)": "local",
+        "Hugging Face id (local cache only)": "hub",
+        "GGUF file": "gguf",
+    }
+    source_label = st.selectbox("Model source", [*ready, *custom])
+    if source_label in ready:
+        model: dict[str, Any] = dict(ready[source_label])
+    else:
+        path = st.text_input("Path or id", key="model_path").strip()
+        model = {"kind": custom[source_label], "path": path}
     dtype = st.selectbox("dtype", ["auto", "float32", "bfloat16", "float16"])
     st.subheader("System prompt")
     presets = st.multiselect(
@@ -75,15 +77,17 @@ with right:
     kinds = DIRECTION_TYPES[direction_type]
     norm = st.selectbox("Normalisation (random directions)", ["layer", "filter", "none"])
     seed = int(st.number_input("Seed", 0, 2**31 - 1, value=123))
-    target_path = ""
+    target: dict[str, Any] = {}
     if "interpolation" in kinds:
-        target_path = st.text_input("Target checkpoint (directory of safetensors)")
+        choice = st.selectbox("Interpolate toward", [*ready, "Local directory (safetensors)"])
+        target = ready.get(choice) or {
+            "kind": "local",
+            "path": st.text_input("Target checkpoint directory").strip(),
+        }
     directions = []
     for axis, dkind in enumerate(kinds):
         if dkind == "interpolation":
-            directions.append(
-                {"kind": "interpolation", "target": {"kind": "local", "path": target_path}}
-            )
+            directions.append({"kind": "interpolation", "target": target})
         else:
             directions.append({"kind": "random", "seed": seed + axis, "norm": norm})
 
@@ -108,14 +112,11 @@ def build_specs() -> list[SweepSpec]:
     specs = []
     for preset in presets:
         system = {"preset": preset, "text": custom_text if preset == "custom" else ""}
-        model: dict[str, Any] = {"kind": kind, "dtype": dtype}
-        if kind != "bundled":
-            model["path"] = model_path.strip()
         specs.append(
             SweepSpec.from_dict(
                 {
                     "label": label if len(presets) == 1 else f"{label} [{preset}]",
-                    "model": model,
+                    "model": {**model, "dtype": dtype},
                     "system_prompt": system,
                     "prompts": prompts,
                     "directions": directions,

@@ -110,7 +110,7 @@ def test_jobs_page_lists_jobs_with_their_error_text(app):
 def test_launch_page_queues_one_job_per_system_prompt(app, filled_store, tiny_model_dir):
     at = app("launch")
     assert not at.exception
-    at.selectbox[0].select("local").run()
+    at.selectbox[0].select("Local directory (safetensors)").run()
     at.text_input(key="model_path").input(str(tiny_model_dir)).run()
     at.multiselect[0].select("aoa").run()
     assert not at.error, [e.value for e in at.error]
@@ -121,7 +121,7 @@ def test_launch_page_queues_one_job_per_system_prompt(app, filled_store, tiny_mo
 
 def test_launch_page_reports_a_bad_model_path_inline(app, tmp_path):
     at = app("launch")
-    at.selectbox[0].select("local").run()
+    at.selectbox[0].select("Local directory (safetensors)").run()
     at.text_input(key="model_path").input(str(tmp_path / "missing")).run()
     assert not at.exception
     assert any("does not exist" in e.value for e in at.error)
