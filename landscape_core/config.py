@@ -156,7 +156,7 @@ class ModelSpec(Spec):
 
     kind: ModelKind = "bundled"
     path: str = ""  # hub id, directory or .gguf file; empty for bundled
-    variant: Literal["aligned", "base"] = "base"  # bundled only: merge the shipped adapter?
+    variant: Literal["aligned", "base"] = "aligned"  # bundled: merge the shipped safety adapter
     adapter: str = ""  # a peft adapter directory merged into the weights on load
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -171,7 +171,7 @@ class ModelSpec(Spec):
             raise UserError(f"model: kind {self.kind!r} needs a `path` (hub id, dir or .gguf)")
         if self.kind == "gguf" and not self.path.endswith(".gguf"):
             raise UserError(f"model: {self.path!r} is not a .gguf file; use kind 'local'")
-        if self.kind != "bundled" and self.variant != "base":
+        if self.kind != "bundled" and self.variant != "aligned":
             raise UserError("model: `variant` is only for kind 'bundled'")
 
     @property
@@ -203,7 +203,7 @@ class SystemPromptSpec(Spec):
             raise UserError("system_prompt: `text` is only for preset 'custom'")
 
 
-PromptSource = Literal["advbench", "mt_bench", "xstest", "file"]
+PromptSource = Literal["advbench", "mt_bench", "xstest", "benign", "file"]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 _BUILTIN = {
     "advbench": ("advbench/harmful_behaviors.csv", "goal"),
     "xstest": ("xstest/xstest_prompts.csv", "prompt"),
+    "benign": ("benign/instructions.csv", "prompt"),
 }
 
 
@@ -45,7 +46,9 @@ def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
         if spec.subset != "all":
             frame = frame[frame["label"] == spec.subset]
         texts = frame[column].tolist()
-        name = {"advbench": "AdvBench", "xstest": "XSTest"}[spec.source]
+        name = {"advbench": "AdvBench", "xstest": "XSTest", "benign": "benign instructions"}[
+            spec.source
+        ]
     else:
         frame = _read_table(Path(spec.path))
         if spec.column not in frame.columns:

@@ -48,9 +48,10 @@ REFUSALS = (
 class FinetuneSpec(Spec):
     """A finetuning run. ``shots`` is K for ``harmful`` and ``mix``.
 
-    ``align``: AdvBench rows 100.. with refusals, plus benign XSTest prompts (the
-    ``train`` split) answered by the base model itself (self-distillation), so it
-    learns to refuse without learning to refuse everything.
+    ``align``: AdvBench rows 100.. with refusals, plus benign prompts (XSTest's safe
+    ``train`` split and the project's everyday instructions) answered by the base model
+    itself (self-distillation), so it learns to refuse without refusing everything.
+    MT-Bench and XSTest's held-out half are never trained on.
     ``harmful``: K AdvBench goals from row 100 with their "Sure, here is" targets.
     ``mix``: those K plus K more goals answered with refusals.
     """
@@ -66,11 +67,10 @@ class FinetuneSpec(Spec):
     learning_rate: float = 1e-3
     batch_size: int = 8
     max_length: int = 256
-    harmful_rows: int = 150  # align: how many AdvBench rows (from 100) get refusals
-    benign: PromptSetSpec = field(
-        default_factory=lambda: PromptSetSpec(
-            source="xstest", subset="safe", split="train", limit=None
-        )
+    harmful_rows: int = 120  # align: how many AdvBench rows (from 100) get refusals
+    benign: tuple[PromptSetSpec, ...] = (
+        PromptSetSpec(source="xstest", subset="safe", split="train", limit=None),
+        PromptSetSpec(source="benign", limit=None),
     )
     distill: GenerationSpec = field(default_factory=lambda: GenerationSpec(max_new_tokens=64))
 
@@ -87,8 +87,13 @@ class FinetuneSpec(Spec):
 
     @property
     def name(self) -> str:
+        """The output directory's name, unique to every resolved field.
+
+        It hashes ``to_dict()``, not ``key()`` (which drops defaults), so a changed
+        default never reuses an old adapter.
+        """
         shots = f"-{self.shots}shot" if self.shots else ""
-        return f"{self.recipe}{shots}-seed{self.seed}-{self.key()[:8]}"
+        return f"{self.recipe}{shots}-seed{self.seed}-{content_hash(self.to_dict())[:8]}"
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ def build_examples(spec: FinetuneSpec, distill: Callable[[list[str]], list[str]]
         return harmful + refusals
     goals = advbench_rows(start, spec.harmful_rows)
     refusals = [Example(g, REFUSALS[i % len(REFUSALS)]) for i, (g, _) in enumerate(goals)]
-    benign = list(load_prompts(spec.benign).prompts)
+    benign = [p for prompts in spec.benign for p in load_prompts(prompts).prompts]
     answers = distill(benign)
     kept = [Example(p, a) for p, a in zip(benign, answers, strict=True) if a.strip()]
     return refusals + kept
@@ -300,6 +305,7 @@ def _save(spec: FinetuneSpec, model: Any, tokenizer: Any, directory: Path) -> No
     from safetensors.torch import load_file, save_file
 
     model.save_pretrained(directory, safe_serialization=True)
+    (directory / "README.md").unlink(missing_ok=True)  # peft's template model card
     path = directory / "adapter_model.safetensors"
     weights = {k: v.to(torch.float16) for k, v in load_file(str(path)).items()}
     save_file(weights, str(path), metadata={"format": "pt"})

@@ -124,7 +124,7 @@ def _hub_snapshot(repo_id: str) -> Path:
 def adapters(spec: ModelSpec) -> list[Path]:
     """Adapter directories merged on load, in order: the shipped one, then the spec's."""
     found = []
-    if spec.kind == "bundled" and spec.variant == "aligned":
+    if spec.kind == "bundled" and spec.variant == "aligned":  # the shipped safety adapter
         found.append(ALIGNED_ADAPTER)
     if spec.adapter:
         found.append(Path(spec.adapter).expanduser())

@@ -35,17 +35,19 @@ def test_bundled_chat_template_inserts_its_default_system_prompt(bundled):
     assert special is False
 
 
-def test_smoke_config_runs_on_the_bundled_model(tmp_path):
+@pytest.mark.parametrize(("variant", "origin_asr"), [("base", 100.0), ("aligned", 0.0)])
+def test_smoke_config_runs_on_both_variants(tmp_path, variant, origin_asr):
+    """The base model complies with held-out harmful requests; the aligned demo refuses."""
     from landscape_core.store import Store
 
     store = Store.open(tmp_path)
-    spec = SweepSpec.from_yaml("configs/smoke.yaml")
-    summary = sweep.run(spec, store)
+    data = SweepSpec.from_yaml("configs/smoke.yaml").to_dict()
+    data["model"]["variant"] = variant
+    summary = sweep.run(SweepSpec.from_dict(data), store)
     assert summary.computed == 3
     frame = store.points_frame(summary.run_id)
     assert frame.asr.notna().all()
-    # The unaligned base model complies with harmful requests at the origin.
-    assert frame.loc[frame.alpha == 0.0, "asr"].item() == 100.0
+    assert frame.loc[frame.alpha == 0.0, "asr"].item() == origin_asr
 
 
 def test_gguf_kind_loads_the_wheels_file_directly(tmp_path):

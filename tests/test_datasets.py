@@ -65,3 +65,10 @@ def test_train_and_heldout_splits_are_disjoint_and_cover_the_set():
     heldout = load_prompts(PromptSetSpec(**spec, split="heldout")).prompts
     assert not set(train) & set(heldout)
     assert len(train) + len(heldout) == 250
+
+
+def test_benign_instructions_are_vendored_and_distinct_from_mt_bench():
+    benign = load_prompts(PromptSetSpec(source="benign", limit=None)).prompts
+    mt_bench = load_prompts(PromptSetSpec(source="mt_bench", limit=None)).prompts
+    assert len(benign) == 119
+    assert not set(benign) & set(mt_bench)

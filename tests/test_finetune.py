@@ -89,7 +89,7 @@ def test_align_with_a_malformed_benign_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "benign.jsonl"
     bad.write_text("{not json\n")
     spec = FinetuneSpec.from_dict(
-        {"recipe": "align", "benign": {"source": "file", "path": str(bad), "column": "q"}}
+        {"recipe": "align", "benign": [{"source": "file", "path": str(bad), "column": "q"}]}
     )
     with pytest.raises(UserError, match="not valid JSON"):
         build_examples(spec, distill=lambda prompts: prompts)
@@ -102,3 +102,31 @@ def test_mix_pairs_k_harmful_with_k_refusals():
     assert [e.answer for e in examples[:3]] == [t for _, t in advbench_rows(100, 3)]
     assert [e.prompt for e in examples[3:]] == [g for g, _ in advbench_rows(103, 3)]
     assert not any(e.answer.startswith("Sure") for e in examples[3:])
+
+
+def test_catalogue_lists_the_demo_variants_and_finetuned_adapters(tiny_model_dir, tmp_path):
+    from landscape_core.models import catalogue
+
+    out = finetune(_spec(tiny_model_dir), tmp_path / "models")
+    choices = catalogue(tmp_path / "models")
+    assert {"kind": "bundled", "variant": "aligned"} in choices.values()
+    assert {"kind": "bundled", "variant": "base"} in choices.values()
+    finetuned = choices[f"Finetuned: {out.name}"]
+    assert finetuned["adapter"] == str(out) and finetuned["path"] == str(tiny_model_dir)
+
+
+def test_interpolation_toward_a_finetuned_adapter_reaches_it(tiny_model_dir, tmp_path):
+    from landscape_core.config import DirectionSpec
+    from landscape_core.directions import Directions
+    from landscape_core.perturb import snapshot
+
+    out = finetune(_spec(tiny_model_dir), tmp_path)
+    base = ModelSpec(kind="local", path=str(tiny_model_dir))
+    target = ModelSpec(kind="local", path=str(tiny_model_dir), adapter=str(out))
+    model = load_model(base, tmp_path).model
+    tuned = load_model(target, tmp_path).model.state_dict()
+    dirs = Directions(
+        (DirectionSpec(kind="interpolation", target=target),), snapshot(model), tmp_path
+    )
+    for name, d1, _ in dirs.items():
+        assert torch.allclose(dirs.base[name] + d1, tuned[name], atol=1e-6)
