@@ -95,9 +95,10 @@ with right:
     grid = []
     for axis, name in zip(range(len(kinds)), ("alpha", "beta"), strict=False):
         c1, c2, c3 = st.columns(3)
-        start = c1.number_input(f"{name} from", -100.0, 100.0, value=-0.5, step=0.1)
-        stop = c2.number_input(f"{name} to", -100.0, 100.0, value=0.5, step=0.1)
-        num = c3.number_input(f"{name} points", 1, 1001, value=11 if axis == 0 else 5)
+        # +-0.3 spans the aligned demo's basin (about |alpha| < 0.15) and its fall.
+        start = c1.number_input(f"{name} from", -100.0, 100.0, value=-0.3, step=0.05)
+        stop = c2.number_input(f"{name} to", -100.0, 100.0, value=0.3, step=0.05)
+        num = c3.number_input(f"{name} points", 1, 1001, value=13 if axis == 0 else 5)
         grid.append({"start": float(start), "stop": float(stop), "num": int(num)})
 
     st.subheader("Generation")
