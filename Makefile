@@ -5,7 +5,7 @@ STORE   ?= cache
 PORT    ?= 8501
 PIP     := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup run demo test test-slow bench lint clean
+.PHONY: setup run demo test test-slow paper bench lint clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,9 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+paper: setup
+	$(PY) -m landscape_core paper --store $(STORE)
 
 bench: setup
 	$(PY) benchmarks/bench_sweep.py $(BENCH_ARGS)

@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default: STORE/models/NAME)")
     p.set_defaults(func=cmd_finetune)
 
+    p = sub.add_parser("paper", parents=[common], help="the paper's experiments in miniature")
+    p.add_argument("--out", type=Path, default=Path("docs/paper-mini.md"))
+    p.set_defaults(func=cmd_paper)
+
     p = sub.add_parser("runs", parents=[common], help="list stored runs")
     p.set_defaults(func=cmd_runs)
 
@@ -178,6 +182,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         f"use it with model: {{kind: {spec.base.kind}, variant: {spec.base.variant}, "
         f"adapter: {out}}}"
     )
+    return 0
+
+
+def cmd_paper(args: argparse.Namespace) -> int:
+    from landscape_core.paper import run_paper
+
+    out = run_paper(_store(args), args.out, progress=lambda msg: print(msg, flush=True))
+    print(f"wrote {out}")
     return 0
 
 

@@ -106,6 +106,8 @@ def test_launch_watch_drill_down_and_compare(server, page, tiny_model_dir, tmp_p
     page.get_by_role("option", name="aoa", exact=True).click()
     page.keyboard.press("Escape")
     _fill(page, "How many prompts", "3")
+    _fill(page, "alpha from", "-0.5")
+    _fill(page, "alpha to", "0.5")
     _fill(page, "alpha points", "5")
     _fill(page, "max_new_tokens (the paper: 512)", "4")
     page.get_by_text("Estimate:").wait_for()

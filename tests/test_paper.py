@@ -1,0 +1,24 @@
+"""The paper pipeline end to end, shrunk to the tiny model."""
+
+from landscape_core import paper
+
+
+def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path, monkeypatch):
+    monkeypatch.setattr(paper, "ALIGNED", {"kind": "local", "path": str(tiny_model_dir)})
+    monkeypatch.setattr(paper, "SHOTS", (2,))
+    monkeypatch.setattr(paper, "LANDSCAPE_PROMPTS", {"source": "advbench", "limit": 2})
+    monkeypatch.setattr(paper, "ASR_PROMPTS", {"source": "advbench", "limit": 3})
+    monkeypatch.setattr(paper, "RANDOM_GRID", [{"start": -0.3, "stop": 0.3, "num": 3}])
+    monkeypatch.setattr(paper, "INTERPOLATION_GRID", [{"start": -0.5, "stop": 1.5, "num": 3}])
+    monkeypatch.setattr(paper, "TOKENS", {"max_new_tokens": 3})
+    out = paper.run_paper(store, tmp_path / "docs" / "paper-mini.md", progress=lambda m: None)
+    text = out.read_text()
+    for heading in ("Fig. 2(b)", "Table 1", "Table 2", "Fig. 1(B)"):
+        assert heading in text
+    assert "| harmful 2-shot |" in text and "| mix 2-shot |" in text
+    assert all(f"| {p} |" in text for p in paper.PRESETS)
+    configs = list((tmp_path / "docs" / "paper-mini" / "configs").glob("*.yaml"))
+    assert configs and (tmp_path / "docs" / "paper-mini" / "fig1b.html").is_file()
+    started = len(store.runs_frame())
+    paper.run_paper(store, out, progress=lambda m: None)  # everything is stored: no new run
+    assert len(store.runs_frame()) == started
