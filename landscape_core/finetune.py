@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,7 +151,7 @@ def finetune(
     import torch
 
     from landscape_core.generate import generate
-    from landscape_core.models import load_model, render_prompts
+    from landscape_core.models import atomic_directory, load_model, render_prompts
 
     out = out or models_dir / spec.name
     if (out / "recipe.json").is_file():
@@ -180,9 +177,7 @@ def finetune(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         trained = _train(spec, model, tokenizer, render, examples, steps, on_step, should_stop)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         _save(spec, trained, tokenizer, tmp)
         provenance = {
             "spec": spec.to_dict(),
@@ -200,11 +195,6 @@ def finetune(
         }
         (tmp / "train_log.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps))
         (tmp / "recipe.json").write_text(json.dumps(provenance, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

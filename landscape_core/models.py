@@ -14,7 +14,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,17 +310,29 @@ def ensure_bundled_safetensors(models_dir: Path) -> Path:
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32
     )
     _clear_gguf_quantizer(model)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=models_dir))
-    try:
+    with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "source.json").write_text(json.dumps(stamp))
+    return target
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """A temporary sibling directory that replaces ``target`` only if the block succeeds.
+
+    An interrupted writer (error, Ctrl-C, kill) leaves ``target`` as it was and no
+    half-written directory in its place.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield tmp
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 # --- chat formatting ----------------------------------------------------------------
