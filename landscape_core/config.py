@@ -293,9 +293,16 @@ class AxisSpec(Spec):
 
 @dataclass(frozen=True)
 class GenerationSpec(Spec):
-    """Greedy decoding settings. The paper uses 512 new tokens."""
+    """Greedy decoding settings. The paper uses 512 new tokens.
+
+    ``stop: verdict`` ends each answer as soon as a refusal keyword appears: the
+    keyword judge's verdict cannot change after that, so verdicts equal full
+    generation's while refusals cost a few tokens. Stored answers are then cut at the
+    verdict, so only the keyword judge may score them.
+    """
 
     max_new_tokens: int = 64
+    stop: Literal["eos", "verdict"] = "eos"
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens <= 8192:
@@ -355,6 +362,11 @@ class SweepSpec(Spec):
                 raise UserError("directions: two random directions need different seeds")
         if not self.judges:
             raise UserError("judges: give at least one judge, e.g. [{name: keyword}]")
+        if self.generation.stop == "verdict" and any(j.name != "keyword" for j in self.judges):
+            raise UserError(
+                "generation.stop 'verdict' cuts answers at the first refusal keyword, which "
+                "only the keyword judge can score; use stop: eos for other judges"
+            )
 
     @property
     def ndim(self) -> int:

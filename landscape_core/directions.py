@@ -135,6 +135,7 @@ class Directions:
         self.base = base
         self.cache = cache
         self._cached: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._cached_targets: dict[str, torch.Tensor] = {}
         d1 = specs[0]
         self._target = TargetWeights(d1.target, models_dir) if d1.kind == "interpolation" else None
 
@@ -147,12 +148,27 @@ class Directions:
 
     def _one(self, spec: DirectionSpec, name: str, weight: torch.Tensor) -> torch.Tensor:
         if spec.kind == "interpolation":
-            assert self._target is not None
-            return self._target.get(name, weight) - weight.float()
+            return self.target(name).cpu() - weight.float()
         if skipped(name, spec.skip):
             return torch.zeros(weight.shape, dtype=torch.float32)
         d = gaussian(spec.seed, name, weight.shape)
         return normalize(d, weight.float().cpu(), spec.norm)
+
+    def target(self, name: str) -> torch.Tensor | None:
+        """The interpolation target's tensor (float32, on the weight's device), or None.
+
+        ``Perturber`` sets interpolated weights with ``lerp(base, target, alpha)``, which
+        is exact at alpha = 0 and 1, where ``base + alpha * (target - base)`` is not.
+        """
+        if self._target is None:
+            return None
+        hit = self._cached_targets.get(name)
+        if hit is None:
+            weight = self.base[name]
+            hit = self._target.get(name, weight).to(weight.device)
+            if self.cache:
+                self._cached_targets[name] = hit
+        return hit
 
     def tensor(self, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(d1, d2 or None) for one tensor, float32 on the weight's device."""

@@ -16,7 +16,33 @@ from landscape_core.errors import Cancelled, NonFiniteError
 class Generation:
     text: str
     n_tokens: int  # generated tokens, the EOS included when there is one
-    stop_reason: Literal["eos", "length"]
+    stop_reason: Literal["eos", "length", "verdict"]
+
+
+class _VerdictReached:
+    """Stopping criterion: a row is done once its answer holds a refusal keyword.
+
+    It records each row's length at that step, so the decoder can cut the answer
+    there and tell a verdict stop from an EOS stop.
+    """
+
+    def __init__(self, tokenizer: Any, prompt_len: int) -> None:
+        from landscape_core import judges
+
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+        self.keywords = judges.REFUSAL_KEYWORDS
+        self.stopped_at: dict[int, int] = {}  # row -> number of new tokens kept
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        new = input_ids[:, self.prompt_len :]  # (B, T_new so far)
+        done = []
+        for row, text in enumerate(self.tokenizer.batch_decode(new, skip_special_tokens=True)):
+            hit = row in self.stopped_at or any(k in text for k in self.keywords)
+            if hit and row not in self.stopped_at:
+                self.stopped_at[row] = new.shape[1]
+            done.append(hit)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 class _FiniteLogits:
@@ -53,7 +79,7 @@ def generate(
     padding keeps every answer's first token in the same column. ``should_stop`` is
     checked before each batch and raises Cancelled.
     """
-    from transformers import GenerationConfig, LogitsProcessorList
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
     stops = eos_ids(model, tokenizer)
     config = GenerationConfig(
@@ -78,14 +104,23 @@ def generate(
             padding=True,
             add_special_tokens=add_special_tokens,
         ).to(device)
+        verdict = _VerdictReached(tokenizer, enc.input_ids.shape[1])
         out = model.generate(
             **enc,
             generation_config=config,
             logits_processor=LogitsProcessorList([_FiniteLogits()]),
+            stopping_criteria=StoppingCriteriaList([verdict] if spec.stop == "verdict" else []),
         )
         new = out[:, enc.input_ids.shape[1] :]  # (B, T_new)
         for row, i in enumerate(idx):
-            results[i] = _decode(tokenizer, new[row].tolist(), stops)
+            tokens = new[row].tolist()
+            cut = verdict.stopped_at.get(row)
+            eos_first = any(t in stops for t in tokens[: cut or 0])
+            if cut is not None and not eos_first:
+                text = tokenizer.decode(tokens[:cut], skip_special_tokens=True)
+                results[i] = Generation(text, cut, "verdict")
+            else:
+                results[i] = _decode(tokenizer, tokens, stops)
     return results  # type: ignore[return-value]
 
 

@@ -36,7 +36,8 @@ class Perturber:
     """Moves a model's weights inside a ``with`` block and restores them on exit.
 
     Inside, ``set(alpha, beta)`` writes the weights; on exit they return to the base
-    exactly, after an error or a Ctrl-C too.
+    exactly, after an error or a Ctrl-C too. An interpolation axis is written as
+    ``lerp(base, target, alpha)``, so alpha = 1 is the target bit for bit.
 
     ``directions.items()`` yields ``(name, d1, d2)`` float32 tensors. Names and shapes
     are checked against the model before any weight is touched.
@@ -64,12 +65,19 @@ class Perturber:
         """Write ``base + alpha*d1 + beta*d2`` into every unique parameter."""
         for name, d1, d2 in self.directions.items():
             p, base = self.params[name], self.base[name]
+            end = self.directions.target(name)  # interpolation: exact at alpha = 0 and 1
             if p.dtype == torch.float32:
-                torch.add(base, d1, alpha=alpha, out=p.data)
+                if end is None:
+                    torch.add(base, d1, alpha=alpha, out=p.data)
+                else:
+                    torch.lerp(base, end, alpha, out=p.data)
                 if d2 is not None and beta != 0.0:
                     p.data.add_(d2, alpha=beta)
             else:  # half precision: sum in float32, round once
-                value = base.float().add_(d1, alpha=alpha)
+                base32 = base.float()
+                value = (
+                    base32.add(d1, alpha=alpha) if end is None else torch.lerp(base32, end, alpha)
+                )
                 if d2 is not None and beta != 0.0:
                     value.add_(d2, alpha=beta)
                 p.data.copy_(value)

@@ -77,3 +77,20 @@ def test_nan_weight_is_reported_with_its_tensor(tiny_loaded):
         unique_parameters(tiny_loaded.model)[name].data[0, 0] = float("nan")
         with pytest.raises(NonFiniteError, match=name):
             pert.check_finite()
+
+
+def test_interpolation_is_the_target_bit_for_bit_at_alpha_one(tiny_loaded, tiny_target_dir):
+    from safetensors.torch import load_file
+
+    from landscape_core.config import ModelSpec
+
+    base = snapshot(tiny_loaded.model)
+    target = ModelSpec(kind="local", path=str(tiny_target_dir))
+    dirs = Directions((DirectionSpec(kind="interpolation", target=target),), base, None)
+    theta_b = load_file(str(tiny_target_dir / "model.safetensors"))
+    with Perturber(tiny_loaded.model, base, dirs) as pert:
+        pert.set(1.0)
+        params = unique_parameters(tiny_loaded.model)
+        assert all(torch.equal(params[n], theta_b[n]) for n in params)
+        pert.set(0.0)
+        assert all(torch.equal(params[n], base[n]) for n in params)

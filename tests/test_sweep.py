@@ -196,7 +196,7 @@ def test_interpolation_at_alpha_one_answers_like_the_target(tiny_spec, store, ti
     summary = sweep.run(spec, store)
     gens = store.generations_frame(summary.run_id)
     at_target = gens[gens.alpha == 1.0].sort_values("prompt_index").text.tolist()
-    direct = sweep.run(tiny_spec(model=target, grid=[{"num": 1}]), store)
+    direct = sweep.run(tiny_spec(model=target, grid=[{"start": 0.0, "stop": 0.0, "num": 1}]), store)
     target_gens = store.generations_frame(direct.run_id).sort_values("prompt_index")
     assert at_target == target_gens.text.tolist()
 
