@@ -129,7 +129,7 @@ def _memory(spec: SweepSpec, root: Path, n_params: int) -> MemoryEstimate | None
     return estimate_memory(
         n_params=n_params,
         weight_bytes=weight_bytes,
-        n_directions=spec.ndim,
+        n_directions=spec.ndim + (spec.directions[0].kind == "interpolation"),
         cache_directions=spec.runtime.cache_directions == "yes",
         batch_size=spec.runtime.batch_size,
         seq_len=512 + spec.generation.max_new_tokens,

@@ -286,7 +286,8 @@ class _Engine:
             return estimate_memory(
                 n_params=self.n_params,
                 weight_bytes=next(model.parameters()).element_size(),
-                n_directions=self.spec.ndim,
+                # an interpolation axis also caches its target tensors (for exact lerp)
+                n_directions=self.spec.ndim + (self.spec.directions[0].kind == "interpolation"),
                 cache_directions=cache,
                 batch_size=runtime.batch_size,
                 seq_len=512 + self.spec.generation.max_new_tokens,
