@@ -104,20 +104,21 @@ def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float) -> st
         terms, coords = spec.directions[:1], [alpha]
     else:
         terms, coords = (), []
-    return content_hash(
-        {
-            "v": SPEC_VERSION,
-            "model": p.model_fingerprint,
-            "device": device,
-            "dtype": dtype,
-            "chat_format": spec.model.chat_format,
-            "system_prompt": spec.system_prompt.key_dict(),
-            "prompts": p.prompts.hash,
-            "generation": spec.generation.key_dict(),
-            "directions": [d.key_dict() for d in terms],
-            "coords": coords,
-        }
-    )
+    key = {
+        "v": SPEC_VERSION,
+        "model": p.model_fingerprint,
+        "device": device,
+        "dtype": dtype,
+        "chat_format": spec.model.chat_format,
+        "system_prompt": spec.system_prompt.key_dict(),
+        "prompts": p.prompts.hash,
+        "generation": spec.generation.key_dict(),
+        "directions": [d.key_dict() for d in terms],
+        "coords": coords,
+    }
+    if any(d.kind == "interpolation" for d in terms):
+        key["weights"] = "lerp"  # exact at both ends; earlier points used base + alpha*d
+    return content_hash(key)
 
 
 def run(
