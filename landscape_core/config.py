@@ -324,8 +324,11 @@ class JudgeSpec(Spec):
 class RuntimeSpec(Spec):
     """How to run, not what to compute: never part of a run's or point's key."""
 
-    batch_size: int = 64
+    batch_size: int = 80
     cache_directions: Literal["auto", "yes", "no"] = "auto"
+    # where the base copy for exact restore lives: "auto" is a file on CPU (re-read per
+    # point, one model-size less RAM) and device memory on CUDA, host memory if short
+    base_copy: Literal["auto", "memory", "disk"] = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

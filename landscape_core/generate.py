@@ -1,15 +1,34 @@
-"""Batched greedy decoding with left padding, batches sorted by prompt length."""
+"""Greedy decoding built for sweeps: a shared prefix, in-place KV buffers, no idle rows.
+
+A sweep decodes the same prompt set greedily at every grid point, so this decoder
+skips what HF ``generate`` spends on generality:
+
+- The prompts' shared token prefix (chat template and system prompt) is computed
+  once per call, and its keys/values are copied into every row.
+- Keys/values are written into preallocated buffers. HF's ``DynamicLayer``
+  concatenates the whole cache at every step; at batch 80 on CPU that was 43% of a
+  decoding step.
+- Prompts are prefilled in chunks sorted by length, so padding stays small.
+- Finished rows (EOS, length, or a decided verdict) are dropped. Their slots are
+  refilled from the queue, so the batch keeps computing live rows only.
+
+Rows are left-aligned on the right: every row writes its next token into the same
+cache column, and the attention mask hides each row's padding.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 
 from landscape_core.config import GenerationSpec
 from landscape_core.errors import Cancelled, NonFiniteError
+
+PREFILL_TOKENS = 1024  # padded prompt tokens per prefill forward: big GEMMs, little padding
+REBUILD_SHARE = 4  # drop finished rows / refill once 1/REBUILD_SHARE of the batch is free
 
 
 @dataclass(frozen=True)
@@ -19,47 +38,225 @@ class Generation:
     stop_reason: Literal["eos", "length", "verdict"]
 
 
-class _VerdictReached:
-    """Stopping criterion: a row is done once its answer holds a refusal keyword.
-
-    It records each row's length at that step, so the decoder can cut the answer
-    there and tell a verdict stop from an EOS stop.
-    """
-
-    def __init__(self, tokenizer: Any, prompt_len: int) -> None:
-        from landscape_core import judges
-
-        self.tokenizer = tokenizer
-        self.prompt_len = prompt_len
-        self.keywords = judges.REFUSAL_KEYWORDS
-        self.stopped_at: dict[int, int] = {}  # row -> number of new tokens kept
-
-    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-        new = input_ids[:, self.prompt_len :]  # (B, T_new so far)
-        done = []
-        for row, text in enumerate(self.tokenizer.batch_decode(new, skip_special_tokens=True)):
-            hit = row in self.stopped_at or any(k in text for k in self.keywords)
-            if hit and row not in self.stopped_at:
-                self.stopped_at[row] = new.shape[1]
-            done.append(hit)
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-class _FiniteLogits:
-    """Logits processor that fails the point on NaN/Inf instead of decoding garbage."""
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if not torch.isfinite(scores).all():
-            raise NonFiniteError("non-finite logits during generation")
-        return scores
-
-
 def eos_ids(model: Any, tokenizer: Any) -> list[int]:
     ids = model.generation_config.eos_token_id
     ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
     return ids
+
+
+def shared_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix common to all rows, leaving each row one token."""
+    if not rows:
+        return 0
+    limit = min(len(r) for r in rows) - 1
+    first = rows[0]
+    n = 0
+    while n < limit and all(r[n] == first[n] for r in rows):
+        n += 1
+    return n
+
+
+def _buffer_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferLayer(DynamicLayer):
+        """A cache layer over preallocated buffers: ``update`` writes, never concatenates."""
+
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+            super().__init__()
+            self.kbuf, self.vbuf, self.length = keys, values, length
+            self.dtype, self.device = keys.dtype, keys.device
+            self.keys, self.values = keys[:, :, :length], values[:, :, :length]
+            self.is_initialized = True
+
+        def update(
+            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kw: Any
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            end = self.length + key_states.shape[-2]
+            self.kbuf[:, :, self.length : end] = key_states
+            self.vbuf[:, :, self.length : end] = value_states
+            self.length = end
+            self.keys, self.values = self.kbuf[:, :, :end], self.vbuf[:, :, :end]
+            return self.keys, self.values
+
+    return BufferLayer
+
+
+@dataclass
+class _Rows:
+    """A batch in flight: per-row state and the KV buffers all rows share a column in."""
+
+    prompt: list[int]  # prompt index of each row
+    keys: list[torch.Tensor]  # per layer (rows, kv heads, capacity, head dim)
+    values: list[torch.Tensor]
+    mask: torch.Tensor  # (rows, capacity) 1 where a row has a real token
+    length: int  # columns in use
+    position: torch.Tensor  # (rows,) position id of each row's next token
+    last: torch.Tensor  # (rows,) the token to feed next
+    tokens: list[list[int]] = field(default_factory=list)
+    alive: list[bool] = field(default_factory=list)
+
+    @property
+    def n_alive(self) -> int:
+        return sum(self.alive)
+
+
+class _Decoder:
+    def __init__(self, model: Any, tokenizer: Any, spec: GenerationSpec) -> None:
+        from landscape_core import judges
+
+        self.model, self.tokenizer, self.spec = model, tokenizer, spec
+        self.device = next(model.parameters()).device
+        self.stops = set(eos_ids(model, tokenizer))
+        self.keywords = judges.REFUSAL_KEYWORDS if spec.stop == "verdict" else ()
+        self.layer = _buffer_layer_class()
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def _forward(self, rows: _Rows, input_ids: torch.Tensor, positions: torch.Tensor) -> Any:
+        from transformers.cache_utils import Cache
+
+        width = input_ids.shape[1]
+        layers = [
+            self.layer(k, v, rows.length) for k, v in zip(rows.keys, rows.values, strict=True)
+        ]
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=rows.mask[:, : rows.length + width],
+            position_ids=positions,
+            past_key_values=Cache(layers=layers),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        rows.length += width
+        logits = out.logits[:, -1]
+        if not torch.isfinite(logits).all():
+            raise NonFiniteError("non-finite logits during generation")
+        return logits.argmax(-1)
+
+    def _empty(self, n: int, capacity: int, like: list[torch.Tensor] | None) -> _Rows:
+        if like is None:  # no prefix: learn the KV shape from the config
+            cfg = self.model.config
+            heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+            dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+            shape = (heads, dim)
+            layers = cfg.num_hidden_layers
+            dtype = next(self.model.parameters()).dtype
+        else:
+            shape, layers, dtype = (like[0].shape[1], like[0].shape[3]), len(like), like[0].dtype
+
+        def buf() -> torch.Tensor:
+            return torch.zeros(n, shape[0], capacity, shape[1], dtype=dtype, device=self.device)
+
+        return _Rows(
+            prompt=[],
+            keys=[buf() for _ in range(layers)],
+            values=[buf() for _ in range(layers)],
+            mask=torch.zeros(n, capacity, dtype=torch.long, device=self.device),
+            length=0,
+            position=torch.zeros(n, dtype=torch.long, device=self.device),
+            last=torch.zeros(n, dtype=torch.long, device=self.device),
+        )
+
+    def prefix(self, ids: list[int]) -> _Rows | None:
+        """The shared prefix's keys/values, computed once (batch of one)."""
+        if not ids:
+            return None
+        rows = self._empty(1, len(ids), None)
+        rows.mask[:, : len(ids)] = 1
+        self._forward(
+            rows,
+            torch.tensor([ids], device=self.device),
+            torch.arange(len(ids), device=self.device)[None],
+        )
+        return rows
+
+    def prefill(self, prompts: list[int], suffixes: list[list[int]], prefix: _Rows | None) -> _Rows:
+        """Rows for ``prompts``: prefix copied in, suffixes left-padded and run in one pass."""
+        n, width = len(suffixes), max(len(s) for s in suffixes)
+        p = 0 if prefix is None else prefix.length
+        rows = self._empty(n, p + width, None if prefix is None else prefix.keys)
+        if prefix is not None:
+            for dst, src in zip(rows.keys + rows.values, prefix.keys + prefix.values, strict=True):
+                dst[:, :, :p] = src[:, :, :p]
+            rows.mask[:, :p] = 1
+        rows.length = p
+        ids = torch.full((n, width), self.pad, dtype=torch.long)
+        positions = torch.zeros((n, width), dtype=torch.long)
+        for r, suffix in enumerate(suffixes):
+            k = len(suffix)
+            ids[r, width - k :] = torch.tensor(suffix)
+            positions[r, width - k :] = torch.arange(p, p + k)
+            rows.mask[r, p + width - k :] = 1
+            rows.position[r] = p + k
+        first = self._forward(rows, ids.to(self.device), positions.to(self.device))
+        rows.prompt = list(prompts)
+        rows.last = first
+        rows.tokens = [[] for _ in prompts]
+        rows.alive = [True] * n
+        return rows
+
+    def rebuild(self, parts: list[_Rows], extra: int) -> _Rows:
+        """One batch of the live rows of ``parts``, right-aligned, with room for ``extra``."""
+        keep = [(part, [r for r, a in enumerate(part.alive) if a]) for part in parts]
+        keep = [(part, idx) for part, idx in keep if idx]
+        # columns each part really needs: from its first unmasked column to its end
+        starts = []
+        for part, idx in keep:
+            used = part.mask[idx, : part.length].any(0).nonzero()
+            starts.append(int(used[0]) if len(used) else part.length)
+        length = max(part.length - s for (part, _), s in zip(keep, starts, strict=True))
+        n = sum(len(idx) for _, idx in keep)
+        out = self._empty(n, length + extra, keep[0][0].keys)
+        out.length = length
+        row = 0
+        for (part, idx), start in zip(keep, starts, strict=True):
+            k, span = len(idx), part.length - start
+            sel = torch.tensor(idx, device=self.device)
+            for dst, src in zip(out.keys + out.values, part.keys + part.values, strict=True):
+                dst[row : row + k, :, length - span : length] = src.index_select(0, sel)[
+                    :, :, start : part.length
+                ]
+            out.mask[row : row + k, length - span : length] = part.mask[sel, start : part.length]
+            out.position[row : row + k] = part.position[sel]
+            out.last[row : row + k] = part.last[sel]
+            out.prompt += [part.prompt[r] for r in idx]
+            out.tokens += [part.tokens[r] for r in idx]
+            out.alive += [True] * k
+            row += k
+        return out
+
+    def step(self, rows: _Rows) -> None:
+        rows.mask[:, rows.length] = 1
+        rows.last = self._forward(rows, rows.last[:, None], rows.position[:, None])
+        rows.position += 1
+
+    def collect(self, rows: _Rows, results: list[Generation | None]) -> None:
+        """Take each live row's newest token (``rows.last``) and retire finished rows."""
+        newest = rows.last.tolist()
+        for r, token in enumerate(newest):
+            if not rows.alive[r]:
+                continue
+            tokens = rows.tokens[r]
+            tokens.append(token)
+            done = None
+            if token in self.stops:
+                text = self.tokenizer.decode(tokens[:-1], skip_special_tokens=True)
+                done = Generation(text, len(tokens), "eos")
+            elif self.keywords and self._has_keyword(tokens):
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                done = Generation(text, len(tokens), "verdict")
+            elif len(tokens) >= self.spec.max_new_tokens:
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                done = Generation(text, len(tokens), "length")
+            if done is not None:
+                results[rows.prompt[r]] = done
+                rows.alive[r] = False
+
+    def _has_keyword(self, tokens: list[int]) -> bool:
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return any(k in text for k in self.keywords)
 
 
 @torch.inference_mode()
@@ -75,58 +272,82 @@ def generate(
 ) -> list[Generation]:
     """Greedy answers to ``texts``, in input order.
 
-    Prompts are sorted longest first and cut into batches of ``batch_size``; left
-    padding keeps every answer's first token in the same column. ``should_stop`` is
-    checked before each batch and raises Cancelled.
+    At most ``batch_size`` rows decode at once. With ``spec.stop == "verdict"`` an
+    answer ends as soon as it holds a refusal keyword (the keyword judge's verdict
+    cannot change after that). ``should_stop`` is checked before every step and
+    raises Cancelled.
     """
-    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+    ids = tokenizer(texts, add_special_tokens=add_special_tokens).input_ids
+    if any(not row for row in ids):
+        raise ValueError("a prompt rendered to no tokens")
+    decoder = _Decoder(model, tokenizer, spec)
+    head = model.get_output_embeddings()
+    hook = None if head is None else head.register_forward_pre_hook(_contiguous_input)
+    try:
+        return _decode(decoder, ids, spec, batch_size, should_stop)
+    finally:
+        if hook is not None:
+            hook.remove()
 
-    stops = eos_ids(model, tokenizer)
-    config = GenerationConfig(
-        do_sample=False,
-        max_new_tokens=spec.max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=stops,
-    )
-    lengths = [
-        len(ids) for ids in tokenizer(texts, add_special_tokens=add_special_tokens).input_ids
-    ]
-    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-    results: list[Generation | None] = [None] * len(texts)
-    device = next(model.parameters()).device
-    for start in range(0, len(order), batch_size):
+
+def _contiguous_input(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Hand the output head a contiguous input.
+
+    The head gets ``hidden[:, -1:]``, a strided view that turns its GEMM into a slow
+    broadcast ``bmm`` (170 ms per prefill chunk on CPU).
+    """
+    return (args[0].contiguous(), *args[1:])
+
+
+def _decode(
+    decoder: _Decoder,
+    ids: list[list[int]],
+    spec: GenerationSpec,
+    batch_size: int,
+    should_stop: Callable[[], bool] | None,
+) -> list[Generation]:
+    p = shared_prefix(ids)
+    prefix = decoder.prefix(ids[0][:p])
+    queue = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first
+    results: list[Generation | None] = [None] * len(ids)
+    rows: _Rows | None = None
+    while queue or (rows is not None and rows.n_alive):
         if should_stop is not None and should_stop():
-            raise Cancelled("stopped between batches")
-        idx = order[start : start + batch_size]
-        enc = tokenizer(
-            [texts[i] for i in idx],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=add_special_tokens,
-        ).to(device)
-        verdict = _VerdictReached(tokenizer, enc.input_ids.shape[1])
-        out = model.generate(
-            **enc,
-            generation_config=config,
-            logits_processor=LogitsProcessorList([_FiniteLogits()]),
-            stopping_criteria=StoppingCriteriaList([verdict] if spec.stop == "verdict" else []),
-        )
-        new = out[:, enc.input_ids.shape[1] :]  # (B, T_new)
-        for row, i in enumerate(idx):
-            tokens = new[row].tolist()
-            cut = verdict.stopped_at.get(row)
-            eos_first = any(t in stops for t in tokens[: cut or 0])
-            if cut is not None and not eos_first:
-                text = tokenizer.decode(tokens[:cut], skip_special_tokens=True)
-                results[i] = Generation(text, cut, "verdict")
-            else:
-                results[i] = _decode(tokenizer, tokens, stops)
+            raise Cancelled("stopped during generation")
+        size = 0 if rows is None else len(rows.alive)
+        alive = 0 if rows is None else rows.n_alive
+        room = batch_size - alive
+        refill = bool(queue) and (alive == 0 or room * REBUILD_SHARE >= batch_size)
+        if refill or (size and (size - alive) * REBUILD_SHARE >= size):
+            parts = [] if rows is None else [rows]
+            if refill:
+                take, queue = queue[:room], queue[room:]
+                parts += _prefill_chunks(decoder, take, ids, p, prefix, results)
+            parts = [part for part in parts if part.n_alive]
+            rows = decoder.rebuild(parts, spec.max_new_tokens) if parts else None
+            if rows is None:
+                continue
+        decoder.step(rows)
+        decoder.collect(rows, results)
     return results  # type: ignore[return-value]
 
 
-def _decode(tokenizer: Any, tokens: list[int], stops: list[int]) -> Generation:
-    end = next((k for k, t in enumerate(tokens) if t in stops), None)
-    if end is None:
-        return Generation(tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), "length")
-    text = tokenizer.decode(tokens[:end], skip_special_tokens=True)
-    return Generation(text, end + 1, "eos")
+def _prefill_chunks(
+    decoder: _Decoder,
+    take: list[int],
+    ids: list[list[int]],
+    p: int,
+    prefix: _Rows | None,
+    results: list[Generation | None],
+) -> list[_Rows]:
+    """Prefill ``take`` (sorted longest first) in chunks of about PREFILL_TOKENS tokens."""
+    parts, chunk = [], []
+    for i in take + [-1]:
+        if chunk and (i < 0 or len(ids[chunk[0]][p:]) * (len(chunk) + 1) > PREFILL_TOKENS):
+            part = decoder.prefill(chunk, [ids[j][p:] for j in chunk], prefix)
+            decoder.collect(part, results)  # the first token may already finish a row
+            parts.append(part)
+            chunk = []
+        if i >= 0:
+            chunk.append(i)
+    return parts

@@ -16,7 +16,7 @@ STORE_BYTES_PER_TOKEN = 8  # UTF-8 text plus SQLite pages and index, generously
 @dataclass(frozen=True)
 class MemoryEstimate:
     weights: int  # the live model
-    base_copy: int  # the one base copy for exact restore
+    base_copy: int  # the one base copy for exact restore, when held in this memory
     directions: int  # cached float32 directions (0 when regenerated per point)
     decoding: int  # KV cache and logits for one batch
     overhead: int
@@ -42,6 +42,7 @@ def estimate_memory(
     n_layers: int,
     kv_width: int,
     vocab_size: int,
+    base_in_memory: bool = True,
 ) -> MemoryEstimate:
     """Peak memory of a sweep: model, base copy, optional direction cache, one batch.
 
@@ -52,7 +53,7 @@ def estimate_memory(
     logits = 2 * batch_size * vocab_size * 4  # float32 scores and a copy
     return MemoryEstimate(
         weights=n_params * weight_bytes,
-        base_copy=n_params * weight_bytes,
+        base_copy=n_params * weight_bytes if base_in_memory else 0,
         directions=n_params * 4 * n_directions if cache_directions else 0,
         decoding=kv + logits,
         overhead=OVERHEAD_BYTES,

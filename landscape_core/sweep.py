@@ -243,7 +243,11 @@ def _provenance(p: Plan, loaded: Any, engine: _Engine) -> dict[str, Any]:
         },
         "system_prompt": system_text(spec.system_prompt),
         "generation": {**spec.generation.to_dict(), "decoding": "greedy"},
-        "runtime": {**spec.runtime.to_dict(), "cached_directions": engine.cache},
+        "runtime": {
+            **spec.runtime.to_dict(),
+            "cached_directions": engine.cache,
+            "base_copy_in": engine.base_where,
+        },
         "memory_estimate": engine.memory.describe(),
         "packages": {
             "landscape_core": __version__,
@@ -266,27 +270,36 @@ class _Engine:
         self.loaded = loaded
         model = loaded.model
         self.n_params = sum(p.numel() for p in dict(model.named_parameters()).values())
-        self.cache, self.memory = self._plan_memory()
-        self.base = snapshot(model)
+        self.cache, self.base_where, self.memory = self._plan_memory(store)
+        directory = store.root / "tmp" if self.base_where == "disk" else None
+        self.base = snapshot(model, directory, host=self.base_where == "host")
         self.directions = Directions(spec.directions, self.base, store.models_dir, self.cache)
         self.cosine = self.directions.cosine()
         if self.cosine is not None and abs(self.cosine) >= COSINE_TOLERANCE:
             raise RuntimeError(f"cos(d1, d2) = {self.cosine:.3g}, not orthogonal")
 
-    def _plan_memory(self) -> tuple[bool, Any]:
+    def _plan_memory(self, store: Store) -> tuple[bool, str, Any]:
+        """(cache directions?, where the base copy lives, the memory estimate)."""
         import torch
 
-        from landscape_core.resources import HEADROOM, GiB, available_memory, estimate_memory
+        from landscape_core.resources import (
+            HEADROOM,
+            GiB,
+            available_memory,
+            estimate_memory,
+            free_disk,
+        )
 
         model, cfg = self.loaded.model, self.loaded.model.config
         heads = getattr(cfg, "num_attention_heads", 1)
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
         runtime = self.spec.runtime
+        weight_bytes = next(model.parameters()).element_size()
 
-        def estimate(cache: bool) -> Any:
+        def estimate(cache: bool, base_in_memory: bool) -> Any:
             return estimate_memory(
                 n_params=self.n_params,
-                weight_bytes=next(model.parameters()).element_size(),
+                weight_bytes=weight_bytes,
                 # an interpolation axis also caches its target tensors (for exact lerp)
                 n_directions=self.spec.ndim + (self.spec.directions[0].kind == "interpolation"),
                 cache_directions=cache,
@@ -295,30 +308,41 @@ class _Engine:
                 n_layers=getattr(cfg, "num_hidden_layers", 1),
                 kv_width=getattr(cfg, "num_key_value_heads", heads) * head_dim,
                 vocab_size=getattr(cfg, "vocab_size", 0),
+                base_in_memory=base_in_memory,
             )
 
         # The model is already loaded, so its weights count as available.
-        loaded_bytes = estimate(False).weights
-        if self.loaded.device == "cuda":
-            free = torch.cuda.mem_get_info()[0] + loaded_bytes
-        else:
-            free = available_memory() + loaded_bytes
+        loaded_bytes = estimate(False, False).weights
+        cuda = self.loaded.device == "cuda"
+        free = (torch.cuda.mem_get_info()[0] if cuda else available_memory()) + loaded_bytes
         budget = free * HEADROOM
-        lean = estimate(False)
+        disk_room = free_disk(store.root) > 1.2 * loaded_bytes
+        if runtime.base_copy == "disk" and not disk_room:
+            raise UserError(
+                f"runtime.base_copy is disk but {store.root} has less than "
+                f"{1.2 * loaded_bytes / GiB:.1f} GiB free: free some disk or set it to memory"
+            )
+        on_disk = runtime.base_copy == "disk" or (
+            runtime.base_copy == "auto" and not cuda and disk_room
+        )
+        base_where = "disk" if on_disk else "device"
+        lean = estimate(False, not on_disk)
+        if cuda and not on_disk and lean.total > budget:
+            base_where, lean = "host", estimate(False, False)  # the base copy in host RAM
         if lean.total > budget:
             raise UserError(
                 f"this sweep needs about {lean.describe()} but {free / GiB:.1f} GiB is "
                 "available: lower runtime.batch_size or max_new_tokens, or use a smaller model"
             )
         wanted = runtime.cache_directions
-        full = estimate(True)
+        full = estimate(True, base_where == "device")
         if wanted == "yes" and full.total > budget:
             raise UserError(
                 f"caching directions needs about {full.describe()} but {free / GiB:.1f} GiB "
                 "is available: set runtime.cache_directions to auto or no"
             )
         cache = wanted == "yes" or (wanted == "auto" and full.total <= budget)
-        return cache, full if cache else lean
+        return cache, base_where, full if cache else lean
 
     def perturber(self) -> Any:
         from landscape_core.perturb import Perturber

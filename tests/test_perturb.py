@@ -94,3 +94,21 @@ def test_interpolation_is_the_target_bit_for_bit_at_alpha_one(tiny_loaded, tiny_
         assert all(torch.equal(params[n], theta_b[n]) for n in params)
         pert.set(0.0)
         assert all(torch.equal(params[n], base[n]) for n in params)
+
+
+def test_disk_copy_gives_the_same_weights_and_restore(tiny_loaded, tmp_path):
+    """A base copy in a file sets every point exactly as one in memory, and restores."""
+    model = tiny_loaded.model
+    before = _state(model)
+    specs = (DirectionSpec(seed=1), DirectionSpec(seed=2))
+    in_memory = snapshot(model)
+    on_disk = snapshot(model, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # unlinked at once: nothing left if killed
+    points = []
+    for base in (in_memory, on_disk):
+        with Perturber(model, base, Directions(specs, base, None)) as pert:
+            pert.set(0.4, -0.3)
+            points.append(_state(model))
+        assert _bit_equal(before, _state(model))
+    assert _bit_equal(points[0], points[1])
+    assert not _bit_equal(before, points[0])
