@@ -135,24 +135,20 @@ class _Decoder:
             raise NonFiniteError("non-finite logits during generation")
         return logits.argmax(-1)
 
-    def _empty(self, n: int, capacity: int, like: list[torch.Tensor] | None) -> _Rows:
-        if like is None:  # no prefix: learn the KV shape from the config
-            cfg = self.model.config
-            heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-            dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-            shape = (heads, dim)
-            layers = cfg.num_hidden_layers
-            dtype = next(self.model.parameters()).dtype
-        else:
-            shape, layers, dtype = (like[0].shape[1], like[0].shape[3]), len(like), like[0].dtype
+    def _buffer(self, n: int, capacity: int) -> torch.Tensor:
+        """Zeroed keys or values for one layer: (rows, kv heads, capacity, head dim)."""
+        cfg = self.model.config
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        dtype = next(self.model.parameters()).dtype
+        return torch.zeros(n, heads, capacity, dim, dtype=dtype, device=self.device)
 
-        def buf() -> torch.Tensor:
-            return torch.zeros(n, shape[0], capacity, shape[1], dtype=dtype, device=self.device)
-
+    def _empty(self, n: int, capacity: int, buffers: bool = True) -> _Rows:
+        layers = self.model.config.num_hidden_layers if buffers else 0
         return _Rows(
             prompt=[],
-            keys=[buf() for _ in range(layers)],
-            values=[buf() for _ in range(layers)],
+            keys=[self._buffer(n, capacity) for _ in range(layers)],
+            values=[self._buffer(n, capacity) for _ in range(layers)],
             mask=torch.zeros(n, capacity, dtype=torch.long, device=self.device),
             length=0,
             position=torch.zeros(n, dtype=torch.long, device=self.device),
@@ -163,7 +159,7 @@ class _Decoder:
         """The shared prefix's keys/values, computed once (batch of one)."""
         if not ids:
             return None
-        rows = self._empty(1, len(ids), None)
+        rows = self._empty(1, len(ids))
         rows.mask[:, : len(ids)] = 1
         self._forward(
             rows,
@@ -176,7 +172,7 @@ class _Decoder:
         """Rows for ``prompts``: prefix copied in, suffixes left-padded and run in one pass."""
         n, width = len(suffixes), max(len(s) for s in suffixes)
         p = 0 if prefix is None else prefix.length
-        rows = self._empty(n, p + width, None if prefix is None else prefix.keys)
+        rows = self._empty(n, p + width)
         if prefix is not None:
             for dst, src in zip(rows.keys + rows.values, prefix.keys + prefix.values, strict=True):
                 dst[:, :, :p] = src[:, :, :p]
@@ -208,23 +204,36 @@ class _Decoder:
             starts.append(int(used[0]) if len(used) else part.length)
         length = max(part.length - s for (part, _), s in zip(keep, starts, strict=True))
         n = sum(len(idx) for _, idx in keep)
-        out = self._empty(n, length + extra, keep[0][0].keys)
+        out = self._empty(n, length + extra, buffers=False)
         out.length = length
-        row = 0
+        placed = []  # (part, selected rows, first source column, first target row)
         for (part, idx), start in zip(keep, starts, strict=True):
-            k, span = len(idx), part.length - start
             sel = torch.tensor(idx, device=self.device)
-            for dst, src in zip(out.keys + out.values, part.keys + part.values, strict=True):
-                dst[row : row + k, :, length - span : length] = src.index_select(0, sel)[
-                    :, :, start : part.length
-                ]
-            out.mask[row : row + k, length - span : length] = part.mask[sel, start : part.length]
-            out.position[row : row + k] = part.position[sel]
-            out.last[row : row + k] = part.last[sel]
+            span = part.length - start
+            row = len(out.prompt)
+            out.mask[row : row + len(idx), length - span : length] = part.mask[
+                sel, start : part.length
+            ]
+            out.position[row : row + len(idx)] = part.position[sel]
+            out.last[row : row + len(idx)] = part.last[sel]
             out.prompt += [part.prompt[r] for r in idx]
             out.tokens += [part.tokens[r] for r in idx]
-            out.alive += [True] * k
-            row += k
+            out.alive += [True] * len(idx)
+            placed.append((part, sel, start, row))
+        # layer by layer, freeing each source layer once copied: one layer of overhead
+        for layer in range(len(keep[0][0].keys)):
+            for kind in ("keys", "values"):
+                dst = self._buffer(n, length + extra)
+                for part, sel, start, row in placed:
+                    src = getattr(part, kind)[layer][:, :, start : part.length]
+                    dst[row : row + len(sel), :, length - src.shape[2] : length] = src.index_select(
+                        0, sel
+                    )
+                getattr(out, kind).append(dst)
+            for part, *_ in placed:
+                part.keys[layer] = part.values[layer] = None  # type: ignore[call-overload]
+        for part in parts:
+            part.alive = [False] * len(part.alive)  # consumed: its rows live on in ``out``
         return out
 
     def step(self, rows: _Rows) -> None:

@@ -6,15 +6,14 @@ and the one base copy is written back bit for bit on exit, whatever the exit.
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from landscape_core.errors import NonFiniteError, UserError
+from landscape_core.spill import TensorFile
 
 QUANTISED_DTYPES = (torch.int8, torch.uint8)
 
@@ -29,8 +28,9 @@ def snapshot(
 ) -> Mapping[str, torch.Tensor]:
     """The one base copy of every unique parameter.
 
-    With ``directory`` the copy is a file there (``DiskCopy``); with ``host`` a clone
-    in host memory (a GPU short of memory); else a clone on the weights' device.
+    With ``directory`` the copy is a ``TensorFile`` there (CPU: one model-size less
+    RAM); with ``host`` a clone in host memory (a GPU short of memory); else a clone
+    on the weights' device.
     """
     params = unique_parameters(model)
     bad = [n for n, p in params.items() if p.dtype in QUANTISED_DTYPES]
@@ -40,74 +40,13 @@ def snapshot(
             "quantization: none in bfloat16 or float16 to sweep it"
         )
     if directory is not None:
-        return DiskCopy(params, directory)
+        spilled = TensorFile(directory)
+        for name, p in params.items():
+            spilled.append(name, p)
+        return spilled
     if host:
         return {name: p.detach().to("cpu", copy=True) for name, p in params.items()}
     return {name: p.detach().clone() for name, p in params.items()}
-
-
-_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
-
-
-class DiskCopy(Mapping[str, torch.Tensor]):
-    """A base copy kept in an unlinked safetensors file, read back one tensor at a time.
-
-    It keeps a model-size of weights out of the process: the OS page cache holds the
-    file, and plain reads (not a mmap) never count its pages as the process's. The file
-    is unlinked as soon as it is open, so it vanishes with the process, killed or not.
-    Re-reading 540 MB from the page cache costs about 0.2 s a grid point on CPU.
-    """
-
-    def __init__(self, params: Mapping[str, torch.Tensor], directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"base-{os.getpid()}-{id(self):x}.safetensors"
-        save_file({n: p.detach().contiguous() for n, p in params.items()}, str(path))
-        self._fd = os.open(path, os.O_RDONLY)
-        path.unlink()
-        (size,) = torch.frombuffer(bytearray(os.pread(self._fd, 8, 0)), dtype=torch.int64)
-        header = json.loads(os.pread(self._fd, int(size), 8))
-        header.pop("__metadata__", None)
-        start = 8 + int(size)
-        self._entries = {
-            name: (_SAFETENSORS_DTYPES[e["dtype"]], tuple(e["shape"]), start + e["data_offsets"][0])
-            for name, e in header.items()
-        }
-        self._order = list(params)
-
-    def __getitem__(self, name: str) -> torch.Tensor:
-        dtype, shape, _ = self._entries[name]
-        out = torch.empty(shape, dtype=dtype)
-        self.read_into(name, out)
-        return out
-
-    def read_into(self, name: str, out: torch.Tensor) -> None:
-        """Fill the contiguous CPU tensor ``out`` with the base tensor ``name``."""
-        _, _, offset = self._entries[name]
-        if out.device.type != "cpu" or not out.is_contiguous():
-            out.copy_(self[name])
-            return
-        view = memoryview(out.view(torch.uint8).reshape(-1).numpy())
-        while view.nbytes:
-            n = os.preadv(self._fd, [view], offset)
-            if n <= 0:
-                raise OSError(f"short read of the base copy at {name}")
-            view, offset = view[n:], offset + n
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._order)
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __del__(self) -> None:
-        self.close()
 
 
 class Perturber:
@@ -144,7 +83,7 @@ class Perturber:
         for name, d1, d2 in self.directions.items():
             p = self.params[name]
             end = self.directions.target(name)  # interpolation: exact at alpha = 0 and 1
-            if isinstance(self.base, DiskCopy):
+            if isinstance(self.base, TensorFile):
                 self.base.read_into(name, p.data)  # then the same ops, in place
                 base = p.data
             else:  # on the weight's device, or in host memory when the device is short
@@ -168,7 +107,7 @@ class Perturber:
     @torch.no_grad()
     def restore(self) -> None:
         for name, p in self.params.items():
-            if isinstance(self.base, DiskCopy):
+            if isinstance(self.base, TensorFile):
                 self.base.read_into(name, p.data)
             else:
                 p.data.copy_(self.base[name])

@@ -273,7 +273,9 @@ class _Engine:
         self.cache, self.base_where, self.memory = self._plan_memory(store)
         directory = store.root / "tmp" if self.base_where == "disk" else None
         self.base = snapshot(model, directory, host=self.base_where == "host")
-        self.directions = Directions(spec.directions, self.base, store.models_dir, self.cache)
+        self.directions = Directions(
+            spec.directions, self.base, store.models_dir, self.cache, spill=directory
+        )
         self.cosine = self.directions.cosine()
         if self.cosine is not None and abs(self.cosine) >= COSINE_TOLERANCE:
             raise RuntimeError(f"cos(d1, d2) = {self.cosine:.3g}, not orthogonal")
@@ -316,11 +318,14 @@ class _Engine:
         cuda = self.loaded.device == "cuda"
         free = (torch.cuda.mem_get_info()[0] if cuda else available_memory()) + loaded_bytes
         budget = free * HEADROOM
-        disk_room = free_disk(store.root) > 1.2 * loaded_bytes
-        if runtime.base_copy == "disk" and not disk_room:
+        # on disk: the base copy and the cached directions, as float32 at most
+        spill_bytes = (1 + self.spec.ndim) * self.n_params * 4
+        disk_room = free_disk(store.root) > 1.2 * spill_bytes
+        if runtime.base_copy == "disk" and (cuda or not disk_room):
             raise UserError(
-                f"runtime.base_copy is disk but {store.root} has less than "
-                f"{1.2 * loaded_bytes / GiB:.1f} GiB free: free some disk or set it to memory"
+                "runtime.base_copy: disk is for CPU sweeps with "
+                f"{1.2 * spill_bytes / GiB:.1f} GiB free under {store.root}; "
+                "set it to auto or memory"
             )
         on_disk = runtime.base_copy == "disk" or (
             runtime.base_copy == "auto" and not cuda and disk_room
@@ -335,6 +340,9 @@ class _Engine:
                 "available: lower runtime.batch_size or max_new_tokens, or use a smaller model"
             )
         wanted = runtime.cache_directions
+        if on_disk:  # the directions are cached next to the base copy, out of RAM
+            cache = wanted != "no"
+            return cache, base_where, lean
         full = estimate(True, base_where == "device")
         if wanted == "yes" and full.total > budget:
             raise UserError(

@@ -96,19 +96,21 @@ def test_interpolation_is_the_target_bit_for_bit_at_alpha_one(tiny_loaded, tiny_
         assert all(torch.equal(params[n], base[n]) for n in params)
 
 
-def test_disk_copy_gives_the_same_weights_and_restore(tiny_loaded, tmp_path):
-    """A base copy in a file sets every point exactly as one in memory, and restores."""
+def test_spilled_base_and_directions_give_the_same_weights(tiny_loaded, tmp_path):
+    """Base copy and cached directions in a file set every point exactly as in memory."""
     model = tiny_loaded.model
     before = _state(model)
     specs = (DirectionSpec(seed=1), DirectionSpec(seed=2))
     in_memory = snapshot(model)
     on_disk = snapshot(model, tmp_path)
-    assert list(tmp_path.iterdir()) == []  # unlinked at once: nothing left if killed
     points = []
-    for base in (in_memory, on_disk):
-        with Perturber(model, base, Directions(specs, base, None)) as pert:
-            pert.set(0.4, -0.3)
+    for base, spill in ((in_memory, None), (on_disk, tmp_path)):
+        directions = Directions(specs, base, None, cache=True, spill=spill)
+        with Perturber(model, base, directions) as pert:
+            pert.set(0.1, 0.2)
+            pert.set(0.4, -0.3)  # the second point reads the cache back
             points.append(_state(model))
         assert _bit_equal(before, _state(model))
     assert _bit_equal(points[0], points[1])
     assert not _bit_equal(before, points[0])
+    assert list(tmp_path.iterdir()) == []  # unlinked at once: nothing is left if killed
