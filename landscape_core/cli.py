@@ -98,6 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--judge", required=True)
     p.set_defaults(func=cmd_rescore)
+
+    p = sub.add_parser(
+        "judge-eval",
+        parents=[common],
+        help="score a human-labelled CSV with a judge: accuracy, kappa, ...",
+    )
+    p.add_argument("file", type=Path, help="CSV with prompt, completion and label columns")
+    p.add_argument("--judge", default="keyword")
+    p.add_argument("--top", type=int, default=10, help="disagreements to print")
+    p.set_defaults(func=cmd_judge_eval)
     return parser
 
 
@@ -245,17 +255,32 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     from landscape_core.config import JudgeSpec
-    from landscape_core.judges import make_judge
+    from landscape_core.judges import make_judge, score_all
 
     store = _store(args)
     run = store.run(args.run)
     spec = JudgeSpec(name=args.judge)
+    stop = run["spec"].get("generation", {}).get("stop", "eos")
+    if stop == "verdict" and spec.name != "keyword":
+        raise UserError(
+            f"run {run['run_id']} stopped each answer at its first refusal keyword, so only "
+            "the keyword judge can score it; sweep again with generation.stop: eos"
+        )
     judge = make_judge(spec)
     frame = store.generations_frame(run["run_id"], spec.label)
-    rows = []
-    for g in frame.drop_duplicates(["point_key", "prompt_index"]).itertuples():
-        verdict = judge.score(g.prompt, g.text)
-        rows.append((g.point_key, g.prompt_index, spec.label, verdict.refused, verdict.evidence))
+    frame = frame.drop_duplicates(["point_key", "prompt_index"])
+    verdicts = score_all(judge, list(frame.prompt), list(frame.text))
+    rows = [
+        (g.point_key, g.prompt_index, spec.label, v.refused, v.evidence)
+        for g, v in zip(frame.itertuples(), verdicts, strict=True)
+    ]
     store.save_scores(rows)
     print(f"re-scored {len(rows)} generations of run {run['run_id']} with {spec.label}")
+    return 0
+
+
+def cmd_judge_eval(args: argparse.Namespace) -> int:
+    from landscape_core.judge_eval import evaluate, report
+
+    print(report(evaluate(args.file, args.judge), args.judge, top=args.top))
     return 0

@@ -345,6 +345,9 @@ class SweepSpec(Spec):
     directions: tuple[DirectionSpec, ...] = (DirectionSpec(seed=123),)
     grid: tuple[AxisSpec, ...] = (AxisSpec(),)
     generation: GenerationSpec = field(default_factory=GenerationSpec)
+    # what each point measures: greedy answers (judged), the perplexity of the model's
+    # own unperturbed answers (fluency), or P(the answer opens with a refusal) (preview)
+    measure: Literal["answers", "perplexity", "refusal-likelihood"] = "answers"
     judges: tuple[JudgeSpec, ...] = field(default=(JudgeSpec(),), metadata={"hashed": False})
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec, metadata={"hashed": False})
     label: str = field(default="", metadata={"hashed": False})

@@ -27,6 +27,7 @@ from landscape_core.spill import TensorFile
 log = logging.getLogger(__name__)
 
 Base = dict[str, torch.Tensor]  # tensor name -> the model's unperturbed weight
+BLOCK = 1 << 20  # elements per float64 block when scaling
 
 
 def tensor_seed(seed: int, name: str) -> int:
@@ -52,13 +53,26 @@ def normalize(d: torch.Tensor, weight: torch.Tensor, norm: str) -> torch.Tensor:
     """Scale ``d`` so each unit's norm equals the weight's (``none``: unchanged).
 
     ``layer`` is the paper's choice: the whole tensor to ``||weight||_F``. ``filter``
-    (Li et al. 2018) does it per output row; 1-D tensors are one unit.
+    (Li et al. 2018) does it per output row; 1-D tensors are one unit. Norms and the
+    scaling are float64, in blocks, so no float64 copy of a whole tensor is ever held
+    (the embedding's would be 226 MB for SmolLM2-135M).
     """
     if norm == "none":
         return d
-    du, wu = _units(d, norm).double(), _units(weight, norm).double()
-    scale = wu.norm(dim=1, keepdim=True) / du.norm(dim=1, keepdim=True).clamp_min(1e-30)
-    return (du * scale).reshape(d.shape).float()
+    du, wu = _units(d, norm), _units(weight, norm)
+    f64 = torch.float64
+    scale = torch.linalg.vector_norm(wu, dim=1, keepdim=True, dtype=f64) / (
+        torch.linalg.vector_norm(du, dim=1, keepdim=True, dtype=f64).clamp_min(1e-30)
+    )
+    out = torch.empty_like(du)
+    if du.shape[0] == 1:  # one unit: blocks of columns
+        for a in range(0, du.shape[1], BLOCK):
+            out[:, a : a + BLOCK] = (du[:, a : a + BLOCK].double() * scale).float()
+    else:  # blocks of units
+        step = max(1, BLOCK // du.shape[1])
+        for a in range(0, du.shape[0], step):
+            out[a : a + step] = (du[a : a + step].double() * scale[a : a + step]).float()
+    return out.reshape(d.shape)
 
 
 def orthogonalize(d2: torch.Tensor, d1: torch.Tensor, norm: str) -> torch.Tensor:

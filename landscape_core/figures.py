@@ -120,6 +120,31 @@ def small_multiples_2d(runs: dict[str, pd.DataFrame]) -> go.Figure:
     return fig
 
 
+def disagreement_map(frame: pd.DataFrame, judge_a: str, judge_b: str) -> go.Figure:
+    """Where two judges disagree: a 1D curve or a 2D heatmap of the share of prompts."""
+    title = f"{judge_a} vs {judge_b}: prompts judged differently (%)"
+    if frame.j.max() == 0:
+        line = frame.sort_values("alpha")
+        fig = go.Figure(
+            go.Scatter(x=line.alpha, y=line.disagree, mode="lines+markers", name="disagree")
+        )
+        fig.update_layout(xaxis_title="alpha", yaxis_title="disagree (%)", yaxis_range=[-3, 103])
+    else:
+        alphas = frame.sort_values("i").drop_duplicates("i").alpha.to_numpy()
+        betas = frame.sort_values("j").drop_duplicates("j").beta.to_numpy()
+        grid = frame.pivot(index="j", columns="i", values="disagree").sort_index().to_numpy()
+        fig = go.Figure(
+            go.Heatmap(
+                x=alphas, y=betas, z=grid, zmin=0, zmax=100, colorscale="Blues",
+                colorbar={"title": "disagree %"},
+                hovertemplate="alpha=%{x:.3f}<br>beta=%{y:.3f}<br>%{z:.1f}%<extra></extra>",
+            )
+        )  # fmt: skip
+        fig.update_layout(xaxis_title="alpha (d1)", yaxis_title="beta (d2)")
+    fig.update_layout(title=title, margin={"t": 50, "b": 40})
+    return fig
+
+
 def _axes(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     alphas = points.sort_values("i").drop_duplicates("i").alpha.to_numpy()
     betas = points.sort_values("j").drop_duplicates("j").beta.to_numpy()

@@ -114,7 +114,10 @@ class _Decoder:
         self.layer = _buffer_layer_class()
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    def _forward(self, rows: _Rows, input_ids: torch.Tensor, positions: torch.Tensor) -> Any:
+    def forward(
+        self, rows: _Rows, input_ids: torch.Tensor, positions: torch.Tensor, keep: int = 1
+    ) -> torch.Tensor:
+        """Run ``input_ids`` after the rows' cache; logits of the last ``keep`` (0: all)."""
         from transformers.cache_utils import Cache
 
         width = input_ids.shape[1]
@@ -127,13 +130,12 @@ class _Decoder:
             position_ids=positions,
             past_key_values=Cache(layers=layers),
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=keep,
         )
         rows.length += width
-        logits = out.logits[:, -1]
-        if not torch.isfinite(logits).all():
-            raise NonFiniteError("non-finite logits during generation")
-        return logits.argmax(-1)
+        if not torch.isfinite(out.logits).all():
+            raise NonFiniteError("non-finite logits")
+        return out.logits
 
     def _buffer(self, n: int, capacity: int) -> torch.Tensor:
         """Zeroed keys or values for one layer: (rows, kv heads, capacity, head dim)."""
@@ -161,15 +163,20 @@ class _Decoder:
             return None
         rows = self._empty(1, len(ids))
         rows.mask[:, : len(ids)] = 1
-        self._forward(
+        self.forward(
             rows,
             torch.tensor([ids], device=self.device),
             torch.arange(len(ids), device=self.device)[None],
         )
         return rows
 
-    def prefill(self, prompts: list[int], suffixes: list[list[int]], prefix: _Rows | None) -> _Rows:
-        """Rows for ``prompts``: prefix copied in, suffixes left-padded and run in one pass."""
+    def prefill(
+        self, prompts: list[int], suffixes: list[list[int]], prefix: _Rows | None, keep: int = 1
+    ) -> tuple[_Rows, torch.Tensor]:
+        """Rows for ``prompts`` and the logits of their last ``keep`` positions (0: all).
+
+        The prefix is copied in and the suffixes, left-padded, run in one pass.
+        """
         n, width = len(suffixes), max(len(s) for s in suffixes)
         p = 0 if prefix is None else prefix.length
         rows = self._empty(n, p + width)
@@ -186,12 +193,12 @@ class _Decoder:
             positions[r, width - k :] = torch.arange(p, p + k)
             rows.mask[r, p + width - k :] = 1
             rows.position[r] = p + k
-        first = self._forward(rows, ids.to(self.device), positions.to(self.device))
+        logits = self.forward(rows, ids.to(self.device), positions.to(self.device), keep)
         rows.prompt = list(prompts)
-        rows.last = first
+        rows.last = logits[:, -1].argmax(-1)
         rows.tokens = [[] for _ in prompts]
         rows.alive = [True] * n
-        return rows
+        return rows, logits
 
     def rebuild(self, parts: list[_Rows], extra: int) -> _Rows:
         """One batch of the live rows of ``parts``, right-aligned, with room for ``extra``."""
@@ -238,7 +245,8 @@ class _Decoder:
 
     def step(self, rows: _Rows) -> None:
         rows.mask[:, rows.length] = 1
-        rows.last = self._forward(rows, rows.last[:, None], rows.position[:, None])
+        logits = self.forward(rows, rows.last[:, None], rows.position[:, None])
+        rows.last = logits[:, -1].argmax(-1)
         rows.position += 1
 
     def collect(self, rows: _Rows, results: list[Generation | None]) -> None:
@@ -353,7 +361,7 @@ def _prefill_chunks(
     parts, chunk = [], []
     for i in take + [-1]:
         if chunk and (i < 0 or len(ids[chunk[0]][p:]) * (len(chunk) + 1) > PREFILL_TOKENS):
-            part = decoder.prefill(chunk, [ids[j][p:] for j in chunk], prefix)
+            part, _ = decoder.prefill(chunk, [ids[j][p:] for j in chunk], prefix)
             decoder.collect(part, results)  # the first token may already finish a row
             parts.append(part)
             chunk = []

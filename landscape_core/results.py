@@ -68,6 +68,27 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
     }
 
 
+def disagreement(store: Store, run_id: str, judge_a: str, judge_b: str) -> pd.DataFrame:
+    """Per grid point, the share of prompts (percent) on which two judges disagree.
+
+    One row per point with ``idx, i, j, alpha, beta`` and ``disagree``; NaN where
+    either judge has not scored the point.
+    """
+    a = store.generations_frame(run_id, judge_a)
+    b = store.generations_frame(run_id, judge_b)
+    both = a.merge(b[["idx", "prompt_index", "refused"]], on=["idx", "prompt_index"])
+    both = both[both.refused_x.notna() & both.refused_y.notna()]
+    share = (
+        both.assign(differ=both.refused_x != both.refused_y)
+        .groupby("idx")
+        .differ.mean()
+        .mul(100.0)
+        .rename("disagree")
+    )
+    grid = store.points_frame(run_id, judge_a)[["idx", "i", "j", "alpha", "beta"]]
+    return grid.merge(share, left_on="idx", right_index=True, how="left")
+
+
 def run_title(run: dict[str, Any]) -> str:
     """A short human name: label, model, system prompt."""
     spec = run["spec"]

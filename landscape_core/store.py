@@ -95,6 +95,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             started REAL NOT NULL,
             heartbeat REAL NOT NULL)""",
     ),
+    (
+        # numbers per prompt that are not verdicts: 'nll' and 'tokens' (perplexity
+        # sweeps), 'p_refusal' (refusal-likelihood sweeps)
+        """CREATE TABLE measures (
+            point_key TEXT NOT NULL,
+            prompt_index INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (point_key, prompt_index, name))""",
+    ),
 )
 HEARTBEAT_TIMEOUT = 15.0  # seconds without a heartbeat before a worker counts as dead
 
@@ -130,6 +140,7 @@ class PointResult:
     seconds: float
     generations: Sequence[tuple[int, str, str, int, str]]  # index, prompt, text, tokens, stop
     scores: Sequence[tuple[int, str, bool, str]]  # index, judge, refused, evidence
+    measures: Sequence[tuple[int, str, float]] = ()  # index, name, value
 
 
 class Store:
@@ -432,7 +443,25 @@ class Store:
                 "INSERT INTO scores VALUES (?, ?, ?, ?, ?)",
                 [(result.key, i, judge, int(r), ev) for i, judge, r, ev in result.scores],
             )
+            conn.executemany(
+                "INSERT INTO measures VALUES (?, ?, ?, ?)",
+                [(result.key, i, name, float(v)) for i, name, v in result.measures],
+            )
         return True
+
+    def point_answers(self, point_key: str) -> list[str] | None:
+        """A finished point's answers in prompt order; None if it is not stored as done."""
+        with self._connect() as conn:
+            status = conn.execute(
+                "SELECT status FROM points WHERE point_key = ?", (point_key,)
+            ).fetchone()
+            if status is None or status[0] != "done":
+                return None
+            rows = conn.execute(
+                "SELECT text FROM generations WHERE point_key = ? ORDER BY prompt_index",
+                (point_key,),
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def save_scores(self, rows: Sequence[tuple[str, int, str, bool, str]]) -> None:
         """(point_key, prompt_index, judge, refused, evidence) rows, replacing old ones."""
@@ -461,6 +490,30 @@ class Store:
                 conn,
                 params=(judge, run_id),
             )
+
+    def measures_frame(self, run_id: str) -> pd.DataFrame:
+        """Per-prompt measures of a run, one column per measure name, with coords."""
+        with self._connect() as conn:
+            long = pd.read_sql_query(
+                """SELECT rp.idx, rp.i, rp.j, rp.alpha, rp.beta, m.prompt_index, m.name,
+                          m.value
+                   FROM run_points rp JOIN measures m ON m.point_key = rp.point_key
+                   WHERE rp.run_id = ?""",
+                conn,
+                params=(run_id,),
+            )
+        keys = ["idx", "i", "j", "alpha", "beta", "prompt_index"]
+        return long.pivot_table(index=keys, columns="name", values="value").reset_index()
+
+    def judges(self, run_id: str) -> list[str]:
+        """The judges that have scored any answer of the run, the paper's first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                """SELECT DISTINCT s.judge FROM run_points rp
+                   JOIN scores s ON s.point_key = rp.point_key WHERE rp.run_id = ?""",
+                (run_id,),
+            ).fetchall()
+        return sorted((r[0] for r in rows), key=lambda j: (j != "keyword", j))
 
     def generations_frame(self, run_id: str, judge: str = "keyword") -> pd.DataFrame:
         """Every stored answer of a run with its coords and verdict under ``judge``."""

@@ -7,6 +7,7 @@ generates nothing and an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import time
@@ -116,6 +117,8 @@ def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float) -> st
         "directions": [d.key_dict() for d in terms],
         "coords": coords,
     }
+    if spec.measure != "answers":
+        key["measure"] = spec.measure
     if any(d.kind == "interpolation" for d in terms):
         key["weights"] = "lerp"  # exact at both ends; earlier points used base + alpha*d
     return content_hash(key)
@@ -151,7 +154,7 @@ def run(
     texts, add_special = models.render_prompts(
         loaded.tokenizer, p.prompts.prompts, spec.system_prompt, spec.model.chat_format
     )
-    engine = _Engine(spec, loaded, store)
+    engine = _Engine(spec, loaded, store, judges)
     grid = [
         GridPoint(idx, i, j, a, b, point_key(p, loaded.device, loaded.dtype, a, b))
         for idx, (i, j, a, b) in enumerate(snake_grid(spec))
@@ -163,6 +166,8 @@ def run(
             "or change the config to start a new run"
         )
     provenance = _provenance(p, loaded, engine)
+    if spec.measure == "perplexity":  # before any perturbation: the model's own answers
+        engine.reference = _reference_answers(p, store, loaded, engine, texts, add_special)
     store.create_run(p.run_id, spec.label, spec.to_dict(), provenance, grid)
     pending = store.pending(p.run_id)
     _report(on_progress, p.run_id, store, summary.total)
@@ -175,17 +180,18 @@ def run(
             try:
                 perturber.set(point.alpha, point.beta)
                 perturber.check_finite()
-                gens = engine.generate(texts, add_special, should_stop)
+                result = engine.measure(
+                    point.key, p.prompts.prompts, texts, add_special, should_stop
+                )
             except Cancelled:
                 summary.status = "cancelled"
                 break
             except NonFiniteError as exc:
                 log.warning("point %s failed: %s", point.idx, exc)
-                result = PointResult(point.key, "failed", str(exc), time.monotonic() - t0, [], [])
+                result = PointResult(point.key, "failed", str(exc), 0.0, [], [])
                 summary.failed += 1
                 summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {exc}")
-            else:
-                result = _judged(point.key, p.prompts.prompts, gens, judges, time.monotonic() - t0)
+            result = dataclasses.replace(result, seconds=time.monotonic() - t0)
             store.save_point(result)
             summary.computed += 1
             _report(on_progress, p.run_id, store, summary.total)
@@ -205,15 +211,36 @@ def _judges(spec: SweepSpec) -> list[tuple[str, Any]]:
 
 
 def _judged(
-    key: str, prompts: tuple[str, ...], gens: list[Any], judges: list[tuple[str, Any]], secs: float
+    key: str, prompts: tuple[str, ...], gens: list[Any], judges: list[tuple[str, Any]]
 ) -> PointResult:
+    from landscape_core.judges import score_all
+
     rows = [(i, prompts[i], g.text, g.n_tokens, g.stop_reason) for i, g in enumerate(gens)]
     scores = []
     for label, judge in judges:
-        for i, g in enumerate(gens):
-            verdict = judge.score(prompts[i], g.text)
-            scores.append((i, label, verdict.refused, verdict.evidence))
-    return PointResult(key, "done", "", secs, rows, scores)
+        verdicts = score_all(judge, list(prompts), [g.text for g in gens])
+        scores += [(i, label, v.refused, v.evidence) for i, v in enumerate(verdicts)]
+    return PointResult(key, "done", "", 0.0, rows, scores)
+
+
+def _reference_answers(
+    p: Plan, store: Store, loaded: Any, engine: _Engine, texts: list[str], add_special: bool
+) -> list[str]:
+    """The unperturbed model's own answers, which a perplexity sweep scores everywhere.
+
+    They are the origin point of the same sweep measuring answers, so they are
+    generated once, stored there, and shared with that landscape.
+    """
+    twin = Plan(
+        dataclasses.replace(p.spec, measure="answers"), "", {}, p.model_fingerprint, p.prompts
+    )
+    key = point_key(twin, loaded.device, loaded.dtype, 0.0, 0.0)
+    answers = store.point_answers(key)
+    if answers is None:
+        gens = engine.generate(texts, add_special, None)
+        store.save_point(_judged(key, p.prompts.prompts, gens, engine.judges))
+        answers = [g.text for g in gens]
+    return answers
 
 
 def _provenance(p: Plan, loaded: Any, engine: _Engine) -> dict[str, Any]:
@@ -262,12 +289,16 @@ def _provenance(p: Plan, loaded: Any, engine: _Engine) -> dict[str, Any]:
 class _Engine:
     """The loaded model with its base copy and directions, sized to fit memory."""
 
-    def __init__(self, spec: SweepSpec, loaded: Any, store: Store) -> None:
+    def __init__(
+        self, spec: SweepSpec, loaded: Any, store: Store, judges: list[tuple[str, Any]]
+    ) -> None:
         from landscape_core.directions import Directions
         from landscape_core.perturb import snapshot
 
         self.spec = spec
         self.loaded = loaded
+        self.judges = judges  # (label, judge), made once: some load a model
+        self.reference: list[str] = []  # a perplexity sweep's answers to score
         model = loaded.model
         self.n_params = sum(p.numel() for p in dict(model.named_parameters()).values())
         self.cache, self.base_where, self.memory = self._plan_memory(store)
@@ -356,6 +387,40 @@ class _Engine:
         from landscape_core.perturb import Perturber
 
         return Perturber(self.loaded.model, self.base, self.directions)
+
+    def measure(
+        self,
+        key: str,
+        prompts: tuple[str, ...],
+        texts: list[str],
+        add_special: bool,
+        should_stop: Any,
+    ) -> PointResult:
+        """What the spec measures at the current weights, as a point's rows."""
+        from landscape_core import likelihood
+
+        model, tokenizer = self.loaded.model, self.loaded.tokenizer
+        if self.spec.measure == "answers":
+            gens = self.generate(texts, add_special, should_stop)
+            return _judged(key, prompts, gens, self.judges)
+        if self.spec.measure == "perplexity":
+            nll = likelihood.answer_nll(model, tokenizer, texts, self.reference, add_special)
+            rows = [
+                (i, prompts[i], answer, n, "reference")
+                for i, (answer, (_, n)) in enumerate(zip(self.reference, nll, strict=True))
+            ]
+            values = [(i, "nll", v) for i, (v, _) in enumerate(nll)]
+            values += [(i, "tokens", float(n)) for i, (_, n) in enumerate(nll)]
+            return PointResult(key, "done", "", 0.0, rows, [], values)
+        probs = likelihood.refusal_probability(model, tokenizer, texts, add_special)
+        rows = [(i, prompts[i], "", 0, "likelihood") for i in range(len(prompts))]
+        scores = [
+            (i, "refusal-likelihood", q >= 0.5, f"P(refusal opening) = {q:.3f}")
+            for i, q in enumerate(probs)
+        ]
+        return PointResult(
+            key, "done", "", 0.0, rows, scores, [(i, "p_refusal", q) for i, q in enumerate(probs)]
+        )
 
     def generate(self, texts: list[str], add_special: bool, should_stop: Any) -> list[Any]:
         from landscape_core.generate import generate

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from landscape_core import figures
-from landscape_core.results import run_visage
+from landscape_core.results import disagreement, run_visage
 from pages.common import pick_runs, store
 
 st.title("Landscape")
@@ -15,7 +15,17 @@ if not runs:
     st.stop()
 run = runs[0]
 st.session_state["run_id"] = run["run_id"]
-judge = st.selectbox("Judge", ["keyword"], help="Re-score with `rescore RUN --judge NAME`.")
+scored = store().judges(run["run_id"]) or ["keyword"]
+judge = st.selectbox(
+    "Judge", scored, help="Add one with `python -m landscape_core rescore RUN --judge NAME`."
+)
+others = [j for j in scored if j != judge]
+layer = st.radio(
+    "Layer",
+    ["ASR", "Judge disagreement"] if others else ["ASR"],
+    horizontal=True,
+    help="Disagreement: the share of prompts two judges score differently, per point.",
+)
 
 
 def _selected_idx(event, frame) -> int | None:
@@ -64,7 +74,12 @@ def _origin_asr(frame) -> str:
 
 
 unfinished = store().points_frame(run["run_id"], judge).status.isna().any()
-st.fragment(plot, run_every="3s" if unfinished else None)()  # follows a running job
+if layer == "ASR":
+    st.fragment(plot, run_every="3s" if unfinished else None)()  # follows a running job
+else:
+    other = st.selectbox("Against", others)
+    shares = disagreement(store(), run["run_id"], judge, other)
+    st.plotly_chart(figures.disagreement_map(shares, judge, other), key="disagreement")
 
 st.subheader("Generations at a point")
 frame = store().points_frame(run["run_id"], judge)

@@ -79,7 +79,7 @@ def test_rescore_adds_scores_without_generating(tmp_path, tiny_model_dir, capsys
 def test_sweep_killed_at_a_random_moment_resumes_without_loss_or_duplicates(
     tmp_path, tiny_model_dir
 ):
-    n_points = 60
+    n_points = 200  # enough that a kill up to 0.5 s after the first point lands mid-run
     config = _config(
         tmp_path,
         tiny_model_dir,
@@ -92,7 +92,7 @@ def test_sweep_killed_at_a_random_moment_resumes_without_loss_or_duplicates(
     deadline = time.monotonic() + 120
     while _count(store, "points") < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    delay = random.uniform(0, 1.0)
+    delay = random.uniform(0, 0.5)
     time.sleep(delay)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

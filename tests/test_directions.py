@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from landscape_core.config import DirectionSpec, ModelSpec
@@ -70,3 +71,17 @@ def test_interpolation_reaches_the_target_at_alpha_one(tiny_loaded, tiny_target_
     theta_b = load_file(str(tiny_target_dir / "model.safetensors"))
     for name, d1, _ in dirs.items():
         assert torch.allclose(dirs.base[name] + d1, theta_b[name], atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", ["layer", "filter"])
+@pytest.mark.parametrize("shape", [(3000, 700), (5, 7), (4000,)])
+def test_blockwise_normalize_equals_the_whole_tensor_formula(norm, shape):
+    """Blocks change no bit: stored points keep their directions across versions."""
+    from landscape_core.directions import _units, normalize
+
+    gen = torch.Generator().manual_seed(0)
+    d, w = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen) * 0.1
+    du, wu = _units(d, norm).double(), _units(w, norm).double()
+    scale = wu.norm(dim=1, keepdim=True) / du.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    expected = (du * scale).reshape(shape).float()
+    assert torch.equal(normalize(d, w, norm), expected)
