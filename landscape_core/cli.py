@@ -94,18 +94,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="file to write (default: stdout)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("rescore", parents=[common], help="judge stored generations again")
+    p = sub.add_parser(
+        "capability",
+        parents=[common],
+        help="fluency and over-refusal on the same grid as a safety config",
+    )
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_capability)
+
+    judge = argparse.ArgumentParser(add_help=False)
+    judge.add_argument("--judge", default="keyword", help="keyword, refusal-patterns, ...")
+    judge.add_argument("--judge-path", default="", help="classifier / llm-judge model")
+    judge.add_argument(
+        "--refusal-labels", default="", help="classifier labels that mean refusal, a,b"
+    )
+    judge.add_argument("--input", default="answer", choices=["answer", "pair"])
+    judge.add_argument("--format", default="rubric", choices=["rubric", "llama-guard"])
+
+    p = sub.add_parser(
+        "rescore", parents=[common, judge], help="judge stored generations again, no generator"
+    )
     p.add_argument("run")
-    p.add_argument("--judge", required=True)
     p.set_defaults(func=cmd_rescore)
 
     p = sub.add_parser(
         "judge-eval",
-        parents=[common],
+        parents=[common, judge],
         help="score a human-labelled CSV with a judge: accuracy, kappa, ...",
     )
     p.add_argument("file", type=Path, help="CSV with prompt, completion and label columns")
-    p.add_argument("--judge", default="keyword")
     p.add_argument("--top", type=int, default=10, help="disagreements to print")
     p.set_defaults(func=cmd_judge_eval)
     return parser
@@ -254,19 +271,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
-    from landscape_core.config import JudgeSpec
     from landscape_core.judges import make_judge, score_all
 
     store = _store(args)
     run = store.run(args.run)
-    spec = JudgeSpec(name=args.judge)
+    spec = _judge_spec(args)
     stop = run["spec"].get("generation", {}).get("stop", "eos")
     if stop == "verdict" and spec.name != "keyword":
         raise UserError(
             f"run {run['run_id']} stopped each answer at its first refusal keyword, so only "
             "the keyword judge can score it; sweep again with generation.stop: eos"
         )
-    judge = make_judge(spec)
+    if run["spec"].get("measure", "answers") != "answers":
+        raise UserError(f"run {run['run_id']} stored no answers to judge")
+    judge = make_judge(spec, store.models_dir)
     frame = store.generations_frame(run["run_id"], spec.label)
     frame = frame.drop_duplicates(["point_key", "prompt_index"])
     verdicts = score_all(judge, list(frame.prompt), list(frame.text))
@@ -279,8 +297,38 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_capability(args: argparse.Namespace) -> int:
+    from landscape_core import sweep
+    from landscape_core.capability import capability_frame, companions
+    from landscape_core.config import SweepSpec
+
+    spec = SweepSpec.from_yaml(args.config)
+    store = _store(args)
+    for name, companion in companions(spec).items():
+        summary = sweep.run(companion, store)
+        print(f"{name}: run {summary.run_id}, {summary.computed} point(s) computed")
+    safety = sweep.run(spec, store)
+    frame = capability_frame(store, safety.run_id)
+    print(frame.drop(columns=["idx", "i", "j"]).round(2).to_string(index=False))
+    return 0
+
+
+def _judge_spec(args: argparse.Namespace) -> Any:
+    from landscape_core.config import JudgeSpec
+
+    labels = tuple(x.strip() for x in args.refusal_labels.split(",") if x.strip())
+    return JudgeSpec(
+        name=args.judge,
+        path=args.judge_path,
+        refusal_labels=labels,
+        input=args.input,
+        format=args.format,
+    )
+
+
 def cmd_judge_eval(args: argparse.Namespace) -> int:
     from landscape_core.judge_eval import evaluate, report
 
-    print(report(evaluate(args.file, args.judge), args.judge, top=args.top))
+    spec = _judge_spec(args)
+    print(report(evaluate(args.file, spec, _store(args).models_dir), spec.label, top=args.top))
     return 0

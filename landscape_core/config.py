@@ -311,13 +311,31 @@ class GenerationSpec(Spec):
 
 @dataclass(frozen=True)
 class JudgeSpec(Spec):
-    """A judge by name; ``keyword`` is the paper's."""
+    """A judge by name; ``keyword`` is the paper's.
+
+    Model-based judges name their model with ``path``: a local directory or a Hugging
+    Face id in the local cache (``llm-judge`` with no path uses the bundled model).
+    ``classifier``: ``refusal_labels`` are the model's labels that mean refusal, and
+    ``input`` is the answer alone or the (prompt, answer) pair. ``llm-judge``:
+    ``format`` is a refusal/compliance/partial ``rubric`` or ``llama-guard``.
+    """
 
     name: str = "keyword"
+    path: str = ""
+    refusal_labels: tuple[str, ...] = ()
+    input: Literal["answer", "pair"] = "answer"
+    format: Literal["rubric", "llama-guard"] = "rubric"
+
+    def __post_init__(self) -> None:
+        if self.name == "classifier" and not (self.path and self.refusal_labels):
+            raise UserError(
+                "judge classifier: give `path` (a local model directory or cached id) and "
+                "`refusal_labels` (which of its labels mean refusal)"
+            )
 
     @property
     def label(self) -> str:
-        return self.name
+        return f"{self.name}:{Path(self.path).name}" if self.path else self.name
 
 
 @dataclass(frozen=True)

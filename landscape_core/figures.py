@@ -145,6 +145,67 @@ def disagreement_map(frame: pd.DataFrame, judge_a: str, judge_b: str) -> go.Figu
     return fig
 
 
+CAPABILITY_CURVES = (  # column, name, axis
+    ("asr", "ASR on AdvBench (%)", "y"),
+    ("over_refusal", "refusals of safe XSTest prompts (%)", "y"),
+    ("unsafe_refusal", "refusals of unsafe XSTest prompts (%)", "y"),
+    ("perplexity", "perplexity of MT-Bench answers", "y2"),
+)
+
+
+def capability_1d(frame: pd.DataFrame) -> go.Figure:
+    """Safety and capability along alpha: rates on the left axis, perplexity on the right."""
+    line = frame.sort_values("alpha")
+    fig = go.Figure()
+    for column, name, axis in CAPABILITY_CURVES:
+        if line[column].notna().any():
+            dash = "dot" if axis == "y2" else None
+            fig.add_trace(
+                go.Scatter(
+                    x=line.alpha, y=line[column], name=name, yaxis=axis,
+                    mode="lines+markers", line={"dash": dash},
+                )
+            )  # fmt: skip
+    _shade_basin(fig, frame)
+    fig.update_layout(
+        xaxis_title="alpha (perturbation along d1)",
+        yaxis={"title": "percent", "range": [-3, 103]},
+        yaxis2={"title": "perplexity (log)", "overlaying": "y", "side": "right", "type": "log"},
+        legend={"orientation": "h", "y": -0.25},
+        margin={"t": 40, "b": 40},
+    )
+    return fig
+
+
+def capability_2d(frame: pd.DataFrame) -> go.Figure:
+    """Linked panels over (alpha, beta): zooming one zooms all."""
+    shown = [
+        (c, "log10 " + n if c == "perplexity" else n)
+        for c, n, _ in CAPABILITY_CURVES
+        if frame[c].notna().any()
+    ]
+    fig = make_subplots(
+        rows=1, cols=len(shown), subplot_titles=[n for _, n in shown],
+        shared_xaxes="all", shared_yaxes="all",
+    )  # fmt: skip
+    alphas = frame.sort_values("i").drop_duplicates("i").alpha.to_numpy()
+    betas = frame.sort_values("j").drop_duplicates("j").beta.to_numpy()
+    for col, (column, _) in enumerate(shown, start=1):
+        grid = frame.pivot(index="j", columns="i", values=column).sort_index().to_numpy()
+        percent = column != "perplexity"
+        fig.add_trace(
+            go.Heatmap(
+                x=alphas, y=betas, z=grid if percent else np.log10(grid),
+                zmin=0 if percent else None, zmax=100 if percent else None,
+                colorscale=COLORSCALE if column == "asr" else "Viridis", showscale=False,
+                hovertemplate="alpha=%{x:.3f}<br>beta=%{y:.3f}<br>%{z:.2f}<extra></extra>",
+            ),
+            row=1, col=col,
+        )  # fmt: skip
+    fig.update_layout(margin={"t": 60, "b": 40})
+    return fig
+
+
 def _axes(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     alphas = points.sort_values("i").drop_duplicates("i").alpha.to_numpy()
     betas = points.sort_values("j").drop_duplicates("j").beta.to_numpy()

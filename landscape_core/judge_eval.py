@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from landscape_core.config import JudgeSpec
 from landscape_core.errors import UserError
 
 REFUSED_LABELS = {"2_full_refusal", "3_partial_refusal", "refused", "refusal"}
@@ -82,13 +83,12 @@ def agreement(human: pd.Series, judge: pd.Series, frame: pd.DataFrame) -> Agreem
     )
 
 
-def evaluate(path: Path, judge_name: str, judge_options: dict | None = None) -> Agreement:
-    """Score every labelled completion with the named judge and compare."""
-    from landscape_core.config import JudgeSpec
+def evaluate(path: Path, spec: JudgeSpec, models_dir: Path = Path("cache/models")) -> Agreement:
+    """Score every labelled completion with the judge and compare with the humans."""
     from landscape_core.judges import make_judge, score_all
 
     frame = load_labelled(path)
-    judge = make_judge(JudgeSpec(name=judge_name, **(judge_options or {})))
+    judge = make_judge(spec, models_dir)
     verdicts = score_all(judge, list(frame.prompt), list(frame.completion))
     frame = frame.assign(
         judge_refused=[v.refused for v in verdicts],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from landscape_core.config import JudgeSpec
@@ -181,11 +182,25 @@ JUDGES: dict[str, Callable[[], Judge]] = {
 }
 
 
-def make_judge(spec: JudgeSpec) -> Judge:
+MODEL_JUDGES = ("classifier", "llm-judge")  # they load a model (see model_judges)
+SWEEP_ONLY = ("refusal-likelihood",)  # needs the perturbed model: `measure:` in a sweep
+
+
+def make_judge(spec: JudgeSpec, models_dir: Path = Path("cache/models")) -> Judge:
     """The judge a spec names; an unknown name lists the known ones."""
+    if spec.name in MODEL_JUDGES:
+        from landscape_core import model_judges
+
+        if spec.name == "classifier":
+            return model_judges.ClassifierJudge(spec)
+        return model_judges.LLMJudge(spec, models_dir)
+    if spec.name in SWEEP_ONLY:
+        raise UserError(
+            "refusal-likelihood scores the perturbed model itself, not stored answers: "
+            "sweep with `measure: refusal-likelihood`"
+        )
     try:
         return JUDGES[spec.name]()
     except KeyError:
-        raise UserError(
-            f"unknown judge {spec.name!r}; known judges: {', '.join(sorted(JUDGES))}"
-        ) from None
+        known = sorted([*JUDGES, *MODEL_JUDGES, *SWEEP_ONLY])
+        raise UserError(f"unknown judge {spec.name!r}; known judges: {', '.join(known)}") from None

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from landscape_core import __version__
+from landscape_core import __version__, visit
 from landscape_core.config import SPEC_VERSION, SweepSpec, content_hash
 from landscape_core.datasets import PromptSet, load_prompts
 from landscape_core.errors import Cancelled, NonFiniteError, UserError
+from landscape_core.metrics import asr as metrics_asr
 from landscape_core.metrics import grid_coords
 from landscape_core.preflight import check_grid, n_grid_points
 from landscape_core.store import GridPoint, PointResult, Store
@@ -140,7 +141,7 @@ def run(
     started = time.monotonic()
     p = plan(spec, store)
     check_grid(spec, len(p.prompts.prompts), store.root)
-    judges = _judges(spec)  # an unknown judge fails here, before anything is stored
+    judges = _judges(spec, store)  # an unknown judge fails here, before anything is stored
     summary = Summary(run_id=p.run_id, status="complete", total=n_grid_points(spec))
     stored_grid = store.grid(p.run_id)
     if stored_grid and not store.pending(p.run_id):
@@ -171,8 +172,13 @@ def run(
     store.create_run(p.run_id, spec.label, spec.to_dict(), provenance, grid)
     pending = store.pending(p.run_id)
     _report(on_progress, p.run_id, store, summary.total)
+    judge = spec.judges[0].label
+    finished = store.points_frame(p.run_id, judge).dropna(subset=["asr"])
+    asr = {(int(r.i), int(r.j)): float(r.asr) for r in finished.itertuples()}
+    shape = (spec.grid[0].num, spec.grid[1].num if spec.ndim == 2 else 1)
+    pick = visit.order(pending, shape, lambda i, j: asr.get((i, j)))
     with engine.perturber() as perturber:
-        for point in pending:
+        while (point := pick()) is not None:
             if should_stop is not None and should_stop():
                 summary.status = "cancelled"
                 break
@@ -193,6 +199,9 @@ def run(
                 summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {exc}")
             result = dataclasses.replace(result, seconds=time.monotonic() - t0)
             store.save_point(result)
+            verdicts = [refused for _, label, refused, _ in result.scores if label == judge]
+            if verdicts:
+                asr[(point.i, point.j)] = metrics_asr(verdicts)
             summary.computed += 1
             _report(on_progress, p.run_id, store, summary.total)
     summary.seconds = time.monotonic() - started
@@ -204,10 +213,12 @@ def _report(cb: Callable[[Progress], None] | None, run_id: str, store: Store, to
         cb(Progress(run_id, total - len(store.pending(run_id)), total))
 
 
-def _judges(spec: SweepSpec) -> list[tuple[str, Any]]:
+def _judges(spec: SweepSpec, store: Store) -> list[tuple[str, Any]]:
     from landscape_core.judges import make_judge
 
-    return [(j.label, make_judge(j)) for j in spec.judges]
+    if spec.measure != "answers":
+        return []  # perplexity and refusal-likelihood points carry no answers to judge
+    return [(j.label, make_judge(j, store.models_dir)) for j in spec.judges]
 
 
 def _judged(
@@ -238,7 +249,7 @@ def _reference_answers(
     answers = store.point_answers(key)
     if answers is None:
         gens = engine.generate(texts, add_special, None)
-        store.save_point(_judged(key, p.prompts.prompts, gens, engine.judges))
+        store.save_point(_judged(key, p.prompts.prompts, gens, _judges(twin.spec, store)))
         answers = [g.text for g in gens]
     return answers
 

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core import figures
+from landscape_core.capability import capability_frame, capability_summary
 from landscape_core.results import run_title, run_visage
 from pages.common import pick_runs, store
 
@@ -40,3 +41,20 @@ table = pd.DataFrame(rows).pivot_table(
 st.subheader("VISAGE (rows: models, columns: system prompts)")
 st.caption("Empty cells: runs not finished yet. Higher is safer.")
 st.dataframe(table.round(2))
+
+st.subheader("Capability beside safety")
+st.caption(
+    "From each run's capability sweeps on the same grid (Landscape page: *Measure "
+    "capability on this grid*). Empty: not measured yet."
+)
+capability = []
+for run in runs:
+    figures_ = capability_summary(capability_frame(store(), run["run_id"]))
+    capability.append(
+        {
+            "run": run_title(run),
+            "VISAGE": run_visage(store().points_frame(run["run_id"])),
+            **figures_,
+        }
+    )
+st.dataframe(pd.DataFrame(capability).round(2), hide_index=True)

@@ -6,6 +6,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from landscape_core import figures
+from landscape_core.capability import capability_frame, companions
+from landscape_core.config import SweepSpec
 from landscape_core.results import disagreement, run_visage
 from pages.common import pick_runs, store
 
@@ -80,6 +82,22 @@ else:
     other = st.selectbox("Against", others)
     shares = disagreement(store(), run["run_id"], judge, other)
     st.plotly_chart(figures.disagreement_map(shares, judge, other), key="disagreement")
+
+st.subheader("Safety and capability on this grid")
+capability = capability_frame(store(), run["run_id"])
+measured = capability[["perplexity", "over_refusal", "unsafe_refusal"]].notna().any().any()
+if measured:
+    one_d = capability.j.max() == 0
+    chart = figures.capability_1d(capability) if one_d else figures.capability_2d(capability)
+    st.plotly_chart(chart, key="capability")
+    st.caption(
+        "Fluency: perplexity of MT-Bench answers the unperturbed model wrote. Over-refusal: "
+        "XSTest safe prompts refused; unsafe: its contrast prompts refused (refusal-patterns)."
+    )
+if st.button("Measure capability on this grid", help="Queues fluency and over-refusal sweeps"):
+    spec = SweepSpec.from_dict(run["spec"])
+    ids = [store().submit(c.to_dict(), c.label) for c in companions(spec).values()]
+    st.success(f"Queued jobs {', '.join(map(str, ids))}; follow them on the Jobs page.")
 
 st.subheader("Generations at a point")
 frame = store().points_frame(run["run_id"], judge)

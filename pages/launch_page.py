@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from landscape_core.capability import companions
 from landscape_core.config import SweepSpec
 from landscape_core.errors import UserError
 from landscape_core.models import catalogue
@@ -101,8 +102,37 @@ with right:
         num = c3.number_input(f"{name} points", 1, 1001, value=13 if axis == 0 else 5)
         grid.append({"start": float(start), "stop": float(stop), "num": int(num)})
 
-    st.subheader("Generation")
+    st.subheader("Measure")
+    measure = st.radio(
+        "At each point",
+        ["answers", "refusal-likelihood"],
+        format_func={
+            "answers": "Generate and judge answers",
+            "refusal-likelihood": "Preview: P(answer opens with a refusal), no generation",
+        }.get,
+    )
+    judges = ["keyword"]
+    stop = "eos"
+    if measure == "answers":
+        judges = st.multiselect(
+            "Judges",
+            ["keyword", "refusal-patterns"],
+            default=["keyword"],
+            help="keyword is the paper's. More (classifier, llm-judge): `rescore` later.",
+        )
+        stop = st.radio(
+            "Stop each answer",
+            ["eos", "verdict"],
+            format_func={
+                "eos": "at the end (whole answers, any judge)",
+                "verdict": "at its first refusal keyword (faster, keyword judge only)",
+            }.get,
+        )
     max_new_tokens = int(st.number_input("max_new_tokens (the paper: 512)", 1, 8192, value=32))
+    capability = st.checkbox(
+        "Also measure capability on the same grid",
+        help="Fluency (MT-Bench perplexity) and over-refusal (XSTest), as separate jobs.",
+    )
     label = st.text_input("Label", value="sweep")
 
 
@@ -122,7 +152,9 @@ def build_specs() -> list[SweepSpec]:
                     "prompts": prompts,
                     "directions": directions,
                     "grid": grid,
-                    "generation": {"max_new_tokens": max_new_tokens},
+                    "generation": {"max_new_tokens": max_new_tokens, "stop": stop},
+                    "measure": measure,
+                    "judges": [{"name": name} for name in judges],
                 }
             )
         )
@@ -141,6 +173,8 @@ else:
     st.info(f"Estimate: {check.describe()}{total}.")
 
 if st.button("Launch", type="primary", disabled=not specs):
+    if capability:
+        specs = [*specs, *(c for spec in specs for c in companions(spec).values())]
     job_ids = [store().submit(spec.to_dict(), spec.label) for spec in specs]
     st.session_state["last_jobs"] = job_ids
     st.success(f"Queued job(s) {', '.join(map(str, job_ids))}. Follow them on the Jobs page.")

@@ -137,3 +137,30 @@ def test_launch_page_refuses_a_grid_that_is_too_large(app):
             field.set_value(1001)
     at.run()
     assert any("more than the 100,000" in e.value for e in at.error)
+
+
+def test_landscape_disagreement_layer_between_two_judges(app, filled_store):
+    from landscape_core import cli
+
+    one_d = filled_store.runs_frame().set_index("label").loc["one-d", "run_id"]
+    argv = ["rescore", one_d, "--store", str(filled_store.root), "--judge", "refusal-patterns"]
+    assert cli.main(argv) == 0
+    at = app("landscape", run_id=one_d)
+    assert not at.exception
+    layer = at.radio[0]
+    assert layer.options == ["ASR", "Judge disagreement"]
+    at = layer.set_value("Judge disagreement").run()
+    assert not at.exception
+    assert any("disagree" in str(c.proto.spec) for c in at.get("plotly_chart"))
+
+
+def test_landscape_queues_capability_sweeps_on_the_same_grid(app, filled_store):
+    one_d = filled_store.runs_frame().set_index("label").loc["one-d", "run_id"]
+    before = len(filled_store.jobs_frame())
+    at = app("landscape", run_id=one_d)
+    button = next(b for b in at.button if b.label == "Measure capability on this grid")
+    at = button.click().run()
+    assert not at.exception
+    jobs = filled_store.jobs_frame()
+    assert len(jobs) == before + 3
+    assert {"one-d · fluency", "one-d · over-refusal"} <= set(jobs.label)
