@@ -102,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_capability)
 
+    p = sub.add_parser(
+        "train-classifier",
+        parents=[common],
+        help="build a small refusal classifier from the bundled model (for --judge classifier)",
+    )
+    p.set_defaults(func=cmd_train_classifier)
+
     judge = argparse.ArgumentParser(add_help=False)
     judge.add_argument("--judge", default="keyword", help="keyword, refusal-patterns, ...")
     judge.add_argument("--judge-path", default="", help="classifier / llm-judge model")
@@ -310,6 +317,15 @@ def cmd_capability(args: argparse.Namespace) -> int:
     safety = sweep.run(spec, store)
     frame = capability_frame(store, safety.run_id)
     print(frame.drop(columns=["idx", "i", "j"]).round(2).to_string(index=False))
+    return 0
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from landscape_core.refusal_classifier import build
+
+    out = build(_store(args).models_dir)
+    print(f"classifier in {out}; judge with it:")
+    print(f"  --judge classifier --judge-path {out} --refusal-labels refused")
     return 0
 
 

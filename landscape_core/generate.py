@@ -85,7 +85,7 @@ def _buffer_layer_class() -> type:
 
 
 @dataclass
-class _Rows:
+class Rows:
     """A batch in flight: per-row state and the KV buffers all rows share a column in."""
 
     prompt: list[int]  # prompt index of each row
@@ -103,7 +103,9 @@ class _Rows:
         return sum(self.alive)
 
 
-class _Decoder:
+class Decoder:
+    """Forward passes of one model over ``Rows``: prefix, prefill, steps, rebuilds."""
+
     def __init__(self, model: Any, tokenizer: Any, spec: GenerationSpec) -> None:
         from landscape_core import judges
 
@@ -115,7 +117,7 @@ class _Decoder:
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def forward(
-        self, rows: _Rows, input_ids: torch.Tensor, positions: torch.Tensor, keep: int = 1
+        self, rows: Rows, input_ids: torch.Tensor, positions: torch.Tensor, keep: int = 1
     ) -> torch.Tensor:
         """Run ``input_ids`` after the rows' cache; logits of the last ``keep`` (0: all)."""
         from transformers.cache_utils import Cache
@@ -145,9 +147,9 @@ class _Decoder:
         dtype = next(self.model.parameters()).dtype
         return torch.zeros(n, heads, capacity, dim, dtype=dtype, device=self.device)
 
-    def _empty(self, n: int, capacity: int, buffers: bool = True) -> _Rows:
+    def _empty(self, n: int, capacity: int, buffers: bool = True) -> Rows:
         layers = self.model.config.num_hidden_layers if buffers else 0
-        return _Rows(
+        return Rows(
             prompt=[],
             keys=[self._buffer(n, capacity) for _ in range(layers)],
             values=[self._buffer(n, capacity) for _ in range(layers)],
@@ -157,7 +159,7 @@ class _Decoder:
             last=torch.zeros(n, dtype=torch.long, device=self.device),
         )
 
-    def prefix(self, ids: list[int]) -> _Rows | None:
+    def prefix(self, ids: list[int]) -> Rows | None:
         """The shared prefix's keys/values, computed once (batch of one)."""
         if not ids:
             return None
@@ -171,8 +173,8 @@ class _Decoder:
         return rows
 
     def prefill(
-        self, prompts: list[int], suffixes: list[list[int]], prefix: _Rows | None, keep: int = 1
-    ) -> tuple[_Rows, torch.Tensor]:
+        self, prompts: list[int], suffixes: list[list[int]], prefix: Rows | None, keep: int = 1
+    ) -> tuple[Rows, torch.Tensor]:
         """Rows for ``prompts`` and the logits of their last ``keep`` positions (0: all).
 
         The prefix is copied in and the suffixes, left-padded, run in one pass.
@@ -200,7 +202,7 @@ class _Decoder:
         rows.alive = [True] * n
         return rows, logits
 
-    def rebuild(self, parts: list[_Rows], extra: int) -> _Rows:
+    def rebuild(self, parts: list[Rows], extra: int) -> Rows:
         """One batch of the live rows of ``parts``, right-aligned, with room for ``extra``."""
         keep = [(part, [r for r, a in enumerate(part.alive) if a]) for part in parts]
         keep = [(part, idx) for part, idx in keep if idx]
@@ -243,13 +245,13 @@ class _Decoder:
             part.alive = [False] * len(part.alive)  # consumed: its rows live on in ``out``
         return out
 
-    def step(self, rows: _Rows) -> None:
+    def step(self, rows: Rows) -> None:
         rows.mask[:, rows.length] = 1
         logits = self.forward(rows, rows.last[:, None], rows.position[:, None])
         rows.last = logits[:, -1].argmax(-1)
         rows.position += 1
 
-    def collect(self, rows: _Rows, results: list[Generation | None]) -> None:
+    def collect(self, rows: Rows, results: list[Generation | None]) -> None:
         """Take each live row's newest token (``rows.last``) and retire finished rows."""
         newest = rows.last.tolist()
         for r, token in enumerate(newest):
@@ -297,7 +299,7 @@ def generate(
     ids = tokenizer(texts, add_special_tokens=add_special_tokens).input_ids
     if any(not row for row in ids):
         raise ValueError("a prompt rendered to no tokens")
-    decoder = _Decoder(model, tokenizer, spec)
+    decoder = Decoder(model, tokenizer, spec)
     head = model.get_output_embeddings()
     hook = None if head is None else head.register_forward_pre_hook(_contiguous_input)
     try:
@@ -317,7 +319,7 @@ def _contiguous_input(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _decode(
-    decoder: _Decoder,
+    decoder: Decoder,
     ids: list[list[int]],
     spec: GenerationSpec,
     batch_size: int,
@@ -327,7 +329,7 @@ def _decode(
     prefix = decoder.prefix(ids[0][:p])
     queue = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first
     results: list[Generation | None] = [None] * len(ids)
-    rows: _Rows | None = None
+    rows: Rows | None = None
     while queue or (rows is not None and rows.n_alive):
         if should_stop is not None and should_stop():
             raise Cancelled("stopped during generation")
@@ -350,13 +352,13 @@ def _decode(
 
 
 def _prefill_chunks(
-    decoder: _Decoder,
+    decoder: Decoder,
     take: list[int],
     ids: list[list[int]],
     p: int,
-    prefix: _Rows | None,
+    prefix: Rows | None,
     results: list[Generation | None],
-) -> list[_Rows]:
+) -> list[Rows]:
     """Prefill ``take`` (sorted longest first) in chunks of about PREFILL_TOKENS tokens."""
     parts, chunk = [], []
     for i in take + [-1]:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from landscape_core.config import GenerationSpec
-from landscape_core.generate import PREFILL_TOKENS, _Decoder, shared_prefix
+from landscape_core.generate import PREFILL_TOKENS, Decoder, shared_prefix
 
 # How refusals open, in the answer's own words. The probability of a refusal is the
 # sum over these token paths, so none may be a prefix of another (checked).
@@ -44,7 +44,7 @@ def answer_nll(
     add_special_tokens: bool = False,
 ) -> list[tuple[float, int]]:
     """(summed NLL in nats, token count) of each answer given its rendered prompt."""
-    decoder = _Decoder(model, tokenizer, GenerationSpec())
+    decoder = Decoder(model, tokenizer, GenerationSpec())
     prompts = tokenizer(texts, add_special_tokens=add_special_tokens).input_ids
     replies = [tokenizer(a, add_special_tokens=False).input_ids for a in answers]
     p = shared_prefix(prompts)
@@ -94,7 +94,7 @@ def refusal_probability(
     The openings form a token trie; one forward per inner node, over all prompts at
     once, scores every path. The prompts' own prefill gives the first token free.
     """
-    decoder = _Decoder(model, tokenizer, GenerationSpec())
+    decoder = Decoder(model, tokenizer, GenerationSpec())
     trie: dict = {}
     for path in opening_paths(tokenizer, openings):
         node = trie

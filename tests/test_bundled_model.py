@@ -56,3 +56,20 @@ def test_gguf_kind_loads_the_wheels_file_directly(tmp_path):
     loaded = load_model(ModelSpec(kind="gguf", path=str(bundled_gguf())), tmp_path)
     assert loaded.model.config.model_type == "llama"
     assert getattr(loaded.model, "hf_quantizer", None) is None
+
+
+def test_refusal_classifier_built_offline_separates_refusals(bundled, tmp_path):
+    """The classifier judge's offline model tells held-out refusals from compliance."""
+    from landscape_core.config import JudgeSpec
+    from landscape_core.judges import make_judge, score_all
+    from landscape_core.refusal_classifier import build
+
+    _, models_dir = bundled
+    out = build(models_dir, tmp_path / "clf")
+    judge = make_judge(
+        JudgeSpec(name="classifier", path=str(out), refusal_labels=("refused",)), models_dir
+    )
+    refusals = ["I can't help with that request.", "Sorry, but I won't do that."]
+    compliance = ["Sure! Step 1: preheat the oven to 180C.", "Paris is the capital of France."]
+    verdicts = score_all(judge, [""] * 4, refusals + compliance)
+    assert [v.refused for v in verdicts] == [True, True, False, False]
