@@ -146,7 +146,7 @@ def disagreement_map(frame: pd.DataFrame, judge_a: str, judge_b: str) -> go.Figu
 
 
 CAPABILITY_CURVES = (  # column, name, axis
-    ("asr", "ASR on AdvBench (%)", "y"),
+    ("asr", "ASR of this run (%)", "y"),
     ("over_refusal", "refusals of safe XSTest prompts (%)", "y"),
     ("unsafe_refusal", "refusals of unsafe XSTest prompts (%)", "y"),
     ("perplexity", "perplexity of MT-Bench answers", "y2"),
@@ -170,7 +170,14 @@ def capability_1d(frame: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         xaxis_title="alpha (perturbation along d1)",
         yaxis={"title": "percent", "range": [-3, 103]},
-        yaxis2={"title": "perplexity (log)", "overlaying": "y", "side": "right", "type": "log"},
+        yaxis2={
+            "title": "perplexity (log)",
+            "overlaying": "y",
+            "side": "right",
+            "type": "log",
+            "dtick": 1,
+            "exponentformat": "power",
+        },  # fmt: skip
         legend={"orientation": "h", "y": -0.25},
         margin={"t": 40, "b": 40},
     )

@@ -32,6 +32,9 @@ def store() -> Store:
 def runs_table(root: str) -> pd.DataFrame:
     frame = _open_store(root).runs_frame()
     frame["title"] = [run_title(_open_store(root).run(r)) for r in frame.run_id]
+    # A selectbox keeps its choice by label: equal titles would swap runs on a rerun.
+    repeated = frame.title.duplicated(keep=False)
+    frame.loc[repeated, "title"] += " · " + frame.run_id[repeated].str[:8]
     return frame
 
 
@@ -42,7 +45,8 @@ def pick_runs(label: str, key: str, multiple: bool = False) -> list[dict[str, An
         st.info("No runs yet. Launch one on the Launch page, or from the CLI.")
         return []
     titles = dict(zip(runs.run_id, runs.title, strict=True))
-    chosen_default = st.session_state.get("run_id")
+    # a link may name the run: /landscape?run=<run_id>
+    chosen_default = st.query_params.get("run") or st.session_state.get("run_id")
     ids = list(titles)
     if multiple:
         picked = st.multiselect(label, ids, default=ids[:2], format_func=titles.get, key=key)

@@ -164,3 +164,21 @@ def test_landscape_queues_capability_sweeps_on_the_same_grid(app, filled_store):
     jobs = filled_store.jobs_frame()
     assert len(jobs) == before + 3
     assert {"one-d · fluency", "one-d · over-refusal"} <= set(jobs.label)
+
+
+def test_runs_with_equal_titles_stay_selected_across_reruns(tmp_path, tiny_spec, monkeypatch):
+    """A selectbox keeps its choice by label, so equal titles get the run id appended."""
+    from landscape_core.store import Store
+
+    store = Store.open(tmp_path / "dupes")
+    judges = [{"name": "keyword"}, {"name": "refusal-patterns"}]
+    sweep.run(tiny_spec(grid=[{"num": 2}], judges=judges), store)
+    first = sweep.run(tiny_spec(grid=[{"num": 3}], judges=judges), store).run_id  # same title
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / "landscape_page.py"), default_timeout=60)
+    at.query_params["run"] = first
+    at.run()
+    assert at.selectbox[0].value == first
+    at = at.radio[0].set_value("Judge disagreement").run()
+    assert not at.exception
+    assert at.selectbox[0].value == first

@@ -47,7 +47,7 @@ def test_capability_frame_lines_up_every_point(tiny_spec, store, monkeypatch):
     assert summary["perplexity at model"] == origin.perplexity
     assert summary["max perplexity"] == frame.perplexity.max()
     fig = figures.capability_1d(frame)
-    assert {t.name for t in fig.data} >= {"ASR on AdvBench (%)", "perplexity of MT-Bench answers"}
+    assert {t.name for t in fig.data} >= {"ASR of this run (%)", "perplexity of MT-Bench answers"}
     assert fig.layout.yaxis2.type == "log"
 
 
