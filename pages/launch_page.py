@@ -24,6 +24,12 @@ DIRECTION_TYPES = {
 }
 PRESETS = ["default", "empty", "llama2", "aoa", "custom"]
 
+
+def _choice(label: str, options: dict[str, str]) -> str:
+    """A radio over the keys of ``options``, each shown as its description."""
+    return st.radio(label, list(options), format_func=options.get)
+
+
 st.title("Launch a sweep")
 st.caption("The sweep runs in the background worker; follow it on the Jobs page.")
 
@@ -103,13 +109,12 @@ with right:
         grid.append({"start": float(start), "stop": float(stop), "num": int(num)})
 
     st.subheader("Measure")
-    measure = st.radio(
+    measure = _choice(
         "At each point",
-        ["answers", "refusal-likelihood"],
-        format_func={
+        {
             "answers": "Generate and judge answers",
             "refusal-likelihood": "Preview: P(answer opens with a refusal), no generation",
-        }.get,
+        },
     )
     judges = ["keyword"]
     stop = "eos"
@@ -120,13 +125,12 @@ with right:
             default=["keyword"],
             help="keyword is the paper's. More (classifier, llm-judge): `rescore` later.",
         )
-        stop = st.radio(
+        stop = _choice(
             "Stop each answer",
-            ["eos", "verdict"],
-            format_func={
+            {
                 "eos": "at the end (whole answers, any judge)",
                 "verdict": "at its first refusal keyword (faster, keyword judge only)",
-            }.get,
+            },
         )
     max_new_tokens = int(st.number_input("max_new_tokens (the paper: 512)", 1, 8192, value=32))
     capability = st.checkbox(
