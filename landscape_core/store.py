@@ -124,7 +124,7 @@ def pid_alive(pid: int | None) -> bool:
 
 @dataclass(frozen=True)
 class GridPoint:
-    idx: int  # position in the run's visiting order
+    idx: int  # position in the grid's snake order (sweeps visit in visit.order)
     i: int  # index along alpha
     j: int  # index along beta (0 in 1D)
     alpha: float

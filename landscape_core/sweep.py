@@ -134,9 +134,10 @@ def run(
     """Compute every missing point of ``spec`` into ``store``.
 
     Bad input raises UserError before the store is written. A NaN/Inf point is stored
-    as failed with its reason and the sweep goes on. ``should_stop`` is polled between
-    batches; when it answers True the sweep returns 'cancelled' with every finished
-    point kept and the weights restored.
+    as failed with its reason and the sweep goes on. Points are visited in
+    ``visit.order``. ``should_stop`` is polled before every point and decoding step;
+    when it answers True the sweep returns 'cancelled' with every finished point kept
+    and the weights restored.
     """
     started = time.monotonic()
     p = plan(spec, store)
@@ -172,7 +173,8 @@ def run(
     store.create_run(p.run_id, spec.label, spec.to_dict(), provenance, grid)
     pending = store.pending(p.run_id)
     _report(on_progress, p.run_id, store, summary.total)
-    judge = spec.judges[0].label
+    # the verdicts that steer the visiting order toward the basin's edge
+    judge = "refusal-likelihood" if spec.measure == "refusal-likelihood" else spec.judges[0].label
     finished = store.points_frame(p.run_id, judge).dropna(subset=["asr"])
     asr = {(int(r.i), int(r.j)): float(r.asr) for r in finished.itertuples()}
     shape = (spec.grid[0].num, spec.grid[1].num if spec.ndim == 2 else 1)
