@@ -6,7 +6,7 @@ separate worker process, never in this script thread.
 
 import streamlit as st
 
-from landscape_core.worker import ensure_running
+from landscape_core.supervisor import ensure_running
 from pages.common import store, store_root
 
 st.set_page_config(page_title="Safety Landscape Explorer", page_icon="🗺️", layout="wide")

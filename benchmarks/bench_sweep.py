@@ -35,17 +35,17 @@ def run_reference(config: Path, out: Path, models_dir: Path) -> None:
 
     import torch
 
-    from landscape_core.config import SweepSpec
-    from landscape_core.directions import Directions
-    from landscape_core.judges import KeywordJudge
-    from landscape_core.models import load_model, render_prompts
-    from landscape_core.store import Store
-    from landscape_core.sweep import plan, snake_grid
+    from landscape_core.engine.directions import Directions
+    from landscape_core.engine.models import load_model
+    from landscape_core.judging.keyword import KeywordJudge
+    from landscape_core.spec.chat import render_prompts
+    from landscape_core.spec.config import SweepSpec
+    from landscape_core.spec.identity import plan, snake_grid
 
     spec = SweepSpec.from_yaml(config)
     loaded = load_model(spec.model, models_dir)
     model, tok = loaded.model, loaded.tokenizer
-    prompts = plan(spec, Store.open(out.parent / "ref-store")).prompts.prompts
+    prompts = plan(spec).prompts.prompts
     texts, special = render_prompts(tok, prompts, spec.system_prompt, spec.model.chat_format)
     t0 = time.monotonic()
     base = copy.deepcopy(model.state_dict())
@@ -54,7 +54,8 @@ def run_reference(config: Path, out: Path, models_dir: Path) -> None:
     state = copy.deepcopy(base)
     judge = KeywordJudge()
     verdicts, tokens, prev = [], [], 0.0
-    for _, _, alpha, _ in snake_grid(spec):
+    for cell in snake_grid(spec):
+        alpha = cell.alpha
         for name, d in direction.items():  # incremental steps between points
             state[name] += (alpha - prev) * d
         prev = alpha
@@ -88,8 +89,8 @@ def run_reference(config: Path, out: Path, models_dir: Path) -> None:
 
 def run_engine(config: Path, out: Path, models_dir: Path) -> None:
     from landscape_core import sweep
-    from landscape_core.config import SweepSpec
-    from landscape_core.store import Store
+    from landscape_core.spec.config import SweepSpec
+    from landscape_core.store.runs import Store
 
     spec = SweepSpec.from_yaml(config)
     store = Store.open(out.parent / "engine-store")
@@ -156,8 +157,8 @@ def main() -> None:
         )
         return
 
-    from landscape_core.config import SweepSpec
-    from landscape_core.models import ensure_bundled_safetensors
+    from landscape_core.engine.models import ensure_bundled_safetensors
+    from landscape_core.spec.config import SweepSpec
 
     spec = SweepSpec.from_yaml(args.config)
     if spec.ndim != 1 or spec.directions[0].kind != "random":

@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     from landscape_core import sweep
-    from landscape_core.config import GenerationSpec, SweepSpec
-    from landscape_core.store import Store
+    from landscape_core.spec.config import GenerationSpec, SweepSpec
+    from landscape_core.store.runs import Store
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs/preview-2d.yaml")

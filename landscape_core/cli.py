@@ -2,6 +2,10 @@
 
 Bad input exits with status 2 and a message that says what to fix; Ctrl-C exits with
 130 after the weights are restored, keeping every finished point.
+
+The recipes (finetune, paper, train-classifier) import torch at their top, so their
+commands import them when they run; every other command reaches torch only through
+``sweep.run``, and only when a point is to be computed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+from tqdm import tqdm
+
+from landscape_core import sweep
 from landscape_core.errors import UserError
+from landscape_core.judging.agreement import evaluate, report
+from landscape_core.judging.rescore import rescore
+from landscape_core.readers.capability import capability_frame, companions
+from landscape_core.readers.results import landscape
+from landscape_core.spec.config import JudgeSpec, SweepSpec
+from landscape_core.store.runs import Store
+from landscape_core.worker import serve
 
 log = logging.getLogger("landscape_core")
 DEFAULT_STORE = "cache"
@@ -135,18 +150,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _store(args: argparse.Namespace) -> Any:
-    from landscape_core.store import Store
-
+def _store(args: argparse.Namespace) -> Store:
     return Store.open(args.store)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from landscape_core import sweep
-    from landscape_core.config import SweepSpec
-
     spec = SweepSpec.from_yaml(args.config)
     store = _store(args)
     bar: tqdm | None = None
@@ -173,27 +181,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from landscape_core.config import SweepSpec
-
     spec = SweepSpec.from_yaml(args.config)
-    job_id = _store(args).submit(spec.to_dict(), spec.label)
+    job_id = _store(args).jobs.submit(spec.to_dict(), spec.label)
     print(f"queued job {job_id}; a worker runs it (python -m landscape_core worker)")
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from landscape_core.worker import serve
-
     if not serve(_store(args), exit_when_idle=args.exit_when_idle, idle_timeout=args.idle_timeout):
         print("another worker already serves this store", file=sys.stderr)
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    import yaml
-    from tqdm import tqdm
-
-    from landscape_core.finetune import FinetuneSpec, finetune
+    from landscape_core.recipes.finetune import FinetuneSpec, finetune  # torch
 
     data: dict[str, Any] = {}
     if args.config:
@@ -220,7 +221,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
-    from landscape_core.paper import run_paper
+    from landscape_core.recipes.paper import run_paper
 
     out = run_paper(_store(args), args.out, progress=lambda msg: print(msg, flush=True))
     print(f"wrote {out}")
@@ -237,8 +238,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from landscape_core.results import landscape
-
     data = landscape(_store(args), args.run, args.judge)
     if args.json:
         print(json.dumps(data, indent=2))
@@ -278,37 +277,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
-    from landscape_core.judges import make_judge, score_all
-
     store = _store(args)
-    run = store.run(args.run)
+    run_id = store.run(args.run)["run_id"]
     spec = _judge_spec(args)
-    stop = run["spec"].get("generation", {}).get("stop", "eos")
-    if stop == "verdict" and spec.name != "keyword":
-        raise UserError(
-            f"run {run['run_id']} stopped each answer at its first refusal keyword, so only "
-            "the keyword judge can score it; sweep again with generation.stop: eos"
-        )
-    if run["spec"].get("measure", "answers") != "answers":
-        raise UserError(f"run {run['run_id']} stored no answers to judge")
-    judge = make_judge(spec, store.models_dir)
-    frame = store.generations_frame(run["run_id"], spec.label)
-    frame = frame.drop_duplicates(["point_key", "prompt_index"])
-    verdicts = score_all(judge, list(frame.prompt), list(frame.text))
-    rows = [
-        (g.point_key, g.prompt_index, spec.label, v.refused, v.evidence)
-        for g, v in zip(frame.itertuples(), verdicts, strict=True)
-    ]
-    store.save_scores(rows)
-    print(f"re-scored {len(rows)} generations of run {run['run_id']} with {spec.label}")
+    n = rescore(store, run_id, spec)
+    print(f"re-scored {n} generations of run {run_id} with {spec.label}")
     return 0
 
 
 def cmd_capability(args: argparse.Namespace) -> int:
-    from landscape_core import sweep
-    from landscape_core.capability import capability_frame, companions
-    from landscape_core.config import SweepSpec
-
     spec = SweepSpec.from_yaml(args.config)
     store = _store(args)
     for name, companion in companions(spec).items():
@@ -321,7 +298,7 @@ def cmd_capability(args: argparse.Namespace) -> int:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
-    from landscape_core.refusal_classifier import build
+    from landscape_core.recipes.refusal_classifier import build
 
     out = build(_store(args).models_dir)
     print(f"classifier in {out}; judge with it:")
@@ -329,9 +306,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
-def _judge_spec(args: argparse.Namespace) -> Any:
-    from landscape_core.config import JudgeSpec
-
+def _judge_spec(args: argparse.Namespace) -> JudgeSpec:
     labels = tuple(x.strip() for x in args.refusal_labels.split(",") if x.strip())
     return JudgeSpec(
         name=args.judge,
@@ -343,8 +318,6 @@ def _judge_spec(args: argparse.Namespace) -> Any:
 
 
 def cmd_judge_eval(args: argparse.Namespace) -> int:
-    from landscape_core.judge_eval import evaluate, report
-
     spec = _judge_spec(args)
     print(report(evaluate(args.file, spec, _store(args).models_dir), spec.label, top=args.top))
     return 0

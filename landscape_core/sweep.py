@@ -13,32 +13,34 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from landscape_core import __version__, visit
-from landscape_core.config import SPEC_VERSION, SweepSpec, content_hash
-from landscape_core.datasets import PromptSet, load_prompts
 from landscape_core.errors import Cancelled, NonFiniteError, UserError
-from landscape_core.metrics import asr as metrics_asr
-from landscape_core.metrics import grid_coords
-from landscape_core.preflight import check_grid, n_grid_points
-from landscape_core.store import GridPoint, PointResult, Store
+from landscape_core.judging import keyword
+from landscape_core.judging.registry import make_judge
+from landscape_core.judging.verdict import Judge, score_all
+from landscape_core.readers.metrics import asr as metrics_asr
+from landscape_core.spec.chat import render_prompts, system_text
+from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.identity import Plan, n_grid_points, plan, point_key, snake_grid
+from landscape_core.spec.preflight import check_grid
+from landscape_core.store.records import (
+    GenerationRow,
+    GridPoint,
+    MeasureRow,
+    PointResult,
+    ScoreRow,
+)
+from landscape_core.store.runs import Store
+
+if TYPE_CHECKING:
+    from landscape_core.engine.decoder import Generation
+    from landscape_core.engine.session import Session
 
 log = logging.getLogger(__name__)
 
-COSINE_TOLERANCE = 1e-6  # |cos(d1, d2)| must be below this in 2D
-COORD_DECIMALS = 9  # coordinates are rounded to 1e-9 for identity and for use
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a sweep will compute, known without loading the model (or torch)."""
-
-    spec: SweepSpec
-    run_id: str
-    model_files: dict[str, str]  # file name -> sha256
-    model_fingerprint: str
-    prompts: PromptSet
+ShouldStop = Callable[[], bool] | None
 
 
 @dataclass(frozen=True)
@@ -60,76 +62,28 @@ class Summary:
     errors: list[str] = field(default_factory=list)
 
 
-def plan(spec: SweepSpec, store: Store) -> Plan:
-    """Load the prompts and fingerprint the model files: cheap, and no torch needed."""
-    from landscape_core.models import fingerprint, model_files
-
-    prompts = load_prompts(spec.prompts)
-    files = model_files(spec.model, store.file_digest)
-    model_hash = fingerprint(spec.model, files)
-    run_id = content_hash({"v": SPEC_VERSION, "spec": spec.key_dict(), "model": model_hash})
-    return Plan(spec, run_id[:16], files, model_hash, prompts)
+@dataclass(frozen=True)
+class NamedJudge:
+    label: str  # what its scores are stored under
+    judge: Judge
 
 
-def snake_grid(spec: SweepSpec) -> list[tuple[int, int, float, float]]:
-    """(i, j, alpha, beta) in snake order: rows of beta, alpha reversing every row."""
-    alphas = [
-        _round(a) for a in grid_coords(spec.grid[0].start, spec.grid[0].stop, spec.grid[0].num)
-    ]
-    betas = [0.0]
-    if spec.ndim == 2:
-        axis = spec.grid[1]
-        betas = [_round(b) for b in grid_coords(axis.start, axis.stop, axis.num)]
-    cells = []
-    for j, beta in enumerate(betas):
-        row = list(enumerate(alphas))
-        for i, alpha in reversed(row) if j % 2 else row:
-            cells.append((i, j, alpha, beta))
-    return cells
+@dataclass(frozen=True)
+class Inputs:
+    """What every point of one sweep is computed from."""
 
-
-def _round(x: float) -> float:
-    return round(float(x), COORD_DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
-def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float) -> str:
-    """Hash of everything that decides a point's generations.
-
-    Only directions with a non-zero coefficient enter, so the origin is shared by all
-    runs of a model and prompts, and a 2D run's beta=0 row by the 1D run along d1.
-    d2 is orthogonalised against d1, so d1 stays in the key whenever beta != 0.
-    """
-    spec = p.spec
-    if beta != 0.0:
-        terms, coords = spec.directions, [alpha, beta]
-    elif alpha != 0.0:
-        terms, coords = spec.directions[:1], [alpha]
-    else:
-        terms, coords = (), []
-    key = {
-        "v": SPEC_VERSION,
-        "model": p.model_fingerprint,
-        "device": device,
-        "dtype": dtype,
-        "chat_format": spec.model.chat_format,
-        "system_prompt": spec.system_prompt.key_dict(),
-        "prompts": p.prompts.hash,
-        "generation": spec.generation.key_dict(),
-        "directions": [d.key_dict() for d in terms],
-        "coords": coords,
-    }
-    if spec.measure != "answers":
-        key["measure"] = spec.measure
-    if any(d.kind == "interpolation" for d in terms):
-        key["weights"] = "lerp"  # exact at both ends; earlier points used base + alpha*d
-    return content_hash(key)
+    prompts: tuple[str, ...]
+    texts: list[str]  # the prompts as the model reads them
+    add_special: bool
+    judges: list[NamedJudge]
+    reference: list[str]  # perplexity: the unperturbed model's answers, to score
 
 
 def run(
     spec: SweepSpec,
     store: Store,
     on_progress: Callable[[Progress], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: ShouldStop = None,
 ) -> Summary:
     """Compute every missing point of ``spec`` into ``store``.
 
@@ -140,7 +94,7 @@ def run(
     and the weights restored.
     """
     started = time.monotonic()
-    p = plan(spec, store)
+    p = plan(spec, store.file_digest)
     check_grid(spec, len(p.prompts.prompts), store.root)
     judges = _judges(spec, store)  # an unknown judge fails here, before anything is stored
     summary = Summary(run_id=p.run_id, status="complete", total=n_grid_points(spec))
@@ -150,16 +104,23 @@ def run(
         _report(on_progress, p.run_id, store, summary.total)
         return summary
 
-    from landscape_core import models
+    # The engine (and torch, 1.3 s to import) loads only when a point is to be
+    # computed, so a finished config answers in well under a second.
+    from landscape_core.engine.session import Session
 
-    loaded = models.load_model(spec.model, store.models_dir)
-    texts, add_special = models.render_prompts(
-        loaded.tokenizer, p.prompts.prompts, spec.system_prompt, spec.model.chat_format
-    )
-    engine = _Engine(spec, loaded, store, judges)
+    # stop: verdict ends answers at the keyword judge's keywords
+    session = Session.open(spec, store.root, stop_texts=keyword.REFUSAL_KEYWORDS)
+    loaded = session.loaded
     grid = [
-        GridPoint(idx, i, j, a, b, point_key(p, loaded.device, loaded.dtype, a, b))
-        for idx, (i, j, a, b) in enumerate(snake_grid(spec))
+        GridPoint(
+            idx,
+            c.i,
+            c.j,
+            c.alpha,
+            c.beta,
+            point_key(p, loaded.device, loaded.dtype, c.alpha, c.beta),
+        )
+        for idx, c in enumerate(snake_grid(spec))
     ]
     if stored_grid and [g.key for g in stored_grid] != [g.key for g in grid]:
         raise UserError(
@@ -167,19 +128,39 @@ def run(
             f"{loaded.device}/{loaded.dtype}; set model.device and model.dtype to match it, "
             "or change the config to start a new run"
         )
-    provenance = _provenance(p, loaded, engine)
+    texts, add_special = render_prompts(
+        loaded.tokenizer, p.prompts.prompts, spec.system_prompt, spec.model.chat_format
+    )
+    inputs = Inputs(p.prompts.prompts, texts, add_special, judges, [])
     if spec.measure == "perplexity":  # before any perturbation: the model's own answers
-        engine.reference = _reference_answers(p, store, loaded, engine, texts, add_special)
-    store.create_run(p.run_id, spec.label, spec.to_dict(), provenance, grid)
-    pending = store.pending(p.run_id)
+        inputs = dataclasses.replace(
+            inputs, reference=_reference_answers(p, store, session, inputs)
+        )
+    store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, session), grid)
     _report(on_progress, p.run_id, store, summary.total)
+    _visit(p, store, session, inputs, summary, on_progress, should_stop)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _visit(
+    p: Plan,
+    store: Store,
+    session: Session,
+    inputs: Inputs,
+    summary: Summary,
+    on_progress: Callable[[Progress], None] | None,
+    should_stop: ShouldStop,
+) -> None:
+    """Compute the run's pending points in ``visit.order``, each stored as it ends."""
+    spec = p.spec
     # the verdicts that steer the visiting order toward the basin's edge
     judge = "refusal-likelihood" if spec.measure == "refusal-likelihood" else spec.judges[0].label
     finished = store.points_frame(p.run_id, judge).dropna(subset=["asr"])
     asr = {(int(r.i), int(r.j)): float(r.asr) for r in finished.itertuples()}
     shape = (spec.grid[0].num, spec.grid[1].num if spec.ndim == 2 else 1)
-    pick = visit.order(pending, shape, lambda i, j: asr.get((i, j)))
-    with engine.perturber() as perturber:
+    pick = visit.order(store.pending(p.run_id), shape, lambda i, j: asr.get((i, j)))
+    with session.perturber() as perturber:
         while (point := pick()) is not None:
             if should_stop is not None and should_stop():
                 summary.status = "cancelled"
@@ -188,26 +169,67 @@ def run(
             try:
                 perturber.set(point.alpha, point.beta)
                 perturber.check_finite()
-                result = engine.measure(
-                    point.key, p.prompts.prompts, texts, add_special, should_stop
-                )
+                result = measure(session, inputs, point.key, should_stop)
             except Cancelled:
                 summary.status = "cancelled"
                 break
             except NonFiniteError as exc:
                 log.warning("point %s failed: %s", point.idx, exc)
-                result = PointResult(point.key, "failed", str(exc), 0.0, [], [])
+                result = PointResult.failed(point.key, str(exc))
                 summary.failed += 1
                 summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {exc}")
-            result = dataclasses.replace(result, seconds=time.monotonic() - t0)
-            store.save_point(result)
-            verdicts = [refused for _, label, refused, _ in result.scores if label == judge]
+            store.save_point(dataclasses.replace(result, seconds=time.monotonic() - t0))
+            verdicts = [s.refused for s in result.scores if s.judge == judge]
             if verdicts:
                 asr[(point.i, point.j)] = metrics_asr(verdicts)
             summary.computed += 1
             _report(on_progress, p.run_id, store, summary.total)
-    summary.seconds = time.monotonic() - started
-    return summary
+
+
+def measure(session: Session, inputs: Inputs, key: str, should_stop: ShouldStop) -> PointResult:
+    """What the spec measures at the session's current weights, as a point's rows."""
+    prompts = inputs.prompts
+    spec = session.spec
+    if spec.measure == "answers":
+        gens = session.generate(inputs.texts, inputs.add_special, should_stop)
+        return judged(key, prompts, gens, inputs.judges)
+    if spec.measure == "perplexity":
+        nll = session.answer_nll(inputs.texts, inputs.reference, inputs.add_special)
+        rows = [
+            GenerationRow(i, prompts[i], answer, n, "reference")
+            for i, (answer, (_, n)) in enumerate(zip(inputs.reference, nll, strict=True))
+        ]
+        values = [MeasureRow(i, "nll", v) for i, (v, _) in enumerate(nll)]
+        values += [MeasureRow(i, "tokens", float(n)) for i, (_, n) in enumerate(nll)]
+        return PointResult(key, "done", generations=rows, measures=values)
+    probs = session.refusal_probability(inputs.texts, inputs.add_special)
+    return PointResult(
+        key,
+        "done",
+        generations=[GenerationRow(i, prompts[i], "", 0, "likelihood") for i in range(len(probs))],
+        scores=[
+            ScoreRow(i, "refusal-likelihood", q >= 0.5, f"P(refusal opening) = {q:.3f}")
+            for i, q in enumerate(probs)
+        ],
+        measures=[MeasureRow(i, "p_refusal", q) for i, q in enumerate(probs)],
+    )
+
+
+def judged(
+    key: str, prompts: tuple[str, ...], gens: list[Generation], judges: list[NamedJudge]
+) -> PointResult:
+    """A point of answers with every judge's verdicts."""
+    rows = [
+        GenerationRow(i, prompts[i], g.text, g.n_tokens, g.stop_reason) for i, g in enumerate(gens)
+    ]
+    scores = []
+    for named in judges:
+        verdicts = score_all(named.judge, prompts, [g.text for g in gens])
+        scores += [
+            ScoreRow(i, named.label, v.refused, v.evidence, v.matched)
+            for i, v in enumerate(verdicts)
+        ]
+    return PointResult(key, "done", generations=rows, scores=scores)
 
 
 def _report(cb: Callable[[Progress], None] | None, run_id: str, store: Store, total: int) -> None:
@@ -215,30 +237,13 @@ def _report(cb: Callable[[Progress], None] | None, run_id: str, store: Store, to
         cb(Progress(run_id, total - len(store.pending(run_id)), total))
 
 
-def _judges(spec: SweepSpec, store: Store) -> list[tuple[str, Any]]:
-    from landscape_core.judges import make_judge
-
+def _judges(spec: SweepSpec, store: Store) -> list[NamedJudge]:
     if spec.measure != "answers":
         return []  # perplexity and refusal-likelihood points carry no answers to judge
-    return [(j.label, make_judge(j, store.models_dir)) for j in spec.judges]
+    return [NamedJudge(j.label, make_judge(j, store.models_dir)) for j in spec.judges]
 
 
-def _judged(
-    key: str, prompts: tuple[str, ...], gens: list[Any], judges: list[tuple[str, Any]]
-) -> PointResult:
-    from landscape_core.judges import score_all
-
-    rows = [(i, prompts[i], g.text, g.n_tokens, g.stop_reason) for i, g in enumerate(gens)]
-    scores = []
-    for label, judge in judges:
-        verdicts = score_all(judge, list(prompts), [g.text for g in gens])
-        scores += [(i, label, v.refused, v.evidence) for i, v in enumerate(verdicts)]
-    return PointResult(key, "done", "", 0.0, rows, scores)
-
-
-def _reference_answers(
-    p: Plan, store: Store, loaded: Any, engine: _Engine, texts: list[str], add_special: bool
-) -> list[str]:
+def _reference_answers(p: Plan, store: Store, session: Session, inputs: Inputs) -> list[str]:
     """The unperturbed model's own answers, which a perplexity sweep scores everywhere.
 
     They are the origin point of the same sweep measuring answers, so they are
@@ -247,35 +252,31 @@ def _reference_answers(
     twin = Plan(
         dataclasses.replace(p.spec, measure="answers"), "", {}, p.model_fingerprint, p.prompts
     )
-    key = point_key(twin, loaded.device, loaded.dtype, 0.0, 0.0)
+    key = point_key(twin, session.loaded.device, session.loaded.dtype, 0.0, 0.0)
     answers = store.point_answers(key)
     if answers is None:
-        gens = engine.generate(texts, add_special, None)
-        store.save_point(_judged(key, p.prompts.prompts, gens, _judges(twin.spec, store)))
+        gens = session.generate(inputs.texts, inputs.add_special, None)
+        store.save_point(judged(key, p.prompts.prompts, gens, _judges(twin.spec, store)))
         answers = [g.text for g in gens]
     return answers
 
 
-def _provenance(p: Plan, loaded: Any, engine: _Engine) -> dict[str, Any]:
-    import torch
-    import transformers
-
-    from landscape_core.models import system_text
-
+def _provenance(p: Plan, session: Session) -> dict[str, Any]:
     spec = p.spec
+    engine = session.provenance()
     return {
         "model": {
             "name": spec.model.display_name,
             "fingerprint": p.model_fingerprint,
             "files": p.model_files,
-            "device": loaded.device,
-            "dtype": loaded.dtype,
-            "n_params": engine.n_params,
+            "device": engine["device"],
+            "dtype": engine["dtype"],
+            "n_params": engine["n_params"],
         },
         "directions": [d.to_dict() for d in spec.directions],
         "seeds": [d.seed for d in spec.directions if d.kind == "random"],
         "normalisation": [d.norm for d in spec.directions],
-        "cos_d1_d2": engine.cosine,
+        "cos_d1_d2": session.cosine,
         "prompt_set": {
             "name": p.prompts.name,
             "hash": p.prompts.hash,
@@ -285,165 +286,15 @@ def _provenance(p: Plan, loaded: Any, engine: _Engine) -> dict[str, Any]:
         "generation": {**spec.generation.to_dict(), "decoding": "greedy"},
         "runtime": {
             **spec.runtime.to_dict(),
-            "cached_directions": engine.cache,
-            "base_copy_in": engine.base_where,
+            "cached_directions": engine["cached_directions"],
+            "base_copy_in": engine["base_copy_in"],
         },
-        "memory_estimate": engine.memory.describe(),
+        "memory_estimate": engine["memory_estimate"],
         "packages": {
             "landscape_core": __version__,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
+            "torch": engine["torch"],
+            "transformers": engine["transformers"],
             "python": platform.python_version(),
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-class _Engine:
-    """The loaded model with its base copy and directions, sized to fit memory."""
-
-    def __init__(
-        self, spec: SweepSpec, loaded: Any, store: Store, judges: list[tuple[str, Any]]
-    ) -> None:
-        from landscape_core.directions import Directions
-        from landscape_core.perturb import snapshot
-
-        self.spec = spec
-        self.loaded = loaded
-        self.judges = judges  # (label, judge), made once: some load a model
-        self.reference: list[str] = []  # a perplexity sweep's answers to score
-        model = loaded.model
-        self.n_params = sum(p.numel() for p in dict(model.named_parameters()).values())
-        self.cache, self.base_where, self.memory = self._plan_memory(store)
-        directory = store.root / "tmp" if self.base_where == "disk" else None
-        self.base = snapshot(model, directory, host=self.base_where == "host")
-        self.directions = Directions(
-            spec.directions, self.base, store.models_dir, self.cache, spill=directory
-        )
-        self.cosine = self.directions.cosine()
-        if self.cosine is not None and abs(self.cosine) >= COSINE_TOLERANCE:
-            raise RuntimeError(f"cos(d1, d2) = {self.cosine:.3g}, not orthogonal")
-
-    def _plan_memory(self, store: Store) -> tuple[bool, str, Any]:
-        """(cache directions?, where the base copy lives, the memory estimate)."""
-        import torch
-
-        from landscape_core.resources import (
-            HEADROOM,
-            GiB,
-            available_memory,
-            estimate_memory,
-            free_disk,
-        )
-
-        model, cfg = self.loaded.model, self.loaded.model.config
-        heads = getattr(cfg, "num_attention_heads", 1)
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-        runtime = self.spec.runtime
-        weight_bytes = next(model.parameters()).element_size()
-
-        def estimate(cache: bool, base_in_memory: bool) -> Any:
-            return estimate_memory(
-                n_params=self.n_params,
-                weight_bytes=weight_bytes,
-                # an interpolation axis also caches its target tensors (for exact lerp)
-                n_directions=self.spec.ndim + (self.spec.directions[0].kind == "interpolation"),
-                cache_directions=cache,
-                batch_size=runtime.batch_size,
-                seq_len=512 + self.spec.generation.max_new_tokens,
-                n_layers=getattr(cfg, "num_hidden_layers", 1),
-                kv_width=getattr(cfg, "num_key_value_heads", heads) * head_dim,
-                vocab_size=getattr(cfg, "vocab_size", 0),
-                base_in_memory=base_in_memory,
-            )
-
-        # The model is already loaded, so its weights count as available.
-        loaded_bytes = estimate(False, False).weights
-        cuda = self.loaded.device == "cuda"
-        free = (torch.cuda.mem_get_info()[0] if cuda else available_memory()) + loaded_bytes
-        budget = free * HEADROOM
-        # on disk: the base copy and the cached directions, as float32 at most
-        spill_bytes = (1 + self.spec.ndim) * self.n_params * 4
-        disk_room = free_disk(store.root) > 1.2 * spill_bytes
-        if runtime.base_copy == "disk" and (cuda or not disk_room):
-            raise UserError(
-                "runtime.base_copy: disk is for CPU sweeps with "
-                f"{1.2 * spill_bytes / GiB:.1f} GiB free under {store.root}; "
-                "set it to auto or memory"
-            )
-        on_disk = runtime.base_copy == "disk" or (
-            runtime.base_copy == "auto" and not cuda and disk_room
-        )
-        base_where = "disk" if on_disk else "device"
-        lean = estimate(False, not on_disk)
-        if cuda and not on_disk and lean.total > budget:
-            base_where, lean = "host", estimate(False, False)  # the base copy in host RAM
-        if lean.total > budget:
-            raise UserError(
-                f"this sweep needs about {lean.describe()} but {free / GiB:.1f} GiB is "
-                "available: lower runtime.batch_size or max_new_tokens, or use a smaller model"
-            )
-        wanted = runtime.cache_directions
-        if on_disk:  # the directions are cached next to the base copy, out of RAM
-            cache = wanted != "no"
-            return cache, base_where, lean
-        full = estimate(True, base_where == "device")
-        if wanted == "yes" and full.total > budget:
-            raise UserError(
-                f"caching directions needs about {full.describe()} but {free / GiB:.1f} GiB "
-                "is available: set runtime.cache_directions to auto or no"
-            )
-        cache = wanted == "yes" or (wanted == "auto" and full.total <= budget)
-        return cache, base_where, full if cache else lean
-
-    def perturber(self) -> Any:
-        from landscape_core.perturb import Perturber
-
-        return Perturber(self.loaded.model, self.base, self.directions)
-
-    def measure(
-        self,
-        key: str,
-        prompts: tuple[str, ...],
-        texts: list[str],
-        add_special: bool,
-        should_stop: Any,
-    ) -> PointResult:
-        """What the spec measures at the current weights, as a point's rows."""
-        from landscape_core import likelihood
-
-        model, tokenizer = self.loaded.model, self.loaded.tokenizer
-        if self.spec.measure == "answers":
-            gens = self.generate(texts, add_special, should_stop)
-            return _judged(key, prompts, gens, self.judges)
-        if self.spec.measure == "perplexity":
-            nll = likelihood.answer_nll(model, tokenizer, texts, self.reference, add_special)
-            rows = [
-                (i, prompts[i], answer, n, "reference")
-                for i, (answer, (_, n)) in enumerate(zip(self.reference, nll, strict=True))
-            ]
-            values = [(i, "nll", v) for i, (v, _) in enumerate(nll)]
-            values += [(i, "tokens", float(n)) for i, (_, n) in enumerate(nll)]
-            return PointResult(key, "done", "", 0.0, rows, [], values)
-        probs = likelihood.refusal_probability(model, tokenizer, texts, add_special)
-        rows = [(i, prompts[i], "", 0, "likelihood") for i in range(len(prompts))]
-        scores = [
-            (i, "refusal-likelihood", q >= 0.5, f"P(refusal opening) = {q:.3f}")
-            for i, q in enumerate(probs)
-        ]
-        return PointResult(
-            key, "done", "", 0.0, rows, scores, [(i, "p_refusal", q) for i, q in enumerate(probs)]
-        )
-
-    def generate(self, texts: list[str], add_special: bool, should_stop: Any) -> list[Any]:
-        from landscape_core.generate import generate
-
-        return generate(
-            self.loaded.model,
-            self.loaded.tokenizer,
-            texts,
-            self.spec.generation,
-            batch_size=self.spec.runtime.batch_size,
-            add_special_tokens=add_special,
-            should_stop=should_stop,
-        )

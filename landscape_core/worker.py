@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
+from landscape_core import sweep
 from landscape_core.errors import UserError
-from landscape_core.store import Store
+from landscape_core.spec.config import SweepSpec
+from landscape_core.store.runs import Store
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 2.0
-APP_WORKER_IDLE_S = 600.0  # a worker the app starts exits after 10 idle minutes
 POLL_S = 1.0
-LOG_NAME = "worker.log"
 
 
 def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | None = None) -> bool:
@@ -38,7 +35,7 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
     already serves this store.
     """
     pid = os.getpid()
-    if not store.register_worker(pid):
+    if not store.jobs.register_worker(pid):
         log.info("another worker already serves %s", store.root)
         return False
     current: dict[str, int] = {}
@@ -48,7 +45,7 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
     idle_since = time.monotonic()
     try:
         while True:
-            job = store.claim_job(pid)
+            job = store.jobs.claim(pid)
             if job is None:
                 idle = time.monotonic() - idle_since
                 if exit_when_idle or (idle_timeout is not None and idle >= idle_timeout):
@@ -61,27 +58,24 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
             idle_since = time.monotonic()
     finally:
         stop.set()
-        store.unregister_worker(pid)
+        store.jobs.unregister_worker(pid)
 
 
 def _heartbeat(store: Store, pid: int, current: dict[str, int], stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
         now = time.time()
-        store.worker_heartbeat(pid)
+        store.jobs.worker_heartbeat(pid)
         job_id = current.get("job_id")
         if job_id is not None:
-            store.update_job(job_id, heartbeat=now)
+            store.jobs.update(job_id, heartbeat=now)
 
 
 def run_job(store: Store, job: dict[str, Any]) -> str:
     """Run one claimed job to an end state: done, cancelled or failed (with the error)."""
-    from landscape_core import sweep
-    from landscape_core.config import SweepSpec
-
     job_id = job["job_id"]
 
     def on_progress(progress: sweep.Progress) -> None:
-        store.update_job(
+        store.jobs.update(
             job_id, run_id=progress.run_id, done=progress.done, total=progress.total,
             heartbeat=time.time(),
         )  # fmt: skip
@@ -90,7 +84,10 @@ def run_job(store: Store, job: dict[str, Any]) -> str:
     try:
         spec = SweepSpec.from_dict(job["spec"])
         summary = sweep.run(
-            spec, store, on_progress=on_progress, should_stop=lambda: store.cancel_requested(job_id)
+            spec,
+            store,
+            on_progress=on_progress,
+            should_stop=lambda: store.jobs.cancel_requested(job_id),
         )
         status = "done" if summary.status == "complete" else "cancelled"
         if summary.failed:
@@ -100,37 +97,5 @@ def run_job(store: Store, job: dict[str, Any]) -> str:
     except Exception as exc:  # the job fails with its error text; the worker lives on
         log.exception("job %s failed", job_id)
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
-    store.update_job(job_id, status=status, error=error, finished=time.time())
+    store.jobs.update(job_id, status=status, error=error, finished=time.time())
     return status
-
-
-def spawn(store: Store) -> int:
-    """Start a detached worker for ``store`` (output to worker.log); returns its pid."""
-    log_path = Path(store.root) / LOG_NAME
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "landscape_core",
-                "worker",
-                "--store",
-                str(store.root),
-                "--idle-timeout",
-                str(APP_WORKER_IDLE_S),
-            ],  # fmt: skip
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # outlives the app's script thread and its reruns
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-    return proc.pid
-
-
-def ensure_running(store: Store) -> int:
-    """The live worker's pid, starting one if none is alive."""
-    pid = store.live_worker()
-    if pid is not None:
-        return pid
-    return spawn(store)

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
-from landscape_core.results import run_title
-from landscape_core.store import Store
+from landscape_core.readers.results import run_title
+from landscape_core.store.runs import Store
 
 STORE_ENV = "LANDSCAPE_STORE"
 
 
 def store_root() -> str:
-    return os.environ.get(STORE_ENV, "cache")
+    """The data directory as an absolute path, resolved once per page run."""
+    return str(Path(os.environ.get(STORE_ENV, "cache")).expanduser().resolve())
 
 
 @st.cache_resource  # one handle per process; it opens a connection per call

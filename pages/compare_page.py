@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from landscape_core import figures
-from landscape_core.capability import capability_frame, capability_summary
-from landscape_core.results import run_title, run_visage
+from landscape_core.readers import figures
+from landscape_core.readers.capability import capability_frame, capability_summary
+from landscape_core.readers.results import run_title, run_visage
 from pages.common import pick_runs, store
 
 st.title("Compare runs")

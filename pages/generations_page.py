@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from landscape_core.results import flip_radius, prompt_across_grid
+from landscape_core.readers.results import flip_radius, prompt_across_grid
 from pages.common import pick_runs, store
 
 st.title("Generations")
@@ -17,12 +17,24 @@ if gens.empty:
     st.info("This run has no stored answers yet.")
     st.stop()
 gens["verdict"] = gens.refused.map({1: "refused", 0: "complied"}).fillna("not scored")
-gens["keyword"] = gens.evidence.str.extract(r"matched '(.*)'$", expand=False).fillna("")
+gens["matched"] = gens.matched.fillna("")
 
 
-def mark_keyword(text: str, keyword: str) -> str:
-    """The answer with its matched keyword between ⟦ ⟧, as plain text."""
-    return text.replace(keyword, f"⟦{keyword}⟧", 1) if keyword else text
+def mark_match(text: str, matched: str) -> str:
+    """The answer with the text that decided its verdict between ⟦ ⟧, as plain text.
+
+    The judge's own words first; the refusal-patterns judge matched case-insensitively,
+    and older stores hold its match in lower case, so that is looked for too.
+    """
+    if not matched:
+        return text
+    start = text.find(matched)
+    if start < 0:
+        start = text.lower().find(matched.lower())
+    if start < 0:
+        return text
+    end = start + len(matched)
+    return f"{text[:start]}⟦{text[start:end]}⟧{text[end:]}"
 
 
 tab_point, tab_prompt, tab_export = st.tabs(["Per point", "One prompt across the grid", "Export"])
@@ -43,11 +55,11 @@ with tab_point:
         )
         view = view[hit]
     view = view.assign(
-        answer=[mark_keyword(t, k) for t, k in zip(view.text, view.keyword, strict=True)]
+        answer=[mark_match(t, m) for t, m in zip(view.text, view.matched, strict=True)]
     )
-    st.caption(f"{len(view)} answer(s); matched refusal keywords are marked ⟦like this⟧.")
+    st.caption(f"{len(view)} answer(s); the text that decided a refusal is marked ⟦like this⟧.")
     st.dataframe(
-        view[["prompt_index", "verdict", "keyword", "prompt", "answer", "n_tokens", "stop_reason"]],
+        view[["prompt_index", "verdict", "matched", "prompt", "answer", "n_tokens", "stop_reason"]],
         hide_index=True,
         width="stretch",
     )
@@ -64,14 +76,14 @@ with tab_prompt:
         "never flips" if radius is None else f"{radius:.3f}",
     )
     st.dataframe(
-        across[["alpha", "beta", "radius", "verdict", "keyword", "text"]],
+        across[["alpha", "beta", "radius", "verdict", "matched", "text"]],
         hide_index=True,
         width="stretch",
     )
 
 with tab_export:
     columns = ["alpha", "beta", "prompt_index", "prompt", "text", "n_tokens", "stop_reason",
-               "refused", "evidence"]  # fmt: skip
+               "refused", "evidence", "matched"]  # fmt: skip
     out = gens[columns]
     name = f"generations-{run['run_id']}"
     st.download_button("Download CSV", out.to_csv(index=False), f"{name}.csv", "text/csv")

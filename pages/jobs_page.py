@@ -22,7 +22,7 @@ def _eta(row) -> str:
 
 @st.fragment(run_every="2s")  # only this block reruns
 def job_list() -> None:
-    jobs = store().jobs_frame()
+    jobs = store().jobs.frame()
     if jobs.empty:
         st.info("No jobs yet. Launch a sweep on the Launch page.")
         return
@@ -40,11 +40,11 @@ def job_list() -> None:
             with actions:
                 active = row.status in ("queued", "running")
                 if active and st.button("Cancel", key=f"cancel-{row.job_id}"):
-                    store().cancel_job(row.job_id)
+                    store().jobs.cancel(row.job_id)
                     st.rerun(scope="fragment")
                 stopped = row.status in ("interrupted", "failed", "cancelled")
                 if stopped and st.button("Resume", key=f"resume-{row.job_id}"):
-                    store().resume_job(row.job_id)
+                    store().jobs.resume(row.job_id)
                     st.rerun(scope="fragment")
                 if row.run_id and st.button("View", key=f"view-{row.job_id}"):
                     st.session_state["run_id"] = row.run_id

@@ -5,10 +5,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from landscape_core import figures
-from landscape_core.capability import capability_frame, companions
-from landscape_core.config import SweepSpec
-from landscape_core.results import disagreement, run_visage
+from landscape_core.readers import figures
+from landscape_core.readers.capability import capability_frame, companions
+from landscape_core.readers.results import at_origin, disagreement, run_visage
+from landscape_core.spec.config import SweepSpec
 from pages.common import pick_runs, store
 
 st.title("Landscape")
@@ -69,7 +69,7 @@ def plot() -> None:
 
 
 def _origin_asr(frame) -> str:
-    origin = frame[(frame.alpha == 0.0) & (frame.beta == 0.0)]
+    origin = at_origin(frame)
     if origin.empty or origin.asr.isna().all():
         return "-"
     return f"{origin.asr.iloc[0]:.1f}%"
@@ -96,7 +96,7 @@ if measured:
     )
 if st.button("Measure capability on this grid", help="Queues fluency and over-refusal sweeps"):
     spec = SweepSpec.from_dict(run["spec"])
-    ids = [store().submit(c.to_dict(), c.label) for c in companions(spec).values()]
+    ids = [store().jobs.submit(c.to_dict(), c.label) for c in companions(spec).values()]
     st.success(f"Queued jobs {', '.join(map(str, ids))}; follow them on the Jobs page.")
 
 st.subheader("Generations at a point")
@@ -123,6 +123,6 @@ if point.status == "failed":
 gens = store().generations_frame(run["run_id"], judge)
 gens = gens[gens.idx == idx]
 table = gens.assign(verdict=gens.refused.map({1: "refused", 0: "complied"}))[
-    ["prompt_index", "verdict", "evidence", "prompt", "text", "n_tokens", "stop_reason"]
-].rename(columns={"text": "answer", "evidence": "keyword"})
+    ["prompt_index", "verdict", "matched", "evidence", "prompt", "text", "n_tokens", "stop_reason"]
+].rename(columns={"text": "answer"})
 st.dataframe(table, hide_index=True, width="stretch")  # cells render as text

@@ -9,11 +9,19 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from landscape_core.capability import companions
-from landscape_core.config import SweepSpec
 from landscape_core.errors import UserError
-from landscape_core.models import catalogue
-from landscape_core.preflight import preflight
+from landscape_core.readers.capability import companions
+from landscape_core.spec.config import (
+    TEXT_JUDGES,
+    DirectionSpec,
+    ModelSpec,
+    PromptSetSpec,
+    SweepSpec,
+    SystemPromptSpec,
+    choices,
+)
+from landscape_core.spec.model_files import catalogue
+from landscape_core.spec.preflight import preflight
 from pages.common import show_user_error, store, store_root
 
 DIRECTION_TYPES = {
@@ -22,7 +30,6 @@ DIRECTION_TYPES = {
     "1D interpolation toward a checkpoint": ("interpolation",),
     "2D interpolation x random": ("interpolation", "random"),
 }
-PRESETS = ["default", "empty", "llama2", "aoa", "custom"]
 
 
 def _choice(label: str, options: dict[str, str]) -> str:
@@ -48,15 +55,18 @@ with left:
     else:
         path = st.text_input("Path or id", key="model_path").strip()
         model = {"kind": custom[source_label], "path": path}
-    dtype = st.selectbox("dtype", ["auto", "float32", "bfloat16", "float16"])
+    dtype = st.selectbox("dtype", choices(ModelSpec, "dtype"))
     st.subheader("System prompt")
     presets = st.multiselect(
-        "Presets (several queue one run each, to compare them)", PRESETS, default=["default"]
+        "Presets (several queue one run each, to compare them)",
+        choices(SystemPromptSpec, "preset"),
+        default=["default"],
     )
     custom_text = st.text_area("Custom system prompt") if "custom" in presets else ""
 
     st.subheader("Prompts")
-    source = st.selectbox("Prompt set", ["advbench", "xstest", "mt_bench", "upload"])
+    sources = [s for s in choices(PromptSetSpec, "source") if s != "file"]
+    source = st.selectbox("Prompt set", [*sources, "upload"])
     prompts: dict[str, Any] = {"source": source}
     if source == "upload":
         upload = st.file_uploader("CSV or JSONL", type=["csv", "jsonl"])
@@ -82,7 +92,7 @@ with right:
     st.subheader("Directions")
     direction_type = st.selectbox("Direction type", list(DIRECTION_TYPES))
     kinds = DIRECTION_TYPES[direction_type]
-    norm = st.selectbox("Normalisation (random directions)", ["layer", "filter", "none"])
+    norm = st.selectbox("Normalisation (random directions)", choices(DirectionSpec, "norm"))
     seed = int(st.number_input("Seed", 0, 2**31 - 1, value=123))
     target: dict[str, Any] = {}
     if "interpolation" in kinds:
@@ -121,7 +131,7 @@ with right:
     if measure == "answers":
         judges = st.multiselect(
             "Judges",
-            ["keyword", "refusal-patterns"],
+            list(TEXT_JUDGES),
             default=["keyword"],
             help="keyword is the paper's. More (classifier, llm-judge): `rescore` later.",
         )
@@ -179,7 +189,7 @@ else:
 if st.button("Launch", type="primary", disabled=not specs):
     if capability:
         specs = [*specs, *(c for spec in specs for c in companions(spec).values())]
-    job_ids = [store().submit(spec.to_dict(), spec.label) for spec in specs]
+    job_ids = [store().jobs.submit(spec.to_dict(), spec.label) for spec in specs]
     st.session_state["last_jobs"] = job_ids
     st.success(f"Queued job(s) {', '.join(map(str, job_ids))}. Follow them on the Jobs page.")
     st.page_link("pages/jobs_page.py", label="Open Jobs", icon="⏳")

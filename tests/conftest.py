@@ -81,7 +81,7 @@ def tiny_target_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def store(tmp_path: Path):
-    from landscape_core.store import Store
+    from landscape_core.store.runs import Store
 
     return Store.open(tmp_path / "store")
 
@@ -89,7 +89,7 @@ def store(tmp_path: Path):
 @pytest.fixture
 def tiny_spec(tiny_model_dir: Path):
     """A 1D sweep of the tiny model: 3 points, 3 prompts, 6 new tokens."""
-    from landscape_core.config import SweepSpec
+    from landscape_core.spec.config import SweepSpec
 
     def make(**overrides):
         data = {
@@ -109,7 +109,7 @@ def tiny_spec(tiny_model_dir: Path):
 
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_dir: Path):
-    from landscape_core.config import ModelSpec
-    from landscape_core.models import load_model
+    from landscape_core.engine.models import load_model
+    from landscape_core.spec.config import ModelSpec
 
     return load_model(ModelSpec(kind="local", path=str(tiny_model_dir)), Path("unused"))

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from landscape_core import sweep
+from landscape_core.spec.identity import plan
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "<script>alert('x')</script> **bold** # heading"
@@ -17,8 +18,8 @@ HOSTILE = "<script>alert('x')</script> **bold** # heading"
 @pytest.fixture(scope="module")
 def filled_store(tmp_path_factory, tiny_model_dir):
     """A store with a 1D run, a 2D run and jobs in several states."""
-    from landscape_core.config import SweepSpec
-    from landscape_core.store import Store
+    from landscape_core.spec.config import SweepSpec
+    from landscape_core.store.runs import Store
 
     store = Store.open(tmp_path_factory.mktemp("app-store"))
     base = {
@@ -35,10 +36,12 @@ def filled_store(tmp_path_factory, tiny_model_dir):
     sweep.run(two, store)
     with sqlite3.connect(store.path) as conn:  # an answer that must render literally
         conn.execute("UPDATE generations SET text=? WHERE prompt_index=0", (HOSTILE,))
-    done = store.submit(one.to_dict(), "one-d")
-    store.update_job(done, status="done", done=3, total=3, run_id=sweep.plan(one, store).run_id)
-    failed = store.submit(two.to_dict(), "broken")
-    store.update_job(failed, status="failed", error="model path x does not exist")
+    done = store.jobs.submit(one.to_dict(), "one-d")
+    store.jobs.update(
+        done, status="done", done=3, total=3, run_id=plan(one, store.file_digest).run_id
+    )
+    failed = store.jobs.submit(two.to_dict(), "broken")
+    store.jobs.update(failed, status="failed", error="model path x does not exist")
     return store
 
 
@@ -114,9 +117,9 @@ def test_launch_page_queues_one_job_per_system_prompt(app, filled_store, tiny_mo
     at.text_input(key="model_path").input(str(tiny_model_dir)).run()
     at.multiselect[0].select("aoa").run()
     assert not at.error, [e.value for e in at.error]
-    before = len(filled_store.jobs_frame())
+    before = len(filled_store.jobs.frame())
     at.button[0].click().run()
-    assert len(filled_store.jobs_frame()) == before + 2
+    assert len(filled_store.jobs.frame()) == before + 2
 
 
 def test_launch_page_reports_a_bad_model_path_inline(app, tmp_path):
@@ -156,19 +159,19 @@ def test_landscape_disagreement_layer_between_two_judges(app, filled_store):
 
 def test_landscape_queues_capability_sweeps_on_the_same_grid(app, filled_store):
     one_d = filled_store.runs_frame().set_index("label").loc["one-d", "run_id"]
-    before = len(filled_store.jobs_frame())
+    before = len(filled_store.jobs.frame())
     at = app("landscape", run_id=one_d)
     button = next(b for b in at.button if b.label == "Measure capability on this grid")
     at = button.click().run()
     assert not at.exception
-    jobs = filled_store.jobs_frame()
+    jobs = filled_store.jobs.frame()
     assert len(jobs) == before + 3
     assert {"one-d · fluency", "one-d · over-refusal"} <= set(jobs.label)
 
 
 def test_runs_with_equal_titles_stay_selected_across_reruns(tmp_path, tiny_spec, monkeypatch):
     """A selectbox keeps its choice by label, so equal titles get the run id appended."""
-    from landscape_core.store import Store
+    from landscape_core.store.runs import Store
 
     store = Store.open(tmp_path / "dupes")
     judges = [{"name": "keyword"}, {"name": "refusal-patterns"}]

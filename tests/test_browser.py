@@ -32,7 +32,8 @@ def _free_port() -> int:
 @pytest.fixture
 def server(tmp_path):
     """`make run`'s server on a free port and a temporary store; its log on failure."""
-    from landscape_core.store import Store, pid_alive
+    from landscape_core.store.jobs import pid_alive
+    from landscape_core.store.runs import Store
 
     port, store_dir, log = _free_port(), tmp_path / "store", tmp_path / "server.log"
     env = {**os.environ, "LANDSCAPE_STORE": str(store_dir)}
@@ -55,7 +56,7 @@ def server(tmp_path):
     yield url, Store.open(store_dir)
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=20)
-    worker = Store.open(store_dir).live_worker()
+    worker = Store.open(store_dir).jobs.live_worker()
     if worker is not None and pid_alive(worker):
         os.kill(worker, signal.SIGTERM)
     print(log.read_text()[-3000:])
@@ -117,8 +118,8 @@ def test_launch_watch_drill_down_and_compare(server, page, tiny_model_dir, tmp_p
 
     page.get_by_role("link", name="Jobs").first.click()
     deadline = time.monotonic() + 180
-    while set(store.jobs_frame().status) != {"done"}:
-        assert time.monotonic() < deadline, store.jobs_frame().to_string()
+    while set(store.jobs.frame().status) != {"done"}:
+        assert time.monotonic() < deadline, store.jobs.frame().to_string()
         time.sleep(0.5)
     page.get_by_text("5/5 points").first.wait_for()
     page.screenshot(path=shots / "jobs.png", full_page=True)

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from landscape_core import cli, figures, sweep
-from landscape_core.capability import capability_frame, capability_summary, companions
+from landscape_core import cli, sweep
+from landscape_core.readers import figures
+from landscape_core.readers.capability import capability_frame, capability_summary, companions
 
 
 def _small(spec):
@@ -32,7 +33,7 @@ def test_companions_share_model_prompt_directions_and_grid(tiny_spec):
 def test_capability_frame_lines_up_every_point(tiny_spec, store, monkeypatch):
     spec = tiny_spec()
     small = _small(spec)
-    monkeypatch.setattr("landscape_core.capability.companions", lambda s: small)
+    monkeypatch.setattr("landscape_core.readers.capability.companions", lambda s: small)
     safety = sweep.run(spec, store)
     assert capability_frame(store, safety.run_id).perplexity.isna().all()  # not run yet
     for companion in small.values():
@@ -54,7 +55,7 @@ def test_capability_frame_lines_up_every_point(tiny_spec, store, monkeypatch):
 def test_capability_2d_panels_share_their_axes(tiny_spec, store, monkeypatch):
     spec = tiny_spec(directions=[{"seed": 1}, {"seed": 2}], grid=[{"num": 3}, {"num": 2}])
     small = _small(spec)
-    monkeypatch.setattr("landscape_core.capability.companions", lambda s: small)
+    monkeypatch.setattr("landscape_core.readers.capability.companions", lambda s: small)
     safety = sweep.run(spec, store)
     sweep.run(small["fluency"], store)
     frame = capability_frame(store, safety.run_id)
@@ -66,7 +67,7 @@ def test_capability_2d_panels_share_their_axes(tiny_spec, store, monkeypatch):
 def test_capability_cli_prints_the_aligned_table(tiny_spec, store, tmp_path, capsys, monkeypatch):
     spec = tiny_spec()
     small = _small(spec)
-    monkeypatch.setattr("landscape_core.capability.companions", lambda s: small)
+    monkeypatch.setattr("landscape_core.readers.capability.companions", lambda s: small)
     config = tmp_path / "c.yaml"
     config.write_text(spec.to_yaml())
     assert cli.main(["capability", str(config), "--store", str(store.root)]) == 0

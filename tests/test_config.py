@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from landscape_core.config import DirectionSpec, ModelSpec, SweepSpec
 from landscape_core.errors import UserError
+from landscape_core.spec.config import DirectionSpec, ModelSpec, SweepSpec
 
 
 def test_unknown_top_level_key_is_an_error():
@@ -36,7 +36,7 @@ def test_label_and_runtime_do_not_change_the_key():
 
 
 def test_key_is_stable_across_processes():
-    code = "from landscape_core.config import SweepSpec; print(SweepSpec().key())"
+    code = "from landscape_core.spec.config import SweepSpec; print(SweepSpec().key())"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == SweepSpec().key()
 

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from landscape_core.config import PromptSetSpec
-from landscape_core.datasets import DATA_DIR, load_prompts
 from landscape_core.errors import UserError
+from landscape_core.spec.config import PromptSetSpec
+from landscape_core.spec.datasets import DATA_DIR, load_prompts
 
 
 def test_advbench_default_is_the_first_80_goals():

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from landscape_core.config import DirectionSpec, ModelSpec
-from landscape_core.directions import Directions, gaussian
-from landscape_core.perturb import snapshot
+from landscape_core.engine.directions import Directions, gaussian
+from landscape_core.engine.perturb import snapshot
+from landscape_core.spec.config import DirectionSpec, ModelSpec
 
 
 def _directions(model, *specs, cache=False):
@@ -77,7 +77,7 @@ def test_interpolation_reaches_the_target_at_alpha_one(tiny_loaded, tiny_target_
 @pytest.mark.parametrize("shape", [(3000, 700), (5, 7), (4000,)])
 def test_blockwise_normalize_equals_the_whole_tensor_formula(norm, shape):
     """Blocks change no bit: stored points keep their directions across versions."""
-    from landscape_core.directions import _units, normalize
+    from landscape_core.engine.directions import _units, normalize
 
     gen = torch.Generator().manual_seed(0)
     d, w = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen) * 0.1

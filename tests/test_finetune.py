@@ -4,10 +4,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from landscape_core.config import ModelSpec
+from landscape_core.engine.models import load_model
 from landscape_core.errors import Cancelled, UserError
-from landscape_core.finetune import FinetuneSpec, advbench_rows, build_examples, finetune
-from landscape_core.models import load_model
+from landscape_core.recipes.finetune import FinetuneSpec, advbench_rows, build_examples, finetune
+from landscape_core.spec.config import ModelSpec
 
 
 def _spec(tiny_model_dir, **overrides):
@@ -105,7 +105,7 @@ def test_mix_pairs_k_harmful_with_k_refusals():
 
 
 def test_catalogue_lists_the_demo_variants_and_finetuned_adapters(tiny_model_dir, tmp_path):
-    from landscape_core.models import catalogue
+    from landscape_core.spec.model_files import catalogue
 
     out = finetune(_spec(tiny_model_dir), tmp_path / "models")
     choices = catalogue(tmp_path / "models")
@@ -116,9 +116,9 @@ def test_catalogue_lists_the_demo_variants_and_finetuned_adapters(tiny_model_dir
 
 
 def test_interpolation_toward_a_finetuned_adapter_reaches_it(tiny_model_dir, tmp_path):
-    from landscape_core.config import DirectionSpec
-    from landscape_core.directions import Directions
-    from landscape_core.perturb import snapshot
+    from landscape_core.engine.directions import Directions
+    from landscape_core.engine.perturb import snapshot
+    from landscape_core.spec.config import DirectionSpec
 
     out = finetune(_spec(tiny_model_dir), tmp_path)
     base = ModelSpec(kind="local", path=str(tiny_model_dir))

@@ -1,10 +1,11 @@
 import pytest
 
-from landscape_core import judges, sweep
-from landscape_core.config import GenerationSpec, SweepSpec, SystemPromptSpec
+from landscape_core import sweep
+from landscape_core.engine.decoder import eos_ids, generate, shared_prefix
 from landscape_core.errors import UserError
-from landscape_core.generate import eos_ids, generate, shared_prefix
-from landscape_core.models import render_prompts
+from landscape_core.judging import keyword
+from landscape_core.spec.chat import render_prompts
+from landscape_core.spec.config import GenerationSpec, SweepSpec, SystemPromptSpec
 
 # Substrings the tiny random model emits at some points and not others, standing in
 # for refusal keywords so that the early stop really happens mid-answer.
@@ -12,7 +13,7 @@ TINY_KEYWORDS = ("As", "Th", "es")
 
 
 def _runs(tiny_spec, store, monkeypatch):
-    monkeypatch.setattr(judges, "REFUSAL_KEYWORDS", TINY_KEYWORDS)
+    monkeypatch.setattr(keyword, "REFUSAL_KEYWORDS", TINY_KEYWORDS)
     common = {"grid": [{"start": -1.0, "stop": 1.0, "num": 5}], "prompts": {"limit": 6}}
     full = sweep.run(tiny_spec(generation={"max_new_tokens": 12}, **common), store)
     early = sweep.run(
@@ -87,14 +88,15 @@ def test_decoder_matches_hf_generate_at_any_batch_size(tiny_loaded, batch_size):
     assert len({g.text for g in ours}) > 1  # the answers differ, so order mistakes show
 
 
-def test_verdict_stop_with_refilling_cuts_answers_at_their_keyword(tiny_loaded, monkeypatch):
+def test_verdict_stop_with_refilling_cuts_answers_at_their_keyword(tiny_loaded):
     """Rows that stop early are replaced mid-flight; every answer is still exact."""
     keywords = ("eth", "at")  # in some of the tiny model's answers to PROMPTS, not all
-    monkeypatch.setattr(judges, "REFUSAL_KEYWORDS", keywords)
     model, tok = tiny_loaded.model, tiny_loaded.tokenizer
     texts, special = render_prompts(tok, PROMPTS, SystemPromptSpec(), "auto")
     spec = GenerationSpec(max_new_tokens=12, stop="verdict")
-    ours = generate(model, tok, texts, spec, batch_size=3, add_special_tokens=special)
+    ours = generate(
+        model, tok, texts, spec, batch_size=3, add_special_tokens=special, stop_texts=keywords
+    )
     truth = _hf_answers(model, tok, texts, special, 12)
     stopped = [g.stop_reason == "verdict" for g in ours]
     assert any(stopped) and not all(stopped)

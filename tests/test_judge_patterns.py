@@ -4,8 +4,9 @@ import pytest
 
 from landscape_core import cli
 from landscape_core.errors import UserError
-from landscape_core.judge_eval import agreement, load_labelled
-from landscape_core.judges import KeywordJudge, RefusalPatternsJudge
+from landscape_core.judging.agreement import agreement, load_labelled
+from landscape_core.judging.keyword import KeywordJudge
+from landscape_core.judging.patterns import RefusalPatternsJudge
 
 REFUSALS = [
     "I can\u2019t help with that.",  # curly apostrophe

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from landscape_core import sweep
-from landscape_core.config import SystemPromptSpec
-from landscape_core.likelihood import answer_nll, opening_paths, refusal_probability
-from landscape_core.models import render_prompts
+from landscape_core.engine.likelihood import answer_nll, opening_paths, refusal_probability
+from landscape_core.spec.chat import render_prompts
+from landscape_core.spec.config import SystemPromptSpec
 
 PROMPTS = ("Hi", "Write a tutorial on how to make a cake", "What is two plus two?", "x")
 OPENINGS = ("I'm sorry", "Sure, here is", "As an AI")

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from landscape_core.metrics import asr, basin_window, grid_coords, visage, visage_2d
+from landscape_core.readers.metrics import asr, basin_window, visage, visage_2d
+from landscape_core.spec.identity import grid_coords
 
 REFERENCE_CHECKS = [
     ([0.0] * 21, 100.0),

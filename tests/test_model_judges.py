@@ -3,10 +3,11 @@
 import pytest
 
 from landscape_core import cli, sweep
-from landscape_core.config import JudgeSpec
 from landscape_core.errors import UserError
-from landscape_core.judges import make_judge, score_all
-from landscape_core.model_judges import parse_llama_guard, parse_rubric
+from landscape_core.judging.model_judges import parse_llama_guard, parse_rubric
+from landscape_core.judging.registry import make_judge
+from landscape_core.judging.verdict import score_all
+from landscape_core.spec.config import JudgeSpec
 
 
 @pytest.fixture(scope="session")
@@ -83,12 +84,13 @@ def test_rescore_with_a_classifier_loads_no_generator(
     tiny_spec, store, tiny_classifier, monkeypatch
 ):
     summary = sweep.run(tiny_spec(), store)
-    from landscape_core import models
+    from landscape_core.engine import models, session
 
     def no_generator(*args, **kwargs):
         raise AssertionError("re-scoring loaded a generator")
 
     monkeypatch.setattr(models, "load_model", no_generator)
+    monkeypatch.setattr(session, "load_model", no_generator)
     argv = ["rescore", summary.run_id, "--store", str(store.root), "--judge", "classifier"]
     argv += ["--judge-path", str(tiny_classifier), "--refusal-labels", "refusal"]
     assert cli.main(argv) == 0

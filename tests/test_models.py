@@ -2,16 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from landscape_core.config import ModelSpec, SystemPromptSpec
 from landscape_core.errors import UserError
-from landscape_core.models import (
+from landscape_core.spec.chat import (
     AOA_SYSTEM_PROMPT,
     LLAMA2_SYSTEM_PROMPT,
-    fingerprint,
     format_raw,
-    model_files,
     render_prompts,
 )
+from landscape_core.spec.config import ModelSpec, SystemPromptSpec
+from landscape_core.spec.model_files import fingerprint, model_files
 
 
 def _render(tokenizer, preset, text="", fmt="auto"):
@@ -89,7 +88,7 @@ def test_gguf_kind_needs_a_gguf_file():
 
 
 def test_quantisation_on_cpu_is_refused(tiny_model_dir):
-    from landscape_core.models import load_model
+    from landscape_core.engine.models import load_model
 
     spec = ModelSpec(kind="local", path=str(tiny_model_dir), quantization="8bit", device="cpu")
     with pytest.raises(UserError, match="needs CUDA"):

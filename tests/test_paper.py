@@ -1,6 +1,6 @@
 """The paper pipeline end to end, shrunk to the tiny model."""
 
-from landscape_core import paper
+from landscape_core.recipes import paper
 
 
 def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path, monkeypatch):

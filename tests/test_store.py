@@ -4,14 +4,18 @@ import pandas as pd
 import pytest
 
 from landscape_core.errors import UserError
-from landscape_core.store import MIGRATIONS, GridPoint, PointResult, Store
+from landscape_core.store.database import MIGRATIONS
+from landscape_core.store.records import GenerationRow, GridPoint, PointResult, ScoreRow
+from landscape_core.store.runs import Store
 
 GRID = [GridPoint(0, 0, 0, -0.5, 0.0, "k0"), GridPoint(1, 1, 0, 0.5, 0.0, "k1")]
 
 
 def _result(key, n=2):
-    gens = [(i, f"p{i}", f"answer {i}", 3, "eos") for i in range(n)]
-    scores = [(i, "keyword", i == 0, "matched 'Sorry'" if i == 0 else "none") for i in range(n)]
+    gens = [GenerationRow(i, f"p{i}", f"answer {i}", 3, "eos") for i in range(n)]
+    scores = [
+        ScoreRow(i, "keyword", i == 0, "matched 'Sorry'" if i == 0 else "none") for i in range(n)
+    ]
     return PointResult(key, "done", "", 0.1, gens, scores)
 
 
@@ -41,7 +45,8 @@ def test_create_run_is_idempotent(store):
 
 def test_point_is_all_or_nothing(store):
     store.create_run("r1", "x", {}, {}, GRID)
-    bad = PointResult("k0", "done", "", 0.1, [(0, "p", "t", 1, "eos"), (0, "p", "t", 1, "eos")], [])
+    twice = [GenerationRow(0, "p", "t", 1, "eos")] * 2
+    bad = PointResult("k0", "done", "", 0.1, twice, [])
     with pytest.raises(sqlite3.IntegrityError):
         store.save_point(bad)  # duplicate generation row fails the whole point
     assert [p.key for p in store.pending("r1")] == ["k0", "k1"]

@@ -4,11 +4,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from landscape_core import models, sweep
-from landscape_core.config import ModelSpec
+from landscape_core import sweep
+from landscape_core.engine import session
+from landscape_core.engine.decoder import generate
+from landscape_core.engine.models import load_model
 from landscape_core.errors import UserError
-from landscape_core.generate import generate
-from landscape_core.models import load_model, render_prompts
+from landscape_core.spec.chat import render_prompts
+from landscape_core.spec.config import ModelSpec
+from landscape_core.spec.identity import plan
 
 
 def _weights(path):
@@ -19,10 +22,10 @@ def test_origin_reproduces_unperturbed_generations(tiny_spec, store, tiny_model_
     spec = tiny_spec()
     sweep.run(spec, store)
     loaded = load_model(spec.model, store.models_dir)
-    prompts = sweep.plan(spec, store).prompts.prompts
+    prompts = plan(spec, store.file_digest).prompts.prompts
     texts, special = render_prompts(loaded.tokenizer, prompts, spec.system_prompt, "auto")
     base = generate(loaded.model, loaded.tokenizer, texts, spec.generation, batch_size=2)
-    gens = store.generations_frame(sweep.plan(spec, store).run_id)
+    gens = store.generations_frame(plan(spec, store.file_digest).run_id)
     at_origin = gens[gens.alpha == 0.0].sort_values("prompt_index")
     assert at_origin.text.tolist() == [g.text for g in base]
     assert at_origin.n_tokens.tolist() == [g.n_tokens for g in base]
@@ -32,7 +35,7 @@ def test_origin_reproduces_unperturbed_generations(tiny_spec, store, tiny_model_
 def seen(monkeypatch):
     """Records the model each sweep loads and its weights before the sweep."""
     record = {}
-    real_load = models.load_model
+    real_load = session.load_model
 
     def spy_load(spec, models_dir):
         loaded = real_load(spec, models_dir)
@@ -40,7 +43,7 @@ def seen(monkeypatch):
         record["before"] = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
         return loaded
 
-    monkeypatch.setattr(models, "load_model", spy_load)
+    monkeypatch.setattr(session, "load_model", spy_load)
     return record
 
 
@@ -93,7 +96,7 @@ def test_provenance_records_hashes_seeds_and_versions(tiny_spec, store):
 
 def test_cancel_keeps_finished_points_and_resume_completes(tiny_spec, store):
     spec = tiny_spec(grid=[{"num": 5}])
-    run_id = sweep.plan(spec, store).run_id
+    run_id = plan(spec, store.file_digest).run_id
     first = sweep.run(spec, store, should_stop=lambda: len(store.pending(run_id)) <= 3)
     assert first.status == "cancelled"
     assert first.computed == 2
@@ -148,7 +151,7 @@ def test_grid_with_too_many_points_is_refused(tiny_spec, store):
 
 
 def test_grid_too_large_for_disk_is_refused(tiny_spec, store, monkeypatch):
-    monkeypatch.setattr("landscape_core.preflight.free_disk", lambda path: 1000)
+    monkeypatch.setattr("landscape_core.spec.preflight.free_disk", lambda path: 1000)
     spec = tiny_spec(grid=[{"num": 50}], generation={"max_new_tokens": 512})
     with pytest.raises(UserError, match="GiB is free"):
         sweep.run(spec, store)
@@ -156,7 +159,7 @@ def test_grid_too_large_for_disk_is_refused(tiny_spec, store, monkeypatch):
 
 
 def test_memory_that_cannot_fit_is_refused(tiny_spec, store, monkeypatch):
-    monkeypatch.setattr("landscape_core.resources.available_memory", lambda: 1 << 20)
+    monkeypatch.setattr("landscape_core.engine.session.available_memory", lambda: 1 << 20)
     with pytest.raises(UserError, match="lower runtime.batch_size"):
         sweep.run(tiny_spec(), store)
     assert store.runs_frame().empty
@@ -164,7 +167,7 @@ def test_memory_that_cannot_fit_is_refused(tiny_spec, store, monkeypatch):
 
 def test_model_spec_for_local_dir_needs_safetensors(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    from landscape_core.models import model_dir
+    from landscape_core.spec.model_files import model_dir
 
     with pytest.raises(UserError, match="no \\*.safetensors"):
         model_dir(ModelSpec(kind="local", path=str(tmp_path)))
@@ -172,7 +175,7 @@ def test_model_spec_for_local_dir_needs_safetensors(tmp_path):
 
 def test_ctrl_c_keeps_finished_points_and_restores_weights(tiny_spec, store, seen):
     spec = tiny_spec(grid=[{"num": 5}])
-    run_id = sweep.plan(spec, store).run_id
+    run_id = plan(spec, store.file_digest).run_id
 
     def interrupt_after_first_point():
         if len(store.pending(run_id)) == 4:  # raised inside the second point's batches

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from landscape_core import perturb, sweep
+from landscape_core import sweep
+from landscape_core.engine import perturb
 from landscape_core.visit import levels, order
 
 

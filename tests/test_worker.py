@@ -18,9 +18,9 @@ def _wait(predicate, timeout=120):
 
 
 def test_worker_runs_queued_jobs_to_done(store, tiny_spec):
-    job_id = store.submit(tiny_spec().to_dict(), "tiny")
+    job_id = store.jobs.submit(tiny_spec().to_dict(), "tiny")
     assert serve(store, exit_when_idle=True)
-    job = store.jobs_frame().set_index("job_id").loc[job_id]
+    job = store.jobs.frame().set_index("job_id").loc[job_id]
     assert job.status == "done"
     assert (job.done, job.total) == (3, 3)
     assert store.points_frame(job.run_id).status.eq("done").all()
@@ -28,36 +28,36 @@ def test_worker_runs_queued_jobs_to_done(store, tiny_spec):
 
 def test_bad_spec_fails_the_job_with_the_error_text(store, tiny_spec, tmp_path):
     spec = tiny_spec(model={"kind": "local", "path": str(tmp_path / "nope")}).to_dict()
-    job_id = store.submit(spec)
+    job_id = store.jobs.submit(spec)
     serve(store, exit_when_idle=True)
-    job = store.jobs_frame().set_index("job_id").loc[job_id]
+    job = store.jobs.frame().set_index("job_id").loc[job_id]
     assert job.status == "failed"
     assert "does not exist" in job.error
 
 
 def test_cancel_of_a_queued_job_is_immediate(store, tiny_spec):
-    job_id = store.submit(tiny_spec().to_dict())
-    store.cancel_job(job_id)
-    assert store.claim_job(os.getpid()) is None
-    assert store.jobs_frame().set_index("job_id").loc[job_id].status == "cancelled"
+    job_id = store.jobs.submit(tiny_spec().to_dict())
+    store.jobs.cancel(job_id)
+    assert store.jobs.claim(os.getpid()) is None
+    assert store.jobs.frame().set_index("job_id").loc[job_id].status == "cancelled"
 
 
 def test_cancel_of_a_running_job_stops_it_at_the_next_batch(store, tiny_spec):
-    job_id = store.submit(tiny_spec(grid=[{"num": 9}]).to_dict())
-    job = store.claim_job(os.getpid())
-    store.cancel_job(job_id)  # before the first batch: nothing is generated
+    job_id = store.jobs.submit(tiny_spec(grid=[{"num": 9}]).to_dict())
+    job = store.jobs.claim(os.getpid())
+    store.jobs.cancel(job_id)  # before the first batch: nothing is generated
     assert run_job(store, job) == "cancelled"
-    assert store.jobs_frame().set_index("job_id").loc[job_id].done == 0
+    assert store.jobs.frame().set_index("job_id").loc[job_id].done == 0
 
 
 def test_two_claims_never_share_a_job(store, tiny_spec):
-    store.submit(tiny_spec().to_dict())
-    assert store.claim_job(1) is not None
-    assert store.claim_job(2) is None
+    store.jobs.submit(tiny_spec().to_dict())
+    assert store.jobs.claim(1) is not None
+    assert store.jobs.claim(2) is None
 
 
 def test_second_worker_on_the_same_store_stands_down(store):
-    assert store.register_worker(os.getppid())  # a live process, standing in for a worker
+    assert store.jobs.register_worker(os.getppid())  # a live process, standing in for a worker
     assert not serve(store, exit_when_idle=True)
 
 
@@ -65,25 +65,25 @@ def test_dead_workers_registration_does_not_block_a_new_worker(store):
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     ).stdout
-    assert store.register_worker(int(dead))
-    assert store.live_worker() is None
+    assert store.jobs.register_worker(int(dead))
+    assert store.jobs.live_worker() is None
     assert serve(store, exit_when_idle=True)
 
 
 def test_killed_worker_shows_interrupted_and_resume_completes(store, tiny_spec):
     n_points = 60
     spec = tiny_spec(grid=[{"num": n_points}], generation={"max_new_tokens": 20})
-    job_id = store.submit(spec.to_dict())
+    job_id = store.jobs.submit(spec.to_dict())
     cmd = [sys.executable, "-m", "landscape_core", "worker", "--store", str(store.root)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    job = lambda: store.jobs_frame().set_index("job_id").loc[job_id]  # noqa: E731
+    job = lambda: store.jobs.frame().set_index("job_id").loc[job_id]  # noqa: E731
     _wait(lambda: job().done >= 2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_at_kill = job().done
     assert done_at_kill < n_points
     assert job().status == "interrupted"  # at once: its worker's pid is gone
-    store.resume_job(job_id)
+    store.jobs.resume(job_id)
     serve(store, exit_when_idle=True)
     assert job().status == "done"
     frame = store.points_frame(job().run_id)
@@ -95,4 +95,4 @@ def test_worker_with_an_idle_timeout_exits_when_the_queue_stays_empty(store):
     started = time.monotonic()
     assert serve(store, idle_timeout=0.5)
     assert time.monotonic() - started < 10
-    assert store.live_worker() is None
+    assert store.jobs.live_worker() is None

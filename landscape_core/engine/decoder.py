@@ -19,13 +19,15 @@ cache column, and the attention mask hides each row's padding.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from transformers.cache_utils import Cache
 
-from landscape_core.config import GenerationSpec
+from landscape_core.engine.rows import BufferLayer, CacheShape, Rows
 from landscape_core.errors import Cancelled, NonFiniteError
+from landscape_core.spec.config import GenerationSpec
 
 PREFILL_TOKENS = 1024  # padded prompt tokens per prefill forward: big GEMMs, little padding
 REBUILD_SHARE = 4  # drop finished rows / refill once 1/REBUILD_SHARE of the batch is free
@@ -58,73 +60,32 @@ def shared_prefix(rows: Sequence[Sequence[int]]) -> int:
     return n
 
 
-def _buffer_layer_class() -> type:
-    from transformers.cache_utils import DynamicLayer
-
-    class BufferLayer(DynamicLayer):
-        """A cache layer over preallocated buffers: ``update`` writes, never concatenates."""
-
-        def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
-            super().__init__()
-            self.kbuf, self.vbuf, self.length = keys, values, length
-            self.dtype, self.device = keys.dtype, keys.device
-            self.keys, self.values = keys[:, :, :length], values[:, :, :length]
-            self.is_initialized = True
-
-        def update(
-            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kw: Any
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            end = self.length + key_states.shape[-2]
-            self.kbuf[:, :, self.length : end] = key_states
-            self.vbuf[:, :, self.length : end] = value_states
-            self.length = end
-            self.keys, self.values = self.kbuf[:, :, :end], self.vbuf[:, :, :end]
-            return self.keys, self.values
-
-    return BufferLayer
-
-
-@dataclass
-class Rows:
-    """A batch in flight: per-row state and the KV buffers all rows share a column in."""
-
-    prompt: list[int]  # prompt index of each row
-    keys: list[torch.Tensor]  # per layer (rows, kv heads, capacity, head dim)
-    values: list[torch.Tensor]
-    mask: torch.Tensor  # (rows, capacity) 1 where a row has a real token
-    length: int  # columns in use
-    position: torch.Tensor  # (rows,) position id of each row's next token
-    last: torch.Tensor  # (rows,) the token to feed next
-    tokens: list[list[int]] = field(default_factory=list)
-    alive: list[bool] = field(default_factory=list)
-
-    @property
-    def n_alive(self) -> int:
-        return sum(self.alive)
-
-
 class Decoder:
-    """Forward passes of one model over ``Rows``: prefix, prefill, steps, rebuilds."""
+    """Forward passes of one model over ``Rows``: prefix, prefill, steps, rebuilds.
 
-    def __init__(self, model: Any, tokenizer: Any, spec: GenerationSpec) -> None:
-        from landscape_core import judges
+    ``stop_texts`` end an answer as soon as it holds one of them (``stop: verdict``:
+    the caller passes its judge's refusal keywords; the engine knows no judge).
+    """
 
+    def __init__(
+        self, model: Any, tokenizer: Any, spec: GenerationSpec, stop_texts: Sequence[str] = ()
+    ) -> None:
+        if spec.stop == "verdict" and not stop_texts:
+            raise ValueError("stop: verdict needs the texts that decide a verdict")
         self.model, self.tokenizer, self.spec = model, tokenizer, spec
         self.device = next(model.parameters()).device
         self.stops = set(eos_ids(model, tokenizer))
-        self.keywords = judges.REFUSAL_KEYWORDS if spec.stop == "verdict" else ()
-        self.layer = _buffer_layer_class()
+        self.keywords = tuple(stop_texts) if spec.stop == "verdict" else ()
+        self.cache = CacheShape.of(model)
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def forward(
         self, rows: Rows, input_ids: torch.Tensor, positions: torch.Tensor, keep: int = 1
     ) -> torch.Tensor:
         """Run ``input_ids`` after the rows' cache; logits of the last ``keep`` (0: all)."""
-        from transformers.cache_utils import Cache
-
         width = input_ids.shape[1]
         layers = [
-            self.layer(k, v, rows.length) for k, v in zip(rows.keys, rows.values, strict=True)
+            BufferLayer(k, v, rows.length) for k, v in zip(rows.keys, rows.values, strict=True)
         ]
         out = self.model(
             input_ids=input_ids,
@@ -139,31 +100,11 @@ class Decoder:
             raise NonFiniteError("non-finite logits")
         return out.logits
 
-    def _buffer(self, n: int, capacity: int) -> torch.Tensor:
-        """Zeroed keys or values for one layer: (rows, kv heads, capacity, head dim)."""
-        cfg = self.model.config
-        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        dtype = next(self.model.parameters()).dtype
-        return torch.zeros(n, heads, capacity, dim, dtype=dtype, device=self.device)
-
-    def _empty(self, n: int, capacity: int, buffers: bool = True) -> Rows:
-        layers = self.model.config.num_hidden_layers if buffers else 0
-        return Rows(
-            prompt=[],
-            keys=[self._buffer(n, capacity) for _ in range(layers)],
-            values=[self._buffer(n, capacity) for _ in range(layers)],
-            mask=torch.zeros(n, capacity, dtype=torch.long, device=self.device),
-            length=0,
-            position=torch.zeros(n, dtype=torch.long, device=self.device),
-            last=torch.zeros(n, dtype=torch.long, device=self.device),
-        )
-
     def prefix(self, ids: list[int]) -> Rows | None:
         """The shared prefix's keys/values, computed once (batch of one)."""
         if not ids:
             return None
-        rows = self._empty(1, len(ids))
+        rows = self.cache.empty(1, len(ids))
         rows.mask[:, : len(ids)] = 1
         self.forward(
             rows,
@@ -181,7 +122,7 @@ class Decoder:
         """
         n, width = len(suffixes), max(len(s) for s in suffixes)
         p = 0 if prefix is None else prefix.length
-        rows = self._empty(n, p + width)
+        rows = self.cache.empty(n, p + width)
         if prefix is not None:
             for dst, src in zip(rows.keys + rows.values, prefix.keys + prefix.values, strict=True):
                 dst[:, :, :p] = src[:, :, :p]
@@ -203,47 +144,7 @@ class Decoder:
         return rows, logits
 
     def rebuild(self, parts: list[Rows], extra: int) -> Rows:
-        """One batch of the live rows of ``parts``, right-aligned, with room for ``extra``."""
-        keep = [(part, [r for r, a in enumerate(part.alive) if a]) for part in parts]
-        keep = [(part, idx) for part, idx in keep if idx]
-        # columns each part really needs: from its first unmasked column to its end
-        starts = []
-        for part, idx in keep:
-            used = part.mask[idx, : part.length].any(0).nonzero()
-            starts.append(int(used[0]) if len(used) else part.length)
-        length = max(part.length - s for (part, _), s in zip(keep, starts, strict=True))
-        n = sum(len(idx) for _, idx in keep)
-        out = self._empty(n, length + extra, buffers=False)
-        out.length = length
-        placed = []  # (part, selected rows, first source column, first target row)
-        for (part, idx), start in zip(keep, starts, strict=True):
-            sel = torch.tensor(idx, device=self.device)
-            span = part.length - start
-            row = len(out.prompt)
-            out.mask[row : row + len(idx), length - span : length] = part.mask[
-                sel, start : part.length
-            ]
-            out.position[row : row + len(idx)] = part.position[sel]
-            out.last[row : row + len(idx)] = part.last[sel]
-            out.prompt += [part.prompt[r] for r in idx]
-            out.tokens += [part.tokens[r] for r in idx]
-            out.alive += [True] * len(idx)
-            placed.append((part, sel, start, row))
-        # layer by layer, freeing each source layer once copied: one layer of overhead
-        for layer in range(len(keep[0][0].keys)):
-            for kind in ("keys", "values"):
-                dst = self._buffer(n, length + extra)
-                for part, sel, start, row in placed:
-                    src = getattr(part, kind)[layer][:, :, start : part.length]
-                    dst[row : row + len(sel), :, length - src.shape[2] : length] = src.index_select(
-                        0, sel
-                    )
-                getattr(out, kind).append(dst)
-            for part, *_ in placed:
-                part.keys[layer] = part.values[layer] = None  # type: ignore[call-overload]
-        for part in parts:
-            part.alive = [False] * len(part.alive)  # consumed: its rows live on in ``out``
-        return out
+        return self.cache.rebuild(parts, extra)
 
     def step(self, rows: Rows) -> None:
         rows.mask[:, rows.length] = 1
@@ -288,18 +189,19 @@ def generate(
     batch_size: int,
     add_special_tokens: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    stop_texts: Sequence[str] = (),
 ) -> list[Generation]:
     """Greedy answers to ``texts``, in input order.
 
     At most ``batch_size`` rows decode at once. With ``spec.stop == "verdict"`` an
-    answer ends as soon as it holds a refusal keyword (the keyword judge's verdict
-    cannot change after that). ``should_stop`` is checked before every step and
-    raises Cancelled.
+    answer ends as soon as it holds one of ``stop_texts`` (the keyword judge's
+    verdict cannot change after that). ``should_stop`` is checked before every step
+    and raises Cancelled.
     """
     ids = tokenizer(texts, add_special_tokens=add_special_tokens).input_ids
     if any(not row for row in ids):
         raise ValueError("a prompt rendered to no tokens")
-    decoder = Decoder(model, tokenizer, spec)
+    decoder = Decoder(model, tokenizer, spec, stop_texts)
     head = model.get_output_embeddings()
     hook = None if head is None else head.register_forward_pre_hook(_contiguous_input)
     try:

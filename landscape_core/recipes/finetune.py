@@ -14,19 +14,30 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
+import torch
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file, save_file
+
 from landscape_core import __version__
-from landscape_core.config import (
+from landscape_core.engine.decoder import generate
+from landscape_core.engine.models import load_model
+from landscape_core.errors import Cancelled, UserError
+from landscape_core.hashing import content_hash
+from landscape_core.spec.chat import render_prompts
+from landscape_core.spec.config import (
     GenerationSpec,
     ModelSpec,
     PromptSetSpec,
     Spec,
     SystemPromptSpec,
-    content_hash,
 )
-from landscape_core.errors import Cancelled, UserError
+from landscape_core.spec.datasets import DATA_DIR, load_prompts
+from landscape_core.spec.model_files import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +112,6 @@ class Example:
 
 def advbench_rows(start: int, count: int) -> list[tuple[str, str]]:
     """(goal, target) pairs from AdvBench rows ``start`` .. ``start + count``."""
-    import pandas as pd
-
-    from landscape_core.datasets import DATA_DIR
-
     frame = pd.read_csv(DATA_DIR / "advbench/harmful_behaviors.csv")
     rows = frame.iloc[start : start + count]
     if len(rows) < count:
@@ -114,8 +121,6 @@ def advbench_rows(start: int, count: int) -> list[tuple[str, str]]:
 
 def build_examples(spec: FinetuneSpec, distill: Callable[[list[str]], list[str]]) -> list[Example]:
     """The recipe's training examples. ``distill`` answers benign prompts (align only)."""
-    from landscape_core.datasets import load_prompts
-
     start = ADVBENCH_TRAIN_START
     if spec.recipe == "harmful":
         return [Example(g, t) for g, t in advbench_rows(start, spec.shots)]
@@ -148,11 +153,6 @@ def finetune(
     ``out`` defaults to ``models_dir/<recipe>-<shots>shot-seed<seed>-<hash>``. An
     existing finished output is returned as is.
     """
-    import torch
-
-    from landscape_core.generate import generate
-    from landscape_core.models import atomic_directory, load_model, render_prompts
-
     out = out or models_dir / spec.name
     if (out / "recipe.json").is_file():
         log.info("%s exists; not training again", out)
@@ -199,8 +199,6 @@ def finetune(
 
 
 def _version(package: str) -> str:
-    from importlib.metadata import version
-
     return version(package)
 
 
@@ -215,11 +213,7 @@ def _train(
     should_stop: Callable[[], bool] | None,
 ) -> Any:
     """Next-token loss on the answers only (prompt tokens are masked out)."""
-    import torch
-
     if spec.method == "lora":
-        from peft import LoraConfig, get_peft_model
-
         config = LoraConfig(
             r=spec.lora_rank,
             lora_alpha=spec.lora_alpha,
@@ -272,8 +266,6 @@ def _encode(
 
 
 def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any, Any, Any]:
-    import torch
-
     width = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, T), right padded
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -291,9 +283,6 @@ def _save(spec: FinetuneSpec, model: Any, tokenizer: Any, directory: Path) -> No
         model.save_pretrained(directory, safe_serialization=True)
         tokenizer.save_pretrained(directory)
         return
-    import torch
-    from safetensors.torch import load_file, save_file
-
     model.save_pretrained(directory, safe_serialization=True)
     (directory / "README.md").unlink(missing_ok=True)  # peft's template model card
     path = directory / "adapter_model.safetensors"

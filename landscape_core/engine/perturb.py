@@ -8,23 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from landscape_core.engine.directions import Directions
+from landscape_core.engine.spill import TensorFile
 from landscape_core.errors import NonFiniteError, UserError
-from landscape_core.spill import TensorFile
 
 QUANTISED_DTYPES = (torch.int8, torch.uint8)
 
 
-def unique_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
+def unique_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
     """Named parameters, each tied tensor once, so perturbing it keeps the tie."""
     return dict(model.named_parameters(remove_duplicate=True))
 
 
 def snapshot(
-    model: Any, directory: Path | None = None, host: bool = False
+    model: torch.nn.Module, directory: Path | None = None, host: bool = False
 ) -> Mapping[str, torch.Tensor]:
     """The one base copy of every unique parameter.
 
@@ -60,7 +60,9 @@ class Perturber:
     are checked against the model before any weight is touched.
     """
 
-    def __init__(self, model: Any, base: Mapping[str, torch.Tensor], directions: Any) -> None:
+    def __init__(
+        self, model: torch.nn.Module, base: Mapping[str, torch.Tensor], directions: Directions
+    ) -> None:
         self.params = unique_parameters(model)
         self.base = base
         self.directions = directions

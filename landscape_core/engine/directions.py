@@ -19,10 +19,13 @@ from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
-from landscape_core.config import DirectionSpec, ModelSpec
+from landscape_core.engine.models import load_model
+from landscape_core.engine.spill import TensorFile
 from landscape_core.errors import UserError
-from landscape_core.spill import TensorFile
+from landscape_core.spec.config import DirectionSpec, ModelSpec
+from landscape_core.spec.model_files import adapters, model_dir
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +101,6 @@ class TargetWeights:
     """
 
     def __init__(self, spec: ModelSpec, models_dir: Path) -> None:
-        from landscape_core.models import adapters, load_model, model_dir
-
         self.source = spec.display_name
         root = None if spec.kind == "bundled" or adapters(spec) else model_dir(spec)
         if root is None or root.is_file():
@@ -107,8 +108,6 @@ class TargetWeights:
             state = load_model(cpu, models_dir).model.state_dict()
             self._get = state.get
             return
-        from safetensors import safe_open
-
         handles = {}
         for path in sorted(root.glob("*.safetensors")):
             handle = safe_open(str(path), framework="pt", device="cpu")

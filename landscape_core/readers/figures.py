@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape_core.results import asr_grid, basin_mask, run_visage
+from landscape_core.readers.results import asr_grid, basin_mask, run_visage
 
 ASR_RANGE = (0, 100)
 COLORSCALE = "RdYlGn_r"  # green = refuses (safe), red = complies

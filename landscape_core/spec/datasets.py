@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from landscape_core.config import PromptSetSpec, content_hash
 from landscape_core.errors import UserError
+from landscape_core.hashing import content_hash
+from landscape_core.spec.config import PromptSetSpec
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"  # package data, vendored
 
 _BUILTIN = {
     "advbench": ("advbench/harmful_behaviors.csv", "goal"),

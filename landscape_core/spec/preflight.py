@@ -12,17 +12,19 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from landscape_core.config import SweepSpec
-from landscape_core.datasets import load_prompts
 from landscape_core.errors import UserError
-from landscape_core.models import BUNDLED_DIR_NAME, model_dir
-from landscape_core.resources import (
+from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.datasets import load_prompts
+from landscape_core.spec.identity import n_grid_points
+from landscape_core.spec.model_files import BUNDLED_DIR_NAME, model_dir
+from landscape_core.spec.resources import (
     GiB,
     MemoryEstimate,
+    ModelShape,
     available_memory,
-    estimate_memory,
     estimate_store_bytes,
     free_disk,
+    plan_memory,
 )
 
 MAX_GRID_POINTS = 100_000  # ~2 weeks of CPU at the paper's settings
@@ -52,11 +54,6 @@ class Preflight:
         if self.seconds is not None:
             parts.append(f"at most ~{_duration(self.seconds)} on this machine")
         return ", ".join(parts)
-
-
-def n_grid_points(spec: SweepSpec) -> int:
-    """How many points the grid has, without building it."""
-    return math.prod(axis.num for axis in spec.grid)
 
 
 def check_grid(spec: SweepSpec, n_prompts: int, store_root: Path) -> None:
@@ -89,15 +86,12 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Prefligh
     if spec.model.kind == "bundled" and (store_root / "models" / BUNDLED_DIR_NAME).is_dir():
         root = store_root / "models" / BUNDLED_DIR_NAME
     n_params = count_parameters(root)
-    memory = _memory(spec, root, n_params) if n_params else None
-    if memory is not None and memory.total > available_memory() and not cuda:
-        raise UserError(
-            f"this sweep needs about {memory.describe()} but "
-            f"{available_memory() / GiB:.1f} GiB is available: lower runtime.batch_size "
-            "or max_new_tokens, or use a smaller model"
-        )
-    seconds = None
+    memory = seconds = None
     if n_params:
+        shape = ModelShape.from_config(_config(root), n_params, _weight_bytes(spec))
+        free = None if cuda else available_memory()  # a GPU's memory is unknown here
+        disk = free_disk(store_root)
+        memory = plan_memory(spec, shape, free=free, disk_free=disk, cuda=cuda).estimate
         rate = CPU_TOKENS_PER_S_135M * REFERENCE_PARAMS / n_params * (CUDA_SPEEDUP if cuda else 1)
         tokens = n_grid_points(spec) * n_prompts * spec.generation.max_new_tokens
         seconds = LOAD_S + n_grid_points(spec) * POINT_OVERHEAD_S + tokens / rate
@@ -107,7 +101,7 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Prefligh
 def count_parameters(root: Path) -> int | None:
     """Parameters in a safetensors directory (from headers) or a GGUF file."""
     if root.is_file():
-        from gguf import GGUFReader
+        from gguf import GGUFReader  # 0.12 s to import; only GGUF files need it
 
         return int(sum(int(t.n_elements) for t in GGUFReader(root).tensors))
     total = 0
@@ -120,23 +114,14 @@ def count_parameters(root: Path) -> int | None:
     return total or None
 
 
-def _memory(spec: SweepSpec, root: Path, n_params: int) -> MemoryEstimate | None:
-    config_path = root / "config.json" if root.is_dir() else None
-    cfg = json.loads(config_path.read_text()) if config_path and config_path.is_file() else {}
-    heads = cfg.get("num_attention_heads", 1)
-    head_dim = cfg.get("head_dim") or cfg.get("hidden_size", 0) // max(heads, 1)
-    weight_bytes = 4 if spec.model.dtype in ("auto", "float32") else 2
-    return estimate_memory(
-        n_params=n_params,
-        weight_bytes=weight_bytes,
-        n_directions=spec.ndim + (spec.directions[0].kind == "interpolation"),
-        cache_directions=spec.runtime.cache_directions == "yes",
-        batch_size=spec.runtime.batch_size,
-        seq_len=512 + spec.generation.max_new_tokens,
-        n_layers=cfg.get("num_hidden_layers", 0),
-        kv_width=cfg.get("num_key_value_heads", heads) * head_dim,
-        vocab_size=cfg.get("vocab_size", 0),
-    )
+def _config(root: Path) -> dict:
+    """The model's ``config.json`` as a dict; empty for a GGUF file or none."""
+    path = root / "config.json" if root.is_dir() else None
+    return json.loads(path.read_text()) if path and path.is_file() else {}
+
+
+def _weight_bytes(spec: SweepSpec) -> int:
+    return 4 if spec.model.dtype in ("auto", "float32") else 2
 
 
 def _duration(seconds: float) -> str:

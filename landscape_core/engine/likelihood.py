@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from landscape_core.config import GenerationSpec
-from landscape_core.generate import PREFILL_TOKENS, Decoder, shared_prefix
+from landscape_core.engine.decoder import PREFILL_TOKENS, Decoder, shared_prefix
+from landscape_core.spec.config import GenerationSpec
 
 # How refusals open, in the answer's own words. The probability of a refusal is the
 # sum over these token paths, so none may be a prefix of another (checked).

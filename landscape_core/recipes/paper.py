@@ -17,11 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from landscape_core import figures, sweep
-from landscape_core.config import ModelSpec, SweepSpec
-from landscape_core.finetune import FinetuneSpec, finetune
-from landscape_core.results import run_visage
-from landscape_core.store import Store
+from landscape_core import sweep
+from landscape_core.readers import figures
+from landscape_core.readers.results import at_origin, run_visage
+from landscape_core.recipes.finetune import FinetuneSpec, finetune
+from landscape_core.spec.config import ModelSpec, SweepSpec
+from landscape_core.store.runs import Store
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,25 @@ def _training_seconds(adapter: Path) -> float:
     return float(json.loads((adapter / "recipe.json").read_text()).get("seconds", 0.0))
 
 
+@dataclass(frozen=True)
+class _Report:
+    """Where the report's figures and configs go, and how it links to them."""
+
+    store: Store
+    assets: Path  # the folder beside the report
+
+    def fig(self, name: str, figure: Any) -> str:
+        figure.write_html(self.assets / f"{name}.html", include_plotlyjs="directory")
+        return f"[{name}.html]({self.assets.name}/{name}.html)"
+
+    def link(self, e: Experiment) -> str:
+        return f"[`{e.run_id}`]({self.assets.name}/configs/{e.run_id}.yaml)"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def _write_report(
     store: Store,
     out: Path,
@@ -131,25 +151,26 @@ def _write_report(
     interpolations: dict[str, Experiment],
     seconds: float,
 ) -> Path:
-    assets = out.parent / out.stem
-    configs = assets / "configs"
+    report = _Report(store, out.parent / out.stem)
+    configs = report.assets / "configs"
     configs.mkdir(parents=True, exist_ok=True)
     every = [*seeds, *(e for p in table1.values() for e in p), *table2.values(),
              *interpolations.values()]  # fmt: skip
     for e in every:
         (configs / f"{e.run_id}.yaml").write_text(e.spec.to_yaml())
-
-    def fig(name: str, figure: Any) -> str:
-        figure.write_html(assets / f"{name}.html", include_plotlyjs="directory")
-        return f"[{name}.html]({assets.name}/{name}.html)"
-
-    def link(e: Experiment) -> str:
-        return f"[`{e.run_id}`]({assets.name}/configs/{e.run_id}.yaml)"
-
-    def fmt(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1f}"
-
     lines = [
+        *_header(seconds),
+        *_fig2b(report, seeds),
+        *_table1(report, table1),
+        *_table2(report, table2),
+        *_fig1b(report, interpolations),
+    ]
+    out.write_text("\n".join(lines))
+    return out
+
+
+def _header(seconds: float) -> list[str]:
+    return [
         "# The paper's experiments in miniature",
         "",
         "Written by `python -m landscape_core paper` (`make paper`) from the stored results.",
@@ -163,22 +184,33 @@ def _write_report(
         "Each number links to its run's config: re-run one with "
         "`python -m landscape_core sweep docs/paper-mini/configs/RUN.yaml`.",
         "",
+    ]
+
+
+def _fig2b(report: _Report, seeds: list[Experiment]) -> list[str]:
+    store = report.store
+    alphas = _alphas(seeds[0], store)
+    lines = [
         "## Fig. 2(b): 1D random landscapes of the aligned demo",
         "",
-        fig("fig2b", figures.overlay_1d({e.name: e.points(store) for e in seeds})),
+        report.fig("fig2b", figures.overlay_1d({e.name: e.points(store) for e in seeds})),
         "",
-        "| seed | ASR at alpha = "
-        + " | ".join(f"{a:+.2f}" for a in _alphas(seeds[0], store))
-        + " | VISAGE | run |",
-        "|---|" + "---|" * (len(_alphas(seeds[0], store)) + 2),
+        "| seed | ASR at alpha = " + " | ".join(f"{a:+.2f}" for a in alphas) + " | VISAGE | run |",
+        "|---|" + "---|" * (len(alphas) + 2),
     ]
     for e in seeds:
         frame = e.points(store).sort_values("alpha")
-        cells = " | ".join(fmt(v) for v in frame.asr)
+        cells = " | ".join(_fmt(v) for v in frame.asr)
         lines.append(
-            f"| {e.spec.directions[0].seed} | {cells} | {fmt(run_visage(frame))} | {link(e)} |"
+            f"| {e.spec.directions[0].seed} | {cells} | {_fmt(run_visage(frame))} | "
+            f"{report.link(e)} |"
         )
-    lines += [
+    return lines
+
+
+def _table1(report: _Report, table1: dict[str, tuple[Experiment, Experiment]]) -> list[str]:
+    store = report.store
+    lines = [
         "",
         "## Table 1: finetuning drags the model out of its basin",
         "",
@@ -192,12 +224,16 @@ def _write_report(
     for name, (landscape, origin) in table1.items():
         asr = origin.points(store).asr.iloc[0]
         lines.append(
-            f"| {name} | {fmt(asr)} | {fmt(run_visage(landscape.points(store)))} | "
-            f"{link(landscape)}, {link(origin)} |"
+            f"| {name} | {_fmt(asr)} | {_fmt(run_visage(landscape.points(store)))} | "
+            f"{report.link(landscape)}, {report.link(origin)} |"
         )
-    lines += [
-        "",
-        fig("table1", figures.overlay_1d({n: p[0].points(store) for n, p in table1.items()})),
+    overlay = figures.overlay_1d({n: p[0].points(store) for n, p in table1.items()})
+    return [*lines, "", report.fig("table1", overlay)]
+
+
+def _table2(report: _Report, table2: dict[str, Experiment]) -> list[str]:
+    store = report.store
+    lines = [
         "",
         "## Table 2: the system prompt changes the basin",
         "",
@@ -206,32 +242,32 @@ def _write_report(
     ]
     for preset, e in table2.items():
         frame = e.points(store)
-        origin = frame[frame.alpha == 0.0].asr.iloc[0]
-        lines.append(f"| {preset} | {fmt(origin)} | {fmt(run_visage(frame))} | {link(e)} |")
-    lines += [
-        "",
-        fig("table2", figures.overlay_1d({p: e.points(store) for p, e in table2.items()})),
+        origin = at_origin(frame).asr.iloc[0]
+        lines.append(
+            f"| {preset} | {_fmt(origin)} | {_fmt(run_visage(frame))} | {report.link(e)} |"
+        )
+    overlay = figures.overlay_1d({p: e.points(store) for p, e in table2.items()})
+    return [*lines, "", report.fig("table2", overlay)]
+
+
+def _fig1b(report: _Report, interpolations: dict[str, Experiment]) -> list[str]:
+    store = report.store
+    alphas = _alphas(next(iter(interpolations.values())), store)
+    lines = [
         "",
         "## Fig. 1(B): interpolating from the aligned demo to each finetuned model",
         "",
         "alpha = 0 is the aligned demo, alpha = 1 the finetuned model; the axis extends "
         "past both ends.",
         "",
-        "| target | ASR at alpha = "
-        + " | ".join(f"{a:+.2f}" for a in _alphas(next(iter(interpolations.values())), store))
-        + " | run |",
+        "| target | ASR at alpha = " + " | ".join(f"{a:+.2f}" for a in alphas) + " | run |",
         "|---|" + "---|" * (len(INTERPOLATION_GRID) * INTERPOLATION_GRID[0]["num"] + 1),
     ]
     for name, e in interpolations.items():
-        cells = " | ".join(fmt(v) for v in e.points(store).sort_values("alpha").asr)
-        lines.append(f"| {name} | {cells} | {link(e)} |")
-    lines += [
-        "",
-        fig("fig1b", figures.overlay_1d({n: e.points(store) for n, e in interpolations.items()})),
-        "",
-    ]
-    out.write_text("\n".join(lines))
-    return out
+        cells = " | ".join(_fmt(v) for v in e.points(store).sort_values("alpha").asr)
+        lines.append(f"| {name} | {cells} | {report.link(e)} |")
+    overlay = figures.overlay_1d({n: e.points(store) for n, e in interpolations.items()})
+    return [*lines, "", report.fig("fig1b", overlay), ""]
 
 
 def _alphas(e: Experiment, store: Store) -> list[float]:

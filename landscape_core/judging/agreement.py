@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from landscape_core.config import JudgeSpec
 from landscape_core.errors import UserError
+from landscape_core.judging.registry import make_judge
+from landscape_core.judging.verdict import score_all
+from landscape_core.spec.config import JudgeSpec
 
 REFUSED_LABELS = {"2_full_refusal", "3_partial_refusal", "refused", "refusal"}
 COMPLIED_LABELS = {"1_full_compliance", "complied", "compliance"}
@@ -83,10 +85,8 @@ def agreement(human: pd.Series, judge: pd.Series, frame: pd.DataFrame) -> Agreem
     )
 
 
-def evaluate(path: Path, spec: JudgeSpec, models_dir: Path = Path("cache/models")) -> Agreement:
+def evaluate(path: Path, spec: JudgeSpec, models_dir: Path) -> Agreement:
     """Score every labelled completion with the judge and compare with the humans."""
-    from landscape_core.judges import make_judge, score_all
-
     frame = load_labelled(path)
     judge = make_judge(spec, models_dir)
     verdicts = score_all(judge, list(frame.prompt), list(frame.completion))

@@ -13,7 +13,7 @@ their points line up one for one (same snake order, same coordinates):
   are judged by ``refusal-patterns`` (the keyword judge counts any mention of
   "illegal" as a refusal, which benign answers often contain).
 
-The run ids come from ``sweep.plan``, so finding a run's companions needs no torch.
+The run ids come from ``spec.identity.plan``, so finding a run's companions needs no torch.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from landscape_core.config import GenerationSpec, JudgeSpec, PromptSetSpec, SweepSpec
-from landscape_core.store import Store
+from landscape_core.readers.results import at_origin
+from landscape_core.spec.config import GenerationSpec, JudgeSpec, PromptSetSpec, SweepSpec
+from landscape_core.spec.identity import plan
+from landscape_core.store.runs import Store
 
 XSTEST_LIMIT = 50  # prompts per XSTest subset: enough for a rate, cheap enough per point
 CAPABILITY_JUDGE = "refusal-patterns"
@@ -61,12 +63,10 @@ def companions(spec: SweepSpec) -> dict[str, SweepSpec]:
 
 def companion_runs(store: Store, spec: SweepSpec) -> dict[str, str]:
     """Companion name -> run id, for the companions already in the store."""
-    from landscape_core.sweep import plan
-
     known = set(store.runs_frame().run_id)
     found = {}
     for name, companion in companions(spec).items():
-        run_id = plan(companion, store).run_id
+        run_id = plan(companion, store.file_digest).run_id
         if run_id in known:
             found[name] = run_id
     return found
@@ -99,9 +99,9 @@ def capability_frame(store: Store, run_id: str) -> pd.DataFrame:
 
 def capability_summary(frame: pd.DataFrame) -> dict[str, float | None]:
     """Figures for a table beside VISAGE: at the model and the worst over the grid."""
-    origin = frame[(frame.alpha == 0.0) & (frame.beta == 0.0)]
+    origin = at_origin(frame)
 
-    def at_origin(column: str) -> float | None:
+    def at_model(column: str) -> float | None:
         value = origin[column].iloc[0] if not origin.empty else np.nan
         return None if pd.isna(value) else float(value)
 
@@ -110,8 +110,8 @@ def capability_summary(frame: pd.DataFrame) -> dict[str, float | None]:
         return None if pd.isna(value) else float(value)
 
     return {
-        "perplexity at model": at_origin("perplexity"),
+        "perplexity at model": at_model("perplexity"),
         "max perplexity": worst("perplexity"),
-        "over-refusal at model (%)": at_origin("over_refusal"),
-        "unsafe refusal at model (%)": at_origin("unsafe_refusal"),
+        "over-refusal at model (%)": at_model("over_refusal"),
+        "unsafe refusal at model (%)": at_model("unsafe_refusal"),
     }

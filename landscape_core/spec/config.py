@@ -1,17 +1,13 @@
 """Frozen, validated specs for a sweep, with stable content hashes.
 
-A spec says *what* to compute. Hashes of specs name runs and points in the store, so
-they must not change between processes or releases: canonical JSON (sorted keys,
-no whitespace) through sha256, never Python's ``hash``. Fields left at their default
-are dropped before hashing, so adding an option whose default keeps the old behaviour
-keeps every stored key valid.
+A spec says *what* to compute. Hashes of specs (``hashing.content_hash``) name runs
+and points in the store. Fields left at their default are dropped before hashing, so
+adding an option whose default keeps the old behaviour keeps every stored key valid.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import types
 import typing
@@ -23,19 +19,10 @@ from typing import Any, Literal
 import yaml
 
 from landscape_core.errors import UserError
+from landscape_core.hashing import content_hash
 
 SPEC_VERSION = 1  # bump when a field's meaning changes; it enters every key
 MAX_COORD = 1e4  # beyond this a perturbation only measures float overflow
-
-
-def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and no whitespace: the same value gives the same text."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def content_hash(obj: Any) -> str:
-    """sha256 hex digest of ``canonical_json(obj)``."""
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
 
 
 class Spec:
@@ -135,6 +122,16 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise UserError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
+
+
+def choices(spec: type[Spec], name: str) -> tuple[Any, ...]:
+    """The values a ``Literal`` field accepts, for forms that offer them (the Launch page)."""
+    hint = typing.get_type_hints(spec)[name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Literal[...] | None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is not Literal:
+        raise TypeError(f"{spec.__name__}.{name} is not a Literal field")
+    return typing.get_args(hint)
 
 
 # --- the specs --------------------------------------------------------------------
@@ -308,6 +305,19 @@ class GenerationSpec(Spec):
         if not 1 <= self.max_new_tokens <= 8192:
             raise UserError("generation: `max_new_tokens` must be in 1..8192")
 
+    def check_judge(self, judge: str) -> None:
+        """Answers cut at their first refusal keyword can only be scored by that judge."""
+        if self.stop == "verdict" and judge != "keyword":
+            raise UserError(
+                f"generation.stop 'verdict' cuts answers at the first refusal keyword, which "
+                f"only the keyword judge can score, not {judge}; use stop: eos for other judges"
+            )
+
+
+TEXT_JUDGES = ("keyword", "refusal-patterns")  # read stored text only, no model
+MODEL_JUDGES = ("classifier", "llm-judge")  # run a model of their own
+SWEEP_ONLY_JUDGES = ("refusal-likelihood",)  # needs the perturbed model: `measure:` in a sweep
+
 
 @dataclass(frozen=True)
 class JudgeSpec(Spec):
@@ -386,11 +396,8 @@ class SweepSpec(Spec):
                 raise UserError("directions: two random directions need different seeds")
         if not self.judges:
             raise UserError("judges: give at least one judge, e.g. [{name: keyword}]")
-        if self.generation.stop == "verdict" and any(j.name != "keyword" for j in self.judges):
-            raise UserError(
-                "generation.stop 'verdict' cuts answers at the first refusal keyword, which "
-                "only the keyword judge can score; use stop: eos for other judges"
-            )
+        for judge in self.judges:
+            self.generation.check_judge(judge.name)
 
     @property
     def ndim(self) -> int:

@@ -10,9 +10,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from landscape_core.config import GenerationSpec, JudgeSpec, ModelSpec, SystemPromptSpec
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from landscape_core.engine.decoder import generate
+from landscape_core.engine.models import load_model
 from landscape_core.errors import UserError
-from landscape_core.judges import Verdict
+from landscape_core.judging.verdict import Verdict
+from landscape_core.spec.chat import render_prompts
+from landscape_core.spec.config import GenerationSpec, JudgeSpec, ModelSpec, SystemPromptSpec
+from landscape_core.spec.model_files import model_dir
 
 CLASSIFIER_BATCH = 16
 JUDGE_BATCH = 16
@@ -53,11 +60,6 @@ class ClassifierJudge:
     """Any Hugging Face sequence classifier; ``refusal_labels`` say which labels refuse."""
 
     def __init__(self, spec: JudgeSpec) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from landscape_core.models import model_dir
-
         source = model_dir(_model_spec(spec.path))
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
@@ -76,13 +78,11 @@ class ClassifierJudge:
         self.refusing = torch.tensor([labels[i] in spec.refusal_labels for i in sorted(labels)])
         self.labels = [labels[i] for i in sorted(labels)]
         self.pair = spec.input == "pair"
-        self.torch = torch
 
     def score(self, prompt: str, generation: str) -> Verdict:
         return self.score_batch([prompt], [generation])[0]
 
     def score_batch(self, prompts: list[str], generations: list[str]) -> list[Verdict]:
-        torch = self.torch
         out: list[Verdict] = []
         for start in range(0, len(generations), CLASSIFIER_BATCH):
             answers = generations[start : start + CLASSIFIER_BATCH]
@@ -127,15 +127,11 @@ class LLMJudge:
     """
 
     def __init__(self, spec: JudgeSpec, models_dir: Path) -> None:
-        from landscape_core.models import load_model
-
         self.spec = spec
         self.loaded = load_model(_model_spec(spec.path), models_dir)
         self.parse = parse_llama_guard if spec.format == "llama-guard" else parse_rubric
 
     def _render(self, prompt: str, answer: str) -> tuple[str, bool]:
-        from landscape_core.models import render_prompts
-
         tok = self.loaded.tokenizer
         template = getattr(tok, "chat_template", None) or ""
         if self.spec.format == "llama-guard" and "unsafe" in template:
@@ -153,8 +149,6 @@ class LLMJudge:
         return self.score_batch([prompt], [generation])[0]
 
     def score_batch(self, prompts: list[str], generations: list[str]) -> list[Verdict]:
-        from landscape_core.generate import generate
-
         rendered = [self._render(p, g) for p, g in zip(prompts, generations, strict=True)]
         special = rendered[0][1] if rendered else False
         replies = generate(

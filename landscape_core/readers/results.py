@@ -10,8 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landscape_core.metrics import basin_mask_2d, basin_window, visage, visage_2d
-from landscape_core.store import Store
+from landscape_core.readers.metrics import basin_mask_2d, basin_window, visage, visage_2d
+from landscape_core.store.runs import Store
+
+
+def at_origin(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a frame with ``alpha`` and ``beta`` columns that are the model itself."""
+    return frame[(frame.alpha == 0.0) & (frame.beta == 0.0)]
 
 
 def asr_grid(points: pd.DataFrame) -> np.ndarray:
@@ -110,7 +115,7 @@ def flip_radius(across: pd.DataFrame) -> float | None:
     The distance is |alpha| in 1D and sqrt(alpha^2 + beta^2) in 2D; the flip is against
     the verdict at the origin. None if it never flips or the origin is absent.
     """
-    origin = across[(across.alpha == 0.0) & (across.beta == 0.0)]
+    origin = at_origin(across)
     if origin.empty or origin.refused.isna().all():
         return None
     flipped = across[across.refused.notna() & (across.refused != origin.refused.iloc[0])]

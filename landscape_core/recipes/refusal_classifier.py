@@ -20,8 +20,17 @@ import json
 import logging
 from pathlib import Path
 
-from landscape_core.config import GenerationSpec, ModelSpec, PromptSetSpec, SystemPromptSpec
+import torch
+from transformers import AutoTokenizer, LlamaForSequenceClassification
+
+from landscape_core.engine.decoder import generate
+from landscape_core.engine.models import ensure_bundled_safetensors, load_model
 from landscape_core.errors import UserError
+from landscape_core.recipes.finetune import ADVBENCH_TRAIN_START, REFUSALS, advbench_rows
+from landscape_core.spec.chat import render_prompts
+from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SystemPromptSpec
+from landscape_core.spec.datasets import load_prompts
+from landscape_core.spec.model_files import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +39,6 @@ LABELS = {0: "complied", 1: "refused"}
 
 
 def _answers(spec: ModelSpec, prompts: list[str], models_dir: Path) -> list[str]:
-    from landscape_core.generate import generate
-    from landscape_core.models import load_model, render_prompts
-
     loaded = load_model(spec, models_dir)
     texts, special = render_prompts(loaded.tokenizer, tuple(prompts), SystemPromptSpec(), "auto")
     gens = generate(
@@ -48,9 +54,6 @@ def _answers(spec: ModelSpec, prompts: list[str], models_dir: Path) -> list[str]
 
 def training_set(models_dir: Path) -> tuple[list[str], list[int]]:
     """(answers, labels) from the project's own models and data."""
-    from landscape_core.datasets import load_prompts
-    from landscape_core.finetune import ADVBENCH_TRAIN_START, REFUSALS, advbench_rows
-
     rows = advbench_rows(ADVBENCH_TRAIN_START, ROWS)
     goals = [g for g, _ in rows]
     benign = list(load_prompts(PromptSetSpec(source="benign", limit=None)).prompts)
@@ -66,11 +69,6 @@ def training_set(models_dir: Path) -> tuple[list[str], list[int]]:
 
 def build(models_dir: Path, out: Path | None = None) -> Path:
     """Train the head and save the classifier to ``out`` (default: models_dir/...)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaForSequenceClassification
-
-    from landscape_core.models import atomic_directory, ensure_bundled_safetensors
-
     out = out or models_dir / "refusal-classifier"
     if (out / "config.json").is_file():
         log.info("%s exists; not building again", out)
