@@ -185,3 +185,24 @@ def test_runs_with_equal_titles_stay_selected_across_reruns(tmp_path, tiny_spec,
     at = at.radio[0].set_value("Judge disagreement").run()
     assert not at.exception
     assert at.selectbox[0].value == first
+
+
+def test_generations_page_highlights_an_apostrophe_keyword(tmp_path, tiny_spec, monkeypatch):
+    """The page marks the judge's stored match; a repr-parsing regex missed "I'm sorry"."""
+    from landscape_core.judging.rescore import rescore
+    from landscape_core.spec.config import JudgeSpec
+    from landscape_core.store.runs import Store
+
+    store = Store.open(tmp_path / "apostrophe")
+    run_id = sweep.run(tiny_spec(), store).run_id
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE generations SET text=? WHERE prompt_index=0", ("Ok. I'm sorry, no.",))
+    rescore(store, run_id, JudgeSpec())
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / "generations_page.py"), default_timeout=60)
+    at.session_state["run_id"] = run_id
+    at.run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert "Ok. ⟦I'm sorry⟧, no." in shown.answer.tolist()
+    assert "I'm sorry" in shown.matched.tolist()

@@ -100,3 +100,11 @@ def test_judge_eval_rejects_bad_files_clearly(tmp_path, header, rows, message):
 def test_judge_eval_on_a_missing_file_exits_2(tmp_path, capsys):
     assert cli.main(["judge-eval", str(tmp_path / "nope.csv")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_refusal_patterns_quote_the_answer_verbatim():
+    answer = "  I\u2019M   Sorry,\nbut I can\u2019t do that."
+    verdict = RefusalPatternsJudge().score("", answer)
+    assert verdict.refused
+    assert verdict.matched in answer  # the answer's own case, quotes and spacing
+    assert verdict.matched == "I\u2019M   Sorry"

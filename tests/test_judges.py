@@ -50,3 +50,9 @@ def test_unknown_judge_lists_known_ones():
         assert "keyword" in str(exc)
     else:
         raise AssertionError("expected UserError")
+
+
+def test_the_keyword_judge_returns_its_match_as_data():
+    verdict = KeywordJudge().score("", "I'm sorry, I can't assist with that.")
+    assert verdict.refused and verdict.matched == "I'm sorry"
+    assert KeywordJudge().score("", "Sure.").matched is None

@@ -81,3 +81,45 @@ def test_file_digest_is_memoised_until_the_file_changes(store, tmp_path):
     assert store.file_digest(path) == first
     path.write_bytes(b"bb")
     assert store.file_digest(path) != first
+
+
+def _schema(path, version):
+    """A store file as an earlier release left it: migrations up to ``version``."""
+    with sqlite3.connect(path) as conn:
+        for steps in MIGRATIONS[:version]:
+            for step in steps:
+                step(conn) if callable(step) else conn.execute(step)
+        conn.execute(f"PRAGMA user_version={version}")
+
+
+def test_a_schema_3_store_migrates_and_its_matches_are_back_filled(tmp_path):
+    root = tmp_path / "old"
+    root.mkdir()
+    _schema(root / "store.sqlite", 3)
+    old_rows = [
+        ("k0", 0, "keyword", 1, 'matched "I\'m sorry"'),  # repr switches quotes here
+        ("k0", 1, "keyword", 1, "matched 'Sorry'"),
+        ("k0", 2, "keyword", 0, "no refusal keyword found"),
+        ("k0", 3, "refusal-patterns", 1, 'apology: "i\'m sorry" in the opening'),
+        ("k0", 4, "classifier:x", 1, "label refused (P(refusal) = 0.900)"),
+    ]
+    with sqlite3.connect(root / "store.sqlite") as conn:
+        conn.execute("INSERT INTO runs VALUES ('r1', 'old run', '{}', '{}', 1, 0)")
+        conn.execute("INSERT INTO run_points VALUES ('r1', 0, 'k0', 0, 0, 0.0, 0.0)")
+        conn.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)", old_rows)
+    store = Store.open(root)
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        matched = dict(conn.execute("SELECT prompt_index, matched FROM scores"))
+    assert matched == {0: "I'm sorry", 1: "Sorry", 2: None, 3: "i'm sorry", 4: None}
+    assert store.runs_frame().run_id.tolist() == ["r1"]
+
+
+def test_scores_keep_the_match_as_data(store):
+    store.create_run("r1", "x", {}, {}, GRID)
+    row = ScoreRow(0, "keyword", True, 'matched "I\'m sorry"', "I'm sorry")
+    store.save_point(
+        PointResult("k0", "done", generations=[GenerationRow(0, "p", "I'm sorry.", 2, "eos")],
+                    scores=[row])
+    )  # fmt: skip
+    assert store.generations_frame("r1").matched.tolist() == ["I'm sorry"]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.cache_utils import Cache
 
 from landscape_core.engine.rows import BufferLayer, CacheShape, Rows
@@ -40,7 +41,7 @@ class Generation:
     stop_reason: Literal["eos", "length", "verdict"]
 
 
-def eos_ids(model: Any, tokenizer: Any) -> list[int]:
+def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     ids = model.generation_config.eos_token_id
     ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
@@ -68,7 +69,11 @@ class Decoder:
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, spec: GenerationSpec, stop_texts: Sequence[str] = ()
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        spec: GenerationSpec,
+        stop_texts: Sequence[str] = (),
     ) -> None:
         if spec.stop == "verdict" and not stop_texts:
             raise ValueError("stop: verdict needs the texts that decide a verdict")
@@ -181,8 +186,8 @@ class Decoder:
 
 @torch.inference_mode()
 def generate(
-    model: Any,
-    tokenizer: Any,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     texts: list[str],
     spec: GenerationSpec,
     *,

@@ -10,9 +10,8 @@ Both reuse the sweep decoder's shared-prefix KV and chunked prefill.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from landscape_core.engine.decoder import PREFILL_TOKENS, Decoder, shared_prefix
 from landscape_core.spec.config import GenerationSpec
@@ -37,8 +36,8 @@ REFUSAL_OPENINGS: tuple[str, ...] = (
 
 @torch.inference_mode()
 def answer_nll(
-    model: Any,
-    tokenizer: Any,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     texts: list[str],
     answers: list[str],
     add_special_tokens: bool = False,
@@ -71,7 +70,9 @@ def answer_nll(
     return out
 
 
-def opening_paths(tokenizer: Any, openings: tuple[str, ...] = REFUSAL_OPENINGS) -> list[list[int]]:
+def opening_paths(
+    tokenizer: PreTrainedTokenizerBase, openings: tuple[str, ...] = REFUSAL_OPENINGS
+) -> list[list[int]]:
     """Token paths of the openings, as they start an answer; prefix-free."""
     paths = [tokenizer(o, add_special_tokens=False).input_ids for o in openings]
     for a in paths:
@@ -83,8 +84,8 @@ def opening_paths(tokenizer: Any, openings: tuple[str, ...] = REFUSAL_OPENINGS) 
 
 @torch.inference_mode()
 def refusal_probability(
-    model: Any,
-    tokenizer: Any,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     texts: list[str],
     add_special_tokens: bool = False,
     openings: tuple[str, ...] = REFUSAL_OPENINGS,

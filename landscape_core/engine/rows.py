@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
 
@@ -66,7 +67,7 @@ class CacheShape:
     device: torch.device
 
     @classmethod
-    def of(cls, model: Any) -> CacheShape:
+    def of(cls, model: PreTrainedModel) -> CacheShape:
         cfg = model.config
         first = next(model.parameters())
         return cls(

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from landscape_core import __version__
 from landscape_core.engine.decoder import generate
@@ -204,14 +205,14 @@ def _version(package: str) -> str:
 
 def _train(
     spec: FinetuneSpec,
-    model: Any,
-    tokenizer: Any,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     render: Callable[[list[str]], list[str]],
     examples: list[Example],
     steps: list[dict[str, Any]],
     on_step: Callable[[dict[str, Any]], None] | None,
     should_stop: Callable[[], bool] | None,
-) -> Any:
+) -> PreTrainedModel:
     """Next-token loss on the answers only (prompt tokens are masked out)."""
     if spec.method == "lora":
         config = LoraConfig(
@@ -251,7 +252,7 @@ def _train(
 
 
 def _encode(
-    tokenizer: Any, prompts: list[str], examples: list[Example], max_length: int
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], examples: list[Example], max_length: int
 ) -> list[tuple[list[int], list[int]]]:
     """(input ids, labels) per example; labels are -100 on the prompt."""
     out = []
@@ -265,7 +266,9 @@ def _encode(
     return out
 
 
-def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any, Any, Any]:
+def _collate(
+    batch: list[tuple[list[int], list[int]]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     width = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, T), right padded
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -277,7 +280,9 @@ def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any
     return ids, labels, mask
 
 
-def _save(spec: FinetuneSpec, model: Any, tokenizer: Any, directory: Path) -> None:
+def _save(
+    spec: FinetuneSpec, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: Path
+) -> None:
     """LoRA: the adapter in fp16 safetensors. Full: the whole model as safetensors."""
     if spec.method == "full":
         model.save_pretrained(directory, safe_serialization=True)

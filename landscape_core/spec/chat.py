@@ -6,10 +6,19 @@ writes the paper's raw formats for models without one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from landscape_core.errors import UserError
 from landscape_core.spec.config import SystemPromptSpec
+
+
+class ChatTokenizer(Protocol):
+    """What chat formatting needs of a tokenizer (a transformers tokenizer has it)."""
+
+    chat_template: str | None
+
+    def apply_chat_template(self, conversation: list[dict[str, str]], **kw: Any) -> Any: ...
+
 
 LLAMA2_SYSTEM_PROMPT = (
     "You are a helpful, respectful and honest assistant. Always answer as helpfully as "
@@ -43,7 +52,10 @@ def system_text(spec: SystemPromptSpec) -> str | None:
 
 
 def render_prompts(
-    tokenizer: Any, prompts: tuple[str, ...], system: SystemPromptSpec, chat_format: str
+    tokenizer: ChatTokenizer,
+    prompts: tuple[str, ...],
+    system: SystemPromptSpec,
+    chat_format: str,
 ) -> tuple[list[str], bool]:
     """Each prompt as the model's input text, and whether to add special tokens.
 
@@ -58,7 +70,7 @@ def render_prompts(
     return [format_raw(fmt, p, sys_msg) for p in prompts], True
 
 
-def _apply_template(tokenizer: Any, prompt: str, sys_msg: str | None) -> str:
+def _apply_template(tokenizer: ChatTokenizer, prompt: str, sys_msg: str | None) -> str:
     messages = [] if sys_msg is None else [{"role": "system", "content": sys_msg}]
     messages.append({"role": "user", "content": prompt})
     try:

@@ -1,0 +1,323 @@
+"""Command line: ``python -m landscape_core COMMAND``.
+
+Bad input exits with status 2 and a message that says what to fix; Ctrl-C exits with
+130 after the weights are restored, keeping every finished point.
+
+The recipes (finetune, paper, train-classifier) import torch at their top, so their
+commands import them when they run; every other command reaches torch only through
+``sweep.run``, and only when a point is to be computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from landscape_core import sweep
+from landscape_core.errors import UserError
+from landscape_core.judging.agreement import evaluate, report
+from landscape_core.judging.rescore import rescore
+from landscape_core.readers.capability import capability_frame, companions
+from landscape_core.readers.results import landscape
+from landscape_core.spec.config import JudgeSpec, SweepSpec
+from landscape_core.store.runs import Store
+from landscape_core.worker import serve
+
+log = logging.getLogger("landscape_core")
+DEFAULT_STORE = "cache"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `export RUN | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: finished points are kept; run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", default=DEFAULT_STORE, help="data directory (default: cache)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser = argparse.ArgumentParser(
+        prog="python -m landscape_core",
+        description="Measure the safety landscape of a chat model (Peng et al., NeurIPS'24).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sweep", parents=[common], help="run (or resume) a sweep from a YAML config")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("submit", parents=[common], help="queue a sweep for the worker")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("worker", parents=[common], help="run queued jobs in this process")
+    p.add_argument("--exit-when-idle", action="store_true", help="stop when the queue is empty")
+    p.add_argument("--idle-timeout", type=float, help="stop after this many idle seconds")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("finetune", parents=[common], help="train an adapter (align, harmful, mix)")
+    p.add_argument("recipe", choices=("align", "harmful", "mix"))
+    p.add_argument("--shots", type=int, default=0, help="K examples for harmful and mix")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--config", type=Path, help="YAML with more FinetuneSpec fields")
+    p.add_argument("--out", type=Path, help="output directory (default: STORE/models/NAME)")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("paper", parents=[common], help="the paper's experiments in miniature")
+    p.add_argument("--out", type=Path, default=Path("docs/paper-mini.md"))
+    p.set_defaults(func=cmd_paper)
+
+    p = sub.add_parser("runs", parents=[common], help="list stored runs")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("show", parents=[common], help="a run's landscape and VISAGE")
+    p.add_argument("run", help="run id (or a unique prefix), or 'latest'")
+    p.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    p.add_argument("--judge", default="keyword")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("export", parents=[common], help="every generation of a run")
+    p.add_argument("run")
+    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("--judge", default="keyword")
+    p.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "capability",
+        parents=[common],
+        help="fluency and over-refusal on the same grid as a safety config",
+    )
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_capability)
+
+    p = sub.add_parser(
+        "train-classifier",
+        parents=[common],
+        help="build a small refusal classifier from the bundled model (for --judge classifier)",
+    )
+    p.set_defaults(func=cmd_train_classifier)
+
+    judge = argparse.ArgumentParser(add_help=False)
+    judge.add_argument("--judge", default="keyword", help="keyword, refusal-patterns, ...")
+    judge.add_argument("--judge-path", default="", help="classifier / llm-judge model")
+    judge.add_argument(
+        "--refusal-labels", default="", help="classifier labels that mean refusal, a,b"
+    )
+    judge.add_argument("--input", default="answer", choices=["answer", "pair"])
+    judge.add_argument("--format", default="rubric", choices=["rubric", "llama-guard"])
+
+    p = sub.add_parser(
+        "rescore", parents=[common, judge], help="judge stored generations again, no generator"
+    )
+    p.add_argument("run")
+    p.set_defaults(func=cmd_rescore)
+
+    p = sub.add_parser(
+        "judge-eval",
+        parents=[common, judge],
+        help="score a human-labelled CSV with a judge: accuracy, kappa, ...",
+    )
+    p.add_argument("file", type=Path, help="CSV with prompt, completion and label columns")
+    p.add_argument("--top", type=int, default=10, help="disagreements to print")
+    p.set_defaults(func=cmd_judge_eval)
+    return parser
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store.open(args.store)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    spec = SweepSpec.from_yaml(args.config)
+    store = _store(args)
+    bar: tqdm | None = None
+
+    def on_progress(progress: sweep.Progress) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=progress.total, initial=progress.done, unit="pt", desc=progress.run_id)
+        bar.update(progress.done - bar.n)
+
+    try:
+        summary = sweep.run(spec, store, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(
+        f"run {summary.run_id}: {summary.status}, {summary.computed} point(s) computed "
+        f"in {summary.seconds:.1f} s, {summary.failed} failed"
+    )
+    for err in summary.errors:
+        print(f"  failed: {err}")
+    print(f"see it with: python -m landscape_core show {summary.run_id} --store {args.store}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    spec = SweepSpec.from_yaml(args.config)
+    job_id = _store(args).jobs.submit(spec.to_dict(), spec.label)
+    print(f"queued job {job_id}; a worker runs it (python -m landscape_core worker)")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if not serve(_store(args), exit_when_idle=args.exit_when_idle, idle_timeout=args.idle_timeout):
+        print("another worker already serves this store", file=sys.stderr)
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from landscape_core.recipes.finetune import FinetuneSpec, finetune  # torch
+
+    data: dict[str, Any] = {}
+    if args.config:
+        data = yaml.safe_load(args.config.read_text()) or {}
+    data.update(recipe=args.recipe, shots=args.shots, seed=args.seed, epochs=args.epochs)
+    spec = FinetuneSpec.from_dict(data)
+    store = _store(args)
+    bar = tqdm(desc=f"finetune {spec.name}", unit="step")
+
+    def on_step(record: dict[str, Any]) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=record["loss"], epoch=record["epoch"])
+
+    try:
+        out = finetune(spec, store.models_dir, out=args.out, on_step=on_step)
+    finally:
+        bar.close()
+    print(f"adapter written to {out}")
+    print(
+        f"use it with model: {{kind: {spec.base.kind}, variant: {spec.base.variant}, "
+        f"adapter: {out}}}"
+    )
+    return 0
+
+
+def cmd_paper(args: argparse.Namespace) -> int:
+    from landscape_core.recipes.paper import run_paper
+
+    out = run_paper(_store(args), args.out, progress=lambda msg: print(msg, flush=True))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    frame = _store(args).runs_frame()
+    if frame.empty:
+        print("no runs yet; start one with: python -m landscape_core sweep configs/smoke.yaml")
+        return 0
+    print(frame.drop(columns=["created"]).to_string(index=False))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    data = landscape(_store(args), args.run, args.judge)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    prov = data["provenance"]
+    print(f"run {data['run_id']}  {data['label']}")
+    print(f"model {prov['model']['name']} ({prov['model']['device']}, {prov['model']['dtype']})")
+    print(
+        f"prompts {prov['prompt_set']['name']} x{prov['prompt_set']['n_prompts']}, "
+        f"system prompt {data['spec']['system_prompt']['preset']}"
+    )
+    if prov.get("cos_d1_d2") is not None:
+        print(f"cos(d1, d2) = {prov['cos_d1_d2']:.2e}")
+    print(f"{'alpha':>9} {'beta':>9} {'ASR %':>7}  status")
+    for pt in data["points"]:
+        asr = "-" if pt["asr"] is None else f"{pt['asr']:.1f}"
+        print(
+            f"{pt['coords'][0]:>9.4f} {pt['coords'][1]:>9.4f} {asr:>7}  {pt['status'] or 'pending'}"
+        )
+    visage = data["visage"]
+    print("VISAGE", "pending (run not complete)" if visage is None else f"{visage:.2f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _store(args)
+    run = store.run(args.run)
+    frame = store.generations_frame(run["run_id"], args.judge)
+    out = args.out or sys.stdout
+    if args.format == "csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_json(out, orient="records", lines=True, force_ascii=False)
+    if args.out:
+        print(f"wrote {len(frame)} generations to {args.out}")
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    store = _store(args)
+    run_id = store.run(args.run)["run_id"]
+    spec = _judge_spec(args)
+    n = rescore(store, run_id, spec)
+    print(f"re-scored {n} generations of run {run_id} with {spec.label}")
+    return 0
+
+
+def cmd_capability(args: argparse.Namespace) -> int:
+    spec = SweepSpec.from_yaml(args.config)
+    store = _store(args)
+    for name, companion in companions(spec).items():
+        summary = sweep.run(companion, store)
+        print(f"{name}: run {summary.run_id}, {summary.computed} point(s) computed")
+    safety = sweep.run(spec, store)
+    frame = capability_frame(store, safety.run_id)
+    print(frame.drop(columns=["idx", "i", "j"]).round(2).to_string(index=False))
+    return 0
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from landscape_core.recipes.refusal_classifier import build
+
+    out = build(_store(args).models_dir)
+    print(f"classifier in {out}; judge with it:")
+    print(f"  --judge classifier --judge-path {out} --refusal-labels refused")
+    return 0
+
+
+def _judge_spec(args: argparse.Namespace) -> JudgeSpec:
+    labels = tuple(x.strip() for x in args.refusal_labels.split(",") if x.strip())
+    return JudgeSpec(
+        name=args.judge,
+        path=args.judge_path,
+        refusal_labels=labels,
+        input=args.input,
+        format=args.format,
+    )
+
+
+def cmd_judge_eval(args: argparse.Namespace) -> int:
+    spec = _judge_spec(args)
+    print(report(evaluate(args.file, spec, _store(args).models_dir), spec.label, top=args.top))
+    return 0

@@ -1,0 +1,17 @@
+"""Exceptions whose message tells the user what to do."""
+
+
+class UserError(Exception):
+    """Bad input: a wrong path, a malformed file, an impossible spec.
+
+    The CLI prints the message and exits with status 2; the app shows it inline. The
+    message names the fix, so no traceback is needed.
+    """
+
+
+class Cancelled(Exception):
+    """The sweep was asked to stop; finished points are kept."""
+
+
+class NonFiniteError(Exception):
+    """NaN or Inf in the weights or logits at a grid point: the point is failed."""

@@ -1,0 +1,124 @@
+"""Validate a judge against human labels: accuracy, precision, recall and Cohen's kappa.
+
+The CSV has columns ``prompt``, ``completion`` and ``label``. A label is XSTest's
+``1_full_compliance``, ``2_full_refusal`` or ``3_partial_refusal`` (partial counts as
+refusal, as in the XSTest paper), or plainly ``refused``/``complied``. XSTest's own
+files name the label column ``final_label``; that name is accepted too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from landscape_core.errors import UserError
+from landscape_core.judging.registry import make_judge
+from landscape_core.judging.verdict import score_all
+from landscape_core.spec.config import JudgeSpec
+
+REFUSED_LABELS = {"2_full_refusal", "3_partial_refusal", "refused", "refusal"}
+COMPLIED_LABELS = {"1_full_compliance", "complied", "compliance"}
+
+
+@dataclass(frozen=True)
+class Agreement:
+    n: int
+    accuracy: float
+    precision: float  # of the judge's refusals, the share humans call refusals
+    recall: float  # of the humans' refusals, the share the judge finds
+    kappa: float
+    confusion: pd.DataFrame  # rows: human label, columns: judge verdict
+    disagreements: pd.DataFrame
+
+
+def load_labelled(path: Path) -> pd.DataFrame:
+    """The labelled rows with a boolean ``human_refused``; bad files raise UserError."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise UserError(f"cannot read {path} as CSV: {exc}") from None
+    if "label" not in frame.columns and "final_label" in frame.columns:
+        frame = frame.rename(columns={"final_label": "label"})
+    missing = [c for c in ("prompt", "completion", "label") if c not in frame.columns]
+    if missing:
+        raise UserError(
+            f"{path} lacks the column(s) {', '.join(missing)}; "
+            "it needs prompt, completion and label"
+        )
+    labels = frame.label.str.strip().str.lower()
+    unknown = sorted(set(labels) - REFUSED_LABELS - COMPLIED_LABELS)
+    if unknown:
+        raise UserError(
+            f"{path}: unknown label(s) {unknown[:5]}; use 1_full_compliance, "
+            "2_full_refusal, 3_partial_refusal, refused or complied"
+        )
+    if frame.empty:
+        raise UserError(f"{path} has no rows")
+    return frame.assign(human_refused=labels.isin(REFUSED_LABELS))
+
+
+def agreement(human: pd.Series, judge: pd.Series, frame: pd.DataFrame) -> Agreement:
+    """Agreement of the judge's verdicts with the humans' (True = refused)."""
+    h, j = human.astype(bool).to_numpy(), judge.astype(bool).to_numpy()
+    n = len(h)
+    tp, tn = int((h & j).sum()), int((~h & ~j).sum())
+    fp, fn = int((~h & j).sum()), int((h & ~j).sum())
+    observed = (tp + tn) / n
+    expected = ((tp + fn) * (tp + fp) + (tn + fp) * (tn + fn)) / (n * n)
+    kappa = 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+    confusion = pd.DataFrame(
+        [[tn, fp], [fn, tp]],
+        index=pd.Index(["human: complied", "human: refused"]),
+        columns=pd.Index(["judge: complied", "judge: refused"]),
+    )
+    wrong = frame[h != j]
+    return Agreement(
+        n=n,
+        accuracy=observed,
+        precision=tp / (tp + fp) if tp + fp else float("nan"),
+        recall=tp / (tp + fn) if tp + fn else float("nan"),
+        kappa=kappa,
+        confusion=confusion,
+        disagreements=wrong,
+    )
+
+
+def evaluate(path: Path, spec: JudgeSpec, models_dir: Path) -> Agreement:
+    """Score every labelled completion with the judge and compare with the humans."""
+    frame = load_labelled(path)
+    judge = make_judge(spec, models_dir)
+    verdicts = score_all(judge, list(frame.prompt), list(frame.completion))
+    frame = frame.assign(
+        judge_refused=[v.refused for v in verdicts],
+        evidence=[v.evidence for v in verdicts],
+        confidence=[v.confidence for v in verdicts],
+    )
+    result = agreement(frame.human_refused, frame.judge_refused, frame)
+    # most confident mistakes first, when the judge gives a confidence
+    worst = result.disagreements.sort_values("confidence", ascending=False, na_position="last")
+    return Agreement(**{**result.__dict__, "disagreements": worst})
+
+
+def report(result: Agreement, judge_name: str, top: int = 10) -> str:
+    """The printed report; the word ``kappa`` precedes Cohen's kappa."""
+    lines = [
+        f"judge: {judge_name}   rows: {result.n}",
+        f"accuracy {result.accuracy:.3f}  precision {result.precision:.3f}  "
+        f"recall {result.recall:.3f}  kappa {result.kappa:.3f}",
+        "",
+        result.confusion.to_string(),
+        "",
+        f"disagreements: {len(result.disagreements)} (up to {top} shown, most confident first)",
+    ]
+    for _, row in result.disagreements.head(top).iterrows():
+        human = "refused" if row.human_refused else "complied"
+        judge = "refused" if row.judge_refused else "complied"
+        text = " ".join(str(row.completion).split())
+        lines += [
+            f"- human {human} ({row.label}), judge {judge}: {row.evidence}",
+            f"  prompt: {str(row.prompt)[:100]!r}",
+            f"  answer: {text[:160]!r}",
+        ]
+    return "\n".join(lines)

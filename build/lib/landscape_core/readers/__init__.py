@@ -1,0 +1,1 @@
+"""What the pages and ``show`` read: results, metrics, figures, capability. Torch-free."""

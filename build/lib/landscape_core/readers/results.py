@@ -1,0 +1,122 @@
+"""Reading results: a run's landscape, VISAGE and per-prompt views (no torch).
+
+The CLI's ``show`` and the app's pages share these, so both report the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from landscape_core.readers.metrics import basin_mask_2d, basin_window, visage, visage_2d
+from landscape_core.store.runs import Store
+
+
+def at_origin(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a frame with ``alpha`` and ``beta`` columns that are the model itself."""
+    return frame[(frame.alpha == 0.0) & (frame.beta == 0.0)]
+
+
+def asr_grid(points: pd.DataFrame) -> np.ndarray:
+    """ASR as an array of shape (n_beta, n_alpha); NaN where not finished."""
+    return points.pivot(index="j", columns="i", values="asr").sort_index().to_numpy()
+
+
+def run_visage(points: pd.DataFrame) -> float | None:
+    """VISAGE of a finished run (1D or 2D); None while any point is missing."""
+    if points.empty or points["asr"].isna().any():
+        return None
+    grid = asr_grid(points)
+    return visage(grid[0]) if grid.shape[0] == 1 else visage_2d(grid)
+
+
+def basin_mask(points: pd.DataFrame) -> np.ndarray | None:
+    """The basin as a boolean (n_beta, n_alpha) mask; None while incomplete."""
+    if points.empty or points["asr"].isna().any():
+        return None
+    grid = asr_grid(points)
+    if grid.shape[0] == 1:
+        lo, hi = basin_window(grid[0])
+        mask = np.zeros(grid.shape, dtype=bool)
+        mask[0, lo : hi + 1] = True
+        return mask
+    return basin_mask_2d(grid)
+
+
+def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, Any]:
+    """One object with ``run_id``, ``spec``, ``provenance``, ``visage`` and ``points``.
+
+    Each point has ``coords`` ``[alpha, beta]``, ``asr`` (percent; None until done),
+    ``n_prompts`` and ``status``. This is ``show --json``'s format; scripts rely on it.
+    """
+    run = store.run(run_id)
+    frame = store.points_frame(run["run_id"], judge).sort_values(["j", "i"])
+    points = [
+        {
+            "coords": [row.alpha, row.beta],
+            "asr": None if pd.isna(row.asr) else float(row.asr),
+            "n_prompts": None if pd.isna(row.n_prompts) else int(row.n_prompts),
+            "status": None if pd.isna(row.status) else row.status,
+        }
+        for row in frame.itertuples()
+    ]
+    return {
+        "run_id": run["run_id"],
+        "label": run["label"],
+        "judge": judge,
+        "spec": run["spec"],
+        "provenance": run["provenance"],
+        "visage": run_visage(frame),
+        "points": points,
+    }
+
+
+def disagreement(store: Store, run_id: str, judge_a: str, judge_b: str) -> pd.DataFrame:
+    """Per grid point, the share of prompts (percent) on which two judges disagree.
+
+    One row per point with ``idx, i, j, alpha, beta`` and ``disagree``; NaN where
+    either judge has not scored the point.
+    """
+    a = store.generations_frame(run_id, judge_a)
+    b = store.generations_frame(run_id, judge_b)
+    both = a.merge(b[["idx", "prompt_index", "refused"]], on=["idx", "prompt_index"])
+    both = both[both.refused_x.notna() & both.refused_y.notna()]
+    share = (
+        both.assign(differ=both.refused_x != both.refused_y)
+        .groupby("idx")
+        .differ.mean()
+        .mul(100.0)
+        .rename("disagree")
+    )
+    grid = store.points_frame(run_id, judge_a)[["idx", "i", "j", "alpha", "beta"]]
+    return grid.merge(share, left_on="idx", right_index=True, how="left")
+
+
+def run_title(run: dict[str, Any]) -> str:
+    """A short human name: label, model, system prompt."""
+    spec = run["spec"]
+    model = spec["model"]["path"] or "bundled"
+    preset = spec["system_prompt"]["preset"]
+    return f"{run['label'] or run['run_id'][:8]} · {model} · system={preset}"
+
+
+def prompt_across_grid(gens: pd.DataFrame, prompt_index: int) -> pd.DataFrame:
+    """One prompt's answer and verdict at every point, with its distance from the model."""
+    rows = gens[gens.prompt_index == prompt_index].copy()
+    rows["radius"] = np.hypot(rows.alpha, rows.beta)
+    return rows.sort_values(["radius", "alpha", "beta"])
+
+
+def flip_radius(across: pd.DataFrame) -> float | None:
+    """Smallest distance from the model at which a prompt's verdict flips.
+
+    The distance is |alpha| in 1D and sqrt(alpha^2 + beta^2) in 2D; the flip is against
+    the verdict at the origin. None if it never flips or the origin is absent.
+    """
+    origin = at_origin(across)
+    if origin.empty or origin.refused.isna().all():
+        return None
+    flipped = across[across.refused.notna() & (across.refused != origin.refused.iloc[0])]
+    return None if flipped.empty else float(flipped.radius.min())

@@ -1,0 +1,1 @@
+"""Composite workflows built on the engine: finetuning, the refusal classifier, the paper."""

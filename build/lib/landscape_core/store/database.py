@@ -1,0 +1,204 @@
+"""One SQLite file in WAL mode, its migrations, and the one connection policy.
+
+Each call opens its own short-lived connection, so a ``Database`` is safe to share
+between threads and processes. Every write is ``BEGIN IMMEDIATE ... COMMIT``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
+from landscape_core.errors import UserError
+
+DB_NAME = "store.sqlite"
+
+Step = str | Callable[[sqlite3.Connection], None]
+
+# How the two text judges wrote their evidence before the match had its own column.
+_KEYWORD_EVIDENCE = re.compile(r"^matched (['\"].*['\"])$", re.DOTALL)
+_PATTERN_EVIDENCE = re.compile(r"^[^:]+: (['\"].*['\"])( in the opening)?$", re.DOTALL)
+
+
+def _backfill_matched(conn: sqlite3.Connection) -> None:
+    """Recover ``matched`` from the evidence strings the text judges wrote.
+
+    The strings held the match as a Python literal (``repr``), so it is read back
+    with ``ast.literal_eval``, which evaluates literals only.
+    """
+    rows = conn.execute(
+        "SELECT rowid, judge, evidence FROM scores "
+        "WHERE refused = 1 AND judge IN ('keyword', 'refusal-patterns')"
+    ).fetchall()
+    updates = []
+    for rowid, judge, evidence in rows:
+        pattern = _KEYWORD_EVIDENCE if judge == "keyword" else _PATTERN_EVIDENCE
+        m = pattern.match(evidence)
+        if m is None:
+            continue
+        try:
+            matched = ast.literal_eval(m.group(1))
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(matched, str):
+            updates.append((matched, rowid))
+    conn.executemany("UPDATE scores SET matched = ? WHERE rowid = ?", updates)
+
+
+# Numbered migrations; each runs with its version bump in one transaction.
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (
+    (
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            label TEXT NOT NULL DEFAULT '',
+            spec_json TEXT NOT NULL,
+            provenance_json TEXT NOT NULL,
+            n_points INTEGER NOT NULL,
+            created REAL NOT NULL)""",
+        """CREATE TABLE run_points (
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            idx INTEGER NOT NULL,
+            point_key TEXT NOT NULL,
+            i INTEGER NOT NULL,
+            j INTEGER NOT NULL,
+            alpha REAL NOT NULL,
+            beta REAL NOT NULL,
+            PRIMARY KEY (run_id, idx))""",
+        "CREATE INDEX run_points_by_key ON run_points(point_key)",
+        """CREATE TABLE points (
+            point_key TEXT PRIMARY KEY,
+            status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+            error TEXT NOT NULL DEFAULT '',
+            n_prompts INTEGER NOT NULL,
+            n_tokens INTEGER NOT NULL,
+            seconds REAL NOT NULL,
+            finished REAL NOT NULL)""",
+        """CREATE TABLE generations (
+            point_key TEXT NOT NULL,
+            prompt_index INTEGER NOT NULL,
+            prompt TEXT NOT NULL,
+            text TEXT NOT NULL,
+            n_tokens INTEGER NOT NULL,
+            stop_reason TEXT NOT NULL,
+            PRIMARY KEY (point_key, prompt_index))""",
+        """CREATE TABLE scores (
+            point_key TEXT NOT NULL,
+            prompt_index INTEGER NOT NULL,
+            judge TEXT NOT NULL,
+            refused INTEGER NOT NULL,
+            evidence TEXT NOT NULL,
+            PRIMARY KEY (point_key, prompt_index, judge))""",
+        """CREATE TABLE file_digests (
+            path TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT NOT NULL)""",
+    ),
+    (
+        """CREATE TABLE jobs (
+            job_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            label TEXT NOT NULL DEFAULT '',
+            spec_json TEXT NOT NULL,
+            run_id TEXT,
+            status TEXT NOT NULL
+                CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+            done INTEGER NOT NULL DEFAULT 0,
+            total INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            worker_pid INTEGER,
+            heartbeat REAL,
+            error TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            started REAL,
+            finished REAL)""",
+        """CREATE TABLE workers (
+            pid INTEGER PRIMARY KEY,
+            started REAL NOT NULL,
+            heartbeat REAL NOT NULL)""",
+    ),
+    (
+        # numbers per prompt that are not verdicts: 'nll' and 'tokens' (perplexity
+        # sweeps), 'p_refusal' (refusal-likelihood sweeps)
+        """CREATE TABLE measures (
+            point_key TEXT NOT NULL,
+            prompt_index INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (point_key, prompt_index, name))""",
+    ),
+    (
+        # the text that decided a refusal, as data (it was only inside `evidence`)
+        "ALTER TABLE scores ADD COLUMN matched TEXT",
+        _backfill_matched,
+    ),
+)
+
+
+class Database:
+    """``root/store.sqlite``, opened (created and migrated if needed) by ``open``.
+
+    ``root`` is resolved to an absolute path once, so a worker started from another
+    directory serves the same file.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.path = self.root / DB_NAME
+
+    @classmethod
+    def open(cls, root: str | Path) -> Self:
+        db = cls(root)
+        try:
+            db.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the store directory {db.root}: {exc}") from None
+        db._migrate()
+        return db
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error (Ctrl-C included)."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise UserError(
+                    f"{self.path} was written by a newer version of this tool "
+                    f"(schema {version}); upgrade, or use another --store"
+                )
+            for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
+                for step in steps:
+                    if callable(step):
+                        step(conn)
+                    else:
+                        conn.execute(step)
+                conn.execute(f"PRAGMA user_version={number}")

@@ -1,0 +1,255 @@
+"""Runs, points, generations and scores: what sweeps write and the readers read.
+
+A missing row means "not done": a point is written with all its generations and
+scores in one transaction, so a killed process leaves it absent, never half there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from landscape_core.errors import UserError
+from landscape_core.hashing import sha256_file
+from landscape_core.store.database import Database
+from landscape_core.store.jobs import JobQueue
+from landscape_core.store.records import GridPoint, PointResult, ScoreRow
+
+_INSERT_SCORE = (
+    "INSERT INTO scores (point_key, prompt_index, judge, refused, evidence, matched) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _score_values(key: str, s: ScoreRow) -> tuple[Any, ...]:
+    return (key, s.prompt_index, s.judge, int(s.refused), s.evidence, s.matched)
+
+
+class Store(Database):
+    """Runs, points, generations and scores in ``root/store.sqlite``; jobs in ``jobs``."""
+
+    @cached_property
+    def jobs(self) -> JobQueue:
+        """The job queue and worker registry, on the same file."""
+        return JobQueue(self)
+
+    # --- file digests ----------------------------------------------------------------
+
+    def file_digest(self, path: Path) -> str:
+        """sha256 of a file, memoised by (path, size, mtime) so big models hash once."""
+        stat = path.stat()
+        key = str(path.resolve())
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT sha256 FROM file_digests WHERE path=? AND size=? AND mtime_ns=?",
+                (key, stat.st_size, stat.st_mtime_ns),
+            ).fetchone()
+        if row:
+            return row[0]
+        digest = sha256_file(path)
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?, ?)",
+                (key, stat.st_size, stat.st_mtime_ns, digest),
+            )
+        return digest
+
+    # --- runs ------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        label: str,
+        spec: dict[str, Any],
+        provenance: dict[str, Any],
+        grid: Sequence[GridPoint],
+    ) -> bool:
+        """Record a run and its grid once; False if it already existed (unchanged)."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, label, json.dumps(spec), json.dumps(provenance), len(grid), time.time()),
+            )
+            if cur.rowcount == 0:
+                return False
+            conn.executemany(
+                "INSERT INTO run_points VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, p.idx, p.key, p.i, p.j, p.alpha, p.beta) for p in grid],
+            )
+        return True
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """A run's row with ``spec`` and ``provenance`` decoded. ``latest`` works too."""
+        with self.connect() as conn:
+            if run_id == "latest":
+                row = conn.execute("SELECT * FROM runs ORDER BY created DESC LIMIT 1").fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT * FROM runs WHERE run_id=? OR run_id LIKE ? || '%'", (run_id, run_id)
+                ).fetchone()
+        if row is None:
+            raise UserError(f"no run {run_id!r} in {self.path}; `runs` lists them")
+        run_id, label, spec, provenance, n_points, created = row
+        return {
+            "run_id": run_id,
+            "label": label,
+            "spec": json.loads(spec),
+            "provenance": json.loads(provenance),
+            "n_points": n_points,
+            "created": created,
+        }
+
+    def runs_frame(self) -> pd.DataFrame:
+        """One row per run: id, label, size and how many points are finished."""
+        with self.connect() as conn:
+            return pd.read_sql_query(
+                """SELECT r.run_id, r.label, r.n_points,
+                          COUNT(p.point_key) AS finished,
+                          SUM(p.status = 'failed') AS failed,
+                          r.created
+                   FROM runs r
+                   LEFT JOIN run_points rp ON rp.run_id = r.run_id
+                   LEFT JOIN points p ON p.point_key = rp.point_key
+                   GROUP BY r.run_id ORDER BY r.created DESC""",
+                conn,
+            )
+
+    def grid(self, run_id: str) -> list[GridPoint]:
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT idx, i, j, alpha, beta, point_key FROM run_points "
+                "WHERE run_id=? ORDER BY idx",
+                (run_id,),
+            ).fetchall()
+        return [GridPoint(*row) for row in rows]
+
+    def pending(self, run_id: str) -> list[GridPoint]:
+        """The run's points with no stored result, in visiting order."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                """SELECT rp.idx, rp.i, rp.j, rp.alpha, rp.beta, rp.point_key
+                   FROM run_points rp LEFT JOIN points p ON p.point_key = rp.point_key
+                   WHERE rp.run_id=? AND p.point_key IS NULL ORDER BY rp.idx""",
+                (run_id,),
+            ).fetchall()
+        return [GridPoint(*row) for row in rows]
+
+    # --- points ----------------------------------------------------------------------
+
+    def save_point(self, result: PointResult) -> bool:
+        """All rows of a point, or none. False if another process stored it first."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    result.key,
+                    result.status,
+                    result.error,
+                    len(result.generations),
+                    sum(g.n_tokens for g in result.generations),
+                    result.seconds,
+                    time.time(),
+                ),
+            )
+            if cur.rowcount == 0:
+                return False
+            conn.executemany(
+                "INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (result.key, g.prompt_index, g.prompt, g.text, g.n_tokens, g.stop_reason)
+                    for g in result.generations
+                ],
+            )
+            conn.executemany(_INSERT_SCORE, [_score_values(result.key, s) for s in result.scores])
+            conn.executemany(
+                "INSERT INTO measures VALUES (?, ?, ?, ?)",
+                [(result.key, m.prompt_index, m.name, float(m.value)) for m in result.measures],
+            )
+        return True
+
+    def point_answers(self, point_key: str) -> list[str] | None:
+        """A finished point's answers in prompt order; None if it is not stored as done."""
+        with self.connect() as conn:
+            status = conn.execute(
+                "SELECT status FROM points WHERE point_key = ?", (point_key,)
+            ).fetchone()
+            if status is None or status[0] != "done":
+                return None
+            rows = conn.execute(
+                "SELECT text FROM generations WHERE point_key = ? ORDER BY prompt_index",
+                (point_key,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def save_scores(self, scores: Mapping[str, Sequence[ScoreRow]]) -> None:
+        """Score rows by point key, replacing a judge's earlier verdicts on them."""
+        rows = [_score_values(key, s) for key, batch in scores.items() for s in batch]
+        with self.transaction() as conn:
+            conn.executemany(_INSERT_SCORE.replace("INSERT", "INSERT OR REPLACE"), rows)
+
+    def points_frame(self, run_id: str, judge: str = "keyword") -> pd.DataFrame:
+        """One row per grid point: coords, status, ASR (percent) under ``judge``.
+
+        Unfinished points have status NULL and ASR NaN; ASR is NaN too where the judge
+        has not scored the point yet.
+        """
+        with self.connect() as conn:
+            return pd.read_sql_query(
+                """SELECT rp.idx, rp.i, rp.j, rp.alpha, rp.beta, rp.point_key,
+                          p.status, p.error, p.n_prompts, p.n_tokens, p.seconds,
+                          100.0 * AVG(1 - s.refused) AS asr
+                   FROM run_points rp
+                   LEFT JOIN points p ON p.point_key = rp.point_key
+                   LEFT JOIN scores s ON s.point_key = rp.point_key AND s.judge = ?
+                   WHERE rp.run_id = ?
+                   GROUP BY rp.idx ORDER BY rp.idx""",
+                conn,
+                params=(judge, run_id),
+            )
+
+    def measures_frame(self, run_id: str) -> pd.DataFrame:
+        """Per-prompt measures of a run, one column per measure name, with coords."""
+        with self.connect() as conn:
+            long = pd.read_sql_query(
+                """SELECT rp.idx, rp.i, rp.j, rp.alpha, rp.beta, m.prompt_index, m.name,
+                          m.value
+                   FROM run_points rp JOIN measures m ON m.point_key = rp.point_key
+                   WHERE rp.run_id = ?""",
+                conn,
+                params=(run_id,),
+            )
+        keys = ["idx", "i", "j", "alpha", "beta", "prompt_index"]
+        return long.pivot_table(index=keys, columns="name", values="value").reset_index()
+
+    def judges(self, run_id: str) -> list[str]:
+        """The judges that have scored any answer of the run, the paper's first."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                """SELECT DISTINCT s.judge FROM run_points rp
+                   JOIN scores s ON s.point_key = rp.point_key WHERE rp.run_id = ?""",
+                (run_id,),
+            ).fetchall()
+        return sorted((r[0] for r in rows), key=lambda j: (j != "keyword", j))
+
+    def generations_frame(self, run_id: str, judge: str = "keyword") -> pd.DataFrame:
+        """Every stored answer of a run with its coords and verdict under ``judge``."""
+        with self.connect() as conn:
+            return pd.read_sql_query(
+                """SELECT rp.idx, rp.alpha, rp.beta, g.point_key, g.prompt_index, g.prompt,
+                          g.text, g.n_tokens, g.stop_reason, s.refused, s.evidence,
+                          s.matched
+                   FROM run_points rp
+                   JOIN generations g ON g.point_key = rp.point_key
+                   LEFT JOIN scores s ON s.point_key = g.point_key
+                        AND s.prompt_index = g.prompt_index AND s.judge = ?
+                   WHERE rp.run_id = ?
+                   ORDER BY rp.idx, g.prompt_index""",
+                conn,
+                params=(judge, run_id),
+            )
