@@ -111,23 +111,7 @@ def run(
     # stop: verdict ends answers at the keyword judge's keywords
     session = Session.open(spec, store.root, stop_texts=keyword.REFUSAL_KEYWORDS)
     loaded = session.loaded
-    grid = [
-        GridPoint(
-            idx,
-            c.i,
-            c.j,
-            c.alpha,
-            c.beta,
-            point_key(p, loaded.device, loaded.dtype, c.alpha, c.beta),
-        )
-        for idx, c in enumerate(snake_grid(spec))
-    ]
-    if stored_grid and [g.key for g in stored_grid] != [g.key for g in grid]:
-        raise UserError(
-            f"run {p.run_id} was started with another device or dtype than "
-            f"{loaded.device}/{loaded.dtype}; set model.device and model.dtype to match it, "
-            "or change the config to start a new run"
-        )
+    grid = _grid(p, session, stored_grid)
     texts, add_special = render_prompts(
         loaded.tokenizer, p.prompts.prompts, spec.system_prompt, spec.model.chat_format
     )
@@ -141,6 +125,22 @@ def run(
     _visit(p, store, session, inputs, summary, on_progress, should_stop)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _grid(p: Plan, session: Session, stored: list[GridPoint]) -> list[GridPoint]:
+    """The run's points with their keys; a run resumed on another device is refused."""
+    device, dtype = session.loaded.device, session.loaded.dtype
+    grid = [
+        GridPoint(idx, c.i, c.j, c.alpha, c.beta, point_key(p, device, dtype, c.alpha, c.beta))
+        for idx, c in enumerate(snake_grid(p.spec))
+    ]
+    if stored and [g.key for g in stored] != [g.key for g in grid]:
+        raise UserError(
+            f"run {p.run_id} was started with another device or dtype than "
+            f"{device}/{dtype}; set model.device and model.dtype to match it, "
+            "or change the config to start a new run"
+        )
+    return grid
 
 
 def _visit(
