@@ -6,8 +6,9 @@ separate worker process, never in this script thread.
 
 import streamlit as st
 
+from landscape_core.errors import UserError
 from landscape_core.supervisor import ensure_running
-from pages.common import store, store_root
+from pages.common import md_text, show_user_error, store, store_root
 
 st.set_page_config(page_title="Safety Landscape Explorer", page_icon="🗺️", layout="wide")
 
@@ -21,8 +22,14 @@ pages = [
 navigation = st.navigation(pages)
 
 with st.sidebar:
-    st.caption(f"Data directory: `{store_root()}`")
+    st.caption(f"Data directory: {md_text(store_root())}")
     pid = ensure_running(store())
-    st.caption(f"Worker: running (pid {pid})")
+    if pid is None:
+        st.caption("Worker: none (the store is read-only: browse only)")
+    else:
+        st.caption(f"Worker: running (pid {pid})")
 
-navigation.run()
+try:
+    navigation.run()
+except UserError as exc:  # e.g. the store replaced by a file that is not one
+    show_user_error(exc)

@@ -25,9 +25,11 @@ from landscape_core import sweep
 from landscape_core.errors import UserError
 from landscape_core.judging.agreement import evaluate, report
 from landscape_core.judging.rescore import rescore
-from landscape_core.readers.capability import capability_frame, companions
+from landscape_core.readers import capability
+from landscape_core.readers.export import spreadsheet_safe
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import JudgeSpec, SweepSpec
+from landscape_core.spec.identity import judge_label
 from landscape_core.store.runs import Store
 from landscape_core.worker import serve
 
@@ -267,8 +269,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     run = store.run(args.run)
     frame = store.generations_frame(run["run_id"], args.judge)
     out = args.out or sys.stdout
-    if args.format == "csv":
-        frame.to_csv(out, index=False)
+    if args.format == "csv":  # cells that could start a spreadsheet formula get a '
+        spreadsheet_safe(frame).to_csv(out, index=False)
     else:
         frame.to_json(out, orient="records", lines=True, force_ascii=False)
     if args.out:
@@ -280,19 +282,19 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     store = _store(args)
     run_id = store.run(args.run)["run_id"]
     spec = _judge_spec(args)
-    n = rescore(store, run_id, spec)
-    print(f"re-scored {n} generations of run {run_id} with {spec.label}")
+    done = rescore(store, run_id, spec)
+    print(f"re-scored {done.n_answers} generations of run {run_id} with {done.label}")
     return 0
 
 
 def cmd_capability(args: argparse.Namespace) -> int:
     spec = SweepSpec.from_yaml(args.config)
     store = _store(args)
-    for name, companion in companions(spec).items():
+    for name, companion in capability.companions(spec).items():
         summary = sweep.run(companion, store)
         print(f"{name}: run {summary.run_id}, {summary.computed} point(s) computed")
     safety = sweep.run(spec, store)
-    frame = capability_frame(store, safety.run_id)
+    frame = capability.capability_frame(store, safety.run_id)
     print(frame.drop(columns=["idx", "i", "j"]).round(2).to_string(index=False))
     return 0
 
@@ -319,5 +321,7 @@ def _judge_spec(args: argparse.Namespace) -> JudgeSpec:
 
 def cmd_judge_eval(args: argparse.Namespace) -> int:
     spec = _judge_spec(args)
-    print(report(evaluate(args.file, spec, _store(args).models_dir), spec.label, top=args.top))
+    store = _store(args)
+    label = judge_label(spec, store.file_digest)
+    print(report(evaluate(args.file, spec, store.models_dir), label, top=args.top))
     return 0

@@ -15,3 +15,7 @@ class Cancelled(Exception):
 
 class NonFiniteError(Exception):
     """NaN or Inf in the weights or logits at a grid point: the point is failed."""
+
+
+class ClaimLost(Exception):
+    """Another worker holds this job now: this one stops without writing more."""

@@ -11,11 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from landscape_core.store.jobs import WORKER_LOG
 from landscape_core.store.runs import Store
 
 APP_WORKER_IDLE_S = 600.0  # a worker the app starts exits after 10 idle minutes
-LOG_NAME = "worker.log"
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # where `landscape_core` is importable
+_children: list[subprocess.Popen] = []  # workers this process started, reaped when done
 
 
 def spawn(store: Store) -> int:
@@ -26,10 +27,9 @@ def spawn(store: Store) -> int:
     app's working directory.
     """
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH")) if p
-    )
-    with open(store.root / LOG_NAME, "ab") as out:
+    paths = (str(PACKAGE_PARENT), env.get("PYTHONPATH"))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    with open(store.root / WORKER_LOG, "ab") as out:
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -47,11 +47,20 @@ def spawn(store: Store) -> int:
             start_new_session=True,  # outlives the app's script thread and its reruns
             env=env,
         )
+    _children.append(proc)
     return proc.pid
 
 
-def ensure_running(store: Store) -> int:
-    """The live worker's pid, starting one if none is alive."""
+def reap() -> None:
+    """Collect workers that have exited, so none lingers as a zombie."""
+    _children[:] = [proc for proc in _children if proc.poll() is None]
+
+
+def ensure_running(store: Store) -> int | None:
+    """The live worker's pid, starting one if none is alive; None for a read-only store."""
+    reap()
+    if store.read_only:
+        return None
     pid = store.jobs.live_worker()
     if pid is not None:
         return pid

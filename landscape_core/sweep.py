@@ -21,10 +21,18 @@ from landscape_core.judging import keyword
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import Judge, score_all
 from landscape_core.readers.metrics import asr as metrics_asr
-from landscape_core.spec.chat import render_prompts, system_text
+from landscape_core.spec.chat import system_text
 from landscape_core.spec.config import SweepSpec
-from landscape_core.spec.identity import Plan, n_grid_points, plan, point_key, snake_grid
+from landscape_core.spec.identity import (
+    Plan,
+    judge_label,
+    n_grid_points,
+    plan,
+    point_key,
+    snake_grid,
+)
 from landscape_core.spec.preflight import check_grid
+from landscape_core.store.jobs import Claim
 from landscape_core.store.records import (
     GenerationRow,
     GridPoint,
@@ -77,6 +85,7 @@ class Inputs:
     add_special: bool
     judges: list[NamedJudge]
     reference: list[str]  # perplexity: the unperturbed model's answers, to score
+    claim: Claim | None = None  # the worker's hold on its job, checked at every save
 
 
 def run(
@@ -84,6 +93,7 @@ def run(
     store: Store,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: ShouldStop = None,
+    claim: Claim | None = None,
 ) -> Summary:
     """Compute every missing point of ``spec`` into ``store``.
 
@@ -91,7 +101,8 @@ def run(
     as failed with its reason and the sweep goes on. Points are visited in
     ``visit.order``. ``should_stop`` is polled before every point and decoding step;
     when it answers True the sweep returns 'cancelled' with every finished point kept
-    and the weights restored.
+    and the weights restored. A worker passes its ``claim`` on the job: every point is
+    saved only while it holds (ClaimLost otherwise), so a job never runs twice.
     """
     started = time.monotonic()
     p = plan(spec, store.file_digest)
@@ -109,13 +120,9 @@ def run(
     from landscape_core.engine.session import Session
 
     # stop: verdict ends answers at the keyword judge's keywords
-    session = Session.open(spec, store.root, stop_texts=keyword.REFUSAL_KEYWORDS)
-    loaded = session.loaded
+    session = Session.open(spec, store.root, p.prompts.prompts, keyword.REFUSAL_KEYWORDS)
     grid = _grid(p, session, stored_grid)
-    texts, add_special = render_prompts(
-        loaded.tokenizer, p.prompts.prompts, spec.system_prompt, spec.model.chat_format
-    )
-    inputs = Inputs(p.prompts.prompts, texts, add_special, judges, [])
+    inputs = Inputs(p.prompts.prompts, session.texts, session.add_special, judges, [], claim)
     if spec.measure == "perplexity":  # before any perturbation: the model's own answers
         inputs = dataclasses.replace(
             inputs, reference=_reference_answers(p, store, session, inputs)
@@ -155,7 +162,7 @@ def _visit(
     """Compute the run's pending points in ``visit.order``, each stored as it ends."""
     spec = p.spec
     # the verdicts that steer the visiting order toward the basin's edge
-    judge = "refusal-likelihood" if spec.measure == "refusal-likelihood" else spec.judges[0].label
+    judge = inputs.judges[0].label if inputs.judges else "refusal-likelihood"
     finished = store.points_frame(p.run_id, judge).dropna(subset=["asr"])
     asr = {(int(r.i), int(r.j)): float(r.asr) for r in finished.itertuples()}
     shape = (spec.grid[0].num, spec.grid[1].num if spec.ndim == 2 else 1)
@@ -178,7 +185,9 @@ def _visit(
                 result = PointResult.failed(point.key, str(exc))
                 summary.failed += 1
                 summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {exc}")
-            store.save_point(dataclasses.replace(result, seconds=time.monotonic() - t0))
+            store.save_point(
+                dataclasses.replace(result, seconds=time.monotonic() - t0), inputs.claim
+            )
             verdicts = [s.refused for s in result.scores if s.judge == judge]
             if verdicts:
                 asr[(point.i, point.j)] = metrics_asr(verdicts)
@@ -240,7 +249,10 @@ def _report(cb: Callable[[Progress], None] | None, run_id: str, store: Store, to
 def _judges(spec: SweepSpec, store: Store) -> list[NamedJudge]:
     if spec.measure != "answers":
         return []  # perplexity and refusal-likelihood points carry no answers to judge
-    return [NamedJudge(j.label, make_judge(j, store.models_dir)) for j in spec.judges]
+    return [
+        NamedJudge(judge_label(j, store.file_digest), make_judge(j, store.models_dir))
+        for j in spec.judges
+    ]
 
 
 def _reference_answers(p: Plan, store: Store, session: Session, inputs: Inputs) -> list[str]:
@@ -249,14 +261,14 @@ def _reference_answers(p: Plan, store: Store, session: Session, inputs: Inputs) 
     They are the origin point of the same sweep measuring answers, so they are
     generated once, stored there, and shared with that landscape.
     """
-    twin = Plan(
-        dataclasses.replace(p.spec, measure="answers"), "", {}, p.model_fingerprint, p.prompts
-    )
+    twin = dataclasses.replace(p, spec=dataclasses.replace(p.spec, measure="answers"))
     key = point_key(twin, session.loaded.device, session.loaded.dtype, 0.0, 0.0)
     answers = store.point_answers(key)
     if answers is None:
         gens = session.generate(inputs.texts, inputs.add_special, None)
-        store.save_point(judged(key, p.prompts.prompts, gens, _judges(twin.spec, store)))
+        store.save_point(
+            judged(key, p.prompts.prompts, gens, _judges(twin.spec, store)), inputs.claim
+        )
         answers = [g.text for g in gens]
     return answers
 

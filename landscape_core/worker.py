@@ -1,29 +1,39 @@
 """The background worker: ``python -m landscape_core worker``.
 
 It claims queued jobs from the store one at a time and runs each with the same
-``sweep.run`` as the CLI. A side thread heartbeats, so the app can tell a live worker
-from a dead one; a job whose worker died shows as interrupted and resumes from its
-finished points. Cancellation is read from the store before every generation batch.
+``sweep.run`` as the CLI. A side thread heartbeats (and survives a failed write), so
+the app can tell a live worker from a dead one; a job whose worker died shows as
+interrupted and resumes from its finished points. Cancellation is read from the store
+before every generation batch. SIGTERM stops the worker between batches and leaves
+its job resumable. Each claim's token is checked before every point is saved, so a
+job never runs in two processes.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import sqlite3
 import threading
 import time
 import traceback
-from typing import Any
+from collections.abc import Callable
 
 from landscape_core import sweep
-from landscape_core.errors import UserError
+from landscape_core.errors import ClaimLost, UserError
 from landscape_core.spec.config import SweepSpec
+from landscape_core.store.jobs import Claim, ClaimedJob
 from landscape_core.store.runs import Store
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 2.0
 POLL_S = 1.0
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwinds the sweep like Ctrl-C (weights restored, no half point)."""
 
 
 def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | None = None) -> bool:
@@ -38,64 +48,110 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
     if not store.jobs.register_worker(pid):
         log.info("another worker already serves %s", store.root)
         return False
-    current: dict[str, int] = {}
+    current: dict[str, Claim] = {}
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, pid, current, stop), daemon=True)
     beat.start()
+    restore = _stop_on_sigterm()
+    store.keep_reserve()
     idle_since = time.monotonic()
     try:
         while True:
-            job = store.jobs.claim(pid)
+            try:
+                job = store.jobs.claim(pid)
+            except sqlite3.OperationalError as exc:  # locked for long, or the disk is full
+                log.warning("could not read the queue (%s); retrying", exc)
+                time.sleep(POLL_S)
+                continue
             if job is None:
                 idle = time.monotonic() - idle_since
                 if exit_when_idle or (idle_timeout is not None and idle >= idle_timeout):
                     return True
                 time.sleep(POLL_S)
                 continue
-            current["job_id"] = job["job_id"]
+            current["claim"] = job.claim
             run_job(store, job)
             current.clear()
+            store.keep_reserve()
             idle_since = time.monotonic()
+    except Terminated:
+        log.warning("stopped by SIGTERM; the job stays resumable")
+        return True
     finally:
         stop.set()
+        if "claim" in current:
+            store.jobs.release(current["claim"])
         store.jobs.unregister_worker(pid)
+        restore()
 
 
-def _heartbeat(store: Store, pid: int, current: dict[str, int], stop: threading.Event) -> None:
+def _stop_on_sigterm() -> Callable[[], object]:
+    """Turn SIGTERM into ``Terminated`` in the main thread; returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _heartbeat(store: Store, pid: int, current: dict[str, Claim], stop: threading.Event) -> None:
+    """Beat every HEARTBEAT_S; a failed write (locked, disk full) is logged and retried."""
     while not stop.wait(HEARTBEAT_S):
-        now = time.time()
-        store.jobs.worker_heartbeat(pid)
-        job_id = current.get("job_id")
-        if job_id is not None:
-            store.jobs.update(job_id, heartbeat=now)
+        try:
+            store.jobs.worker_heartbeat(pid)
+            claim = current.get("claim")
+            if claim is not None:
+                store.jobs.update(claim.job_id, claim, heartbeat=time.time())
+        except Exception as exc:  # the next beat tries again; the job goes on
+            log.warning("heartbeat failed (%s); retrying in %.0f s", exc, HEARTBEAT_S)
 
 
-def run_job(store: Store, job: dict[str, Any]) -> str:
-    """Run one claimed job to an end state: done, cancelled or failed (with the error)."""
-    job_id = job["job_id"]
+def run_job(store: Store, job: ClaimedJob) -> str:
+    """Run one claimed job to an end state: done, cancelled or failed (with the error).
+
+    Returns ``lost`` without touching the job when another worker took it over.
+    """
+    claim = job.claim
 
     def on_progress(progress: sweep.Progress) -> None:
         store.jobs.update(
-            job_id, run_id=progress.run_id, done=progress.done, total=progress.total,
-            heartbeat=time.time(),
+            claim.job_id, claim, run_id=progress.run_id, done=progress.done,
+            total=progress.total, heartbeat=time.time(),
         )  # fmt: skip
 
     status, error = "failed", ""
     try:
-        spec = SweepSpec.from_dict(job["spec"])
+        spec = SweepSpec.from_dict(job.spec)
         summary = sweep.run(
             spec,
             store,
             on_progress=on_progress,
-            should_stop=lambda: store.jobs.cancel_requested(job_id),
+            should_stop=lambda: store.jobs.cancel_requested(claim.job_id),
+            claim=claim,
         )
         status = "done" if summary.status == "complete" else "cancelled"
         if summary.failed:
             error = f"{summary.failed} point(s) failed: " + "; ".join(summary.errors[:3])
+    except ClaimLost:
+        log.warning("job %s was taken over by another worker; this one stops", claim.job_id)
+        return "lost"
     except UserError as exc:
         error = str(exc)
     except Exception as exc:  # the job fails with its error text; the worker lives on
-        log.exception("job %s failed", job_id)
+        log.exception("job %s failed", claim.job_id)
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
-    store.jobs.update(job_id, status=status, error=error, finished=time.time())
+    _finish(store, claim, status, error)
     return status
+
+
+def _finish(store: Store, claim: Claim, status: str, error: str) -> None:
+    """Record the job's end; on a full disk, give back the reserve so the error lands."""
+    try:
+        store.jobs.update(claim.job_id, claim, status=status, error=error, finished=time.time())
+    except sqlite3.OperationalError as exc:
+        log.warning("could not record job %s's end (%s); using the reserve", claim.job_id, exc)
+        store.release_reserve()
+        store.jobs.update(claim.job_id, claim, status=status, error=error, finished=time.time())

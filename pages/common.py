@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,13 @@ def _open_store(root: str) -> Store:
 
 
 def store() -> Store:
-    return _open_store(store_root())
+    """The store, or a message and a stopped page when it cannot be opened."""
+    try:
+        return _open_store(store_root())
+    except UserError as exc:
+        show_user_error(exc)
+        st.stop()
+        raise  # st.stop() raises; this line only tells type checkers
 
 
 @st.cache_data(ttl=2)
@@ -42,6 +49,7 @@ def runs_table(root: str) -> pd.DataFrame:
 
 def pick_runs(label: str, key: str, multiple: bool = False) -> list[dict[str, Any]]:
     """A run selector; returns the chosen runs' rows (spec and provenance decoded)."""
+    store()  # a store that cannot be opened stops the page with its message
     runs = runs_table(store_root())
     if runs.empty:
         st.info("No runs yet. Launch one on the Launch page, or from the CLI.")
@@ -58,5 +66,16 @@ def pick_runs(label: str, key: str, multiple: bool = False) -> list[dict[str, An
     return [store().run(run_id) for run_id in picked if run_id]
 
 
+# CommonMark's punctuation that can start markup (emphasis, links, images, code, HTML,
+# headings, lists, tables), and Streamlit's own :directives: and $math$; a backslash
+# makes each literal.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$])")
+
+
+def md_text(text: str) -> str:
+    """User or model text made literal inside Streamlit markdown (labels, errors, paths)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
 def show_user_error(exc: UserError) -> None:
-    st.error(str(exc), icon="⚠️")
+    st.error(md_text(str(exc)), icon="⚠️")

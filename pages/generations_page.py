@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from landscape_core.readers.export import to_csv
 from landscape_core.readers.results import flip_radius, prompt_across_grid
 from pages.common import pick_runs, store
 
@@ -86,7 +87,7 @@ with tab_export:
                "refused", "evidence", "matched"]  # fmt: skip
     out = gens[columns]
     name = f"generations-{run['run_id']}"
-    st.download_button("Download CSV", out.to_csv(index=False), f"{name}.csv", "text/csv")
+    st.download_button("Download CSV", to_csv(out), f"{name}.csv", "text/csv")
     st.download_button(
         "Download JSON",
         out.to_json(orient="records", force_ascii=False),

@@ -6,7 +6,8 @@ import time
 
 import streamlit as st
 
-from pages.common import store
+from landscape_core.errors import UserError
+from pages.common import md_text, show_user_error, store
 
 st.title("Jobs")
 st.caption("Refreshes every 2 s. Cancel stops a running job within one generation batch.")
@@ -30,7 +31,9 @@ def job_list() -> None:
         with st.container(border=True):
             head, actions = st.columns([4, 1])
             with head:
-                st.markdown(f"**Job {row.job_id}** · {row.label or 'sweep'} · `{row.status}`")
+                st.markdown(
+                    f"**Job {row.job_id}** · {md_text(row.label or 'sweep')} · `{row.status}`"
+                )
                 if row.total:
                     st.progress(
                         row.done / row.total, text=f"{row.done}/{row.total} points {_eta(row)}"
@@ -44,11 +47,24 @@ def job_list() -> None:
                     st.rerun(scope="fragment")
                 stopped = row.status in ("interrupted", "failed", "cancelled")
                 if stopped and st.button("Resume", key=f"resume-{row.job_id}"):
-                    store().jobs.resume(row.job_id)
-                    st.rerun(scope="fragment")
+                    try:
+                        store().jobs.resume(row.job_id)
+                    except UserError as exc:  # its worker still runs
+                        show_user_error(exc)
+                    else:
+                        st.rerun(scope="fragment")
                 if row.run_id and st.button("View", key=f"view-{row.job_id}"):
                     st.session_state["run_id"] = row.run_id
                     st.switch_page("pages/landscape_page.py")
 
 
+def worker_log() -> None:
+    """Where the worker writes, and its last lines: the first place to look on a crash."""
+    jobs = store().jobs
+    with st.expander("Worker log"):
+        st.caption(md_text(str(jobs.log_path)))
+        st.code(jobs.log_tail() or "(empty)", language=None)  # literal text
+
+
 job_list()
+worker_log()

@@ -9,7 +9,7 @@ from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, companions
 from landscape_core.readers.results import at_origin, disagreement, run_visage
 from landscape_core.spec.config import SweepSpec
-from pages.common import pick_runs, store
+from pages.common import md_text, pick_runs, store
 
 st.title("Landscape")
 runs = pick_runs("Run", key="landscape-run")
@@ -118,7 +118,7 @@ idx = st.selectbox("Point (or click one in the plot)", ids, index=index, format_
 st.session_state["point_idx"] = idx
 point = finished[finished.idx == idx].iloc[0]
 if point.status == "failed":
-    st.error(f"This point failed: {point.error}")
+    st.error(f"This point failed: {md_text(point.error)}")
     st.stop()
 gens = store().generations_frame(run["run_id"], judge)
 gens = gens[gens.idx == idx]

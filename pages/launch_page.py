@@ -22,7 +22,7 @@ from landscape_core.spec.config import (
 )
 from landscape_core.spec.model_files import catalogue
 from landscape_core.spec.preflight import preflight
-from pages.common import show_user_error, store, store_root
+from pages.common import md_text, show_user_error, store, store_root
 
 DIRECTION_TYPES = {
     "1D random": ("random",),
@@ -83,7 +83,7 @@ with left:
                     columns = list(pd.read_json(path, lines=True, nrows=5).columns)
             except ValueError as exc:
                 columns = []
-                st.error(f"{upload.name} could not be parsed: {exc}")
+                st.error(md_text(f"{upload.name} could not be parsed: {exc}"))
             column = st.selectbox("Text column", columns) if columns else ""
             prompts = {"source": "file", "path": str(path), "column": column or ""}
     prompts["limit"] = int(st.number_input("How many prompts", 1, 1000, value=20))

@@ -53,7 +53,7 @@ def build_tiny_model(directory: Path, seed: int = 0) -> Path:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=1024,  # room for the llama2 system prompt in its 320-token BPE
         tie_word_embeddings=True,
         # With the default 0.02 the residual stream is just the last token's embedding,
         # so a tied head echoes it forever; 0.3 gives answers that vary by prompt and point.

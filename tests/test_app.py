@@ -206,3 +206,29 @@ def test_generations_page_highlights_an_apostrophe_keyword(tmp_path, tiny_spec, 
     shown = at.dataframe[0].value
     assert "Ok. ⟦I'm sorry⟧, no." in shown.answer.tolist()
     assert "I'm sorry" in shown.matched.tolist()
+
+
+def test_user_text_reaches_markdown_escaped(tmp_path, monkeypatch):
+    """A job label, an error and a run title never become markdown, HTML or a link."""
+    import pandas as pd
+
+    from landscape_core.readers import figures
+    from landscape_core.store.runs import Store
+    from pages.common import md_text
+
+    evil = "![x](http://evil.invalid/p.png) <a href='http://evil.invalid'>y</a> :red[z]"
+    store = Store.open(tmp_path / "labels")
+    job = store.jobs.submit({"label": evil}, evil)
+    store.jobs.update(job, status="failed", error=evil)
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / "jobs_page.py"), default_timeout=60).run()
+    assert not at.exception
+    heads = [m.value for m in at.markdown if "Job" in m.value]
+    assert heads and all(md_text(evil) in h and "](http" not in h for h in heads)
+    assert md_text(evil).replace("\\", "") == evil  # escaping changes nothing a reader sees
+    frame = pd.DataFrame({"idx": [0], "i": [0], "j": [0], "alpha": [0.0], "beta": [0.0],
+                          "asr": [50.0]})  # fmt: skip
+    fig = figures.overlay_1d({evil: frame})
+    assert "<a" not in fig.data[0].name and "&lt;a" in fig.data[0].name
+    titles = [a.text for a in figures.small_multiples_2d({evil: frame}).layout.annotations]
+    assert titles and all("<a" not in t for t in titles)

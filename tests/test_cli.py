@@ -113,3 +113,32 @@ def _count(store: Path, table: str) -> int:
             return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     except sqlite3.OperationalError:  # tables not created yet
         return 0
+
+
+def test_csv_export_cannot_start_a_spreadsheet_formula(tmp_path, tiny_model_dir):
+    import csv
+    import sqlite3
+
+    store = str(tmp_path / "s")
+    main(["sweep", str(_config(tmp_path, tiny_model_dir)), "--store", store])
+    hostile = ['=HYPERLINK("http://evil.invalid","click")', "+1", "-2", "@SUM(A1)", "\tx"]
+    with sqlite3.connect(tmp_path / "s" / "store.sqlite") as conn:
+        for i, text in enumerate(hostile):
+            conn.execute("UPDATE generations SET text=? WHERE rowid=?", (text, i + 1))
+    out = tmp_path / "gens.csv"
+    assert main(["export", "latest", "--format", "csv", "--out", str(out), "--store", store]) == 0
+    with open(out, newline="") as fh:
+        texts = [row["text"] for row in csv.DictReader(fh)]
+    assert {"'" + h for h in hostile} <= set(texts)
+    assert not any(t.startswith(("=", "+", "-", "@", "\t")) for t in texts)
+
+
+def test_spreadsheet_safe_leaves_numbers_and_plain_text_alone():
+    import pandas as pd
+
+    from landscape_core.readers.export import spreadsheet_safe
+
+    frame = pd.DataFrame({"alpha": [-0.5, 0.5], "text": ["-minus", "plain"]})
+    safe = spreadsheet_safe(frame)
+    assert safe.alpha.tolist() == [-0.5, 0.5]
+    assert safe.text.tolist() == ["'-minus", "plain"]

@@ -8,6 +8,7 @@ from landscape_core.judging.model_judges import parse_llama_guard, parse_rubric
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import score_all
 from landscape_core.spec.config import JudgeSpec
+from landscape_core.spec.identity import judge_label
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +95,8 @@ def test_rescore_with_a_classifier_loads_no_generator(
     argv = ["rescore", summary.run_id, "--store", str(store.root), "--judge", "classifier"]
     argv += ["--judge-path", str(tiny_classifier), "--refusal-labels", "refusal"]
     assert cli.main(argv) == 0
-    label = f"classifier:{tiny_classifier.name}"
+    spec = JudgeSpec(name="classifier", path=str(tiny_classifier), refusal_labels=("refusal",))
+    label = judge_label(spec, store.file_digest)  # its name, directory and files' digest
+    assert label.startswith(f"classifier:{tiny_classifier.name}@")
     assert label in store.judges(summary.run_id)
     assert store.points_frame(summary.run_id, label).asr.notna().all()

@@ -123,3 +123,20 @@ def test_scores_keep_the_match_as_data(store):
                     scores=[row])
     )  # fmt: skip
     assert store.generations_frame("r1").matched.tolist() == ["I'm sorry"]
+
+
+@pytest.mark.parametrize("name", ["%", "_", "", " ", "a", "ab%"])
+def test_wildcards_empty_and_ambiguous_run_names_pick_nothing(store, name):
+    for run_id in ("abc1", "abd2"):
+        store.create_run(run_id, run_id, {}, {}, GRID)
+    with pytest.raises(UserError, match="names 2 runs|no run|give a run id"):
+        store.run(name)
+
+
+def test_a_unique_prefix_or_the_exact_id_names_a_run(store):
+    for run_id in ("abc1", "abd2", "abd"):
+        store.create_run(run_id, run_id, {}, {}, GRID)
+    assert store.run("abc")["run_id"] == "abc1"
+    assert store.run("abd")["run_id"] == "abd"  # exact beats prefix
+    with pytest.raises(UserError, match="abd2"):
+        store.run("ab")

@@ -18,6 +18,7 @@ from landscape_core.engine.decoder import Generation, generate
 from landscape_core.engine.directions import Directions
 from landscape_core.engine.models import LoadedModel, load_model
 from landscape_core.engine.perturb import Perturber, snapshot
+from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.resources import (
     MemoryPlan,
@@ -26,6 +27,7 @@ from landscape_core.spec.resources import (
     free_disk,
     plan_memory,
 )
+from landscape_core.spec.tokens import check_context
 
 COSINE_TOLERANCE = 1e-6  # |cos(d1, d2)| must be below this in 2D
 
@@ -39,14 +41,24 @@ class Session:
     """
 
     def __init__(
-        self, spec: SweepSpec, loaded: LoadedModel, root: Path, stop_texts: Sequence[str] = ()
+        self,
+        spec: SweepSpec,
+        loaded: LoadedModel,
+        root: Path,
+        prompts: Sequence[str],
+        stop_texts: Sequence[str] = (),
     ) -> None:
         self.spec = spec
         self.loaded = loaded
         self.stop_texts = tuple(stop_texts)
-        model = loaded.model
+        model, tokenizer = loaded.model, loaded.tokenizer
+        # the prompts as the model reads them; one too long for its context is refused
+        self.texts, self.add_special = render_prompts(
+            tokenizer, tuple(prompts), spec.system_prompt, spec.model.chat_format
+        )
+        ids = tokenizer(self.texts, add_special_tokens=self.add_special).input_ids
         self.n_params = sum(p.numel() for p in dict(model.named_parameters()).values())
-        self.memory = self._plan_memory(root)
+        self.memory = self._plan_memory(root, prompts, [len(row) for row in ids])
         directory = root / "tmp" if self.memory.base_copy == "disk" else None
         self.base = snapshot(model, directory, host=self.memory.base_copy == "host")
         self.directions = Directions(
@@ -61,18 +73,24 @@ class Session:
             raise RuntimeError(f"cos(d1, d2) = {self.cosine:.3g}, not orthogonal")
 
     @classmethod
-    def open(cls, spec: SweepSpec, root: Path, stop_texts: Sequence[str] = ()) -> Session:
+    def open(
+        cls, spec: SweepSpec, root: Path, prompts: Sequence[str], stop_texts: Sequence[str] = ()
+    ) -> Session:
         """Load the spec's model and prepare it for perturbation."""
-        return cls(spec, load_model(spec.model, root / "models"), root, stop_texts)
+        return cls(spec, load_model(spec.model, root / "models"), root, prompts, stop_texts)
 
-    def _plan_memory(self, root: Path) -> MemoryPlan:
+    def _plan_memory(self, root: Path, prompts: Sequence[str], lengths: list[int]) -> MemoryPlan:
         model = self.loaded.model
         weight_bytes = next(model.parameters()).element_size()
         shape = ModelShape.from_config(model.config.to_dict(), self.n_params, weight_bytes)
+        longest = check_context(lengths, prompts, shape.context, self.spec.generation)
         cuda = self.loaded.device == "cuda"
         free = torch.cuda.mem_get_info()[0] if cuda else available_memory()
         free += self.n_params * weight_bytes  # the model is loaded: its weights count as free
-        return plan_memory(self.spec, shape, free=free, disk_free=free_disk(root), cuda=cuda)
+        return plan_memory(
+            self.spec, shape, free=free, disk_free=free_disk(root), cuda=cuda,
+            prompt_tokens=longest,
+        )  # fmt: skip
 
     def perturber(self) -> Perturber:
         return Perturber(self.loaded.model, self.base, self.directions)

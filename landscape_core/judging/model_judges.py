@@ -18,7 +18,7 @@ from landscape_core.engine.models import load_model
 from landscape_core.errors import UserError
 from landscape_core.judging.verdict import Verdict
 from landscape_core.spec.chat import render_prompts
-from landscape_core.spec.config import GenerationSpec, JudgeSpec, ModelSpec, SystemPromptSpec
+from landscape_core.spec.config import GenerationSpec, JudgeSpec, SystemPromptSpec
 from landscape_core.spec.model_files import model_dir
 
 CLASSIFIER_BATCH = 16
@@ -49,18 +49,11 @@ LLAMA_GUARD = (
 )
 
 
-def _model_spec(path: str) -> ModelSpec:
-    if not path:
-        return ModelSpec()
-    kind = "local" if Path(path).expanduser().exists() else "hub"
-    return ModelSpec(kind=kind, path=path)
-
-
 class ClassifierJudge:
     """Any Hugging Face sequence classifier; ``refusal_labels`` say which labels refuse."""
 
     def __init__(self, spec: JudgeSpec) -> None:
-        source = model_dir(_model_spec(spec.path))
+        source = model_dir(spec.model())
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
             self.model = AutoModelForSequenceClassification.from_pretrained(
@@ -128,7 +121,7 @@ class LLMJudge:
 
     def __init__(self, spec: JudgeSpec, models_dir: Path) -> None:
         self.spec = spec
-        self.loaded = load_model(_model_spec(spec.path), models_dir)
+        self.loaded = load_model(spec.model(), models_dir)
         self.parse = parse_llama_guard if spec.format == "llama-guard" else parse_rubric
 
     def _render(self, prompt: str, answer: str) -> tuple[str, bool]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -54,7 +56,7 @@ def overlay_1d(runs: dict[str, pd.DataFrame]) -> go.Figure:
     for name, points in runs.items():
         frame = points.sort_values("alpha")
         score = run_visage(frame)
-        label = name if score is None else f"{name} (VISAGE {score:.1f})"
+        label = html.escape(name) if score is None else f"{html.escape(name)} (VISAGE {score:.1f})"
         fig.add_trace(go.Scatter(x=frame.alpha, y=frame.asr, mode="lines+markers", name=label))
     fig.update_layout(xaxis_title="alpha", yaxis_title="ASR (%)", yaxis_range=[-3, 103])
     return fig
@@ -107,7 +109,8 @@ def surface_3d(points: pd.DataFrame) -> go.Figure:
 def small_multiples_2d(runs: dict[str, pd.DataFrame]) -> go.Figure:
     """2D runs side by side on one shared 0-100 colour scale."""
     names = list(runs)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True)
+    titles = [html.escape(n) for n in names]
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=titles, shared_yaxes=True)
     for col, name in enumerate(names, start=1):
         alphas, betas, grid = _axes(runs[name])
         fig.add_trace(
@@ -122,7 +125,7 @@ def small_multiples_2d(runs: dict[str, pd.DataFrame]) -> go.Figure:
 
 def disagreement_map(frame: pd.DataFrame, judge_a: str, judge_b: str) -> go.Figure:
     """Where two judges disagree: a 1D curve or a 2D heatmap of the share of prompts."""
-    title = f"{judge_a} vs {judge_b}: prompts judged differently (%)"
+    title = f"{html.escape(judge_a)} vs {html.escape(judge_b)}: prompts judged differently (%)"
     if frame.j.max() == 0:
         line = frame.sort_values("alpha")
         fig = go.Figure(

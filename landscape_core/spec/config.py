@@ -171,6 +171,14 @@ class ModelSpec(Spec):
         if self.kind != "bundled" and self.variant != "aligned":
             raise UserError("model: `variant` is only for kind 'bundled'")
 
+    def key_dict(self) -> dict[str, Any]:
+        # Where the files live is not what they are: the model files' digests (the run's
+        # fingerprint) name the weights, so a moved checkpoint or store keeps its keys.
+        out = super().key_dict()
+        out.pop("path", None)
+        out.pop("adapter", None)
+        return out
+
     @property
     def display_name(self) -> str:
         name = self.path
@@ -343,9 +351,12 @@ class JudgeSpec(Spec):
                 "`refusal_labels` (which of its labels mean refusal)"
             )
 
-    @property
-    def label(self) -> str:
-        return f"{self.name}:{Path(self.path).name}" if self.path else self.name
+    def model(self) -> ModelSpec:
+        """The judge's own model: a local directory, a cached hub id, or the bundled one."""
+        if not self.path:
+            return ModelSpec()
+        kind = "local" if Path(self.path).expanduser().exists() else "hub"
+        return ModelSpec(kind=kind, path=self.path)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from landscape_core.hashing import content_hash, sha256_file
-from landscape_core.spec.config import SPEC_VERSION, SweepSpec
+from landscape_core.spec.config import MODEL_JUDGES, SPEC_VERSION, JudgeSpec, SweepSpec
 from landscape_core.spec.datasets import PromptSet, load_prompts
 from landscape_core.spec.model_files import Digest, fingerprint, model_files
 
@@ -31,6 +32,7 @@ class Plan:
     model_files: dict[str, str]  # file name -> sha256
     model_fingerprint: str
     prompts: PromptSet
+    targets: tuple[str, ...] = ()  # per direction: an interpolation target's fingerprint
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,30 @@ def plan(spec: SweepSpec, digest: Digest = sha256_file) -> Plan:
     prompts = load_prompts(spec.prompts)
     files = model_files(spec.model, digest)
     model_hash = fingerprint(spec.model, files)
-    run_id = content_hash({"v": SPEC_VERSION, "spec": spec.key_dict(), "model": model_hash})
-    return Plan(spec, run_id[:16], files, model_hash, prompts)
+    targets = tuple(
+        fingerprint(d.target, model_files(d.target, digest)) if d.target else ""
+        for d in spec.directions
+    )
+    identity = {"v": SPEC_VERSION, "spec": spec.key_dict(), "model": model_hash}
+    if any(targets):  # an interpolation target is its files, wherever they live
+        identity["targets"] = list(targets)
+    run_id = content_hash(identity)
+    return Plan(spec, run_id[:16], files, model_hash, prompts, targets)
+
+
+def judge_label(spec: JudgeSpec, digest: Digest = sha256_file) -> str:
+    """What a judge's scores are stored under.
+
+    A text judge's name; for a model judge also its options and its model files'
+    digests, so two classifiers in directories of the same name never share a label.
+    """
+    if spec.name not in MODEL_JUDGES:
+        return spec.name
+    model = spec.model()
+    files = model_files(model, digest)
+    options = {k: v for k, v in spec.key_dict().items() if k != "path"}
+    tag = content_hash({"judge": options, "model": fingerprint(model, files)})[:12]
+    return f"{spec.name}:{Path(spec.path).name or 'bundled'}@{tag}"
 
 
 def n_grid_points(spec: SweepSpec) -> int:
@@ -115,4 +139,5 @@ def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float) -> st
         key["measure"] = spec.measure
     if any(d.kind == "interpolation" for d in terms):
         key["weights"] = "lerp"  # exact at both ends; earlier points used base + alpha*d
+        key["targets"] = [t for t in p.targets[: len(terms)] if t]
     return content_hash(key)

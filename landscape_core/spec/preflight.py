@@ -26,6 +26,7 @@ from landscape_core.spec.resources import (
     free_disk,
     plan_memory,
 )
+from landscape_core.spec.tokens import check_context, prompt_lengths
 
 MAX_GRID_POINTS = 100_000  # ~2 weeks of CPU at the paper's settings
 # Measured on 2 CPU cores: SmolLM2-135M, fp32, `make bench` (20 prompts a batch)
@@ -81,7 +82,8 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Prefligh
     the exact memory check once the model is loaded.
     """
     root = model_dir(spec.model)
-    n_prompts = len(load_prompts(spec.prompts).prompts)
+    prompts = load_prompts(spec.prompts).prompts
+    n_prompts = len(prompts)
     check_grid(spec, n_prompts, store_root)
     if spec.model.kind == "bundled" and (store_root / "models" / BUNDLED_DIR_NAME).is_dir():
         root = store_root / "models" / BUNDLED_DIR_NAME
@@ -89,9 +91,15 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Prefligh
     memory = seconds = None
     if n_params:
         shape = ModelShape.from_config(_config(root), n_params, _weight_bytes(spec))
+        lengths = prompt_lengths(spec, prompts, root)
+        longest = None
+        if lengths is not None:
+            longest = check_context(lengths, prompts, shape.context, spec.generation)
         free = None if cuda else available_memory()  # a GPU's memory is unknown here
         disk = free_disk(store_root)
-        memory = plan_memory(spec, shape, free=free, disk_free=disk, cuda=cuda).estimate
+        memory = plan_memory(
+            spec, shape, free=free, disk_free=disk, cuda=cuda, prompt_tokens=longest
+        ).estimate
         rate = CPU_TOKENS_PER_S_135M * REFERENCE_PARAMS / n_params * (CUDA_SPEEDUP if cuda else 1)
         tokens = n_grid_points(spec) * n_prompts * spec.generation.max_new_tokens
         seconds = LOAD_S + n_grid_points(spec) * POINT_OVERHEAD_S + tokens / rate

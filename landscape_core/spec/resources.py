@@ -80,6 +80,7 @@ class ModelShape:
     n_layers: int
     kv_width: int  # KV heads x head size
     vocab_size: int
+    context: int | None = None  # the longest sequence it was built for, when known
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], n_params: int, weight_bytes: int) -> ModelShape:
@@ -92,6 +93,7 @@ class ModelShape:
             n_layers=cfg.get("num_hidden_layers", 0),
             kv_width=(cfg.get("num_key_value_heads") or heads) * head_dim,
             vocab_size=cfg.get("vocab_size", 0),
+            context=cfg.get("max_position_embeddings") or cfg.get("n_positions"),
         )
 
 
@@ -102,10 +104,19 @@ class MemoryPlan:
     estimate: MemoryEstimate
 
 
+PROMPT_TOKENS_GUESS = 512  # when the longest prompt's length is not known
+
+
 def sweep_estimate(
-    spec: SweepSpec, shape: ModelShape, *, cache_directions: bool, base_in_memory: bool
+    spec: SweepSpec,
+    shape: ModelShape,
+    *,
+    cache_directions: bool,
+    base_in_memory: bool,
+    prompt_tokens: int | None = None,
 ) -> MemoryEstimate:
-    """A sweep's peak memory with the given placement."""
+    """A sweep's peak memory with the given placement; ``prompt_tokens``: the longest."""
+    prompt = PROMPT_TOKENS_GUESS if prompt_tokens is None else prompt_tokens
     return estimate_memory(
         n_params=shape.n_params,
         weight_bytes=shape.weight_bytes,
@@ -113,7 +124,7 @@ def sweep_estimate(
         n_directions=spec.ndim + (spec.directions[0].kind == "interpolation"),
         cache_directions=cache_directions,
         batch_size=spec.runtime.batch_size,
-        seq_len=512 + spec.generation.max_new_tokens,
+        seq_len=prompt + spec.generation.max_new_tokens,
         n_layers=shape.n_layers,
         kv_width=shape.kv_width,
         vocab_size=shape.vocab_size,
@@ -122,7 +133,13 @@ def sweep_estimate(
 
 
 def plan_memory(
-    spec: SweepSpec, shape: ModelShape, *, free: int | None, disk_free: int, cuda: bool
+    spec: SweepSpec,
+    shape: ModelShape,
+    *,
+    free: int | None,
+    disk_free: int,
+    cuda: bool,
+    prompt_tokens: int | None = None,
 ) -> MemoryPlan:
     """Where the base copy lives and whether directions are cached, or a UserError.
 
@@ -135,7 +152,10 @@ def plan_memory(
     free_text = "unknown" if free is None else f"{free / GiB:.1f} GiB"
 
     def estimate(cache: bool, base_in_memory: bool) -> MemoryEstimate:
-        return sweep_estimate(spec, shape, cache_directions=cache, base_in_memory=base_in_memory)
+        return sweep_estimate(
+            spec, shape, cache_directions=cache, base_in_memory=base_in_memory,
+            prompt_tokens=prompt_tokens,
+        )  # fmt: skip
 
     # on disk: the base copy and the cached directions, as float32 at most
     spill_bytes = (1 + spec.ndim) * shape.n_params * 4

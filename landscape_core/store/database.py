@@ -7,12 +7,14 @@ between threads and processes. Every write is ``BEGIN IMMEDIATE ... COMMIT``.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
+from urllib.parse import quote
 
 from landscape_core.errors import UserError
 
@@ -136,23 +138,38 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "ALTER TABLE scores ADD COLUMN matched TEXT",
         _backfill_matched,
     ),
+    (
+        # a job runs in one process at a time: each claim gets a token that every
+        # point's save checks; crashes count the workers a job has killed
+        "ALTER TABLE jobs ADD COLUMN claim_token TEXT",
+        "ALTER TABLE jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
+    ),
 )
+RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded
+RESERVE_BYTES = 1 << 20
 
 
 class Database:
     """``root/store.sqlite``, opened (created and migrated if needed) by ``open``.
 
     ``root`` is resolved to an absolute path once, so a worker started from another
-    directory serves the same file.
+    directory serves the same file. A store that cannot be written (a read-only copy
+    or mount) opens for reading; a file that is not a store, or one deleted while in
+    use, gives a message or a fresh store, never a traceback.
     """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
         self.path = self.root / DB_NAME
+        self.read_only = False
 
     @classmethod
     def open(cls, root: str | Path) -> Self:
         db = cls(root)
+        if db.path.exists() and not _writable(db.path):
+            db.read_only = True
+            db._check_version()
+            return db
         try:
             db.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -164,13 +181,33 @@ class Database:
     def models_dir(self) -> Path:
         return self.root / "models"
 
-    @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    def _connection(self) -> sqlite3.Connection:
+        if self.read_only:  # nothing may change it, not even the -shm file
+            uri = f"file:{quote(str(self.path))}?mode=ro&immutable=1"
+            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        else:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            if not self.read_only:
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if "not a database" not in str(exc):
+                raise  # a full disk or an I/O error: the caller decides
+            raise UserError(
+                f"{self.path} is not a store this tool can read ({exc}): move it aside to "
+                "start a fresh store, or point --store (LANDSCAPE_STORE) at another directory"
+            ) from None
+        return conn
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        if not self.read_only and not self.path.exists():
+            self._migrate()  # deleted while in use: start a fresh store in its place
+        conn = self._connection()
+        try:
             yield conn
         finally:
             conn.close()
@@ -178,6 +215,11 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error (Ctrl-C included)."""
+        if self.read_only:
+            raise UserError(
+                f"{self.path} is read-only: it can be browsed, not written; copy the "
+                "directory somewhere writable to run sweeps into it"
+            )
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -187,18 +229,65 @@ class Database:
                 raise
             conn.execute("COMMIT")
 
-    def _migrate(self) -> None:
-        with self.transaction() as conn:
+    def _check_version(self) -> None:
+        """A read-only store must already be at this version's schema."""
+        conn = self._connection()
+        try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise UserError(
-                    f"{self.path} was written by a newer version of this tool "
-                    f"(schema {version}); upgrade, or use another --store"
-                )
-            for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
-                for step in steps:
-                    if callable(step):
-                        step(conn)
-                    else:
-                        conn.execute(step)
-                conn.execute(f"PRAGMA user_version={number}")
+        finally:
+            conn.close()
+        self._refuse_newer(version)
+        if version < len(MIGRATIONS):
+            raise UserError(
+                f"{self.path} is read-only and from an older version (schema {version}); "
+                "copy the directory somewhere writable so it can be upgraded"
+            )
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > len(MIGRATIONS):
+            raise UserError(
+                f"{self.path} was written by a newer version of this tool "
+                f"(schema {version}); upgrade, or use another --store"
+            )
+
+    def _migrate(self) -> None:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                self._refuse_newer(version)
+                for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
+                    for step in steps:
+                        if callable(step):
+                            step(conn)
+                        else:
+                            conn.execute(step)
+                    conn.execute(f"PRAGMA user_version={number}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    # --- room to record an error on a full disk -----------------------------------
+
+    def keep_reserve(self) -> None:
+        """Hold a little disk space that ``release_reserve`` can give back."""
+        path = self.root / RESERVE_NAME
+        if self.read_only or (path.is_file() and path.stat().st_size >= RESERVE_BYTES):
+            return
+        try:
+            with open(path, "wb") as fh:
+                fh.write(b"\0" * RESERVE_BYTES)
+        except OSError:
+            path.unlink(missing_ok=True)  # no room now; try again after the next job
+
+    def release_reserve(self) -> None:
+        (self.root / RESERVE_NAME).unlink(missing_ok=True)
+
+
+def _writable(path: Path) -> bool:
+    """Whether the store file and its directory can be written (WAL needs both)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)

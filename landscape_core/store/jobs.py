@@ -1,25 +1,38 @@
 """The job queue and the worker registry, beside the results in the same store.
 
-"Interrupted" is not stored: a running job whose worker is gone or silent shows as
-interrupted, and ``resume`` queues it again.
+"Interrupted" is not stored: a running job whose worker process is gone shows as
+interrupted, and ``resume`` queues it again. A job runs in one process at a time:
+``claim`` gives each run of it a token, every point's save checks the token in the
+same transaction (``check_claim``), and a worker whose token was taken stops.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from landscape_core.errors import ClaimLost, UserError
 from landscape_core.store.database import Database
 
-HEARTBEAT_TIMEOUT = 15.0  # seconds without a heartbeat before a worker counts as dead
+STALE_S = 600.0  # a worker silent this long counts as gone even if its pid is alive
+MAX_CRASHES = 2  # a job that kills its worker this often is failed, not queued again
+WORKER_LOG = "worker.log"  # in the store's directory
+LOG_TAIL_LINES = 20
 
 
 def pid_alive(pid: int | None) -> bool:
-    """Whether a process of this machine with ``pid`` exists (workers run locally)."""
+    """Whether a process of this machine with ``pid`` runs (workers run locally).
+
+    A zombie (exited, not yet reaped by its parent) is not alive.
+    """
     if pid is None:
         return False
     try:
@@ -28,7 +41,49 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{int(pid)}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: the signal check is all there is
+
+
+def worker_gone(pid: Any, heartbeat: Any, now: float | None = None) -> bool:
+    """A worker is gone when its process is, or it has been silent for ``STALE_S``.
+
+    The process check is what counts; the long silence only guards against a pid
+    reused by another process after a crash or a reboot.
+    """
+    now = time.time() if now is None else now
+    if pid is None or pd.isna(pid):
+        return True
+    silent = heartbeat is None or pd.isna(heartbeat) or heartbeat < now - STALE_S
+    return not pid_alive(int(pid)) or silent
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One worker's hold on one job."""
+
+    job_id: int
+    token: str
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    claim: Claim
+    spec: dict[str, Any]
+
+    @property
+    def job_id(self) -> int:
+        return self.claim.job_id
+
+
+def check_claim(conn: sqlite3.Connection, claim: Claim) -> None:
+    """Inside a write transaction: raise ClaimLost unless ``claim`` still holds its job."""
+    row = conn.execute("SELECT claim_token FROM jobs WHERE job_id=?", (claim.job_id,)).fetchone()
+    if row is None or row[0] != claim.token:
+        raise ClaimLost(f"job {claim.job_id} is no longer held by this worker")
 
 
 class JobQueue:
@@ -46,8 +101,9 @@ class JobQueue:
             )
             return int(cur.lastrowid)
 
-    def claim(self, pid: int) -> dict[str, Any] | None:
+    def claim(self, pid: int) -> ClaimedJob | None:
         """Atomically take the oldest queued job, or None; two workers never share one."""
+        token = uuid.uuid4().hex
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT job_id, spec_json FROM jobs WHERE status='queued' "
@@ -58,21 +114,37 @@ class JobQueue:
             now = time.time()
             conn.execute(
                 "UPDATE jobs SET status='running', worker_pid=?, heartbeat=?, started=?, "
-                "error='' WHERE job_id=?",
-                (pid, now, now, row[0]),
+                "error='', claim_token=? WHERE job_id=?",
+                (pid, now, now, token, row[0]),
             )
-        return {"job_id": row[0], "spec": json.loads(row[1])}
+        return ClaimedJob(Claim(row[0], token), json.loads(row[1]))
 
-    def update(self, job_id: int, **fields: Any) -> None:
-        """Set some of: run_id, done, total, heartbeat, status, error, finished."""
+    def update(self, job_id: int, claim: Claim | None = None, **fields: Any) -> bool:
+        """Set some of: run_id, done, total, heartbeat, status, error, finished.
+
+        With ``claim``, only while that claim holds the job; returns whether it did.
+        """
         allowed = {"run_id", "done", "total", "heartbeat", "status", "error", "finished"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update job fields {sorted(unknown)}")
         assignments = ", ".join(f"{name}=?" for name in fields)
+        where, params = "job_id=?", [job_id]
+        if claim is not None:
+            where, params = "job_id=? AND claim_token=?", [job_id, claim.token]
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE {where}", (*fields.values(), *params)
+            )
+            return cur.rowcount == 1
+
+    def release(self, claim: Claim) -> None:
+        """Give a job back unfinished (the worker was asked to stop): it is resumable."""
         with self.db.transaction() as conn:
             conn.execute(
-                f"UPDATE jobs SET {assignments} WHERE job_id=?", (*fields.values(), job_id)
+                "UPDATE jobs SET worker_pid=NULL, heartbeat=NULL, claim_token=NULL "
+                "WHERE job_id=? AND claim_token=?",
+                (claim.job_id, claim.token),
             )
 
     def cancel_requested(self, job_id: int) -> bool:
@@ -89,42 +161,89 @@ class JobQueue:
                 (time.time(), job_id),
             )
 
-    def resume(self, job_id: int) -> None:
-        """Queue an interrupted, failed or cancelled job again; finished points are kept."""
+    def resume(self, job_id: int) -> str:
+        """Queue an interrupted, failed or cancelled job again; finished points are kept.
+
+        A job whose worker still runs is refused. A job whose worker died under it
+        counts a crash; at ``MAX_CRASHES`` it is failed with the worker log's last
+        lines instead, so a job that kills its worker is not retried forever. Returns
+        the job's new status.
+        """
         with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT status, worker_pid, heartbeat, crashes FROM jobs WHERE job_id=?",
+                (job_id,),
+            ).fetchone()
+            if row is None:
+                raise UserError(f"no job {job_id}")
+            status, pid, heartbeat, crashes = row
+            if status == "done":
+                return status
+            if status == "running" and not worker_gone(pid, heartbeat):
+                raise UserError(f"job {job_id} is still running in worker pid {pid}")
+            if status == "running" and pid is not None:  # its worker died mid-job
+                crashes += 1
+            if crashes >= MAX_CRASHES:
+                error = (
+                    f"the worker died {crashes} times running this job, so it is not "
+                    f"retried; the last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+                conn.execute(
+                    "UPDATE jobs SET status='failed', crashes=?, error=?, finished=?, "
+                    "worker_pid=NULL, claim_token=NULL WHERE job_id=?",
+                    (crashes, error, time.time(), job_id),
+                )
+                return "failed"
             conn.execute(
                 "UPDATE jobs SET status='queued', cancel_requested=0, error='', finished=NULL, "
-                "worker_pid=NULL WHERE job_id=? AND status != 'done'",
-                (job_id,),
+                "worker_pid=NULL, claim_token=NULL, crashes=? WHERE job_id=?",
+                (crashes, job_id),
             )
+            return "queued"
 
     def frame(self) -> pd.DataFrame:
         """All jobs, newest first, with dead workers' jobs shown as ``interrupted``.
 
-        A running job whose worker is gone or silent shows ``interrupted``;
-        ``resume`` queues it again and it finishes from its stored points.
+        A running job whose worker is gone shows ``interrupted``; ``resume`` queues
+        it again and it finishes from its stored points.
         """
         with self.db.connect() as conn:
             frame = pd.read_sql_query(
                 "SELECT job_id, label, run_id, status, done, total, cancel_requested, "
-                "worker_pid, heartbeat, error, created, started, finished "
+                "worker_pid, heartbeat, error, created, started, finished, crashes "
                 "FROM jobs ORDER BY job_id DESC",
                 conn,
             )
-        silent = frame.heartbeat.fillna(0) < time.time() - HEARTBEAT_TIMEOUT
-        dead = ~frame.worker_pid.map(lambda pid: pid_alive(None if pd.isna(pid) else pid))
-        frame.loc[(frame.status == "running") & (silent | dead), "status"] = "interrupted"
+        if frame.empty:
+            return frame
+        now = time.time()
+        gone = frame.apply(lambda r: worker_gone(r.worker_pid, r.heartbeat, now), axis=1)
+        frame.loc[(frame.status == "running") & gone.astype(bool), "status"] = "interrupted"
         return frame
+
+    @property
+    def log_path(self) -> Path:
+        return self.db.root / WORKER_LOG
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The worker log's last lines ('' when there is none)."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 64 * 1024))
+                text = fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
 
     def register_worker(self, pid: int) -> bool:
         """Record a worker; False if another live worker already serves this store."""
         now = time.time()
         with self.db.transaction() as conn:
-            for (other,) in conn.execute("SELECT pid FROM workers WHERE pid != ?", (pid,)):
-                if pid_alive(other):
-                    row = conn.execute("SELECT heartbeat FROM workers WHERE pid=?", (other,))
-                    if row.fetchone()[0] >= now - HEARTBEAT_TIMEOUT:
-                        return False
+            others = conn.execute("SELECT pid, heartbeat FROM workers WHERE pid != ?", (pid,))
+            for other, heartbeat in others.fetchall():
+                if not worker_gone(other, heartbeat, now):
+                    return False
                 conn.execute("DELETE FROM workers WHERE pid=?", (other,))
             conn.execute("INSERT OR REPLACE INTO workers VALUES (?, ?, ?)", (pid, now, now))
         return True
@@ -138,10 +257,10 @@ class JobQueue:
             conn.execute("DELETE FROM workers WHERE pid=?", (pid,))
 
     def live_worker(self) -> int | None:
-        """The pid of a worker that heartbeated recently, or None."""
+        """The pid of a registered worker that is not gone, or None."""
         with self.db.connect() as conn:
             rows = conn.execute(
-                "SELECT pid FROM workers WHERE heartbeat >= ? ORDER BY heartbeat DESC",
-                (time.time() - HEARTBEAT_TIMEOUT,),
+                "SELECT pid, heartbeat FROM workers ORDER BY heartbeat DESC"
             ).fetchall()
-        return next((int(pid) for (pid,) in rows if pid_alive(pid)), None)
+        now = time.time()
+        return next((int(pid) for pid, hb in rows if not worker_gone(pid, hb, now)), None)

@@ -18,7 +18,7 @@ import pandas as pd
 from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
 from landscape_core.store.database import Database
-from landscape_core.store.jobs import JobQueue
+from landscape_core.store.jobs import Claim, JobQueue, check_claim
 from landscape_core.store.records import GridPoint, PointResult, ScoreRow
 
 _INSERT_SCORE = (
@@ -85,17 +85,30 @@ class Store(Database):
         return True
 
     def run(self, run_id: str) -> dict[str, Any]:
-        """A run's row with ``spec`` and ``provenance`` decoded. ``latest`` works too."""
+        """A run's row with ``spec`` and ``provenance`` decoded.
+
+        ``run_id`` is an exact id, a prefix that names one run only, or ``latest``. An
+        unknown or ambiguous name is a UserError that lists what it could mean, so
+        nothing (``rescore`` above all) acts on a run it guessed.
+        """
+        if not run_id.strip():
+            raise UserError("give a run id (or a unique prefix, or 'latest'); `runs` lists them")
         with self.connect() as conn:
             if run_id == "latest":
-                row = conn.execute("SELECT * FROM runs ORDER BY created DESC LIMIT 1").fetchone()
+                rows = conn.execute("SELECT * FROM runs ORDER BY created DESC LIMIT 1").fetchall()
             else:
-                row = conn.execute(
-                    "SELECT * FROM runs WHERE run_id=? OR run_id LIKE ? || '%'", (run_id, run_id)
-                ).fetchone()
-        if row is None:
+                rows = conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchall()
+                if not rows:  # a prefix, compared as text (no LIKE wildcards)
+                    rows = conn.execute(
+                        "SELECT * FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id",
+                        (len(run_id), run_id),
+                    ).fetchall()
+        if not rows:
             raise UserError(f"no run {run_id!r} in {self.path}; `runs` lists them")
-        run_id, label, spec, provenance, n_points, created = row
+        if len(rows) > 1:
+            names = ", ".join(f"{r[0]} ({r[1] or 'no label'})" for r in rows[:10])
+            raise UserError(f"{run_id!r} names {len(rows)} runs: {names}; give more of the run id")
+        run_id, label, spec, provenance, n_points, created = rows[0]
         return {
             "run_id": run_id,
             "label": label,
@@ -142,9 +155,15 @@ class Store(Database):
 
     # --- points ----------------------------------------------------------------------
 
-    def save_point(self, result: PointResult) -> bool:
-        """All rows of a point, or none. False if another process stored it first."""
+    def save_point(self, result: PointResult, claim: Claim | None = None) -> bool:
+        """All rows of a point, or none. False if another process stored it first.
+
+        With ``claim`` (a worker's job), the point is saved only while that claim
+        holds the job, checked in the same transaction; else ClaimLost is raised.
+        """
         with self.transaction() as conn:
+            if claim is not None:
+                check_claim(conn, claim)
             cur = conn.execute(
                 "INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (

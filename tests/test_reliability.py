@@ -1,0 +1,251 @@
+"""Nothing lost, nothing run twice: workers, claims, stores that are broken or gone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from landscape_core import supervisor, sweep
+from landscape_core.errors import ClaimLost, UserError
+from landscape_core.store.jobs import pid_alive
+from landscape_core.store.runs import Store
+from landscape_core.worker import _heartbeat, run_job, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _wait(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)  # fmt: skip
+    return int(proc.stdout)
+
+
+def _worker(store: Store, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "landscape_core", "worker", "--store", str(store.root), *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _job(store: Store, job_id: int):
+    return store.jobs.frame().set_index("job_id").loc[job_id]
+
+
+# --- the worker finds the app's store ------------------------------------------------
+
+
+def test_a_worker_spawned_from_another_directory_serves_the_same_store(
+    tmp_path, monkeypatch, tiny_spec
+):
+    """The app opened a relative store; the worker must serve that file, not its own."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    store = Store.open("cache")  # relative, as LANDSCAPE_STORE=cache from this directory
+    job_id = store.jobs.submit(tiny_spec(grid=[{"num": 2}]).to_dict())
+    monkeypatch.setattr(supervisor, "APP_WORKER_IDLE_S", 1.0)
+    pid = supervisor.ensure_running(store)
+    _wait(lambda: _job(store, job_id).status == "done")
+    assert store.root == elsewhere / "cache"
+    _wait(lambda: supervisor.ensure_running(store) != pid or not supervisor._children)
+    _wait(lambda: not pid_alive(pid))  # exited after its idle timeout
+    supervisor.reap()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # already reaped: no zombie left behind
+
+
+def test_a_zombie_worker_is_not_alive(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{proc.pid}/stat")
+    _wait(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+    assert not pid_alive(proc.pid)
+    proc.wait()
+
+
+# --- heartbeats, resume and claims ----------------------------------------------------
+
+
+def test_one_failed_heartbeat_does_not_stop_the_heartbeat(store, monkeypatch):
+    import threading
+
+    import landscape_core.worker as worker
+
+    monkeypatch.setattr(worker, "HEARTBEAT_S", 0.05)
+    store.jobs.register_worker(os.getpid())
+    real, calls = store.jobs.worker_heartbeat, []
+
+    def flaky(pid):
+        calls.append(pid)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        real(pid)
+
+    monkeypatch.setattr(store.jobs, "worker_heartbeat", flaky)
+    stop = threading.Event()
+    thread = threading.Thread(target=_heartbeat, args=(store, os.getpid(), {}, stop))
+    thread.start()
+    _wait(lambda: len(calls) >= 3, timeout=10)
+    stop.set()
+    thread.join()
+    assert store.jobs.live_worker() == os.getpid()
+
+
+def test_resume_refuses_a_job_whose_worker_still_runs(store, tiny_spec):
+    job_id = store.jobs.submit(tiny_spec().to_dict())
+    store.jobs.claim(os.getppid())  # a live process stands in for the worker
+    with pytest.raises(UserError, match="still running"):
+        store.jobs.resume(job_id)
+    assert _job(store, job_id).status == "running"
+
+
+def test_a_job_whose_claim_was_taken_writes_nothing_more(store, tiny_spec):
+    """Two processes on one job: the one whose token was replaced stops at its next save."""
+    spec = tiny_spec(grid=[{"num": 3}])
+    job_id = store.jobs.submit(spec.to_dict())
+    first = store.jobs.claim(_dead_pid())
+    assert store.jobs.resume(job_id) == "queued"  # its worker looks dead: resumed
+    second = store.jobs.claim(os.getpid())
+    with pytest.raises(ClaimLost):
+        sweep.run(spec, store, claim=first.claim)
+    assert store.runs_frame().finished.sum() == 0  # the stale claim saved no point
+    assert run_job(store, second) == "done"
+    assert _job(store, job_id).done == 3
+    assert not store.jobs.update(job_id, first.claim, done=0)  # nor may it touch the job
+
+
+def test_a_job_that_kills_its_worker_twice_is_failed_with_the_log(store, tiny_spec):
+    job_id = store.jobs.submit(tiny_spec().to_dict())
+    (store.root / "worker.log").write_text("loading\nSegmentation fault (core dumped)\n")
+    store.jobs.claim(_dead_pid())
+    assert store.jobs.resume(job_id) == "queued"  # the first crash: try again
+    store.jobs.claim(_dead_pid())
+    assert store.jobs.resume(job_id) == "failed"
+    job = _job(store, job_id)
+    assert job.status == "failed" and job.crashes == 2
+    assert "died 2 times" in job.error and "Segmentation fault" in job.error
+
+
+def test_sigterm_unregisters_the_worker_and_leaves_the_job_resumable(store, tiny_spec):
+    n_points = 40
+    spec = tiny_spec(grid=[{"num": n_points}], generation={"max_new_tokens": 12})
+    job_id = store.jobs.submit(spec.to_dict())
+    proc = _worker(store)
+    _wait(lambda: _job(store, job_id).done >= 2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    job = _job(store, job_id)
+    assert job.done < n_points and job.status == "interrupted" and job.crashes == 0
+    assert store.jobs.live_worker() is None
+    assert store.jobs.resume(job_id) == "queued"
+    serve(store, exit_when_idle=True)
+    job = _job(store, job_id)
+    assert job.status == "done" and job.crashes == 0
+    assert len(store.generations_frame(job.run_id)) == n_points * 3
+
+
+def test_two_workers_and_a_reader_share_one_store(store, tiny_spec):
+    """Each job runs once; a reader polling meanwhile never sees half a point."""
+    specs = [tiny_spec(grid=[{"num": 5}], directions=[{"seed": s}]) for s in (1, 2, 3)]
+    ids = [store.jobs.submit(s.to_dict()) for s in specs]
+    workers = [_worker(store, "--exit-when-idle") for _ in range(2)]
+    while any(w.poll() is None for w in workers):
+        with sqlite3.connect(store.path) as conn:  # every done point has all its rows
+            half = conn.execute(
+                "SELECT COUNT(*) FROM points p WHERE p.status='done' AND p.n_prompts != "
+                "(SELECT COUNT(*) FROM generations g WHERE g.point_key = p.point_key)"
+            ).fetchone()[0]
+        assert half == 0
+        time.sleep(0.1)
+    serve(store, exit_when_idle=True)  # whatever a worker that stood down left queued
+    jobs = store.jobs.frame().set_index("job_id")
+    assert (jobs.loc[ids].status == "done").all()
+    with sqlite3.connect(store.path) as conn:
+        n = 3 * 5 - 2  # the three runs share the model's own point
+        assert conn.execute("SELECT COUNT(*) FROM points").fetchone()[0] == n
+        assert conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0] == n * 3
+
+
+# --- stores that are broken, read-only, deleted or full ---------------------------------
+
+
+def test_a_file_that_is_not_a_store_gets_a_message(tmp_path, capsys):
+    from landscape_core.cli import main
+
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "store.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(UserError, match="not a store"):
+        Store.open(root)
+    assert main(["runs", "--store", str(root)]) == 2
+    assert "move it aside" in capsys.readouterr().err
+
+
+def test_a_store_deleted_while_in_use_starts_afresh(store, tiny_spec):
+    sweep.run(tiny_spec(grid=[{"num": 2}]), store)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    assert store.runs_frame().empty
+    assert store.jobs.frame().empty
+    assert store.jobs.submit({"x": 1}) == 1
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs of this test's own (CI runs as root; elsewhere the test is skipped)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+                          capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_read_only_store_can_be_browsed(small_disk, tiny_spec, store, capsys):
+    """A copy on a read-only mount (which even root cannot write): list it, refuse writes."""
+    from landscape_core.cli import main
+
+    run_id = sweep.run(tiny_spec(grid=[{"num": 2}]), store).run_id
+    copy = small_disk / "store"
+    shutil.copytree(store.root, copy, ignore=shutil.ignore_patterns("models", "tmp"))
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    ro = Store.open(copy)
+    assert ro.read_only
+    assert ro.runs_frame().run_id.tolist() == [run_id]
+    assert len(ro.generations_frame(run_id)) == 2 * 3
+    assert main(["runs", "--store", str(copy)]) == 0
+    assert run_id in capsys.readouterr().out
+    assert main(["rescore", run_id, "--store", str(copy)]) == 2
+    assert "read-only" in capsys.readouterr().err
+
+
+def test_on_a_full_disk_the_jobs_error_is_still_recorded(small_disk, tiny_spec):
+    store = Store.open(small_disk / "store")
+    job_id = store.jobs.submit(tiny_spec(grid=[{"num": 3}]).to_dict())
+    store.keep_reserve()
+    job = store.jobs.claim(os.getpid())  # the disk fills up while the job runs
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # fill the disk to the last byte
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    assert run_job(store, job) == "failed"
+    row = _job(store, job_id)
+    assert row.status == "failed" and row.error
