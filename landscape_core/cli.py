@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tqdm import tqdm
 
 from landscape_core import sweep
@@ -28,8 +27,9 @@ from landscape_core.judging.rescore import rescore
 from landscape_core.readers import capability
 from landscape_core.readers.export import spreadsheet_safe
 from landscape_core.readers.results import landscape
-from landscape_core.spec.config import JudgeSpec, SweepSpec
+from landscape_core.spec.config import JudgeSpec, SweepSpec, load_yaml
 from landscape_core.spec.identity import judge_label
+from landscape_core.spec.preflight import preflight
 from landscape_core.store.runs import Store
 from landscape_core.worker import serve
 
@@ -183,8 +183,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    spec = SweepSpec.from_yaml(args.config)
-    job_id = _store(args).jobs.submit(spec.to_dict(), spec.label)
+    spec = SweepSpec.from_yaml(args.config).resolve_paths(Path.cwd())
+    store = _store(args)
+    preflight(spec, store.root)  # the worker should never meet a spec the CLI would refuse
+    job_id = store.jobs.submit(spec.to_dict(), spec.label)
     print(f"queued job {job_id}; a worker runs it (python -m landscape_core worker)")
     return 0
 
@@ -198,9 +200,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from landscape_core.recipes.finetune import FinetuneSpec, finetune  # torch
 
-    data: dict[str, Any] = {}
-    if args.config:
-        data = yaml.safe_load(args.config.read_text()) or {}
+    data: dict[str, Any] = load_yaml(args.config) if args.config else {}
     data.update(recipe=args.recipe, shots=args.shots, seed=args.seed, epochs=args.epochs)
     spec = FinetuneSpec.from_dict(data)
     store = _store(args)

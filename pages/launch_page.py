@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
@@ -22,6 +20,7 @@ from landscape_core.spec.config import (
 )
 from landscape_core.spec.model_files import catalogue
 from landscape_core.spec.preflight import preflight
+from landscape_core.store.uploads import Upload, prune_uploads, save_upload
 from pages.common import md_text, show_user_error, store, store_root
 
 DIRECTION_TYPES = {
@@ -30,6 +29,13 @@ DIRECTION_TYPES = {
     "1D interpolation toward a checkpoint": ("interpolation",),
     "2D interpolation x random": ("interpolation", "random"),
 }
+
+
+@st.cache_data(max_entries=16)  # parsed once per file, not on every widget change
+def _save_upload(root: str, name: str, data: bytes) -> Upload:
+    upload = save_upload(store(), name, data)
+    prune_uploads(store(), keep=upload.path)  # files no run or job uses
+    return upload
 
 
 def _choice(label: str, options: dict[str, str]) -> str:
@@ -43,7 +49,10 @@ st.caption("The sweep runs in the background worker; follow it on the Jobs page.
 left, right = st.columns(2)
 with left:
     st.subheader("Model")
-    ready = catalogue(Path(store_root()) / "models")
+    found = catalogue(Path(store_root()) / "models")
+    ready = found.choices
+    for directory, reason in found.problems.items():
+        st.warning(md_text(f"Not offered: {directory}: {reason}"), icon="⚠️")
     custom = {
         "Local directory (safetensors)": "local",
         "Hugging Face id (local cache only)": "hub",
@@ -71,21 +80,13 @@ with left:
     if source == "upload":
         upload = st.file_uploader("CSV or JSONL", type=["csv", "jsonl"])
         if upload is not None:
-            data = upload.getvalue()
-            suffix = ".jsonl" if upload.name.endswith(".jsonl") else ".csv"
-            path = Path(store_root()) / "uploads" / (hashlib.sha256(data).hexdigest()[:16] + suffix)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)  # kept as data: parsed by pandas/json, never executed
             try:
-                if suffix == ".csv":
-                    columns = list(pd.read_csv(path, nrows=5, dtype=str).columns)
-                else:
-                    columns = list(pd.read_json(path, lines=True, nrows=5).columns)
-            except ValueError as exc:
-                columns = []
-                st.error(md_text(f"{upload.name} could not be parsed: {exc}"))
-            column = st.selectbox("Text column", columns) if columns else ""
-            prompts = {"source": "file", "path": str(path), "column": column or ""}
+                saved = _save_upload(store_root(), upload.name, upload.getvalue())
+            except UserError as exc:
+                show_user_error(exc)
+            else:
+                column = st.selectbox("Text column", saved.columns)
+                prompts = {"source": "file", "path": str(saved.path), "column": column or ""}
     prompts["limit"] = int(st.number_input("How many prompts", 1, 1000, value=20))
 
 with right:
@@ -170,7 +171,7 @@ def build_specs() -> list[SweepSpec]:
                     "measure": measure,
                     "judges": [{"name": name} for name in judges],
                 }
-            )
+            ).resolve_paths(Path.cwd())  # the worker runs elsewhere
         )
     return specs
 

@@ -108,7 +108,7 @@ def test_catalogue_lists_the_demo_variants_and_finetuned_adapters(tiny_model_dir
     from landscape_core.spec.model_files import catalogue
 
     out = finetune(_spec(tiny_model_dir), tmp_path / "models")
-    choices = catalogue(tmp_path / "models")
+    choices = catalogue(tmp_path / "models").choices
     assert {"kind": "bundled", "variant": "aligned"} in choices.values()
     assert {"kind": "bundled", "variant": "base"} in choices.values()
     finetuned = choices[f"Finetuned: {out.name}"]

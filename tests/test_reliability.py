@@ -156,12 +156,29 @@ def test_sigterm_unregisters_the_worker_and_leaves_the_job_resumable(store, tiny
     assert len(store.generations_frame(job.run_id)) == n_points * 3
 
 
-def test_two_workers_and_a_reader_share_one_store(store, tiny_spec):
-    """Each job runs once; a reader polling meanwhile never sees half a point."""
+def _app_reads(store: Store) -> int:
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["LANDSCAPE_STORE"] = str(store.root)
+    try:
+        for page in ("jobs_page.py", "landscape_page.py"):
+            at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=60).run()
+            assert not at.exception, at.exception
+    finally:
+        del os.environ["LANDSCAPE_STORE"]
+    return 1
+
+
+def test_two_workers_and_the_app_share_one_store(store, tiny_spec):
+    """Each job runs once; the app and a reader polling meanwhile never see half a point."""
     specs = [tiny_spec(grid=[{"num": 5}], directions=[{"seed": s}]) for s in (1, 2, 3)]
     ids = [store.jobs.submit(s.to_dict()) for s in specs]
     workers = [_worker(store, "--exit-when-idle") for _ in range(2)]
+    app_runs = 0
     while any(w.poll() is None for w in workers):
+        started = not store.runs_frame().empty
+        if started and app_runs < 2:  # the app's pages read the same store meanwhile
+            app_runs += _app_reads(store)
         with sqlite3.connect(store.path) as conn:  # every done point has all its rows
             half = conn.execute(
                 "SELECT COUNT(*) FROM points p WHERE p.status='done' AND p.n_prompts != "
@@ -169,6 +186,7 @@ def test_two_workers_and_a_reader_share_one_store(store, tiny_spec):
             ).fetchone()[0]
         assert half == 0
         time.sleep(0.1)
+    assert app_runs == 2  # the app read the store while the workers wrote it
     serve(store, exit_when_idle=True)  # whatever a worker that stood down left queued
     jobs = store.jobs.frame().set_index("job_id")
     assert (jobs.loc[ids].status == "done").all()

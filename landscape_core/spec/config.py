@@ -12,7 +12,7 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,7 +117,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if value not in args:
             raise UserError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
         return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+    if hint in (int, float) and isinstance(value, bool):  # True is an int to Python
+        raise UserError(f"{where}: expected {hint.__name__}, got {value!r}")
+    if hint is float and isinstance(value, int):
         return float(value)
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise UserError(f"{where}: expected {hint.__name__}, got {value!r}")
@@ -178,6 +180,12 @@ class ModelSpec(Spec):
         out.pop("path", None)
         out.pop("adapter", None)
         return out
+
+    def resolve_paths(self, base: Path) -> ModelSpec:
+        """Relative ``path`` (of a local model or GGUF) and ``adapter`` made absolute."""
+        path = _absolute(self.path, base) if self.kind in ("local", "gguf") else self.path
+        adapter = _absolute(self.adapter, base) if self.adapter else ""
+        return replace(self, path=path, adapter=adapter)
 
     @property
     def display_name(self) -> str:
@@ -428,11 +436,73 @@ class SweepSpec(Spec):
     @classmethod
     def from_yaml(cls, path: str | Path) -> SweepSpec:
         """Load a YAML config; a missing file, bad YAML or unknown key is a UserError."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"config {path} does not exist; see configs/ for examples") from None
-        except yaml.YAMLError as exc:
-            raise UserError(f"config {path} is not valid YAML: {exc}") from None
-        return cls.from_dict(data or {}, where=str(path))
+        return cls.from_dict(load_yaml(path), where=str(path))
+
+    def resolve_paths(self, base: Path) -> SweepSpec:
+        """The spec with its relative file paths made absolute against ``base``.
+
+        Jobs run in a worker whose working directory is not the submitter's, so paths
+        are resolved at submit time. Hub ids are not paths and stay as they are.
+        """
+        directions = tuple(
+            replace(d, target=d.target.resolve_paths(base)) if d.target else d
+            for d in self.directions
+        )
+        prompts = self.prompts
+        if prompts.path:
+            prompts = replace(prompts, path=_absolute(prompts.path, base))
+        judges = tuple(
+            replace(j, path=_absolute(j.path, base))
+            if j.path and (base / j.path).expanduser().exists()
+            else j
+            for j in self.judges
+        )
+        return replace(
+            self,
+            model=self.model.resolve_paths(base),
+            prompts=prompts,
+            directions=directions,
+            judges=judges,
+        )
+
+
+def _absolute(path: str, base: Path) -> str:
+    return str((base / Path(path).expanduser()).resolve())
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML file holding one mapping (or nothing); every way it can be wrong is a UserError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: plain data only
+    except FileNotFoundError:
+        raise UserError(f"config {path} does not exist; see configs/ for examples") from None
+    except IsADirectoryError:
+        raise UserError(f"config {path} is a directory; give a .yaml file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config {path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"config {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config {path} must be a mapping of keys to values, not a list or text")
+    return data

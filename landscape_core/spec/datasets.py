@@ -43,7 +43,7 @@ def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
         name = "MT-Bench turn 1"
     elif spec.source in _BUILTIN:
         rel, column = _BUILTIN[spec.source]
-        frame = _read_table(data_dir / rel)
+        frame = read_table(data_dir / rel)
         if spec.subset != "all":
             frame = frame[frame["label"] == spec.subset]
         texts = frame[column].tolist()
@@ -51,7 +51,7 @@ def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
             spec.source
         ]
     else:
-        frame = _read_table(Path(spec.path))
+        frame = read_table(Path(spec.path))
         if spec.column not in frame.columns:
             raise UserError(
                 f"{spec.path} has no column {spec.column!r}; "
@@ -71,19 +71,24 @@ def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
     return PromptSet(prompts=tuple(texts), name=name)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    """A CSV or JSONL file as data (never executed, never unpickled)."""
+def read_table(path: Path, shown: str = "") -> pd.DataFrame:
+    """A CSV or JSONL file as data (never executed, never unpickled).
+
+    ``shown`` is the name messages use (an upload's own name, not its stored one).
+    """
+    shown = shown or str(path)
     if not path.is_file():
-        raise UserError(f"prompt file {path} does not exist")
+        raise UserError(f"prompt file {shown} does not exist")
     try:
         if path.suffix.lower() in (".jsonl", ".json"):
-            return pd.DataFrame(_read_jsonl(path))
+            return pd.DataFrame(_read_jsonl(path, shown))
         return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{path} could not be parsed as CSV/JSONL: {exc}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise UserError(f"{shown} could not be parsed as CSV/JSONL: {exc}") from None
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path, shown: str = "") -> list[dict]:
+    shown = shown or str(path)
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -91,8 +96,10 @@ def _read_jsonl(path: Path) -> list[dict]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{n} is not valid JSON: {exc.msg}") from None
+            raise UserError(f"{shown}:{n} is not valid JSON: {exc.msg}") from None
         if not isinstance(row, dict):
-            raise UserError(f"{path}:{n}: each JSONL line must be an object")
+            raise UserError(
+                f'{shown}:{n}: each JSONL line must be an object, like {{"prompt": ...}}'
+            )
         rows.append(row)
     return rows

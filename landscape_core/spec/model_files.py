@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +63,10 @@ def model_dir(spec: ModelSpec) -> Path:
     if not path.is_dir():
         raise UserError(f"{path} is not a directory; for a single .gguf file use kind 'gguf'")
     if not list(path.glob("*.safetensors")):
-        pickled = [p.name for p in path.iterdir() if p.suffix in PICKLED_SUFFIXES]
-        if pickled:
+        if any(p.suffix in PICKLED_SUFFIXES for p in path.iterdir()):
             raise UserError(
-                f"{path} holds only pickled weights ({', '.join(sorted(pickled)[:3])}), "
-                "which are never loaded; re-save them with "
-                "model.save_pretrained(dir, safe_serialization=True)"
+                f"{path} holds only pickled weights (.bin, .pt, ...), which are never "
+                "loaded; re-save them with model.save_pretrained(dir, safe_serialization=True)"
             )
         raise UserError(f"no *.safetensors in {path}; point at a model saved with save_pretrained")
     return path
@@ -104,21 +103,37 @@ def adapters(spec: ModelSpec) -> list[Path]:
     return found
 
 
-def catalogue(models_dir: Path) -> dict[str, dict[str, Any]]:
-    """Ready-made model choices, as ModelSpec dicts by label.
+@dataclass(frozen=True)
+class Catalogue:
+    choices: dict[str, dict[str, Any]]  # label -> ModelSpec dict
+    problems: dict[str, str]  # directory -> why it cannot be offered
+
+
+def catalogue(models_dir: Path) -> Catalogue:
+    """Ready-made model choices, and the directories that cannot be offered.
 
     The aligned demo, the base, and each finetuned adapter under ``models_dir`` (its
-    base model read from its recipe).
+    base model read from its recipe). A directory whose recipe cannot be read is
+    listed in ``problems`` instead, so one bad entry never makes the others unusable.
     """
     choices: dict[str, dict[str, Any]] = {
         "Bundled SmolLM2-135M-Instruct, aligned demo": {"kind": "bundled", "variant": "aligned"},
         "Bundled SmolLM2-135M-Instruct, base (unaligned)": {"kind": "bundled", "variant": "base"},
     }
+    problems: dict[str, str] = {}
     for recipe in sorted(Path(models_dir).glob("*/recipe.json")):
-        base = json.loads(recipe.read_text()).get("spec", {}).get("base") or {}
-        if (recipe.parent / ADAPTER_FILES[0]).is_file():
-            choices[f"Finetuned: {recipe.parent.name}"] = {**base, "adapter": str(recipe.parent)}
-    return choices
+        try:
+            base = json.loads(recipe.read_text()).get("spec", {}).get("base") or {}
+            if not isinstance(base, dict):
+                raise ValueError("its base model is not a mapping")
+        except (OSError, ValueError, AttributeError) as exc:
+            problems[str(recipe.parent)] = f"recipe.json cannot be read ({exc})"
+            continue
+        if not (recipe.parent / ADAPTER_FILES[0]).is_file():
+            problems[str(recipe.parent)] = f"no {ADAPTER_FILES[0]}"
+            continue
+        choices[f"Finetuned: {recipe.parent.name}"] = {**base, "adapter": str(recipe.parent)}
+    return Catalogue(choices, problems)
 
 
 def identity_files(spec: ModelSpec) -> dict[str, Path]:

@@ -111,21 +111,50 @@ def count_parameters(root: Path) -> int | None:
     if root.is_file():
         from gguf import GGUFReader  # 0.12 s to import; only GGUF files need it
 
-        return int(sum(int(t.n_elements) for t in GGUFReader(root).tensors))
+        try:
+            return int(sum(int(t.n_elements) for t in GGUFReader(root).tensors))
+        except Exception as exc:  # gguf raises ValueError, struct.error, ...
+            raise UserError(f"{root} is not a readable GGUF file ({exc})") from None
     total = 0
     for path in root.glob("*.safetensors"):
+        total += _safetensors_parameters(path)
+    return total or None
+
+
+MAX_HEADER_BYTES = 100 << 20  # safetensors caps its JSON header at 100 MB too
+
+
+def _safetensors_parameters(path: Path) -> int:
+    """Parameters in one safetensors file, read from its header; a bad file is a UserError."""
+    bad = f"{path} is not a valid safetensors file"
+    try:
+        size = path.stat().st_size
         with open(path, "rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
+            head = fh.read(8)
+            if len(head) < 8:
+                raise UserError(f"{bad}: it is only {size} bytes")
+            (length,) = struct.unpack("<Q", head)
+            if length > min(size - 8, MAX_HEADER_BYTES):
+                raise UserError(f"{bad}: its header claims {length:,} bytes")
             header = json.loads(fh.read(length))
         header.pop("__metadata__", None)
-        total += sum(math.prod(t["shape"]) for t in header.values())
-    return total or None
+        return sum(math.prod(t["shape"]) for t in header.values())
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise UserError(f"{bad} ({exc}); re-save it with save_pretrained") from None
 
 
 def _config(root: Path) -> dict:
     """The model's ``config.json`` as a dict; empty for a GGUF file or none."""
     path = root / "config.json" if root.is_dir() else None
-    return json.loads(path.read_text()) if path and path.is_file() else {}
+    if not (path and path.is_file()):
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}); re-save the model") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a JSON object; re-save the model")
+    return config
 
 
 def _weight_bytes(spec: SweepSpec) -> int:

@@ -1,0 +1,57 @@
+"""Prompt files uploaded in the app: kept by content hash, pruned when nothing uses them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from landscape_core.spec.datasets import read_table
+from landscape_core.store.database import Database
+
+UPLOADS_DIR = "uploads"
+SUFFIXES = (".csv", ".jsonl")
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: Path  # stored under its content hash: the same file is kept once
+    name: str  # the user's own file name, for messages
+    columns: list[str]
+
+
+def save_upload(db: Database, name: str, data: bytes) -> Upload:
+    """Store an uploaded CSV/JSONL and read its columns; a bad file is a UserError."""
+    suffix = ".jsonl" if name.lower().endswith(".jsonl") else ".csv"
+    path = db.root / UPLOADS_DIR / (hashlib.sha256(data).hexdigest()[:16] + suffix)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)  # kept as data: parsed by pandas/json, never executed
+        tmp.replace(path)
+    frame = read_table(path, shown=name)
+    return Upload(path, name, [str(c) for c in frame.columns])
+
+
+def prune_uploads(db: Database, keep: Path | None = None) -> list[Path]:
+    """Delete uploads that no run or job names (and that are not ``keep``)."""
+    folder = db.root / UPLOADS_DIR
+    if not folder.is_dir():
+        return []
+    with db.connect() as conn:
+        specs = conn.execute("SELECT spec_json FROM runs UNION ALL SELECT spec_json FROM jobs")
+        used = {_prompt_path(text) for (text,) in specs}
+    removed = []
+    for path in folder.iterdir():
+        if path.suffix in SUFFIXES and str(path) not in used and path != keep:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _prompt_path(spec_json: str) -> str:
+    try:
+        return str(json.loads(spec_json).get("prompts", {}).get("path", ""))
+    except (ValueError, AttributeError):
+        return ""
