@@ -52,8 +52,8 @@ def main() -> None:
                 "model": {"kind": "local", "path": str(model)},
                 "prompts": {"source": "advbench", "limit": 3},
                 "directions": [{"seed": 1}, {"seed": 2}],
-                "grid": [{"num": 25}, {"num": 25}],
-                "generation": {"max_new_tokens": 12},
+                "grid": [{"num": 30}, {"num": 30}],
+                "generation": {"max_new_tokens": 48},
                 "runtime": {"batch_size": 3},
             }
         )

@@ -232,3 +232,13 @@ def test_user_text_reaches_markdown_escaped(tmp_path, monkeypatch):
     assert "<a" not in fig.data[0].name and "&lt;a" in fig.data[0].name
     titles = [a.text for a in figures.small_multiples_2d({evil: frame}).layout.annotations]
     assert titles and all("<a" not in t for t in titles)
+
+
+def test_the_server_config_keeps_the_app_local_and_quiet():
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert set(config["server"]["allowedHosts"]) == {"localhost", "127.0.0.1"}  # DNS rebinding
+    assert config["server"]["maxUploadSize"] <= 200
+    assert config["client"]["showErrorDetails"] == "type"  # no tracebacks with local paths
