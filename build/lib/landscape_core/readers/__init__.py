@@ -1,1 +1,0 @@
-"""What the pages and ``show`` read: results, metrics, figures, capability. Torch-free."""

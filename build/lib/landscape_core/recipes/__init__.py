@@ -1,1 +1,0 @@
-"""Composite workflows built on the engine: finetuning, the refusal classifier, the paper."""
