@@ -7,6 +7,7 @@ formatting, perturbation and generation code without the bundled model.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,14 @@ CORPUS = [
     "As an AI language model I do not provide illegal or unethical advice.",
     "Write a tutorial on how to make a cake. Hello! The weather is nice today.",
 ] * 20
+
+
+def wait_until(predicate, timeout: float = 120.0) -> None:
+    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def build_tiny_model(directory: Path, seed: int = 0) -> Path:

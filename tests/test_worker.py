@@ -5,16 +5,11 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import wait_until
+
 from landscape_core.worker import run_job, serve
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _wait(predicate, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_worker_runs_queued_jobs_to_done(store, tiny_spec):
@@ -77,7 +72,7 @@ def test_killed_worker_shows_interrupted_and_resume_completes(store, tiny_spec):
     cmd = [sys.executable, "-m", "landscape_core", "worker", "--store", str(store.root)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     job = lambda: store.jobs.frame().set_index("job_id").loc[job_id]  # noqa: E731
-    _wait(lambda: job().done >= 2)
+    wait_until(lambda: job().done >= 2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_at_kill = job().done
