@@ -24,6 +24,7 @@ def _eta(row) -> str:
 @st.fragment(run_every="2s")  # only this block reruns
 def job_list() -> None:
     jobs = store().jobs.frame()
+    worker_log()
     if jobs.empty:
         st.info("No jobs yet. Launch a sweep on the Launch page.")
         return
@@ -67,4 +68,3 @@ def worker_log() -> None:
 
 
 job_list()
-worker_log()

@@ -242,3 +242,17 @@ def test_the_server_config_keeps_the_app_local_and_quiet():
     assert set(config["server"]["allowedHosts"]) == {"localhost", "127.0.0.1"}  # DNS rebinding
     assert config["server"]["maxUploadSize"] <= 200
     assert config["client"]["showErrorDetails"] == "type"  # no tracebacks with local paths
+
+
+def test_jobs_page_shows_the_worker_logs_path_and_tail(tmp_path, monkeypatch):
+    from landscape_core.store.runs import Store
+
+    store = Store.open(tmp_path / "logged")
+    (store.root / "worker.log").write_text("first line\nTraceback: the last line\n")
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / "jobs_page.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any("the last line" in c.value for c in at.code)
+    from pages.common import md_text
+
+    assert md_text(str(store.root / "worker.log")) in [c.value for c in at.caption]
