@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
@@ -46,16 +47,19 @@ class FileTokenizer:
             named = {t.get("name"): t.get("template") for t in self.chat_template}
             self.chat_template = named.get("default")
         self._special = {k: _token_text(config.get(k)) for k in SPECIAL_TOKENS}
-
-    def apply_chat_template(
-        self, conversation: list[dict[str, str]], add_generation_prompt: bool = False, **_: Any
-    ) -> str:
         env = ImmutableSandboxedEnvironment(
             trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
         )
         env.globals["raise_exception"] = _raise
-        template = env.from_string(self.chat_template or "")
-        return template.render(
+        try:
+            self._template = env.from_string(self.chat_template or "")  # compiled once
+        except TemplateError as exc:
+            raise UserError(f"the chat template in {root} does not parse: {exc}") from None
+
+    def apply_chat_template(
+        self, conversation: list[dict[str, str]], add_generation_prompt: bool = False, **_: Any
+    ) -> str:
+        return self._template.render(
             messages=conversation, add_generation_prompt=add_generation_prompt, **self._special
         )
 

@@ -74,10 +74,6 @@ class ClaimedJob:
     claim: Claim
     spec: dict[str, Any]
 
-    @property
-    def job_id(self) -> int:
-        return self.claim.job_id
-
 
 def check_claim(conn: sqlite3.Connection, claim: Claim) -> None:
     """Inside a write transaction: raise ClaimLost unless ``claim`` still holds its job."""
