@@ -21,8 +21,9 @@ from landscape_core.judging import keyword
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import Judge, score_all
 from landscape_core.readers.metrics import asr as metrics_asr
+from landscape_core.spec import bisection
 from landscape_core.spec.chat import system_text
-from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
 from landscape_core.spec.identity import (
     Plan,
     judge_label,
@@ -44,6 +45,7 @@ from landscape_core.store.runs import Store
 
 if TYPE_CHECKING:
     from landscape_core.engine.decoder import Generation
+    from landscape_core.engine.perturb import Perturber
     from landscape_core.engine.session import Session
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,8 @@ def run(
     p = plan(spec, store.file_digest)
     check_grid(spec, len(p.prompts.prompts), store.root)
     judges = _judges(spec, store)  # an unknown judge fails here, before anything is stored
+    if spec.measure == "basin-radius":
+        return _search(p, store, judges, on_progress, should_stop, claim, started)
     summary = Summary(run_id=p.run_id, status="complete", total=n_grid_points(spec))
     stored_grid = store.grid(p.run_id)
     if stored_grid and not store.pending(p.run_id):
@@ -115,12 +119,7 @@ def run(
         _report(on_progress, p.run_id, store, summary.total)
         return summary
 
-    # The engine (and torch, 1.3 s to import) loads only when a point is to be
-    # computed, so a finished config answers in well under a second.
-    from landscape_core.engine.session import Session
-
-    # stop: verdict ends answers at the keyword judge's keywords
-    session = Session.open(spec, store.root, p.prompts.prompts, keyword.REFUSAL_KEYWORDS)
+    session = _open_session(p, store)
     grid = _grid(p, session, stored_grid)
     inputs = Inputs(p.prompts.prompts, session.texts, session.add_special, judges, [], claim)
     if spec.measure == "perplexity":  # before any perturbation: the model's own answers
@@ -134,13 +133,25 @@ def run(
     return summary
 
 
+def _open_session(p: Plan, store: Store) -> Session:
+    """The model, ready to perturb; ``stop: verdict`` ends answers at the keywords."""
+    # The engine (and torch, 1.3 s to import) loads only when a point is to be
+    # computed, so a finished config answers in well under a second.
+    from landscape_core.engine.session import Session
+
+    return Session.open(p.spec, store.root, p.prompts.prompts, keyword.REFUSAL_KEYWORDS)
+
+
 def _grid(p: Plan, session: Session, stored: list[GridPoint]) -> list[GridPoint]:
     """The run's points with their keys; a run resumed on another device is refused."""
     device, dtype = session.loaded.device, session.loaded.dtype
     grid = [
-        GridPoint(idx, c.i, c.j, c.alpha, c.beta, point_key(p, device, dtype, c.alpha, c.beta))
+        GridPoint(
+            idx, c.i, c.j, c.alpha, c.beta,
+            point_key(p, device, dtype, c.alpha, c.beta, c.rep), c.rep,
+        )
         for idx, c in enumerate(snake_grid(p.spec))
-    ]
+    ]  # fmt: skip
     if stored and [g.key for g in stored] != [g.key for g in grid]:
         raise UserError(
             f"run {p.run_id} was started with another device or dtype than "
@@ -159,47 +170,71 @@ def _visit(
     on_progress: Callable[[Progress], None] | None,
     should_stop: ShouldStop,
 ) -> None:
-    """Compute the run's pending points in ``visit.order``, each stored as it ends."""
+    """Compute the run's pending points, one landscape (seed) after another.
+
+    Within a landscape points go in ``visit.order``, each stored as it ends. The
+    pending list is read again for every landscape, so the origin they share is
+    computed once.
+    """
     spec = p.spec
     # the verdicts that steer the visiting order toward the basin's edge
     judge = inputs.judges[0].label if inputs.judges else "refusal-likelihood"
     finished = store.points_frame(p.run_id, judge).dropna(subset=["asr"])
-    asr = {(int(r.i), int(r.j)): float(r.asr) for r in finished.itertuples()}
+    asr = {(int(r.rep), int(r.i), int(r.j)): float(r.asr) for r in finished.itertuples()}
     shape = (spec.grid[0].num, spec.grid[1].num if spec.ndim == 2 else 1)
-    pick = visit.order(store.pending(p.run_id), shape, lambda i, j: asr.get((i, j)))
-    with session.perturber() as perturber:
-        while (point := pick()) is not None:
-            if should_stop is not None and should_stop():
-                summary.status = "cancelled"
-                break
-            t0 = time.monotonic()
-            try:
-                perturber.set(point.alpha, point.beta)
-                perturber.check_finite()
-                result = measure(session, inputs, point.key, should_stop)
-            except Cancelled:
-                summary.status = "cancelled"
-                break
-            except NonFiniteError as exc:
-                log.warning("point %s failed: %s", point.idx, exc)
-                result = PointResult.failed(point.key, str(exc))
-                summary.failed += 1
-                summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {exc}")
-            store.save_point(
-                dataclasses.replace(result, seconds=time.monotonic() - t0), inputs.claim
-            )
-            verdicts = [s.refused for s in result.scores if s.judge == judge]
-            if verdicts:
-                asr[(point.i, point.j)] = metrics_asr(verdicts)
-            summary.computed += 1
-            _report(on_progress, p.run_id, store, summary.total)
+    for rep, directions in enumerate(spec.replicates()):
+        pending = [g for g in store.pending(p.run_id) if g.rep == rep]
+        if not pending:
+            continue
+        session.use_directions(directions)
+        pick = visit.order(pending, shape, lambda i, j, rep=rep: asr.get((rep, i, j)))
+        with session.perturber() as perturber:
+            while (point := pick()) is not None:
+                result = _compute(store, perturber, session, inputs, point, summary, should_stop)
+                if result is None:
+                    return  # cancelled
+                verdicts = [s.refused for s in result.scores if s.judge == judge]
+                if verdicts:
+                    asr[(rep, point.i, point.j)] = metrics_asr(verdicts)
+                _report(on_progress, p.run_id, store, summary.total)
+
+
+def _compute(
+    store: Store,
+    perturber: Perturber,
+    session: Session,
+    inputs: Inputs,
+    point: GridPoint,
+    summary: Summary,
+    should_stop: ShouldStop,
+) -> PointResult | None:
+    """One point: set the weights, measure, store. None (and 'cancelled') on a stop."""
+    if should_stop is not None and should_stop():
+        summary.status = "cancelled"
+        return None
+    t0 = time.monotonic()
+    try:
+        perturber.set(point.alpha, point.beta)
+        perturber.check_finite()
+        result = measure(session, inputs, point.key, should_stop)
+    except Cancelled:
+        summary.status = "cancelled"
+        return None
+    except NonFiniteError as exc:
+        log.warning("point %s failed: %s", point.idx, exc)
+        result = PointResult.failed(point.key, str(exc))
+        summary.failed += 1
+        summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {exc}")
+    store.save_point(dataclasses.replace(result, seconds=time.monotonic() - t0), inputs.claim)
+    summary.computed += 1
+    return result
 
 
 def measure(session: Session, inputs: Inputs, key: str, should_stop: ShouldStop) -> PointResult:
     """What the spec measures at the session's current weights, as a point's rows."""
     prompts = inputs.prompts
     spec = session.spec
-    if spec.measure == "answers":
+    if spec.measure in ANSWER_MEASURES:
         gens = session.generate(inputs.texts, inputs.add_special, should_stop)
         return judged(key, prompts, gens, inputs.judges)
     if spec.measure == "perplexity":
@@ -241,13 +276,76 @@ def judged(
     return PointResult(key, "done", generations=rows, scores=scores)
 
 
+def _search(
+    p: Plan,
+    store: Store,
+    judges: list[NamedJudge],
+    on_progress: Callable[[Progress], None] | None,
+    should_stop: ShouldStop,
+    claim: Claim | None,
+    started: float,
+) -> Summary:
+    """``measure: basin-radius``: search each direction's basin edges (``bisection``).
+
+    Each probe is an ordinary point: one the store has (from this run, or from a grid
+    through it) is read, not computed, and the model loads only when a probe must be
+    computed. The run's points grow as the search goes.
+    """
+    spec = p.spec
+    bound = bisection.max_probes(spec.basin) * len(spec.replicates())
+    summary = Summary(run_id=p.run_id, status="complete", total=bound)
+    stored = {(g.rep, g.alpha): g for g in store.grid(p.run_id)}
+    label = judges[0].label
+    opened: list[tuple[Session, Inputs]] = []
+
+    def session() -> tuple[Session, Inputs]:
+        if not opened:
+            s = _open_session(p, store)
+            store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, s), [])
+            prompts = p.prompts.prompts
+            opened.append((s, Inputs(prompts, s.texts, s.add_special, judges, [], claim)))
+        return opened[0]
+
+    def asr_at(rep: int, alpha: float) -> float | None:
+        point = stored.get((rep, alpha))
+        if point is None:
+            s, _ = session()
+            key = point_key(p, s.loaded.device, s.loaded.dtype, alpha, 0.0, rep)
+            k = round(alpha / spec.basin.tolerance)
+            point = GridPoint(len(stored), k + spec.basin.max_steps(), 0, alpha, 0.0, key, rep)
+            store.extend_run(p.run_id, [point])
+            stored[(rep, alpha)] = point
+        if store.point_status(point.key) is None:
+            s, inputs = session()
+            s.use_directions(spec.replicates()[rep])
+            with s.perturber() as perturber:
+                result = _compute(store, perturber, s, inputs, point, summary, should_stop)
+            if result is None:
+                raise Cancelled
+        _report_done(on_progress, p.run_id, len(stored), bound)
+        return store.point_asr(point.key, label)
+
+    try:
+        for rep in range(len(spec.replicates())):
+            bisection.search(lambda alpha, rep=rep: asr_at(rep, alpha), spec.basin)
+    except Cancelled:
+        summary.status = "cancelled"
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _report_done(cb: Callable[[Progress], None] | None, run_id: str, done: int, total: int) -> None:
+    if cb is not None:
+        cb(Progress(run_id, min(done, total), total))
+
+
 def _report(cb: Callable[[Progress], None] | None, run_id: str, store: Store, total: int) -> None:
     if cb is not None:
         cb(Progress(run_id, total - len(store.pending(run_id)), total))
 
 
 def _judges(spec: SweepSpec, store: Store) -> list[NamedJudge]:
-    if spec.measure != "answers":
+    if spec.measure not in ANSWER_MEASURES:
         return []  # perplexity and refusal-likelihood points carry no answers to judge
     return [
         NamedJudge(judge_label(j, store.file_digest), make_judge(j, store.models_dir))

@@ -19,7 +19,7 @@ from landscape_core.engine.directions import Directions
 from landscape_core.engine.models import LoadedModel, load_model
 from landscape_core.engine.perturb import Perturber, snapshot
 from landscape_core.spec.chat import render_prompts
-from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.config import DirectionSpec, SweepSpec
 from landscape_core.spec.resources import (
     MemoryPlan,
     ModelShape,
@@ -59,14 +59,19 @@ class Session:
         ids = tokenizer(self.texts, add_special_tokens=self.add_special).input_ids
         self.n_params = sum(p.numel() for p in dict(model.named_parameters()).values())
         self.memory = self._plan_memory(root, prompts, [len(row) for row in ids])
-        directory = root / "tmp" if self.memory.base_copy == "disk" else None
-        self.base = snapshot(model, directory, host=self.memory.base_copy == "host")
+        self._spill = root / "tmp" if self.memory.base_copy == "disk" else None
+        self._models = root / "models"
+        self.base = snapshot(model, self._spill, host=self.memory.base_copy == "host")
+        self.directions: Directions | None = None
+        self.use_directions(spec.replicates()[0])
+
+    def use_directions(self, specs: tuple[DirectionSpec, ...]) -> None:
+        """Perturb along these (single-seed) directions from now on: one landscape's."""
+        if self.directions is not None and self.directions.specs == specs:
+            return
+        self.directions = None  # a cached predecessor's memory or file goes first
         self.directions = Directions(
-            spec.directions,
-            self.base,
-            root / "models",
-            self.memory.cache_directions,
-            spill=directory,
+            specs, self.base, self._models, self.memory.cache_directions, spill=self._spill
         )
         self.cosine = self.directions.cosine()
         if self.cosine is not None and abs(self.cosine) >= COSINE_TOLERANCE:
@@ -93,6 +98,7 @@ class Session:
         )  # fmt: skip
 
     def perturber(self) -> Perturber:
+        assert self.directions is not None
         return Perturber(self.loaded.model, self.base, self.directions)
 
     def generate(

@@ -23,6 +23,7 @@ from landscape_core.hashing import content_hash
 
 SPEC_VERSION = 1  # bump when a field's meaning changes; it enters every key
 MAX_COORD = 1e4  # beyond this a perturbation only measures float overflow
+MAX_DIRECTIONS = 1000  # landscapes (seeds) in one run
 
 
 class Spec:
@@ -258,6 +259,11 @@ class DirectionSpec(Spec):
     ``skip`` pattern are zeroed (norm layers by default).
     ``interpolation``: ``target`` weights minus the model's, unnormalised, so alpha=1
     is the target model exactly.
+
+    One random direction is one draw: ``seeds: [..]`` (or ``repeats: N``, the seeds
+    ``seed .. seed+N-1``) makes the run one landscape per seed, so VISAGE gets a
+    confidence interval over directions. Each seed's points are that single-seed
+    run's points.
     """
 
     kind: Literal["random", "interpolation"] = "random"
@@ -265,9 +271,22 @@ class DirectionSpec(Spec):
     norm: Literal["layer", "filter", "none"] | None = None  # None: the kind's default
     skip: tuple[str, ...] | None = None  # None: the kind's default
     target: ModelSpec | None = None
+    seeds: tuple[int, ...] = ()
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         random = self.kind == "random"
+        if self.seeds or self.repeats != 1:
+            if not random:
+                raise UserError("direction: `seeds` and `repeats` are for random directions")
+            if self.seeds and (self.repeats != 1 or self.seed != 0):
+                raise UserError("direction: give `seeds`, or `seed` with `repeats`, not both")
+            if not 1 <= self.repeats <= MAX_DIRECTIONS:
+                raise UserError(f"direction: `repeats` must be in 1..{MAX_DIRECTIONS}")
+            if len(set(self.seeds)) != len(self.seeds) or len(self.seeds) > MAX_DIRECTIONS:
+                raise UserError(
+                    f"direction: `seeds` must be distinct, at most {MAX_DIRECTIONS} of them"
+                )
         if self.norm is None:
             object.__setattr__(self, "norm", "layer" if random else "none")
         if self.skip is None:
@@ -282,6 +301,14 @@ class DirectionSpec(Spec):
                     "direction: interpolation is theta_B - theta_A exactly; "
                     "remove `norm` and `skip` (they apply to random directions)"
                 )
+
+    def seed_list(self) -> tuple[int, ...]:
+        """The seeds this direction stands for (one unless ``seeds`` or ``repeats``)."""
+        return self.seeds or tuple(range(self.seed, self.seed + self.repeats))
+
+    def single(self, seed: int) -> DirectionSpec:
+        """This direction with one seed: what names that landscape's points."""
+        return replace(self, seed=seed, seeds=(), repeats=1)
 
 
 @dataclass(frozen=True)
@@ -330,6 +357,7 @@ class GenerationSpec(Spec):
             )
 
 
+ANSWER_MEASURES = ("answers", "basin-radius")  # points of generated answers, same keys
 TEXT_JUDGES = ("keyword", "refusal-patterns")  # read stored text only, no model
 MODEL_JUDGES = ("classifier", "llm-judge")  # run a model of their own
 SWEEP_ONLY_JUDGES = ("refusal-likelihood",)  # needs the perturbed model: `measure:` in a sweep
@@ -368,6 +396,36 @@ class JudgeSpec(Spec):
 
 
 @dataclass(frozen=True)
+class BasinSpec(Spec):
+    """The basin-edge search of ``measure: basin-radius`` (one direction).
+
+    On each side of the model it probes alpha = k * ``tolerance`` for k = 1, 2, 4, ...
+    until ASR reaches ``threshold`` (percent; 100 is the reference's "unsafe") or
+    ``max_alpha`` is passed, then bisects over k. Probes lie on the lattice of
+    multiples of ``tolerance``, so a grid whose step is the tolerance reuses them.
+    """
+
+    tolerance: float = 0.025
+    max_alpha: float = 1.0
+    threshold: float = 100.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.tolerance <= self.max_alpha <= MAX_COORD):
+            raise UserError(
+                f"basin: need 0 < tolerance <= max_alpha <= {MAX_COORD:g}, "
+                f"got tolerance {self.tolerance} and max_alpha {self.max_alpha}"
+            )
+        if self.max_alpha / self.tolerance > 1e6:
+            raise UserError("basin: max_alpha / tolerance is over 1e6; raise the tolerance")
+        if not 0 < self.threshold <= 100:
+            raise UserError("basin: `threshold` is an ASR in percent, in (0, 100]")
+
+    def max_steps(self) -> int:
+        """The largest lattice index k searched: k * tolerance <= max_alpha."""
+        return int(math.floor(self.max_alpha / self.tolerance + 1e-9))
+
+
+@dataclass(frozen=True)
 class RuntimeSpec(Spec):
     """How to run, not what to compute: never part of a run's or point's key."""
 
@@ -393,8 +451,10 @@ class SweepSpec(Spec):
     grid: tuple[AxisSpec, ...] = (AxisSpec(),)
     generation: GenerationSpec = field(default_factory=GenerationSpec)
     # what each point measures: greedy answers (judged), the perplexity of the model's
-    # own unperturbed answers (fluency), or P(the answer opens with a refusal) (preview)
-    measure: Literal["answers", "perplexity", "refusal-likelihood"] = "answers"
+    # own unperturbed answers (fluency), or P(the answer opens with a refusal)
+    # (preview); basin-radius answers at points it picks to find the basin's edges
+    measure: Literal["answers", "perplexity", "refusal-likelihood", "basin-radius"] = "answers"
+    basin: BasinSpec = field(default_factory=BasinSpec)
     judges: tuple[JudgeSpec, ...] = field(default=(JudgeSpec(),), metadata={"hashed": False})
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec, metadata={"hashed": False})
     label: str = field(default="", metadata={"hashed": False})
@@ -411,8 +471,19 @@ class SweepSpec(Spec):
             d1, d2 = self.directions
             if d2.kind == "interpolation":
                 raise UserError("directions: only the first direction may be interpolation")
-            if d1.kind == "random" and d1.seed == d2.seed:
-                raise UserError("directions: two random directions need different seeds")
+            for one, two in self.replicates():
+                if one.kind == "random" and one.seed == two.seed:
+                    raise UserError("directions: two random directions need different seeds")
+        if self.measure == "basin-radius":
+            if self.ndim != 1:
+                raise UserError("measure basin-radius searches along one direction; give one")
+            if self.grid != (AxisSpec(),):
+                raise UserError(
+                    "measure basin-radius picks its own points; remove `grid` and set "
+                    "`basin: {tolerance, max_alpha}` instead"
+                )
+        elif self.basin != BasinSpec():
+            raise UserError("`basin` is only for measure basin-radius")
         if not self.judges:
             raise UserError("judges: give at least one judge, e.g. [{name: keyword}]")
         for judge in self.judges:
@@ -422,12 +493,28 @@ class SweepSpec(Spec):
     def ndim(self) -> int:
         return len(self.directions)
 
+    def replicates(self) -> tuple[tuple[DirectionSpec, ...], ...]:
+        """The single-seed directions of each landscape, one landscape per seed.
+
+        In 2D the two directions' seed lists are zipped (a list of one is repeated),
+        so ``seeds: [1, 2]`` on d1 and ``[11, 12]`` on d2 give two planes.
+        """
+        lists = [[d.single(s) for s in d.seed_list()] if d.kind == "random" else [d]
+                 for d in self.directions]  # fmt: skip
+        n = max(len(one) for one in lists)
+        if any(len(one) not in (1, n) for one in lists):
+            raise UserError(
+                "directions: give both directions the same number of seeds (or one of them one)"
+            )
+        return tuple(tuple(one[r] if len(one) > 1 else one[0] for one in lists) for r in range(n))
+
     def key_dict(self) -> dict[str, Any]:
         # Always name the directions and grid, even at their defaults: they are what a
         # reader of a stored spec looks for first.
         out = super().key_dict()
         out["directions"] = _key_value(self.directions)
-        out["grid"] = [a.to_dict() for a in self.grid]
+        if self.measure != "basin-radius":  # which picks its own points
+            out["grid"] = [a.to_dict() for a in self.grid]
         return out
 
     def to_yaml(self) -> str:

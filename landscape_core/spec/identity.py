@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from landscape_core.hashing import content_hash, sha256_file
-from landscape_core.spec.config import MODEL_JUDGES, SPEC_VERSION, JudgeSpec, SweepSpec
+from landscape_core.spec.config import (
+    ANSWER_MEASURES,
+    MODEL_JUDGES,
+    SPEC_VERSION,
+    JudgeSpec,
+    SweepSpec,
+)
 from landscape_core.spec.datasets import PromptSet, load_prompts
 from landscape_core.spec.model_files import Digest, fingerprint, model_files
 
@@ -43,6 +49,7 @@ class Cell:
     j: int  # index along beta (0 in 1D)
     alpha: float
     beta: float
+    rep: int = 0  # which landscape (seed) of a multi-direction run
 
 
 def plan(spec: SweepSpec, digest: Digest = sha256_file) -> Plan:
@@ -77,8 +84,8 @@ def judge_label(spec: JudgeSpec, digest: Digest = sha256_file) -> str:
 
 
 def n_grid_points(spec: SweepSpec) -> int:
-    """How many points the grid has, without building it."""
-    return math.prod(axis.num for axis in spec.grid)
+    """How many points the grid has (over all its directions), without building it."""
+    return math.prod(axis.num for axis in spec.grid) * len(spec.replicates())
 
 
 def grid_coords(start: float, stop: float, num: int) -> np.ndarray:
@@ -90,37 +97,45 @@ def grid_coords(start: float, stop: float, num: int) -> np.ndarray:
 
 
 def snake_grid(spec: SweepSpec) -> list[Cell]:
-    """The grid in snake order: rows of beta, alpha reversing every row."""
+    """The grid in snake order: rows of beta, alpha reversing every row.
+
+    A multi-direction run repeats the grid once per landscape (``rep``), in order.
+    """
     axis = spec.grid[0]
-    alphas = [_round(a) for a in grid_coords(axis.start, axis.stop, axis.num)]
+    alphas = [round_coord(a) for a in grid_coords(axis.start, axis.stop, axis.num)]
     betas = [0.0]
     if spec.ndim == 2:
         axis = spec.grid[1]
-        betas = [_round(b) for b in grid_coords(axis.start, axis.stop, axis.num)]
+        betas = [round_coord(b) for b in grid_coords(axis.start, axis.stop, axis.num)]
     cells = []
-    for j, beta in enumerate(betas):
-        row = list(enumerate(alphas))
-        for i, alpha in reversed(row) if j % 2 else row:
-            cells.append(Cell(i, j, alpha, beta))
+    for rep in range(len(spec.replicates())):
+        for j, beta in enumerate(betas):
+            row = list(enumerate(alphas))
+            for i, alpha in reversed(row) if j % 2 else row:
+                cells.append(Cell(i, j, alpha, beta, rep))
     return cells
 
 
-def _round(x: float) -> float:
+def round_coord(x: float) -> float:
+    """A coordinate as identity and the perturbation both use it."""
     return round(float(x), COORD_DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float) -> str:
+def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float, rep: int = 0) -> str:
     """Hash of everything that decides a point's generations.
 
     Only directions with a non-zero coefficient enter, so the origin is shared by all
     runs of a model and prompts, and a 2D run's beta=0 row by the 1D run along d1.
-    d2 is orthogonalised against d1, so d1 stays in the key whenever beta != 0.
+    d2 is orthogonalised against d1, so d1 stays in the key whenever beta != 0. The
+    directions are landscape ``rep``'s single-seed ones, so a multi-seed run's points
+    are each seed's own run's points.
     """
     spec = p.spec
+    directions = spec.replicates()[rep]
     if beta != 0.0:
-        terms, coords = spec.directions, [alpha, beta]
+        terms, coords = directions, [alpha, beta]
     elif alpha != 0.0:
-        terms, coords = spec.directions[:1], [alpha]
+        terms, coords = directions[:1], [alpha]
     else:
         terms, coords = (), []
     key = {
@@ -135,7 +150,7 @@ def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float) -> st
         "directions": [d.key_dict() for d in terms],
         "coords": coords,
     }
-    if spec.measure != "answers":
+    if spec.measure not in ANSWER_MEASURES:
         key["measure"] = spec.measure
     if any(d.kind == "interpolation" for d in terms):
         key["weights"] = "lerp"  # exact at both ends; earlier points used base + alpha*d

@@ -144,6 +144,10 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN claim_token TEXT",
         "ALTER TABLE jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # a run of many directions holds one landscape per seed: `rep` says whose
+        "ALTER TABLE run_points ADD COLUMN rep INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded
 RESERVE_BYTES = 1 << 20

@@ -15,6 +15,7 @@ class GridPoint:
     alpha: float
     beta: float
     key: str
+    rep: int = 0  # which landscape (seed) of a multi-direction run
 
 
 @dataclass(frozen=True)

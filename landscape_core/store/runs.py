@@ -31,6 +31,14 @@ def _score_values(key: str, s: ScoreRow) -> tuple[Any, ...]:
     return (key, s.prompt_index, s.judge, int(s.refused), s.evidence, s.matched)
 
 
+def _insert_points(conn: Any, run_id: str, grid: Sequence[GridPoint]) -> None:
+    conn.executemany(
+        "INSERT INTO run_points (run_id, idx, point_key, i, j, alpha, beta, rep) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(run_id, p.idx, p.key, p.i, p.j, p.alpha, p.beta, p.rep) for p in grid],
+    )
+
+
 class Store(Database):
     """Runs, points, generations and scores in ``root/store.sqlite``; jobs in ``jobs``."""
 
@@ -78,11 +86,18 @@ class Store(Database):
             )
             if cur.rowcount == 0:
                 return False
-            conn.executemany(
-                "INSERT INTO run_points VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, p.idx, p.key, p.i, p.j, p.alpha, p.beta) for p in grid],
-            )
+            _insert_points(conn, run_id, grid)
         return True
+
+    def extend_run(self, run_id: str, points: Sequence[GridPoint]) -> None:
+        """Add points to a run whose points are chosen as it goes (a basin search)."""
+        with self.transaction() as conn:
+            _insert_points(conn, run_id, points)
+            conn.execute(
+                "UPDATE runs SET n_points = "
+                "(SELECT COUNT(*) FROM run_points WHERE run_id = ?) WHERE run_id = ?",
+                (run_id, run_id),
+            )
 
     def run(self, run_id: str) -> dict[str, Any]:
         """A run's row with ``spec`` and ``provenance`` decoded.
@@ -136,7 +151,7 @@ class Store(Database):
     def grid(self, run_id: str) -> list[GridPoint]:
         with self.connect() as conn:
             rows = conn.execute(
-                "SELECT idx, i, j, alpha, beta, point_key FROM run_points "
+                "SELECT idx, i, j, alpha, beta, point_key, rep FROM run_points "
                 "WHERE run_id=? ORDER BY idx",
                 (run_id,),
             ).fetchall()
@@ -146,7 +161,7 @@ class Store(Database):
         """The run's points with no stored result, in visiting order."""
         with self.connect() as conn:
             rows = conn.execute(
-                """SELECT rp.idx, rp.i, rp.j, rp.alpha, rp.beta, rp.point_key
+                """SELECT rp.idx, rp.i, rp.j, rp.alpha, rp.beta, rp.point_key, rp.rep
                    FROM run_points rp LEFT JOIN points p ON p.point_key = rp.point_key
                    WHERE rp.run_id=? AND p.point_key IS NULL ORDER BY rp.idx""",
                 (run_id,),
@@ -206,6 +221,23 @@ class Store(Database):
             ).fetchall()
         return [r[0] for r in rows]
 
+    def point_status(self, point_key: str) -> str | None:
+        """'done' or 'failed' for a stored point; None if it is not stored."""
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT status FROM points WHERE point_key = ?", (point_key,)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def point_asr(self, point_key: str, judge: str) -> float | None:
+        """ASR (percent) of a stored point under ``judge``; None if it has no verdicts."""
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT 100.0 * AVG(1 - refused) FROM scores WHERE point_key = ? AND judge = ?",
+                (point_key, judge),
+            ).fetchone()
+        return row[0]
+
     def save_scores(self, scores: Mapping[str, Sequence[ScoreRow]]) -> None:
         """Score rows by point key, replacing a judge's earlier verdicts on them."""
         rows = [_score_values(key, s) for key, batch in scores.items() for s in batch]
@@ -220,7 +252,7 @@ class Store(Database):
         """
         with self.connect() as conn:
             return pd.read_sql_query(
-                """SELECT rp.idx, rp.i, rp.j, rp.alpha, rp.beta, rp.point_key,
+                """SELECT rp.idx, rp.rep, rp.i, rp.j, rp.alpha, rp.beta, rp.point_key,
                           p.status, p.error, p.n_prompts, p.n_tokens, p.seconds,
                           100.0 * AVG(1 - s.refused) AS asr
                    FROM run_points rp
@@ -236,14 +268,14 @@ class Store(Database):
         """Per-prompt measures of a run, one column per measure name, with coords."""
         with self.connect() as conn:
             long = pd.read_sql_query(
-                """SELECT rp.idx, rp.i, rp.j, rp.alpha, rp.beta, m.prompt_index, m.name,
+                """SELECT rp.idx, rp.rep, rp.i, rp.j, rp.alpha, rp.beta, m.prompt_index, m.name,
                           m.value
                    FROM run_points rp JOIN measures m ON m.point_key = rp.point_key
                    WHERE rp.run_id = ?""",
                 conn,
                 params=(run_id,),
             )
-        keys = ["idx", "i", "j", "alpha", "beta", "prompt_index"]
+        keys = ["idx", "rep", "i", "j", "alpha", "beta", "prompt_index"]
         return long.pivot_table(index=keys, columns="name", values="value").reset_index()
 
     def judges(self, run_id: str) -> list[str]:
@@ -260,7 +292,8 @@ class Store(Database):
         """Every stored answer of a run with its coords and verdict under ``judge``."""
         with self.connect() as conn:
             return pd.read_sql_query(
-                """SELECT rp.idx, rp.alpha, rp.beta, g.point_key, g.prompt_index, g.prompt,
+                """SELECT rp.idx, rp.rep, rp.alpha, rp.beta, g.point_key, g.prompt_index,
+                          g.prompt,
                           g.text, g.n_tokens, g.stop_reason, s.refused, s.evidence,
                           s.matched
                    FROM run_points rp
