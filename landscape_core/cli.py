@@ -259,8 +259,17 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(
             f"{pt['coords'][0]:>9.4f} {pt['coords'][1]:>9.4f} {asr:>7}  {pt['status'] or 'pending'}"
         )
+    for k, one in enumerate(data.get("directions", [])):
+        score = "-" if one["visage"] is None else f"{one['visage']:.2f}"
+        edges = one["edges"] or ["?", "?"]
+        shown = ["beyond" if e is None else f"{e:+.4f}" for e in edges] if one["edges"] else edges
+        print(f"direction {k} seed {one['seed']}: VISAGE {score}, edges {shown[0]} .. {shown[1]}")
     visage = data["visage"]
-    print("VISAGE", "pending (run not complete)" if visage is None else f"{visage:.2f}")
+    if data["spec"].get("measure") != "basin-radius":
+        print("VISAGE", "pending (run not complete)" if visage is None else f"{visage:.2f}")
+    if data.get("visage_ci"):
+        low, high = data["visage_ci"]
+        print(f"VISAGE 95% CI [{low:.2f}, {high:.2f}] ({data['ci_method']})")
     return 0
 
 

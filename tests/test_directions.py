@@ -1,87 +1,106 @@
+"""Many random directions in one run, with a bootstrap interval over them."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
 import pytest
-import torch
 
-from landscape_core.engine.directions import Directions, gaussian
-from landscape_core.engine.perturb import snapshot
-from landscape_core.spec.config import DirectionSpec, ModelSpec
-
-
-def _directions(model, *specs, cache=False):
-    return Directions(tuple(specs), snapshot(model), models_dir=None, cache=cache)
+from landscape_core import sweep
+from landscape_core.errors import UserError
+from landscape_core.readers import stats
+from landscape_core.readers.results import landscape
+from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.identity import n_grid_points, plan
 
 
-def test_gaussian_is_reproducible_per_seed_and_name():
-    shape = torch.Size([4, 5])
-    assert torch.equal(gaussian(1, "a", shape), gaussian(1, "a", shape))
-    assert not torch.equal(gaussian(1, "a", shape), gaussian(1, "b", shape))
-    assert not torch.equal(gaussian(1, "a", shape), gaussian(2, "a", shape))
+def test_seeds_and_repeats_name_the_same_landscapes():
+    by_seeds = SweepSpec.from_dict({"directions": [{"seeds": [3, 4, 5]}]})
+    by_repeats = SweepSpec.from_dict({"directions": [{"seed": 3, "repeats": 3}]})
+    assert by_seeds.replicates() == by_repeats.replicates()
+    assert [r[0].seed for r in by_seeds.replicates()] == [3, 4, 5]
+    assert n_grid_points(by_seeds) == 3 * 21
 
 
-def test_layer_normalisation_matches_each_weights_norm(tiny_loaded):
-    dirs = _directions(tiny_loaded.model, DirectionSpec(seed=3))
-    for name, d1, _ in dirs.items():
-        if "norm" in name:
-            continue
-        w = dirs.base[name]
-        assert torch.allclose(d1.norm(), w.norm(), rtol=1e-5)
+def test_a_single_seed_spec_keeps_its_run_id():
+    """seeds/repeats at their defaults leave every stored key as it was."""
+    spec = SweepSpec.from_dict({"directions": [{"seed": 123}]})
+    assert "seeds" not in spec.key_dict()["directions"][0]
+    assert "repeats" not in spec.key_dict()["directions"][0]
 
 
-def test_filter_normalisation_matches_each_rows_norm(tiny_loaded):
-    dirs = _directions(tiny_loaded.model, DirectionSpec(seed=3, norm="filter"))
-    name = "model.layers.0.mlp.up_proj.weight"
-    d1, _ = dirs.tensor(name)
-    assert torch.allclose(d1.norm(dim=1), dirs.base[name].norm(dim=1), rtol=1e-5)
+@pytest.mark.parametrize(
+    "directions, message",
+    [
+        ([{"seeds": [1, 1]}], "distinct"),
+        ([{"seeds": [1, 2], "repeats": 2}], "not both"),
+        ([{"seed": 5, "seeds": [1, 2]}], "not both"),
+        ([{"repeats": 0}], "repeats"),
+        ([{"seeds": [1, 2]}, {"seeds": [3, 4, 5]}], "same number of seeds"),
+        ([{"seeds": [1, 2]}, {"seeds": [1, 3]}], "different seeds"),
+    ],
+)
+def test_bad_seed_lists_are_refused(directions, message):
+    grid = [{"num": 3}] * len(directions)
+    with pytest.raises(UserError, match=message):
+        SweepSpec.from_dict({"directions": directions, "grid": grid})
 
 
-def test_norm_layers_are_zeroed(tiny_loaded):
-    dirs = _directions(tiny_loaded.model, DirectionSpec(seed=3))
-    zeroed = [n for n, d1, _ in dirs.items() if "norm" in n]
-    assert zeroed
-    assert all(not dirs.tensor(n)[0].any() for n in zeroed)
+def test_2d_seed_lists_are_zipped():
+    spec = SweepSpec.from_dict(
+        {"directions": [{"seeds": [1, 2]}, {"seed": 9}], "grid": [{"num": 3}, {"num": 3}]}
+    )
+    assert [(a.seed, b.seed) for a, b in spec.replicates()] == [(1, 9), (2, 9)]
 
 
-def test_2d_directions_are_orthogonal(tiny_loaded):
-    for norm in ("layer", "filter", "none"):
-        dirs = _directions(
-            tiny_loaded.model, DirectionSpec(seed=1, norm=norm), DirectionSpec(seed=2, norm=norm)
-        )
-        assert abs(dirs.cosine()) < 1e-6
+def test_a_multi_seed_run_reuses_each_seeds_single_direction_points(tiny_spec, store):
+    single = sweep.run(tiny_spec(directions=[{"seed": 8}]), store)
+    assert single.computed == 3
+    many = sweep.run(tiny_spec(directions=[{"seeds": [7, 8]}]), store)
+    # seed 8's three points are stored; seed 7 shares the origin: two are new
+    assert many.computed == 2 and many.total == 6
+    data = landscape(store, many.run_id)
+    assert [d["seed"] for d in data["directions"]] == [[7], [8]]
+    alone = landscape(store, single.run_id)
+    assert data["directions"][1]["points"] == alone["points"]
+    assert data["directions"][1]["visage"] == alone["visage"]
+    assert {p["direction"] for p in data["points"]} == {0, 1}
+    scores = [d["visage"] for d in data["directions"]]
+    assert data["visage"] == pytest.approx(np.mean(scores))
+    interval = stats.mean_interval(scores)
+    assert data["visage_ci"] == ([interval.low, interval.high] if interval.low is not None else None)
+    assert all(d["edges"] is not None for d in data["directions"])
+    # a rerun computes nothing, and the run id is the spec's
+    again = sweep.run(tiny_spec(directions=[{"seeds": [7, 8]}]), store)
+    assert again.computed == 0
+    assert again.run_id == plan(tiny_spec(directions=[{"seeds": [7, 8]}])).run_id
 
 
-def test_orthogonalisation_keeps_each_tensors_norm(tiny_loaded):
-    dirs = _directions(tiny_loaded.model, DirectionSpec(seed=1), DirectionSpec(seed=2))
-    for name, _, d2 in dirs.items():
-        if "norm" not in name:
-            assert torch.allclose(d2.norm(), dirs.base[name].norm(), rtol=1e-5)
+def _exact_percentile_interval(values: list[float]) -> tuple[float, float]:
+    """Every one of the n**n resamples, equally likely: the bootstrap's exact law."""
+    means = [np.mean(s) for s in itertools.product(values, repeat=len(values))]
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def test_cached_and_regenerated_directions_are_identical(tiny_loaded):
-    specs = (DirectionSpec(seed=1), DirectionSpec(seed=2))
-    cached = _directions(tiny_loaded.model, *specs, cache=True)
-    fresh = _directions(tiny_loaded.model, *specs)
-    for (_, a1, a2), (_, b1, b2) in zip(cached.items(), fresh.items(), strict=True):
-        assert torch.equal(a1, b1) and torch.equal(a2, b2)
+@pytest.mark.parametrize("values", [[68.1, 70.0, 82.5, 75.0], [10.0, 0.0, 0.0, 40.0, 20.0]])
+def test_the_interval_matches_the_exact_bootstrap(values):
+    interval = stats.mean_interval(values)
+    low, high = _exact_percentile_interval(values)
+    step = (max(values) - min(values)) / len(values)  # the spacing of resample means
+    assert interval.mean == pytest.approx(np.mean(values))
+    assert abs(interval.low - low) <= step and abs(interval.high - high) <= step
+    assert interval.low <= interval.mean <= interval.high
 
 
-def test_interpolation_reaches_the_target_at_alpha_one(tiny_loaded, tiny_target_dir):
-    from safetensors.torch import load_file
-
-    target = ModelSpec(kind="local", path=str(tiny_target_dir))
-    dirs = _directions(tiny_loaded.model, DirectionSpec(kind="interpolation", target=target))
-    theta_b = load_file(str(tiny_target_dir / "model.safetensors"))
-    for name, d1, _ in dirs.items():
-        assert torch.allclose(dirs.base[name] + d1, theta_b[name], atol=1e-6)
+def test_intervals_of_constant_or_single_values():
+    assert stats.mean_interval([5.0, 5.0, 5.0]) == stats.Interval(5.0, 5.0, 5.0, 3)
+    assert stats.mean_interval([5.0]).low is None
+    assert stats.mean_interval([]) is None
 
 
-@pytest.mark.parametrize("norm", ["layer", "filter"])
-@pytest.mark.parametrize("shape", [(3000, 700), (5, 7), (4000,)])
-def test_blockwise_normalize_equals_the_whole_tensor_formula(norm, shape):
-    """Blocks change no bit: stored points keep their directions across versions."""
-    from landscape_core.engine.directions import _units, normalize
-
-    gen = torch.Generator().manual_seed(0)
-    d, w = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen) * 0.1
-    du, wu = _units(d, norm).double(), _units(w, norm).double()
-    scale = wu.norm(dim=1, keepdim=True) / du.norm(dim=1, keepdim=True).clamp_min(1e-30)
-    expected = (du * scale).reshape(shape).float()
-    assert torch.equal(normalize(d, w, norm), expected)
+def test_differ_says_whether_intervals_overlap():
+    a, b = stats.Interval(70, 65, 75, 5), stats.Interval(40, 30, 50, 5)
+    assert stats.differ(a, b).startswith("differ")
+    assert stats.differ(a, stats.Interval(72, 60, 80, 5)).startswith("no difference")
+    assert stats.differ(a, stats.Interval(72, None, None, 1)).startswith("unknown")

@@ -72,3 +72,24 @@ def visage_2d(asr_grid: np.ndarray) -> float:
     """2D VISAGE: mean of 100 - ASR over ``basin_mask_2d``."""
     grid = np.asarray(asr_grid, dtype=float)
     return float(np.mean(100.0 - grid[basin_mask_2d(grid)]))
+
+
+def grid_edges(
+    alphas: Sequence[float], asr_values: Sequence[float], threshold: float = 100.0
+) -> tuple[float | None, float | None]:
+    """The basin's edges on a grid: the smallest |alpha| on each side with ASR >= threshold.
+
+    ``(left, right)``; None where no point on that side reaches it. This is what
+    ``measure: basin-radius`` searches for, read off a dense grid to compare the two.
+    """
+    left = right = None
+    for alpha, value in sorted(zip(alphas, asr_values, strict=True), key=lambda t: abs(t[0])):
+        if value < threshold - 1e-9:
+            continue
+        if alpha < 0 and left is None:
+            left = float(alpha)
+        if alpha > 0 and right is None:
+            right = float(alpha)
+        if alpha == 0:
+            return 0.0, 0.0
+    return left, right

@@ -10,7 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landscape_core.readers.metrics import basin_mask_2d, basin_window, visage, visage_2d
+from landscape_core.readers.metrics import (
+    basin_mask_2d,
+    basin_window,
+    grid_edges,
+    visage,
+    visage_2d,
+)
+from landscape_core.readers.stats import Interval, mean_interval
+from landscape_core.spec import bisection
+from landscape_core.spec.config import SweepSpec
 from landscape_core.store.runs import Store
 
 
@@ -24,12 +33,83 @@ def asr_grid(points: pd.DataFrame) -> np.ndarray:
     return points.pivot(index="j", columns="i", values="asr").sort_index().to_numpy()
 
 
-def run_visage(points: pd.DataFrame) -> float | None:
-    """VISAGE of a finished run (1D or 2D); None while any point is missing."""
+def by_direction(points: pd.DataFrame) -> list[pd.DataFrame]:
+    """A run's points split into its landscapes, one per seed (one for most runs)."""
+    if "rep" not in points or points.empty:
+        return [points]
+    return [points[points.rep == rep] for rep in sorted(points.rep.unique())]
+
+
+def landscape_visage(points: pd.DataFrame) -> float | None:
+    """VISAGE of one finished landscape (1D or 2D); None while any point is missing."""
     if points.empty or points["asr"].isna().any():
         return None
     grid = asr_grid(points)
     return visage(grid[0]) if grid.shape[0] == 1 else visage_2d(grid)
+
+
+def direction_visages(points: pd.DataFrame) -> list[float | None]:
+    """VISAGE of each of a run's landscapes, in seed order."""
+    return [landscape_visage(one) for one in by_direction(points)]
+
+
+def run_visage(points: pd.DataFrame) -> float | None:
+    """VISAGE of a finished run: the mean over its directions; None while unfinished."""
+    scores = direction_visages(points)
+    if any(v is None for v in scores):
+        return None
+    return float(np.mean(scores))
+
+
+def visage_interval(points: pd.DataFrame) -> Interval | None:
+    """VISAGE's mean over directions with its bootstrap interval; None while unfinished."""
+    scores = direction_visages(points)
+    if any(v is None for v in scores):
+        return None
+    return mean_interval(scores)  # type: ignore[arg-type]
+
+
+EdgePair = tuple[float | None, float | None]  # (left, right) alpha; None: not reached
+
+
+def direction_edges(points: pd.DataFrame, spec: SweepSpec) -> list[EdgePair | None]:
+    """Each landscape's basin edges along alpha (``[left, right]``); None if unknown.
+
+    A basin-radius run replays its search over the stored probes (None while a probe
+    is missing); a 1D grid reads them off its points (``metrics.grid_edges``).
+    """
+    threshold = spec.basin.threshold
+    out: list[EdgePair | None] = []
+    for one in by_direction(points):
+        if spec.measure == "basin-radius":
+            out.append(_replayed_edges(one, spec))
+        elif spec.ndim == 1 and not one.empty and not one.asr.isna().any():
+            out.append(grid_edges(one.alpha.tolist(), one.asr.tolist(), threshold))
+        else:
+            out.append(None)
+    return out
+
+
+class _Missing(Exception):
+    pass
+
+
+def _replayed_edges(
+    points: pd.DataFrame, spec: SweepSpec
+) -> tuple[float | None, float | None] | None:
+    stored = {float(r.alpha): r for r in points.itertuples()}
+
+    def asr_at(alpha: float) -> float | None:
+        row = stored.get(alpha)
+        if row is None or pd.isna(row.status):
+            raise _Missing
+        return None if pd.isna(row.asr) else float(row.asr)
+
+    try:
+        edges = bisection.search(asr_at, spec.basin)
+    except _Missing:
+        return None
+    return edges.left, edges.right
 
 
 def basin_mask(points: pd.DataFrame) -> np.ndarray | None:
@@ -49,28 +129,59 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
     """One object with ``run_id``, ``spec``, ``provenance``, ``visage`` and ``points``.
 
     Each point has ``coords`` ``[alpha, beta]``, ``asr`` (percent; None until done),
-    ``n_prompts`` and ``status``. This is ``show --json``'s format; scripts rely on it.
+    ``n_prompts`` and ``status``. A run of several directions (or a basin-radius
+    search) adds ``directions``: per seed its ``seed``, ``visage``, ``edges`` and
+    ``points``, with ``visage_ci`` ``[low, high]`` and the interval's ``ci_method``.
+    This is ``show --json``'s format; scripts rely on it.
     """
     run = store.run(run_id)
-    frame = store.points_frame(run["run_id"], judge).sort_values(["j", "i"])
-    points = [
-        {
-            "coords": [row.alpha, row.beta],
-            "asr": None if pd.isna(row.asr) else float(row.asr),
-            "n_prompts": None if pd.isna(row.n_prompts) else int(row.n_prompts),
-            "status": None if pd.isna(row.status) else row.status,
-        }
-        for row in frame.itertuples()
-    ]
-    return {
+    spec = SweepSpec.from_dict(run["spec"])
+    frame = store.points_frame(run["run_id"], judge).sort_values(["rep", "j", "i"])
+    search = spec.measure == "basin-radius"
+    out = {
         "run_id": run["run_id"],
         "label": run["label"],
         "judge": judge,
         "spec": run["spec"],
         "provenance": run["provenance"],
-        "visage": run_visage(frame),
-        "points": points,
+        "visage": None if search else run_visage(frame),
+        "points": _points_json(frame, tagged=len(spec.replicates()) > 1),
     }
+    replicates = spec.replicates()
+    if len(replicates) > 1 or search:
+        parts = by_direction(frame)
+        edges = direction_edges(frame, spec)
+        out["directions"] = [
+            {
+                "seed": [d.seed for d in replicates[rep] if d.kind == "random"],
+                "visage": None if search else landscape_visage(part),
+                "edges": None if edge is None else list(edge),
+                "points": _points_json(part.sort_values("alpha") if search else part),
+            }
+            for rep, (part, edge) in enumerate(zip(parts, edges, strict=True))
+        ]
+        interval = None if search else visage_interval(frame)
+        out["visage_ci"] = None if interval is None or interval.low is None else [
+            interval.low, interval.high
+        ]  # fmt: skip
+        out["ci_method"] = None if interval is None else interval.method
+    return out
+
+
+def _points_json(frame: pd.DataFrame, tagged: bool = False) -> list[dict[str, Any]]:
+    """Points as JSON; ``tagged`` adds each one's ``direction`` (index into directions)."""
+    out = []
+    for row in frame.itertuples():
+        point = {
+            "coords": [row.alpha, row.beta],
+            "asr": None if pd.isna(row.asr) else float(row.asr),
+            "n_prompts": None if pd.isna(row.n_prompts) else int(row.n_prompts),
+            "status": None if pd.isna(row.status) else row.status,
+        }
+        if tagged:
+            point["direction"] = int(row.rep)
+        out.append(point)
+    return out
 
 
 def disagreement(store: Store, run_id: str, judge_a: str, judge_b: str) -> pd.DataFrame:
