@@ -66,9 +66,7 @@ def planted_edge(monkeypatch):
 
 
 def test_search_probes_are_reused_by_a_dense_grid(tiny_spec, store, planted_edge):
-    spec = tiny_spec(
-        grid=[{}], measure="basin-radius", basin={"tolerance": 0.25, "max_alpha": 1.5}
-    )
+    spec = tiny_spec(grid=[{}], measure="basin-radius", basin={"tolerance": 0.25, "max_alpha": 1.5})
     found = sweep.run(spec, store)
     data = landscape(store, found.run_id)
     assert data["directions"][0]["edges"] == [-0.75, 0.75]

@@ -69,7 +69,8 @@ def test_a_multi_seed_run_reuses_each_seeds_single_direction_points(tiny_spec, s
     scores = [d["visage"] for d in data["directions"]]
     assert data["visage"] == pytest.approx(np.mean(scores))
     interval = stats.mean_interval(scores)
-    assert data["visage_ci"] == ([interval.low, interval.high] if interval.low is not None else None)
+    expected = None if interval.low is None else [interval.low, interval.high]
+    assert data["visage_ci"] == expected
     assert all(d["edges"] is not None for d in data["directions"])
     # a rerun computes nothing, and the run id is the spec's
     again = sweep.run(tiny_spec(directions=[{"seeds": [7, 8]}]), store)
