@@ -139,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
         "rescore", parents=[common, judge], help="judge stored generations again, no generator"
     )
     p.add_argument("run")
+    p.add_argument(
+        "--coherence",
+        action="store_true",
+        help="measure each answer's coherence (the unperturbed model's NLL, repetition) "
+        "instead of judging; loads the model once, never regenerates",
+    )
     p.set_defaults(func=cmd_rescore)
 
     p = sub.add_parser(
@@ -290,6 +296,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_rescore(args: argparse.Namespace) -> int:
     store = _store(args)
     run_id = store.run(args.run)["run_id"]
+    if args.coherence:
+        n = sweep.measure_coherence(store, run_id)
+        print(f"measured the coherence of {n} answers of run {run_id}")
+        return 0
     spec = _judge_spec(args)
     done = rescore(store, run_id, spec)
     print(f"re-scored {done.n_answers} generations of run {run_id} with {done.label}")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from landscape_core import __version__, visit
 from landscape_core.errors import Cancelled, NonFiniteError, UserError
-from landscape_core.judging import keyword
+from landscape_core.judging import coherence, keyword
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import Judge, score_all
 from landscape_core.readers.metrics import asr as metrics_asr
@@ -114,7 +114,7 @@ def run(
         return _search(p, store, judges, on_progress, should_stop, claim, started)
     summary = Summary(run_id=p.run_id, status="complete", total=n_grid_points(spec))
     stored_grid = store.grid(p.run_id)
-    if stored_grid and not store.pending(p.run_id):
+    if stored_grid and not store.pending(p.run_id) and not _incoherent_gaps(p, store):
         log.info("run %s is already complete", p.run_id)
         _report(on_progress, p.run_id, store, summary.total)
         return summary
@@ -129,8 +129,53 @@ def run(
     store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, session), grid)
     _report(on_progress, p.run_id, store, summary.total)
     _visit(p, store, session, inputs, summary, on_progress, should_stop)
+    if summary.status == "complete":
+        _fill_coherence(p, store, session)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def measure_coherence(store: Store, run_id: str) -> int:
+    """Coherence of a finished run's stored answers (``rescore RUN --coherence``).
+
+    Loads the run's unperturbed model once and never regenerates; answers measured
+    already are skipped. Returns how many were measured.
+    """
+    run = store.run(run_id)
+    spec = SweepSpec.from_dict(run["spec"])
+    if spec.measure not in ANSWER_MEASURES:
+        raise UserError(f"run {run_id} stored no answers to measure ({spec.measure} sweep)")
+    p = plan(spec, store.file_digest)
+    if p.run_id != run["run_id"]:
+        raise UserError(
+            f"the model files of run {run_id} changed since it ran; its answers came from "
+            "other weights, so their coherence cannot be measured with these"
+        )
+    if not _incoherent_gaps(p, store):
+        return 0
+    todo = len(store.answers_missing(p.run_id, coherence.NLL))
+    _fill_coherence(p, store, _open_session(p, store))
+    return todo
+
+
+def _incoherent_gaps(p: Plan, store: Store) -> bool:
+    """Whether answers of the run still lack their coherence measure."""
+    if p.spec.measure not in ANSWER_MEASURES:
+        return False
+    return not store.answers_missing(p.run_id, coherence.NLL).empty
+
+
+def _fill_coherence(p: Plan, store: Store, session: Session) -> None:
+    """The unperturbed model's NLL of every answer lacking one (weights are restored)."""
+    if p.spec.measure not in ANSWER_MEASURES:
+        return
+    n = coherence.fill(
+        store,
+        p.run_id,
+        session.texts,
+        lambda texts, answers: session.answer_nll(texts, answers, session.add_special),
+    )
+    log.info("coherence of %d answers measured", n)
 
 
 def _open_session(p: Plan, store: Store) -> Session:
@@ -330,6 +375,8 @@ def _search(
             bisection.search(lambda alpha, rep=rep: asr_at(rep, alpha), spec.basin)
     except Cancelled:
         summary.status = "cancelled"
+    if summary.status == "complete" and _incoherent_gaps(p, store):
+        _fill_coherence(p, store, session()[0])
     summary.seconds = time.monotonic() - started
     return summary
 

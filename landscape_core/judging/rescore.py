@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from landscape_core.errors import UserError
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import score_all
-from landscape_core.spec.config import GenerationSpec, JudgeSpec
+from landscape_core.spec.config import ANSWER_MEASURES, GenerationSpec, JudgeSpec
 from landscape_core.spec.identity import judge_label
 from landscape_core.store.records import ScoreRow
 from landscape_core.store.runs import Store
@@ -27,7 +27,7 @@ def rescore(store: Store, run_id: str, spec: JudgeSpec) -> Rescored:
     refusal keyword, or that stored no answers, is refused with a UserError.
     """
     run = store.run(run_id)
-    if run["spec"].get("measure", "answers") != "answers":
+    if run["spec"].get("measure", "answers") not in ANSWER_MEASURES:
         raise UserError(f"run {run['run_id']} stored no answers to judge")
     GenerationSpec.from_dict(run["spec"].get("generation", {})).check_judge(spec.name)
     judge = make_judge(spec, store.models_dir)

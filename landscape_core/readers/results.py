@@ -5,11 +5,13 @@ The CLI's ``show`` and the app's pages share these, so both report the same numb
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from landscape_core.judging import coherence
 from landscape_core.readers.metrics import (
     basin_mask_2d,
     basin_window,
@@ -40,33 +42,68 @@ def by_direction(points: pd.DataFrame) -> list[pd.DataFrame]:
     return [points[points.rep == rep] for rep in sorted(points.rep.unique())]
 
 
-def landscape_visage(points: pd.DataFrame) -> float | None:
-    """VISAGE of one finished landscape (1D or 2D); None while any point is missing."""
-    if points.empty or points["asr"].isna().any():
+def landscape_visage(points: pd.DataFrame, column: str = "asr") -> float | None:
+    """VISAGE of one finished landscape (1D or 2D); None while any point is missing.
+
+    ``column`` ``coherent_asr`` gives coherent VISAGE: the mean of 100 - coherent ASR
+    over the same basin, which the paper's ASR decides, so the two numbers describe
+    one region of weights.
+    """
+    if points.empty or points["asr"].isna().any() or points[column].isna().any():
         return None
-    grid = asr_grid(points)
-    return visage(grid[0]) if grid.shape[0] == 1 else visage_2d(grid)
+    if column == "asr":  # the reference's formulas, to the letter
+        grid = asr_grid(points)
+        return visage(grid[0]) if grid.shape[0] == 1 else visage_2d(grid)
+    values = points.pivot(index="j", columns="i", values=column).sort_index().to_numpy()
+    return float(np.mean(100.0 - values[basin_mask(points)]))
 
 
-def direction_visages(points: pd.DataFrame) -> list[float | None]:
+def direction_visages(points: pd.DataFrame, column: str = "asr") -> list[float | None]:
     """VISAGE of each of a run's landscapes, in seed order."""
-    return [landscape_visage(one) for one in by_direction(points)]
+    return [landscape_visage(one, column) for one in by_direction(points)]
 
 
-def run_visage(points: pd.DataFrame) -> float | None:
+def run_visage(points: pd.DataFrame, column: str = "asr") -> float | None:
     """VISAGE of a finished run: the mean over its directions; None while unfinished."""
-    scores = direction_visages(points)
+    scores = direction_visages(points, column)
     if any(v is None for v in scores):
         return None
     return float(np.mean(scores))
 
 
-def visage_interval(points: pd.DataFrame) -> Interval | None:
+def visage_interval(points: pd.DataFrame, column: str = "asr") -> Interval | None:
     """VISAGE's mean over directions with its bootstrap interval; None while unfinished."""
-    scores = direction_visages(points)
+    scores = direction_visages(points, column)
     if any(v is None for v in scores):
         return None
     return mean_interval(scores)  # type: ignore[arg-type]
+
+
+def with_states(store: Store, run_id: str, points: pd.DataFrame, judge: str) -> pd.DataFrame:
+    """``points`` plus the three states' shares (percent) and ``coherent_asr`` per point.
+
+    NaN where a point's answers are unfinished or their coherence is not measured.
+    """
+    gens = store.generations_frame(run_id, judge)
+    gens = gens.assign(state=answer_states(gens))
+    shares = {idx: coherence.shares(group.state) or {} for idx, group in gens.groupby("idx")}
+    table = pd.DataFrame.from_dict(shares, orient="index", columns=list(coherence.STATES))
+    out = points.merge(table, left_on="idx", right_index=True, how="left")
+    return out.assign(coherent_asr=out["complied"])
+
+
+def answer_states(gens: pd.DataFrame) -> pd.Series:
+    """Each answer's state under the run's refusal judge (None: not yet known)."""
+    return pd.Series(
+        [
+            None if pd.isna(r.refused) else coherence.state(
+                bool(r.refused), r.text, r.coherence_nll, r.repetition
+            )
+            for r in gens.itertuples()
+        ],
+        index=gens.index,
+        dtype=object,
+    )  # fmt: skip
 
 
 EdgePair = tuple[float | None, float | None]  # (left, right) alpha; None: not reached
@@ -137,6 +174,7 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
     run = store.run(run_id)
     spec = SweepSpec.from_dict(run["spec"])
     frame = store.points_frame(run["run_id"], judge).sort_values(["rep", "j", "i"])
+    frame = with_states(store, run["run_id"], frame, judge)
     search = spec.measure == "basin-radius"
     out = {
         "run_id": run["run_id"],
@@ -145,6 +183,8 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
         "spec": run["spec"],
         "provenance": run["provenance"],
         "visage": None if search else run_visage(frame),
+        "coherent_visage": None if search else run_visage(frame, "coherent_asr"),
+        "coherence_thresholds": dataclasses.asdict(coherence.THRESHOLDS),
         "points": _points_json(frame, tagged=len(spec.replicates()) > 1),
     }
     replicates = spec.replicates()
@@ -155,6 +195,7 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
             {
                 "seed": [d.seed for d in replicates[rep] if d.kind == "random"],
                 "visage": None if search else landscape_visage(part),
+                "coherent_visage": None if search else landscape_visage(part, "coherent_asr"),
                 "edges": None if edge is None else list(edge),
                 "points": _points_json(part.sort_values("alpha") if search else part),
             }
@@ -165,6 +206,10 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
             interval.low, interval.high
         ]  # fmt: skip
         out["ci_method"] = None if interval is None else interval.method
+        coherent = None if search else visage_interval(frame, "coherent_asr")
+        out["coherent_visage_ci"] = None if coherent is None or coherent.low is None else [
+            coherent.low, coherent.high
+        ]  # fmt: skip
     return out
 
 
@@ -177,6 +222,9 @@ def _points_json(frame: pd.DataFrame, tagged: bool = False) -> list[dict[str, An
             "asr": None if pd.isna(row.asr) else float(row.asr),
             "n_prompts": None if pd.isna(row.n_prompts) else int(row.n_prompts),
             "status": None if pd.isna(row.status) else row.status,
+            "states": None
+            if pd.isna(row.complied)
+            else {state: float(getattr(row, state)) for state in coherence.STATES},
         }
         if tagged:
             point["direction"] = int(row.rep)

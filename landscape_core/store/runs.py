@@ -19,7 +19,7 @@ from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
 from landscape_core.store.database import Database
 from landscape_core.store.jobs import Claim, JobQueue, check_claim
-from landscape_core.store.records import GridPoint, PointResult, ScoreRow
+from landscape_core.store.records import GridPoint, MeasureRow, PointResult, ScoreRow
 
 _INSERT_SCORE = (
     "INSERT INTO scores (point_key, prompt_index, judge, refused, evidence, matched) "
@@ -238,6 +238,32 @@ class Store(Database):
             ).fetchone()
         return row[0]
 
+    def answers_missing(self, run_id: str, measure: str) -> pd.DataFrame:
+        """The run's stored answers (``point_key, prompt_index, text``) lacking ``measure``."""
+        with self.connect() as conn:
+            return pd.read_sql_query(
+                """SELECT DISTINCT g.point_key, g.prompt_index, g.text
+                   FROM run_points rp
+                   JOIN generations g ON g.point_key = rp.point_key
+                   LEFT JOIN measures m ON m.point_key = g.point_key
+                        AND m.prompt_index = g.prompt_index AND m.name = ?
+                   WHERE rp.run_id = ? AND m.point_key IS NULL
+                        AND g.stop_reason NOT IN ('reference', 'likelihood')
+                   ORDER BY g.point_key, g.prompt_index""",
+                conn,
+                params=(measure, run_id),
+            )
+
+    def save_measures(self, measures: Mapping[str, Sequence[MeasureRow]]) -> None:
+        """Measure rows by point key, replacing earlier values of the same names."""
+        rows = [
+            (key, m.prompt_index, m.name, float(m.value))
+            for key, batch in measures.items()
+            for m in batch
+        ]
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO measures VALUES (?, ?, ?, ?)", rows)
+
     def save_scores(self, scores: Mapping[str, Sequence[ScoreRow]]) -> None:
         """Score rows by point key, replacing a judge's earlier verdicts on them."""
         rows = [_score_values(key, s) for key, batch in scores.items() for s in batch]
@@ -295,11 +321,15 @@ class Store(Database):
                 """SELECT rp.idx, rp.rep, rp.alpha, rp.beta, g.point_key, g.prompt_index,
                           g.prompt,
                           g.text, g.n_tokens, g.stop_reason, s.refused, s.evidence,
-                          s.matched
+                          s.matched, mn.value AS coherence_nll, mr.value AS repetition
                    FROM run_points rp
                    JOIN generations g ON g.point_key = rp.point_key
                    LEFT JOIN scores s ON s.point_key = g.point_key
                         AND s.prompt_index = g.prompt_index AND s.judge = ?
+                   LEFT JOIN measures mn ON mn.point_key = g.point_key
+                        AND mn.prompt_index = g.prompt_index AND mn.name = 'coherence_nll'
+                   LEFT JOIN measures mr ON mr.point_key = g.point_key
+                        AND mr.prompt_index = g.prompt_index AND mr.name = 'repetition'
                    WHERE rp.run_id = ?
                    ORDER BY rp.idx, g.prompt_index""",
                 conn,
