@@ -7,7 +7,15 @@ import streamlit as st
 
 from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, companions
-from landscape_core.readers.results import at_origin, disagreement, run_visage
+from landscape_core.readers.results import (
+    answer_states,
+    at_origin,
+    by_direction,
+    direction_edges,
+    disagreement,
+    visage_interval,
+    with_states,
+)
 from landscape_core.spec.config import SweepSpec
 from pages.common import md_text, pick_runs, store
 
@@ -16,6 +24,9 @@ runs = pick_runs("Run", key="landscape-run")
 if not runs:
     st.stop()
 run = runs[0]
+spec = SweepSpec.from_dict(run["spec"])
+n_directions = len(spec.replicates())
+search = spec.measure == "basin-radius"
 st.session_state["run_id"] = run["run_id"]
 scored = store().judges(run["run_id"]) or ["keyword"]
 judge = st.selectbox(
@@ -35,23 +46,84 @@ def _selected_idx(event, frame) -> int | None:
     if not points:
         return None
     p = points[0]
-    alpha, beta = p.get("x"), p.get("y") if run["spec"]["directions"][1:] else 0.0
+    alpha, beta = p.get("x"), p.get("y") if spec.ndim == 2 else 0.0
+    if alpha is None or beta is None:
+        return None
     hit = frame[(frame.alpha - alpha).abs().lt(1e-9) & (frame.beta - beta).abs().lt(1e-9)]
     return None if hit.empty else int(hit.idx.iloc[0])
 
 
+def _points():
+    return with_states(store(), run["run_id"], store().points_frame(run["run_id"], judge), judge)
+
+
+def _visage_metric(frame, column: str) -> str:
+    interval = visage_interval(frame, column)
+    if interval is None:
+        return "-"
+    return interval.describe() if n_directions > 1 else f"{interval.mean:.1f}"
+
+
+def _direction(frame):
+    """The direction the 2D views and the drill-down show, for a run of several."""
+    if n_directions == 1:
+        return frame
+    seeds = [[d.seed for d in r if d.kind == "random"] for r in spec.replicates()]
+    rep = st.selectbox(
+        "Direction", range(n_directions), key="direction",
+        format_func=lambda k: f"{k}: seed {', '.join(map(str, seeds[k]))}",
+    )  # fmt: skip
+    return frame[frame.rep == rep]
+
+
+def _search_views(frame) -> None:
+    """A basin-radius run: each direction's edges, and how the radius varies."""
+    edges = direction_edges(frame, spec)
+    rows = [
+        {"direction": k, "left edge": None if e is None else e[0],
+         "right edge": None if e is None else e[1],
+         "radius": None if e is None or None in e else (e[1] - e[0]) / 2,
+         "probes": int(part.status.notna().sum())}
+        for k, (part, e) in enumerate(zip(by_direction(frame), edges, strict=True))
+    ]  # fmt: skip
+    st.caption(
+        f"Edges: the smallest |alpha| with ASR >= {spec.basin.threshold:g}%, to "
+        f"{spec.basin.tolerance:g}; empty: none within {spec.basin.max_alpha:g} (or pending)."
+    )
+    st.dataframe(rows, hide_index=True)
+    radii = [r["radius"] for r in rows if r["radius"] is not None]
+    found = [e for e in edges if e is not None]
+    if radii:
+        left, right = st.columns(2)
+        left.plotly_chart(figures.radius_histogram(radii), key="radius-histogram")
+        right.plotly_chart(figures.radius_polar(found, spec.basin.max_alpha), key="polar")
+    st.plotly_chart(figures.line_1d(frame[frame.status.notna()]), key="probes")
+
+
 def plot() -> None:
-    frame = store().points_frame(run["run_id"], judge)
+    frame = _points()
     done = int(frame.status.notna().sum())
-    score = run_visage(frame)
-    cols = st.columns(3)
+    cols = st.columns(4)
     cols[0].metric("Points", f"{done}/{len(frame)}")
-    cols[1].metric("VISAGE", "-" if score is None else f"{score:.1f}")
-    cols[2].metric("ASR at the model", _origin_asr(frame))
-    if frame.j.max() == 0:
+    cols[1].metric("VISAGE" + (" (95% CI)" if n_directions > 1 else ""),
+                   _visage_metric(frame, "asr"))  # fmt: skip
+    cols[2].metric(
+        "coherent VISAGE",
+        _visage_metric(frame, "coherent_asr"),
+        help="100 - coherent ASR (complied answers only) over the same basin",
+    )
+    cols[3].metric("ASR at the model", _origin_asr(frame))
+    if search:
+        _search_views(frame)
+        return
+    if spec.ndim == 1 and n_directions > 1:
+        st.plotly_chart(figures.band_1d(frame), key="band")
+        event = None
+    elif spec.ndim == 1:
         fig = figures.line_1d(frame)
         event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="plot1d")
     else:
+        frame = _direction(frame)
         fig = figures.heatmap_2d(frame)
         fig.add_trace(  # clickable markers over the cells
             go.Scatter(x=frame.alpha, y=frame.beta, mode="markers", showlegend=False,
@@ -62,10 +134,28 @@ def plot() -> None:
             event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="plot2d")
         with right:
             st.plotly_chart(figures.surface_3d(frame), key="surface")
-    clicked = _selected_idx(event, frame)
+    _states(frame)
+    clicked = None if event is None else _selected_idx(event, frame)
     if clicked is not None and clicked != st.session_state.get("point_idx"):
         st.session_state["point_idx"] = clicked
         st.rerun(scope="app")  # the drill-down below lives outside this fragment
+
+
+def _states(frame) -> None:
+    measured = frame[frame.status.eq("done")]
+    if measured.empty:
+        return
+    if measured.complied.isna().all():
+        st.info(
+            "Coherence is not measured for these answers yet, so incoherent answers count "
+            "as attacks. Measure it (no regeneration) with: "
+            f"python -m landscape_core rescore {run['run_id']} --coherence"
+        )
+        return
+    st.plotly_chart(
+        figures.states_1d(measured) if spec.ndim == 1 else figures.states_2d(measured),
+        key="states",
+    )
 
 
 def _origin_asr(frame) -> str:
@@ -76,16 +166,17 @@ def _origin_asr(frame) -> str:
 
 
 unfinished = store().points_frame(run["run_id"], judge).status.isna().any()
-if layer == "ASR":
+if layer == "ASR" or search:
     st.fragment(plot, run_every="3s" if unfinished else None)()  # follows a running job
 else:
     other = st.selectbox("Against", others)
     shares = disagreement(store(), run["run_id"], judge, other)
     st.plotly_chart(figures.disagreement_map(shares, judge, other), key="disagreement")
 
-st.subheader("Safety and capability on this grid")
 capability = capability_frame(store(), run["run_id"])
 measured = capability[["perplexity", "over_refusal", "unsafe_refusal"]].notna().any().any()
+if not search:
+    st.subheader("Safety and capability on this grid")
 if measured:
     one_d = capability.j.max() == 0
     chart = figures.capability_1d(capability) if one_d else figures.capability_2d(capability)
@@ -94,13 +185,17 @@ if measured:
         "Fluency: perplexity of MT-Bench answers the unperturbed model wrote. Over-refusal: "
         "XSTest safe prompts refused; unsafe: its contrast prompts refused (refusal-patterns)."
     )
-if st.button("Measure capability on this grid", help="Queues fluency and over-refusal sweeps"):
+if not search and st.button(
+    "Measure capability on this grid", help="Queues fluency and over-refusal sweeps"
+):
     spec = SweepSpec.from_dict(run["spec"])
     ids = [store().jobs.submit(c.to_dict(), c.label) for c in companions(spec).values()]
     st.success(f"Queued jobs {', '.join(map(str, ids))}; follow them on the Jobs page.")
 
 st.subheader("Generations at a point")
-frame = store().points_frame(run["run_id"], judge)
+frame = _points()
+if n_directions > 1 and spec.ndim == 1:
+    frame = _direction(frame)
 finished = frame[frame.status.notna()]
 if finished.empty:
     st.info("No finished point yet.")
@@ -109,7 +204,7 @@ labels = {
     int(r.idx): f"alpha={r.alpha:+.3f} beta={r.beta:+.3f} · ASR {r.asr:.1f}%"
     if r.status == "done"
     else f"alpha={r.alpha:+.3f} beta={r.beta:+.3f} · failed"
-    for r in finished.itertuples()
+    for r in finished.sort_values(["beta", "alpha"]).itertuples()
 }
 ids = list(labels)
 current = st.session_state.get("point_idx")
@@ -122,7 +217,12 @@ if point.status == "failed":
     st.stop()
 gens = store().generations_frame(run["run_id"], judge)
 gens = gens[gens.idx == idx]
-table = gens.assign(verdict=gens.refused.map({1: "refused", 0: "complied"}))[
-    ["prompt_index", "verdict", "matched", "evidence", "prompt", "text", "n_tokens", "stop_reason"]
-].rename(columns={"text": "answer"})
+table = gens.assign(state=answer_states(gens))[
+    ["prompt_index", "state", "matched", "coherence_nll", "repetition", "evidence", "prompt",
+     "text", "n_tokens", "stop_reason"]
+].rename(columns={"text": "answer", "coherence_nll": "NLL/token (unperturbed)"})  # fmt: skip
+st.caption(
+    "state: refused by the judge; complied (not refused, coherent); incoherent (not "
+    "refused, but the unperturbed model finds it improbable or it repeats itself)."
+)
 st.dataframe(table, hide_index=True, width="stretch")  # cells render as text

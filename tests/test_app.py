@@ -32,8 +32,15 @@ def filled_store(tmp_path_factory, tiny_model_dir):
         {**base, "label": "two-d", "directions": [{"seed": 1}, {"seed": 2}],
          "grid": [{"num": 3}, {"num": 3}]}
     )  # fmt: skip
-    sweep.run(one, store)
-    sweep.run(two, store)
+    many = SweepSpec.from_dict(
+        {**base, "label": "many", "directions": [{"seeds": [1, 3]}], "grid": [{"num": 3}]}
+    )
+    search = SweepSpec.from_dict(
+        {**base, "label": "search", "measure": "basin-radius",
+         "basin": {"tolerance": 0.5, "max_alpha": 1.0}}
+    )  # fmt: skip
+    for spec in (one, two, many, search):
+        sweep.run(spec, store)
     with sqlite3.connect(store.path) as conn:  # an answer that must render literally
         conn.execute("UPDATE generations SET text=? WHERE prompt_index=0", (HOSTILE,))
     done = store.jobs.submit(one.to_dict(), "one-d")
@@ -74,6 +81,26 @@ def test_landscape_point_table_shows_answers_as_text(app, filled_store):
     table = at.dataframe[0].value
     assert HOSTILE in table.answer.tolist()
     assert not any("<script>" in m.value for m in at.markdown)
+
+
+def test_landscape_page_shows_visage_with_an_interval_over_directions(app, filled_store):
+    many = filled_store.runs_frame().set_index("label").loc["many", "run_id"]
+    at = app("landscape", run_id=many)
+    assert not at.exception
+    visage = next(m for m in at.metric if m.label.startswith("VISAGE"))
+    assert visage.label == "VISAGE (95% CI)"
+    assert "[" in visage.value  # mean [low, high]
+    assert [m.label for m in at.metric][2] == "coherent VISAGE"
+    assert "state" in at.dataframe[0].value.columns
+    assert at.selectbox(key="direction").options == ["0: seed 1", "1: seed 3"]
+
+
+def test_landscape_page_shows_a_basin_search(app, filled_store):
+    search = filled_store.runs_frame().set_index("label").loc["search", "run_id"]
+    at = app("landscape", run_id=search)
+    assert not at.exception
+    edges = at.dataframe[0].value
+    assert list(edges.columns)[:4] == ["direction", "left edge", "right edge", "radius"]
 
 
 def test_landscape_page_draws_a_2d_run(app, filled_store):

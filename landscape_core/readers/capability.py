@@ -33,7 +33,12 @@ CAPABILITY_JUDGE = "refusal-patterns"
 
 
 def companions(spec: SweepSpec) -> dict[str, SweepSpec]:
-    """The capability sweeps that share ``spec``'s model, system prompt and grid."""
+    """The capability sweeps that share ``spec``'s model, system prompt and grid.
+
+    A basin search has no grid to share, so it has none.
+    """
+    if spec.measure == "basin-radius":
+        return {}
     base = dataclasses.replace(
         spec,
         generation=GenerationSpec(max_new_tokens=spec.generation.max_new_tokens),

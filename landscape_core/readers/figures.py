@@ -9,7 +9,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape_core.readers.results import asr_grid, basin_mask, run_visage
+from landscape_core.judging.coherence import STATES
+from landscape_core.readers.results import (
+    asr_grid,
+    basin_mask,
+    by_direction,
+    run_visage,
+    visage_interval,
+)
 
 ASR_RANGE = (0, 100)
 COLORSCALE = "RdYlGn_r"  # green = refuses (safe), red = complies
@@ -50,15 +57,155 @@ def _shade_basin(fig: go.Figure, frame: pd.DataFrame) -> None:
     )  # fmt: skip
 
 
+def across_directions(points: pd.DataFrame, column: str = "asr") -> pd.DataFrame:
+    """Per alpha over a run's directions: the ``median``, ``low`` and ``high`` of a column."""
+    grouped = points.groupby("alpha")[column]
+    return pd.DataFrame(
+        {"median": grouped.median(), "low": grouped.min(), "high": grouped.max()}
+    ).reset_index()
+
+
+def _visage_label(points: pd.DataFrame) -> str:
+    interval = visage_interval(points)
+    if interval is None:
+        return "VISAGE pending"
+    if interval.low is None:
+        return f"VISAGE {interval.mean:.1f}"
+    return f"VISAGE {interval.describe()} (95% CI, {interval.n} directions)"
+
+
+def band_1d(points: pd.DataFrame) -> go.Figure:
+    """A 1D run of many directions: the median curve, the directions' range as a band."""
+    fig = go.Figure()
+    for rep, one in enumerate(by_direction(points)):
+        line = one.sort_values("alpha")
+        fig.add_trace(
+            go.Scatter(
+                x=line.alpha, y=line.asr, mode="lines", name=f"direction {rep}",
+                line={"width": 1, "color": "rgba(100,100,100,0.35)"}, showlegend=False,
+                hovertemplate=f"direction {rep}<br>alpha=%{{x:.3f}}<br>"
+                "ASR=%{y:.1f}%<extra></extra>",
+            )
+        )  # fmt: skip
+    band = across_directions(points)
+    fig.add_trace(go.Scatter(x=band.alpha, y=band.high, mode="lines", line={"width": 0},
+                             showlegend=False, hoverinfo="skip"))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=band.alpha, y=band.low, mode="lines", line={"width": 0}, fill="tonexty",
+            fillcolor="rgba(31,119,180,0.2)", name="range over directions", hoverinfo="skip",
+        )
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=band.alpha, y=band["median"], mode="lines+markers", name="median over directions",
+            line={"color": "rgb(31,119,180)", "width": 3},
+            hovertemplate="alpha=%{x:.3f}<br>median ASR=%{y:.1f}%<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title=_visage_label(points),
+        xaxis_title="alpha (perturbation along each direction)",
+        yaxis_title="ASR (%)",
+        yaxis_range=[-3, 103],
+        margin={"t": 50, "b": 40},
+    )
+    return fig
+
+
 def overlay_1d(runs: dict[str, pd.DataFrame]) -> go.Figure:
-    """Several 1D runs on one axis, each labelled with its VISAGE."""
+    """Several 1D runs on one axis, each labelled with its VISAGE.
+
+    A run of many directions is drawn as its median curve, with VISAGE +- CI.
+    """
     fig = go.Figure()
     for name, points in runs.items():
-        frame = points.sort_values("alpha")
-        score = run_visage(frame)
-        label = html.escape(name) if score is None else f"{html.escape(name)} (VISAGE {score:.1f})"
-        fig.add_trace(go.Scatter(x=frame.alpha, y=frame.asr, mode="lines+markers", name=label))
+        many = len(by_direction(points)) > 1
+        frame = across_directions(points) if many else points.sort_values("alpha")
+        y = frame["median"] if many else frame.asr
+        score = run_visage(points)
+        label = html.escape(name)
+        if score is not None:
+            label += f" ({_visage_label(points)})" if many else f" (VISAGE {score:.1f})"
+        fig.add_trace(go.Scatter(x=frame.alpha, y=y, mode="lines+markers", name=label))
     fig.update_layout(xaxis_title="alpha", yaxis_title="ASR (%)", yaxis_range=[-3, 103])
+    return fig
+
+
+STATE_COLOURS = {"refused": "#2ca02c", "complied": "#d62728", "incoherent": "#7f7f7f"}
+
+
+def states_1d(points: pd.DataFrame) -> go.Figure:
+    """The three states' shares along alpha as stacked areas (mean over directions)."""
+    frame = points.groupby("alpha")[list(STATES)].mean().reset_index()
+    fig = go.Figure()
+    for state in STATES:
+        fig.add_trace(
+            go.Scatter(
+                x=frame.alpha, y=frame[state], name=state, mode="lines", stackgroup="states",
+                line={"color": STATE_COLOURS[state]},
+                hovertemplate=f"{state}: %{{y:.1f}}%<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        xaxis_title="alpha", yaxis_title="answers (%)", yaxis_range=[0, 100],
+        hovermode="x unified", margin={"t": 40, "b": 40},
+        title="refused · complied (coherent) · incoherent",
+    )  # fmt: skip
+    return fig
+
+
+def states_2d(points: pd.DataFrame) -> go.Figure:
+    """The three states' shares over (alpha, beta), one panel each."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=list(STATES), shared_yaxes=True)
+    alphas = points.sort_values("i").drop_duplicates("i").alpha.to_numpy()
+    betas = points.sort_values("j").drop_duplicates("j").beta.to_numpy()
+    for col, state in enumerate(STATES, start=1):
+        grid = points.pivot(index="j", columns="i", values=state).sort_index().to_numpy()
+        fig.add_trace(
+            go.Heatmap(
+                x=alphas, y=betas, z=grid, zmin=0, zmax=100, colorscale="Greys" if
+                state == "incoherent" else ("Greens" if state == "refused" else "Reds"),
+                showscale=False,
+                hovertemplate=f"{state}<br>alpha=%{{x:.3f}}<br>beta=%{{y:.3f}}<br>"
+                "%{z:.1f}%<extra></extra>",
+            ),
+            row=1, col=col,
+        )  # fmt: skip
+    fig.update_layout(margin={"t": 50, "b": 40})
+    return fig
+
+
+def radius_histogram(radii: list[float]) -> go.Figure:
+    """How the basin's radius varies over directions."""
+    fig = go.Figure(go.Histogram(x=radii, nbinsx=max(5, len(radii) // 2), name="radius"))
+    fig.update_layout(xaxis_title="basin radius (half-width, in alpha)",
+                      yaxis_title="directions", margin={"t": 40, "b": 40})  # fmt: skip
+    return fig
+
+
+def radius_polar(edges: list[tuple[float | None, float | None]], max_alpha: float) -> go.Figure:
+    """Each direction's two edges as opposite rays: direction k at angle 180k/n degrees.
+
+    Random directions in weight space are nearly orthogonal; the angles only spread
+    them out. An edge beyond the search (None) is drawn at ``max_alpha``, hollow.
+    """
+    n = max(len(edges), 1)
+    theta, r, found = [], [], []
+    for k, (left, right) in enumerate(edges):
+        for edge, angle in ((right, 180.0 * k / n), (left, 180.0 * k / n + 180.0)):
+            theta.append(angle)
+            r.append(max_alpha if edge is None else abs(edge))
+            found.append(edge is not None)
+    fig = go.Figure(
+        go.Scatterpolar(
+            r=r, theta=theta, mode="markers",
+            marker={"size": 10, "symbol": ["circle" if f else "circle-open" for f in found]},
+            text=[f"direction {i // 2}" for i in range(len(r))],
+            hovertemplate="%{text}<br>|alpha| = %{r:.3f}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(polar={"radialaxis": {"range": [0, max_alpha]}}, margin={"t": 40})
     return fig
 
 
