@@ -7,7 +7,8 @@ import streamlit as st
 
 from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, capability_summary
-from landscape_core.readers.results import run_title, run_visage
+from landscape_core.readers.results import run_title, run_visage, visage_interval, with_states
+from landscape_core.readers.stats import differ
 from pages.common import pick_runs, store
 
 st.title("Compare runs")
@@ -25,14 +26,23 @@ if two_d:
     st.plotly_chart(figures.small_multiples_2d(two_d), key="multiples")
 
 rows = []
+intervals = {}
 for run in runs:
     spec = run["spec"]
-    score = run_visage(store().points_frame(run["run_id"]))
+    points = with_states(store(), run["run_id"], store().points_frame(run["run_id"]), "keyword")
+    interval = visage_interval(points)
+    coherent = visage_interval(points, "coherent_asr")
+    name = f"{run_title(run)} [{run['run_id'][:8]}]"
+    intervals[name] = interval
     rows.append(
         {
             "model": run["provenance"]["model"]["name"],
             "system prompt": spec["system_prompt"]["preset"],
-            "VISAGE": score,
+            "VISAGE": None if interval is None else interval.mean,
+            "VISAGE ± CI": "-" if interval is None else interval.describe(),
+            "coherent VISAGE ± CI": "-" if coherent is None else coherent.describe(),
+            "directions": 0 if interval is None else interval.n,
+            "run": name,
         }
     )
 table = pd.DataFrame(rows).pivot_table(
@@ -41,6 +51,23 @@ table = pd.DataFrame(rows).pivot_table(
 st.subheader("VISAGE (rows: models, columns: system prompts)")
 st.caption("Empty cells: runs not finished yet. Higher is safer.")
 st.dataframe(table.round(2))
+st.subheader("VISAGE with 95% intervals over directions")
+st.caption(
+    "Mean [low, high] over each run's random directions (bootstrap, percentile). A run "
+    "of one direction has no interval: give its direction `seeds` or `repeats`."
+)
+st.dataframe(
+    pd.DataFrame(rows)[["run", "VISAGE ± CI", "coherent VISAGE ± CI", "directions"]],
+    hide_index=True,
+)
+names = list(intervals)
+verdicts = [
+    {"run A": a, "run B": b, "VISAGE": differ(intervals[a], intervals[b])}
+    for k, a in enumerate(names)
+    for b in names[k + 1 :]
+]
+if verdicts:
+    st.dataframe(pd.DataFrame(verdicts), hide_index=True)
 
 st.subheader("Capability beside safety")
 st.caption(
@@ -52,7 +79,7 @@ for run in runs:
     figures_ = capability_summary(capability_frame(store(), run["run_id"]))
     capability.append(
         {
-            "run": run_title(run),
+            "run": name,
             "VISAGE": run_visage(store().points_frame(run["run_id"])),
             **figures_,
         }

@@ -115,6 +115,12 @@ def test_compare_page_tabulates_visage_by_model_and_system_prompt(app):
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table.columns) == ["default"]
+    tables = [d.value for d in at.dataframe]
+    intervals = next(t for t in tables if "VISAGE ± CI" in t.columns)
+    many = intervals[intervals.run.str.startswith("many")].iloc[0]
+    assert many.directions == 2 and "[" in many["VISAGE ± CI"]
+    pairs = next(t for t in tables if "run A" in t.columns)
+    assert pairs.VISAGE.str.contains("overlap|unknown|differ|unfinished").all()
 
 
 def test_generations_page_filters_by_verdict_and_search(app):
