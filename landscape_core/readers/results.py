@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landscape_core.judging import coherence
+from landscape_core.judging.coherence import STATES, THRESHOLDS, shares, state
 from landscape_core.readers.metrics import (
     basin_mask_2d,
     basin_window,
@@ -86,8 +86,8 @@ def with_states(store: Store, run_id: str, points: pd.DataFrame, judge: str) -> 
     """
     gens = store.generations_frame(run_id, judge)
     gens = gens.assign(state=answer_states(gens))
-    shares = {idx: coherence.shares(group.state) or {} for idx, group in gens.groupby("idx")}
-    table = pd.DataFrame.from_dict(shares, orient="index", columns=list(coherence.STATES))
+    by_point = {idx: shares(group.state) or {} for idx, group in gens.groupby("idx")}
+    table = pd.DataFrame.from_dict(by_point, orient="index", columns=list(STATES))
     out = points.merge(table, left_on="idx", right_index=True, how="left")
     return out.assign(coherent_asr=out["complied"])
 
@@ -96,7 +96,7 @@ def answer_states(gens: pd.DataFrame) -> pd.Series:
     """Each answer's state under the run's refusal judge (None: not yet known)."""
     return pd.Series(
         [
-            None if pd.isna(r.refused) else coherence.state(
+            None if pd.isna(r.refused) else state(
                 bool(r.refused), r.text, r.coherence_nll, r.repetition
             )
             for r in gens.itertuples()
@@ -184,7 +184,7 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
         "provenance": run["provenance"],
         "visage": None if search else run_visage(frame),
         "coherent_visage": None if search else run_visage(frame, "coherent_asr"),
-        "coherence_thresholds": dataclasses.asdict(coherence.THRESHOLDS),
+        "coherence_thresholds": dataclasses.asdict(THRESHOLDS),
         "points": _points_json(frame, tagged=len(spec.replicates()) > 1),
     }
     replicates = spec.replicates()
@@ -224,7 +224,7 @@ def _points_json(frame: pd.DataFrame, tagged: bool = False) -> list[dict[str, An
             "status": None if pd.isna(row.status) else row.status,
             "states": None
             if pd.isna(row.complied)
-            else {state: float(getattr(row, state)) for state in coherence.STATES},
+            else {state: float(getattr(row, state)) for state in STATES},
         }
         if tagged:
             point["direction"] = int(row.rep)
