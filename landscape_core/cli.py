@@ -26,6 +26,7 @@ from landscape_core.judging.agreement import evaluate, report
 from landscape_core.judging.rescore import rescore
 from landscape_core.readers import capability
 from landscape_core.readers.export import spreadsheet_safe
+from landscape_core.readers.report import html_report
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import JudgeSpec, SweepSpec, load_yaml
 from landscape_core.spec.identity import judge_label
@@ -104,9 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", default="keyword")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("export", parents=[common], help="every generation of a run")
+    p = sub.add_parser(
+        "export", parents=[common], help="every generation of a run, or an HTML report"
+    )
     p.add_argument("run")
-    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument(
+        "--format",
+        choices=("csv", "jsonl", "html"),
+        default="csv",
+        help="html: one offline file with figures, VISAGE +- CI, config, answers",
+    )
     p.add_argument("--judge", default="keyword")
     p.add_argument("--out", type=Path, help="file to write (default: stdout)")
     p.set_defaults(func=cmd_export)
@@ -282,6 +290,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     store = _store(args)
     run = store.run(args.run)
+    if args.format == "html":
+        text = html_report(store, run["run_id"], args.judge)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+            print(f"wrote the report of run {run['run_id']} to {args.out}")
+        else:
+            sys.stdout.write(text)
+        return 0
     frame = store.generations_frame(run["run_id"], args.judge)
     out = args.out or sys.stdout
     if args.format == "csv":  # cells that could start a spreadsheet formula get a '

@@ -7,6 +7,7 @@ import streamlit as st
 
 from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, companions
+from landscape_core.readers.report import config_yaml, html_report
 from landscape_core.readers.results import (
     answer_states,
     at_origin,
@@ -172,6 +173,22 @@ else:
     other = st.selectbox("Against", others)
     shares = disagreement(store(), run["run_id"], judge, other)
     st.plotly_chart(figures.disagreement_map(shares, judge, other), key="disagreement")
+
+left, right = st.columns(2)
+left.download_button(
+    "Download report (HTML)",
+    data=lambda: html_report(store(), run["run_id"], judge),
+    file_name=f"landscape-{run['run_id']}.html",
+    mime="text/html",
+    help="One offline file: figures, VISAGE +- CI, three states, config, provenance, answers",
+)
+right.download_button(
+    "Download config (YAML)",
+    data=config_yaml(run),
+    file_name=f"{run['run_id']}.yaml",
+    mime="application/yaml",
+    help="python -m landscape_core sweep FILE re-creates this run exactly (same run id)",
+)
 
 capability = capability_frame(store(), run["run_id"])
 measured = capability[["perplexity", "over_refusal", "unsafe_refusal"]].notna().any().any()
