@@ -24,6 +24,7 @@ from landscape_core.readers.metrics import asr as metrics_asr
 from landscape_core.spec import bisection
 from landscape_core.spec.chat import system_text
 from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
+from landscape_core.spec.datasets import LETTERS
 from landscape_core.spec.identity import (
     Plan,
     judge_label,
@@ -88,6 +89,7 @@ class Inputs:
     judges: list[NamedJudge]
     reference: list[str]  # perplexity: the unperturbed model's answers, to score
     claim: Claim | None = None  # the worker's hold on its job, checked at every save
+    answers: tuple[str, ...] = ()  # multiple choice: the correct letters
 
 
 def run(
@@ -121,7 +123,10 @@ def run(
 
     session = _open_session(p, store)
     grid = _grid(p, session, stored_grid)
-    inputs = Inputs(p.prompts.prompts, session.texts, session.add_special, judges, [], claim)
+    inputs = Inputs(
+        p.prompts.prompts, session.texts, session.add_special, judges, [], claim,
+        p.prompts.answers,
+    )  # fmt: skip
     if spec.measure == "perplexity":  # before any perturbation: the model's own answers
         inputs = dataclasses.replace(
             inputs, reference=_reference_answers(p, store, session, inputs)
@@ -291,6 +296,8 @@ def measure(session: Session, inputs: Inputs, key: str, should_stop: ShouldStop)
         values = [MeasureRow(i, "nll", v) for i, (v, _) in enumerate(nll)]
         values += [MeasureRow(i, "tokens", float(n)) for i, (_, n) in enumerate(nll)]
         return PointResult(key, "done", generations=rows, measures=values)
+    if spec.measure == "multiple-choice":
+        return _choices(session, inputs, key)
     probs = session.refusal_probability(inputs.texts, inputs.add_special)
     return PointResult(
         key,
@@ -302,6 +309,21 @@ def measure(session: Session, inputs: Inputs, key: str, should_stop: ShouldStop)
         ],
         measures=[MeasureRow(i, "p_refusal", q) for i, q in enumerate(probs)],
     )
+
+
+def _choices(session: Session, inputs: Inputs, key: str) -> PointResult:
+    """A multiple-choice point: the likeliest letter per question and whether it is right."""
+    logps = session.choice_logprobs(inputs.texts, LETTERS, inputs.add_special)
+    picks = [max(range(len(LETTERS)), key=lambda k, lp=lp: lp[k]) for lp in logps]
+    rows = [
+        GenerationRow(i, inputs.prompts[i], LETTERS[k], 1, "choice") for i, k in enumerate(picks)
+    ]
+    values = [MeasureRow(i, "choice", float(k)) for i, k in enumerate(picks)]
+    values += [
+        MeasureRow(i, "correct", float(LETTERS[k] == inputs.answers[i]))
+        for i, k in enumerate(picks)
+    ]
+    return PointResult(key, "done", generations=rows, measures=values)
 
 
 def judged(

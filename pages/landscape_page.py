@@ -191,7 +191,7 @@ right.download_button(
 )
 
 capability = capability_frame(store(), run["run_id"])
-measured = capability[["perplexity", "over_refusal", "unsafe_refusal"]].notna().any().any()
+measured = capability.drop(columns=["idx", "i", "j", "alpha", "beta", "asr"]).notna().any().any()
 if not search:
     st.subheader("Safety and capability on this grid")
 if measured:
@@ -200,7 +200,9 @@ if measured:
     st.plotly_chart(chart, key="capability")
     st.caption(
         "Fluency: perplexity of MT-Bench answers the unperturbed model wrote. Over-refusal: "
-        "XSTest safe prompts refused; unsafe: its contrast prompts refused (refusal-patterns)."
+        "XSTest safe prompts refused; unsafe: its contrast prompts refused (refusal-patterns). "
+        "MMLU: 5-shot accuracy from the answer letter's likelihood, shots from each file's "
+        "first rows (left out of the scored set); chance is 25%."
     )
 if not search and st.button(
     "Measure capability on this grid", help="Queues fluency and over-refusal sweeps"

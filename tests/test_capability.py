@@ -13,14 +13,18 @@ def _small(spec):
 
     out = {}
     for name, c in companions(spec).items():
-        out[name] = dataclasses.replace(c, prompts=dataclasses.replace(c.prompts, limit=2))
+        if name == "mmlu:high_school_us_history":
+            continue  # its passages overflow the tiny model's context
+        shots = {"shots": 1} if c.prompts.source == "mmlu" else {}
+        out[name] = dataclasses.replace(c, prompts=dataclasses.replace(c.prompts, limit=2, **shots))
     return out
 
 
 def test_companions_share_model_prompt_directions_and_grid(tiny_spec):
     spec = tiny_spec()
     found = companions(spec)
-    assert set(found) == {"fluency", "over-refusal", "unsafe-refusal"}
+    mmlu = {"mmlu:abstract_algebra", "mmlu:high_school_us_history", "mmlu:us_foreign_policy"}
+    assert set(found) == {"fluency", "over-refusal", "unsafe-refusal", *mmlu}
     for c in found.values():
         assert (c.model, c.system_prompt, c.directions, c.grid) == (
             spec.model, spec.system_prompt, spec.directions, spec.grid
@@ -43,6 +47,8 @@ def test_capability_frame_lines_up_every_point(tiny_spec, store, monkeypatch):
     assert (frame.perplexity > 1).all()
     assert frame.over_refusal.between(0, 100).all()
     assert frame.unsafe_refusal.between(0, 100).all()
+    assert frame["mmlu:abstract_algebra"].isin([0.0, 50.0, 100.0]).all()  # 2 questions
+    assert frame["mmlu:high_school_us_history"].isna().all()
     summary = capability_summary(frame)
     origin = frame[frame.alpha == 0.0].iloc[0]
     assert summary["perplexity at model"] == origin.perplexity

@@ -4,6 +4,7 @@
   the unperturbed model's own MT-Bench answers under the perturbed model).
 - ``refusal_probability``: P(the answer opens with a refusal), summed over a fixed set
   of openings; a continuous, fast preview of the keyword landscape.
+- ``choice_logprobs``: the log-probability of each answer letter (MMLU, k-shot).
 
 Both reuse the sweep decoder's shared-prefix KV and chunked prefill.
 """
@@ -14,6 +15,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from landscape_core.engine.decoder import PREFILL_TOKENS, Decoder, shared_prefix
+from landscape_core.errors import UserError
 from landscape_core.spec.config import GenerationSpec
 
 # How refusals open, in the answer's own words. The probability of a refusal is the
@@ -138,3 +140,39 @@ def refusal_probability(
     for r, i in enumerate(rows.prompt):
         result[i] = float(total[r])
     return result
+
+
+@torch.inference_mode()
+def choice_logprobs(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    options: tuple[str, ...],
+    add_special_tokens: bool = False,
+) -> list[list[float]]:
+    """Log P(the answer's first token is each option's token), per prompt.
+
+    How the reference scores MMLU: the answer letter's logit after a k-shot prompt.
+    Each option must be one token. The k shots are the prompts' shared prefix, so
+    they are computed once, and each prompt's own question is prefilled in chunks.
+    """
+    tokens = [tokenizer(o, add_special_tokens=False).input_ids for o in options]
+    if any(len(t) != 1 for t in tokens) or len({t[0] for t in tokens}) != len(tokens):
+        raise UserError(f"the options {options} are not distinct single tokens for this tokenizer")
+    index = torch.tensor([t[0] for t in tokens])
+    decoder = Decoder(model, tokenizer, GenerationSpec())
+    ids = tokenizer(texts, add_special_tokens=add_special_tokens).input_ids
+    p = shared_prefix(ids)
+    prefix = decoder.prefix(ids[0][:p])
+    out: list[list[float]] = [[] for _ in ids]
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    start = 0
+    while start < len(order):
+        width = len(ids[order[start]]) - p
+        chunk = order[start : start + max(1, PREFILL_TOKENS // max(width, 1))]
+        start += len(chunk)
+        _, logits = decoder.prefill(chunk, [ids[i][p:] for i in chunk], prefix)
+        logp = torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()[:, index]
+        for r, i in enumerate(chunk):
+            out[i] = logp[r].tolist()
+    return out

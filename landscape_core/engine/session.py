@@ -127,6 +127,13 @@ class Session:
             self.loaded.model, self.loaded.tokenizer, texts, add_special
         )
 
+    def choice_logprobs(
+        self, texts: list[str], options: tuple[str, ...], add_special: bool
+    ) -> list[list[float]]:
+        return likelihood.choice_logprobs(
+            self.loaded.model, self.loaded.tokenizer, texts, options, add_special
+        )
+
     def provenance(self) -> dict[str, Any]:
         """What this session ran on: device, dtype, sizes, placement and libraries."""
         return {

@@ -24,11 +24,19 @@ import numpy as np
 import pandas as pd
 
 from landscape_core.readers.results import at_origin
-from landscape_core.spec.config import GenerationSpec, JudgeSpec, PromptSetSpec, SweepSpec
+from landscape_core.spec.config import (
+    MMLU_SUBJECTS,
+    GenerationSpec,
+    JudgeSpec,
+    PromptSetSpec,
+    SweepSpec,
+)
 from landscape_core.spec.identity import plan
 from landscape_core.store.runs import Store
 
 XSTEST_LIMIT = 50  # prompts per XSTest subset: enough for a rate, cheap enough per point
+MMLU_LIMIT = 100  # scored questions per MMLU subject (after its 5 shots)
+MMLU_COLUMNS = tuple(f"mmlu:{s}" for s in MMLU_SUBJECTS)
 CAPABILITY_JUDGE = "refusal-patterns"
 
 
@@ -63,6 +71,16 @@ def companions(spec: SweepSpec) -> dict[str, SweepSpec]:
         "unsafe-refusal": dataclasses.replace(
             base, prompts=xstest("unsafe"), label=f"{label} · unsafe-refusal"
         ),
+        **{
+            f"mmlu:{subject}": dataclasses.replace(
+                base,
+                prompts=PromptSetSpec(source="mmlu", subject=subject, limit=MMLU_LIMIT),
+                measure="multiple-choice",
+                judges=(JudgeSpec(),),
+                label=f"{label} · mmlu:{subject}",
+            )
+            for subject in MMLU_SUBJECTS
+        },
     }
 
 
@@ -81,7 +99,8 @@ def capability_frame(store: Store, run_id: str) -> pd.DataFrame:
     """Per point of a safety run: coords, ``asr`` and each companion's measure.
 
     Columns: ``perplexity`` (fluency), ``over_refusal`` and ``unsafe_refusal``
-    (percent refused); a companion not yet run, or a point not yet done, is NaN.
+    (percent refused), and ``mmlu:SUBJECT`` (percent correct, 5-shot); a companion not
+    yet run, or a point not yet done, is NaN.
     """
     run = store.run(run_id)
     frame = store.points_frame(run_id)[["idx", "i", "j", "alpha", "beta", "asr"]]
@@ -89,6 +108,11 @@ def capability_frame(store: Store, run_id: str) -> pd.DataFrame:
     frame["perplexity"] = np.nan
     frame["over_refusal"] = np.nan
     frame["unsafe_refusal"] = np.nan
+    for column in MMLU_COLUMNS:
+        frame[column] = np.nan
+        values = store.measures_frame(runs[column]) if column in runs else pd.DataFrame()
+        if not values.empty:
+            frame[column] = frame.idx.map(100.0 * values.groupby("idx").correct.mean())
     if "fluency" in runs:
         values = store.measures_frame(runs["fluency"])
         if not values.empty:
@@ -119,4 +143,5 @@ def capability_summary(frame: pd.DataFrame) -> dict[str, float | None]:
         "max perplexity": worst("perplexity"),
         "over-refusal at model (%)": at_model("over_refusal"),
         "unsafe refusal at model (%)": at_model("unsafe_refusal"),
+        **{f"{c} at model (%)": at_model(c) for c in MMLU_COLUMNS},
     }

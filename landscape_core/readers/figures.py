@@ -17,6 +17,7 @@ from landscape_core.readers.results import (
     run_visage,
     visage_interval,
 )
+from landscape_core.spec.config import MMLU_SUBJECTS
 
 ASR_RANGE = (0, 100)
 COLORSCALE = "RdYlGn_r"  # green = refuses (safe), red = complies
@@ -300,7 +301,9 @@ CAPABILITY_CURVES = (  # column, name, axis
     ("over_refusal", "refusals of safe XSTest prompts (%)", "y"),
     ("unsafe_refusal", "refusals of unsafe XSTest prompts (%)", "y"),
     ("perplexity", "perplexity of MT-Bench answers", "y2"),
-)
+    *((f"mmlu:{s}", f"MMLU {s.replace('_', ' ')}, 5-shot accuracy (%)", "y")
+      for s in MMLU_SUBJECTS),
+)  # fmt: skip
 
 
 def capability_1d(frame: pd.DataFrame) -> go.Figure:
@@ -308,7 +311,7 @@ def capability_1d(frame: pd.DataFrame) -> go.Figure:
     line = frame.sort_values("alpha")
     fig = go.Figure()
     for column, name, axis in CAPABILITY_CURVES:
-        if line[column].notna().any():
+        if column in line and line[column].notna().any():
             dash = "dot" if axis == "y2" else None
             fig.add_trace(
                 go.Scatter(
@@ -339,7 +342,7 @@ def capability_2d(frame: pd.DataFrame) -> go.Figure:
     shown = [
         (c, "log10 " + n if c == "perplexity" else n)
         for c, n, _ in CAPABILITY_CURVES
-        if frame[c].notna().any()
+        if c in frame and frame[c].notna().any()
     ]
     fig = make_subplots(
         rows=1, cols=len(shown), subplot_titles=[n for _, n in shown],

@@ -217,7 +217,8 @@ class SystemPromptSpec(Spec):
             raise UserError("system_prompt: `text` is only for preset 'custom'")
 
 
-PromptSource = Literal["advbench", "mt_bench", "xstest", "benign", "file"]
+PromptSource = Literal["advbench", "mt_bench", "xstest", "benign", "mmlu", "file"]
+MMLU_SUBJECTS = ("abstract_algebra", "high_school_us_history", "us_foreign_policy")
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,9 @@ class PromptSetSpec(Spec):
     AdvBench rows 0-79. ``column`` picks the text column of a file. ``subset`` filters
     XSTest by label (``safe``/``unsafe``). ``split`` keeps the even (``train``) or odd
     (``heldout``) rows after filtering, so finetuning and evaluation never share one.
+    ``mmlu`` is multiple choice: ``subject`` names the file, and each prompt is a
+    ``shots``-shot prompt whose shots are the file's first rows, left out of the
+    scored set (``start`` and ``limit`` count scored questions).
     """
 
     source: PromptSource = "advbench"
@@ -237,8 +241,18 @@ class PromptSetSpec(Spec):
     limit: int | None = 80
     subset: Literal["all", "safe", "unsafe"] = "all"
     split: Literal["all", "train", "heldout"] = "all"
+    subject: str = ""
+    shots: int = 5
 
     def __post_init__(self) -> None:
+        if self.source == "mmlu" and self.subject not in MMLU_SUBJECTS:
+            raise UserError(
+                f"prompts: source 'mmlu' needs `subject`, one of {', '.join(MMLU_SUBJECTS)}"
+            )
+        if self.source != "mmlu" and (self.subject or self.shots != 5):
+            raise UserError("prompts: `subject` and `shots` are only for source 'mmlu'")
+        if not 0 <= self.shots <= 10:
+            raise UserError("prompts: `shots` must be in 0..10")
         if self.source == "file" and not (self.path and self.column):
             raise UserError("prompts: source 'file' needs `path` and `column`")
         if self.source != "file" and (self.path or self.column):
@@ -453,7 +467,9 @@ class SweepSpec(Spec):
     # what each point measures: greedy answers (judged), the perplexity of the model's
     # own unperturbed answers (fluency), or P(the answer opens with a refusal)
     # (preview); basin-radius answers at points it picks to find the basin's edges
-    measure: Literal["answers", "perplexity", "refusal-likelihood", "basin-radius"] = "answers"
+    measure: Literal[
+        "answers", "perplexity", "refusal-likelihood", "basin-radius", "multiple-choice"
+    ] = "answers"
     basin: BasinSpec = field(default_factory=BasinSpec)
     judges: tuple[JudgeSpec, ...] = field(default=(JudgeSpec(),), metadata={"hashed": False})
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec, metadata={"hashed": False})
@@ -484,6 +500,11 @@ class SweepSpec(Spec):
                 )
         elif self.basin != BasinSpec():
             raise UserError("`basin` is only for measure basin-radius")
+        if (self.measure == "multiple-choice") != (self.prompts.source == "mmlu"):
+            raise UserError(
+                "measure multiple-choice scores MMLU prompts (prompts: {source: mmlu, "
+                "subject: ...}), and MMLU prompts need measure multiple-choice"
+            )
         if not self.judges:
             raise UserError("judges: give at least one judge, e.g. [{name: keyword}]")
         for judge in self.judges:

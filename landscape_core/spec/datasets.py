@@ -29,14 +29,48 @@ _BUILTIN = {
 class PromptSet:
     prompts: tuple[str, ...]
     name: str
+    answers: tuple[str, ...] = ()  # multiple choice: each prompt's correct letter
 
     @property
     def hash(self) -> str:
+        if self.answers:  # the key of a multiple-choice set decides its accuracy
+            return content_hash([list(self.prompts), list(self.answers)])
         return content_hash(list(self.prompts))
+
+
+LETTERS = ("A", "B", "C", "D")
+
+
+def mmlu_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
+    """k-shot MMLU prompts in the original format, shots from the file's first rows."""
+    path = data_dir / "mmlu" / f"{spec.subject}_test.csv"
+    frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
+    if frame.shape[1] != 6 or not frame[5].isin(LETTERS).all():
+        raise UserError(f"{path} is not MMLU's layout: question, A, B, C, D, answer letter")
+    subject = spec.subject.replace("_", " ")
+    head = f"The following are multiple choice questions (with answers) about {subject}.\n\n"
+
+    def question(row: pd.Series, answer: bool) -> str:
+        choices = "".join(f"{letter}. {row[k + 1]}\n" for k, letter in enumerate(LETTERS))
+        return f"{row[0]}\n{choices}Answer:" + (f" {row[5]}\n\n" if answer else "")
+
+    shots = "".join(question(frame.iloc[k], True) for k in range(spec.shots))
+    scored = frame.iloc[spec.shots :]
+    stop = None if spec.limit is None else spec.start + spec.limit
+    scored = scored.iloc[spec.start : stop]
+    if scored.empty:
+        raise UserError(f"MMLU {subject} has no questions for start={spec.start}")
+    return PromptSet(
+        prompts=tuple(head + shots + question(r, False) for _, r in scored.iterrows()),
+        name=f"MMLU {subject} ({spec.shots}-shot, shots from its first rows)",
+        answers=tuple(scored[5]),
+    )
 
 
 def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
     """Read the rows a spec names; an empty result is an error that says why."""
+    if spec.source == "mmlu":
+        return mmlu_prompts(spec, data_dir)
     if spec.source == "mt_bench":
         rows = _read_jsonl(data_dir / "mt_bench/question.jsonl")
         texts = [r["turns"][0] for r in rows]

@@ -248,7 +248,7 @@ class Store(Database):
                    LEFT JOIN measures m ON m.point_key = g.point_key
                         AND m.prompt_index = g.prompt_index AND m.name = ?
                    WHERE rp.run_id = ? AND m.point_key IS NULL
-                        AND g.stop_reason NOT IN ('reference', 'likelihood')
+                        AND g.stop_reason NOT IN ('reference', 'likelihood', 'choice')
                    ORDER BY g.point_key, g.prompt_index""",
                 conn,
                 params=(measure, run_id),
