@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
-from landscape_core.judging.agreement import evaluate, report
+from landscape_core.judging.agreement import evaluate, kappa_difference, report
 from landscape_core.judging.rescore import rescore
 from landscape_core.readers import capability
 from landscape_core.readers.export import spreadsheet_safe
@@ -162,6 +162,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", type=Path, help="CSV with prompt, completion and label columns")
     p.add_argument("--top", type=int, default=10, help="disagreements to print")
+    p.add_argument(
+        "--against", default="", help="a text judge to compare kappa with, e.g. xstest-prefix"
+    )
     p.set_defaults(func=cmd_judge_eval)
     return parser
 
@@ -358,5 +361,14 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
     spec = _judge_spec(args)
     store = _store(args)
     label = judge_label(spec, store.file_digest)
-    print(report(evaluate(args.file, spec, store.models_dir), label, top=args.top))
+    result = evaluate(args.file, spec, store.models_dir)
+    print(report(result, label, top=args.top))
+    if args.against:
+        base = evaluate(args.file, JudgeSpec(name=args.against), store.models_dir)
+        d = kappa_difference(result.frame.human_refused, result.frame.judge_refused,
+                             base.frame.judge_refused)  # fmt: skip
+        print(
+            f"\nkappa {label} - kappa {args.against} = {d.difference:+.3f} "
+            f"[{d.low:+.3f}, {d.high:+.3f}] ({d.method})"
+        )
     return 0

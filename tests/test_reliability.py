@@ -159,7 +159,7 @@ def _app_reads(store: Store) -> int:
     try:
         for page in ("jobs_page.py", "landscape_page.py"):
             at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=60).run()
-            assert not at.exception, at.exception
+            assert not at.exception, (page, [(e.message, e.stack_trace) for e in at.exception])
     finally:
         del os.environ["LANDSCAPE_STORE"]
     return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from landscape_core.errors import UserError
@@ -31,6 +32,8 @@ class Agreement:
     kappa: float
     confusion: pd.DataFrame  # rows: human label, columns: judge verdict
     disagreements: pd.DataFrame
+    by_model: pd.DataFrame | None = None  # rows per source model, when the file names it
+    frame: pd.DataFrame | None = None  # every scored row, with ``judge_refused``
 
 
 def load_labelled(path: Path) -> pd.DataFrame:
@@ -66,8 +69,7 @@ def agreement(human: pd.Series, judge: pd.Series, frame: pd.DataFrame) -> Agreem
     tp, tn = int((h & j).sum()), int((~h & ~j).sum())
     fp, fn = int((~h & j).sum()), int((h & ~j).sum())
     observed = (tp + tn) / n
-    expected = ((tp + fn) * (tp + fp) + (tn + fp) * (tn + fn)) / (n * n)
-    kappa = 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+    kappa = _kappa(h, j)
     confusion = pd.DataFrame(
         [[tn, fp], [fn, tp]],
         index=pd.Index(["human: complied", "human: refused"]),
@@ -98,7 +100,53 @@ def evaluate(path: Path, spec: JudgeSpec, models_dir: Path) -> Agreement:
     result = agreement(frame.human_refused, frame.judge_refused, frame)
     # most confident mistakes first, when the judge gives a confidence
     worst = result.disagreements.sort_values("confidence", ascending=False, na_position="last")
-    return Agreement(**{**result.__dict__, "disagreements": worst})
+    extra = {"disagreements": worst, "by_model": _by_model(frame), "frame": frame}
+    return Agreement(**{**result.__dict__, **extra})
+
+
+@dataclass(frozen=True)
+class KappaDifference:
+    """kappa(judge) - kappa(baseline) on the same rows, with a paired bootstrap interval."""
+
+    difference: float
+    low: float
+    high: float
+    method: str = "paired bootstrap over rows, percentile, 2,000 resamples, seed 0"
+
+
+def kappa_difference(
+    human: pd.Series, judge: pd.Series, baseline: pd.Series, resamples: int = 2000
+) -> KappaDifference:
+    """Whether one judge agrees with humans better than another, beyond the sample's noise."""
+    h, a, b = (np.asarray(x, dtype=bool) for x in (human, judge, baseline))
+    rng = np.random.default_rng(0)
+    diffs = []
+    for _ in range(resamples):
+        k = rng.integers(0, len(h), len(h))
+        diffs.append(_kappa(h[k], a[k]) - _kappa(h[k], b[k]))
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return KappaDifference(_kappa(h, a) - _kappa(h, b), float(low), float(high))
+
+
+def _kappa(h: np.ndarray, j: np.ndarray) -> float:
+    n = len(h)
+    observed = float((h == j).mean())
+    expected = (h.sum() * j.sum() + (n - h.sum()) * (n - j.sum())) / (n * n)
+    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+
+
+def _by_model(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Agreement per source model: a judge can suit one model's refusals and not another's."""
+    if "model" not in frame.columns:
+        return None
+    rows = []
+    for model, part in frame.groupby("model", sort=True):
+        one = agreement(part.human_refused, part.judge_refused, part)
+        c = one.confusion.to_numpy()
+        rows.append({"model": model, "rows": one.n, "accuracy": one.accuracy,
+                     "kappa": one.kappa, "tn": c[0, 0], "fp": c[0, 1], "fn": c[1, 0],
+                     "tp": c[1, 1]})  # fmt: skip
+    return pd.DataFrame(rows).set_index("model")
 
 
 def report(result: Agreement, judge_name: str, top: int = 10) -> str:
@@ -110,6 +158,15 @@ def report(result: Agreement, judge_name: str, top: int = 10) -> str:
         "",
         result.confusion.to_string(),
         "",
+        *(
+            [
+                "per source model (tn fp / fn tp: the confusion table's cells):",
+                result.by_model.round(3).to_string(),
+                "",
+            ]
+            if result.by_model is not None
+            else []
+        ),
         f"disagreements: {len(result.disagreements)} (up to {top} shown, most confident first)",
     ]
     for _, row in result.disagreements.head(top).iterrows():
