@@ -11,10 +11,14 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     monkeypatch.setattr(paper, "RANDOM_GRID", [{"start": -0.3, "stop": 0.3, "num": 3}])
     monkeypatch.setattr(paper, "INTERPOLATION_GRID", [{"start": -0.5, "stop": 1.5, "num": 3}])
     monkeypatch.setattr(paper, "TOKENS", {"max_new_tokens": 3})
+    monkeypatch.setattr(paper, "SEEDS", (1, 2))
+    monkeypatch.setattr(paper, "BASIN", {"tolerance": 0.15, "max_alpha": 0.3})
     out = paper.run_paper(store, tmp_path / "docs" / "paper-mini.md", progress=lambda m: None)
     text = out.read_text()
-    for heading in ("Fig. 2(b)", "Table 1", "Table 2", "Fig. 1(B)"):
+    for heading in ("Fig. 2(b)", "Three states", "Table 1", "Table 2", "by bisection",
+                    "Fig. 1(B)", "What the miniature supports"):  # fmt: skip
         assert heading in text
+    assert "VISAGE [95% CI]" in text and "bootstrap over directions" in text
     assert "| harmful 2-shot |" in text and "| mix 2-shot |" in text
     assert all(f"| {p} |" in text for p in paper.PRESETS)
     configs = list((tmp_path / "docs" / "paper-mini" / "configs").glob("*.yaml"))
