@@ -359,7 +359,7 @@ def _search(
     computed. The run's points grow as the search goes.
     """
     spec = p.spec
-    bound = bisection.max_probes(spec.basin) * len(spec.replicates())
+    bound = spec.basin.max_probes() * len(spec.replicates())
     summary = Summary(run_id=p.run_id, status="complete", total=bound)
     stored = {(g.rep, g.alpha): g for g in store.grid(p.run_id)}
     label = judges[0].label

@@ -74,7 +74,8 @@ with left:
     custom_text = st.text_area("Custom system prompt") if "custom" in presets else ""
 
     st.subheader("Prompts")
-    sources = [s for s in choices(PromptSetSpec, "source") if s != "file"]
+    # MMLU is multiple choice: it runs as a capability companion, not as a safety sweep
+    sources = [s for s in choices(PromptSetSpec, "source") if s not in ("file", "mmlu")]
     source = st.selectbox("Prompt set", [*sources, "upload"])
     prompts: dict[str, Any] = {"source": source}
     if source == "upload":
@@ -95,6 +96,12 @@ with right:
     kinds = DIRECTION_TYPES[direction_type]
     norm = st.selectbox("Normalisation (random directions)", choices(DirectionSpec, "norm"))
     seed = int(st.number_input("Seed", 0, 2**31 - 1, value=123))
+    repeats = int(
+        st.number_input(
+            "Random directions (one landscape per seed)", 1, 50, value=1,
+            help="Several give VISAGE a 95% interval over directions; 5 or more is advised.",
+        )
+    )  # fmt: skip
     target: dict[str, Any] = {}
     if "interpolation" in kinds:
         choice = st.selectbox("Interpolate toward", [*ready, "Local directory (safetensors)"])
@@ -106,12 +113,37 @@ with right:
     for axis, dkind in enumerate(kinds):
         if dkind == "interpolation":
             directions.append({"kind": "interpolation", "target": target})
-        else:
-            directions.append({"kind": "random", "seed": seed + axis, "norm": norm})
+        else:  # d2's seeds follow d1's, so no landscape pairs a direction with itself
+            first = seed + axis * max(repeats, 1)
+            many = {"repeats": repeats} if repeats > 1 else {}
+            directions.append({"kind": "random", "seed": first, "norm": norm, **many})
+
+    st.subheader("Measure")
+    measures = {
+        "answers": "Generate and judge answers on a grid",
+        "refusal-likelihood": "Preview: P(answer opens with a refusal), no generation",
+    }
+    if kinds == ("random",):
+        measures["basin-radius"] = "Find the basin's edges by bisection (no grid)"
+    measure = _choice("At each point", measures)
+    basin: dict[str, Any] = {}
+    if measure == "basin-radius":
+        c1, c2 = st.columns(2)
+        basin = {
+            "tolerance": float(c1.number_input("tolerance (alpha)", 0.001, 1.0, value=0.025,
+                                               step=0.005, format="%.3f")),
+            "max_alpha": float(c2.number_input("max_alpha", 0.01, 100.0, value=0.5, step=0.1)),
+        }  # fmt: skip
+        st.caption(
+            "Probes lie on multiples of the tolerance, so a grid with that step reuses them. "
+            "An edge: the smallest |alpha| with ASR = 100%."
+        )
 
     st.subheader("Grid")
     grid = []
     for axis, name in zip(range(len(kinds)), ("alpha", "beta"), strict=False):
+        if measure == "basin-radius":
+            break
         c1, c2, c3 = st.columns(3)
         # +-0.3 spans the aligned demo's basin (about |alpha| < 0.15) and its fall.
         start = c1.number_input(f"{name} from", -100.0, 100.0, value=-0.3, step=0.05)
@@ -119,17 +151,9 @@ with right:
         num = c3.number_input(f"{name} points", 1, 1001, value=13 if axis == 0 else 5)
         grid.append({"start": float(start), "stop": float(stop), "num": int(num)})
 
-    st.subheader("Measure")
-    measure = _choice(
-        "At each point",
-        {
-            "answers": "Generate and judge answers",
-            "refusal-likelihood": "Preview: P(answer opens with a refusal), no generation",
-        },
-    )
     judges = ["keyword"]
     stop = "eos"
-    if measure == "answers":
+    if measure in ("answers", "basin-radius"):
         judges = st.multiselect(
             "Judges",
             list(TEXT_JUDGES),
@@ -146,7 +170,9 @@ with right:
     max_new_tokens = int(st.number_input("max_new_tokens (the paper: 512)", 1, 8192, value=32))
     capability = st.checkbox(
         "Also measure capability on the same grid",
-        help="Fluency (MT-Bench perplexity) and over-refusal (XSTest), as separate jobs.",
+        help="Fluency (MT-Bench perplexity), over-refusal (XSTest) and MMLU (3 subjects, "
+        "5-shot), as separate jobs.",
+        disabled=measure == "basin-radius",
     )
     label = st.text_input("Label", value="sweep")
 
@@ -166,7 +192,7 @@ def build_specs() -> list[SweepSpec]:
                     "system_prompt": system,
                     "prompts": prompts,
                     "directions": directions,
-                    "grid": grid,
+                    **({"basin": basin} if basin else {"grid": grid}),
                     "generation": {"max_new_tokens": max_new_tokens, "stop": stop},
                     "measure": measure,
                     "judges": [{"name": name} for name in judges],

@@ -155,6 +155,26 @@ def test_launch_page_queues_one_job_per_system_prompt(app, filled_store, tiny_mo
     assert len(filled_store.jobs.frame()) == before + 2
 
 
+def test_launch_page_queues_a_basin_search_over_several_directions(
+    app, filled_store, tiny_model_dir
+):
+    import json
+
+    at = app("launch")
+    at.selectbox[0].select("Local directory (safetensors)").run()
+    at.text_input(key="model_path").input(str(tiny_model_dir)).run()
+    next(f for f in at.number_input if f.label.startswith("Random directions")).set_value(5)
+    next(r for r in at.radio if r.label == "At each point").set_value("basin-radius").run()
+    assert not at.error, [e.value for e in at.error]
+    assert "10 points" not in " ".join(i.value for i in at.info)  # no grid estimate
+    at.button[0].click().run()
+    with sqlite3.connect(filled_store.path) as conn:
+        (text,) = conn.execute("SELECT spec_json FROM jobs ORDER BY job_id DESC").fetchone()
+    queued = json.loads(text)
+    assert queued["measure"] == "basin-radius" and queued["directions"][0]["repeats"] == 5
+    assert queued["basin"] == {"tolerance": 0.025, "max_alpha": 0.5, "threshold": 100.0}
+
+
 def test_launch_page_reports_a_bad_model_path_inline(app, tmp_path):
     at = app("launch")
     at.selectbox[0].select("Local directory (safetensors)").run()

@@ -28,7 +28,7 @@ def test_search_finds_a_planted_edge_exactly(k_left, k_right, tolerance):
     assert (edges.left, edges.right) == (left, right)
     assert edges.radius == pytest.approx((right - left) / 2)
     # a doubling search then bisection: logarithmic, not a scan
-    assert len(edges.probes) <= 1 + 2 * (2 * 6 + 1)
+    assert len(edges.probes) <= basin.max_probes()
 
 
 def test_an_edge_beyond_max_alpha_is_none_and_an_unsafe_model_is_zero():

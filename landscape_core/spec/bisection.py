@@ -10,7 +10,6 @@ on the lattice are ordinary points, so a grid whose step is the tolerance reuses
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -97,9 +96,3 @@ def search(asr_at: Callable[[float], float | None], basin: BasinSpec) -> Edges:
         None if right is None else lattice_alpha(right, basin),
         tuple(probes),
     )
-
-
-def max_probes(basin: BasinSpec) -> int:
-    """An upper bound on one direction's probes (for progress bars)."""
-    doubling = math.ceil(math.log2(basin.max_steps())) + 1 if basin.max_steps() > 1 else 1
-    return 1 + 2 * (2 * doubling)

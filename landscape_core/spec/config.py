@@ -438,6 +438,11 @@ class BasinSpec(Spec):
         """The largest lattice index k searched: k * tolerance <= max_alpha."""
         return int(math.floor(self.max_alpha / self.tolerance + 1e-9))
 
+    def max_probes(self) -> int:
+        """An upper bound on one direction's probes (origin; per side doubling, bisection)."""
+        doubling = math.ceil(math.log2(self.max_steps())) + 1 if self.max_steps() > 1 else 1
+        return 1 + 2 * (2 * doubling)
+
 
 @dataclass(frozen=True)
 class RuntimeSpec(Spec):

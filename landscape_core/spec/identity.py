@@ -84,8 +84,16 @@ def judge_label(spec: JudgeSpec, digest: Digest = sha256_file) -> str:
 
 
 def n_grid_points(spec: SweepSpec) -> int:
-    """How many points the grid has (over all its directions), without building it."""
-    return math.prod(axis.num for axis in spec.grid) * len(spec.replicates())
+    """How many points the grid has (over all its directions), without building it.
+
+    A basin search has no grid: this is then the most points its search can probe.
+    """
+    per_direction = (
+        spec.basin.max_probes()
+        if spec.measure == "basin-radius"
+        else math.prod(axis.num for axis in spec.grid)
+    )
+    return per_direction * len(spec.replicates())
 
 
 def grid_coords(start: float, stop: float, num: int) -> np.ndarray:
