@@ -191,12 +191,14 @@ right.download_button(
 )
 
 capability = capability_frame(store(), run["run_id"])
-measured = capability.drop(columns=["idx", "i", "j", "alpha", "beta", "asr"]).notna().any().any()
+coords = ["idx", "rep", "i", "j", "alpha", "beta", "asr"]
+measured = capability.drop(columns=coords).notna().any().any()
 if not search:
     st.subheader("Safety and capability on this grid")
 if measured:
     one_d = capability.j.max() == 0
-    chart = figures.capability_1d(capability) if one_d else figures.capability_2d(capability)
+    first = capability[capability.rep == 0]  # 2D: the first direction's plane
+    chart = figures.capability_1d(capability) if one_d else figures.capability_2d(first)
     st.plotly_chart(chart, key="capability")
     st.caption(
         "Fluency: perplexity of MT-Bench answers the unperturbed model wrote. Over-refusal: "

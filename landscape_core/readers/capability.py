@@ -103,7 +103,7 @@ def capability_frame(store: Store, run_id: str) -> pd.DataFrame:
     yet run, or a point not yet done, is NaN.
     """
     run = store.run(run_id)
-    frame = store.points_frame(run_id)[["idx", "i", "j", "alpha", "beta", "asr"]]
+    frame = store.points_frame(run_id)[["idx", "rep", "i", "j", "alpha", "beta", "asr"]]
     runs = companion_runs(store, SweepSpec.from_dict(run["spec"]))
     frame["perplexity"] = np.nan
     frame["over_refusal"] = np.nan

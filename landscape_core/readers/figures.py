@@ -307,8 +307,11 @@ CAPABILITY_CURVES = (  # column, name, axis
 
 
 def capability_1d(frame: pd.DataFrame) -> go.Figure:
-    """Safety and capability along alpha: rates on the left axis, perplexity on the right."""
-    line = frame.sort_values("alpha")
+    """Safety and capability along alpha: rates on the left axis, perplexity on the right.
+
+    A run of several directions is drawn as its mean over directions at each alpha.
+    """
+    line = frame.groupby("alpha").mean(numeric_only=True).reset_index()
     fig = go.Figure()
     for column, name, axis in CAPABILITY_CURVES:
         if column in line and line[column].notna().any():

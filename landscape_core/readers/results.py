@@ -150,8 +150,11 @@ def _replayed_edges(
 
 
 def basin_mask(points: pd.DataFrame) -> np.ndarray | None:
-    """The basin as a boolean (n_beta, n_alpha) mask; None while incomplete."""
-    if points.empty or points["asr"].isna().any():
+    """The basin as a boolean (n_beta, n_alpha) mask; None while incomplete.
+
+    Each direction has its own basin: a frame of several has none (also None).
+    """
+    if points.empty or points["asr"].isna().any() or len(by_direction(points)) > 1:
         return None
     grid = asr_grid(points)
     if grid.shape[0] == 1:
