@@ -116,7 +116,8 @@ def run(
         return _search(p, store, judges, on_progress, should_stop, claim, started)
     summary = Summary(run_id=p.run_id, status="complete", total=n_grid_points(spec))
     stored_grid = store.grid(p.run_id)
-    if stored_grid and not store.pending(p.run_id) and not _incoherent_gaps(p, store):
+    wanted = spec.runtime.coherence
+    if stored_grid and not store.pending(p.run_id) and not _incoherent_gaps(p, store, wanted):
         log.info("run %s is already complete", p.run_id)
         _report(on_progress, p.run_id, store, summary.total)
         return summary
@@ -134,7 +135,7 @@ def run(
     store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, session), grid)
     _report(on_progress, p.run_id, store, summary.total)
     _visit(p, store, session, inputs, summary, on_progress, should_stop)
-    if summary.status == "complete":
+    if summary.status == "complete" and spec.runtime.coherence:
         _fill_coherence(p, store, session)
     summary.seconds = time.monotonic() - started
     return summary
@@ -163,9 +164,9 @@ def measure_coherence(store: Store, run_id: str) -> int:
     return todo
 
 
-def _incoherent_gaps(p: Plan, store: Store) -> bool:
-    """Whether answers of the run still lack their coherence measure."""
-    if p.spec.measure not in ANSWER_MEASURES:
+def _incoherent_gaps(p: Plan, store: Store, asked: bool = True) -> bool:
+    """Whether answers of the run still lack their coherence measure (and it is asked)."""
+    if p.spec.measure not in ANSWER_MEASURES or not asked:
         return False
     return not store.answers_missing(p.run_id, coherence.NLL).empty
 
@@ -397,7 +398,7 @@ def _search(
             bisection.search(lambda alpha, rep=rep: asr_at(rep, alpha), spec.basin)
     except Cancelled:
         summary.status = "cancelled"
-    if summary.status == "complete" and _incoherent_gaps(p, store):
+    if summary.status == "complete" and _incoherent_gaps(p, store, spec.runtime.coherence):
         _fill_coherence(p, store, session()[0])
     summary.seconds = time.monotonic() - started
     return summary

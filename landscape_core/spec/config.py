@@ -453,6 +453,9 @@ class RuntimeSpec(Spec):
     # where the base copy for exact restore lives: "auto" is a file on CPU (re-read per
     # point, one model-size less RAM) and device memory on CUDA, host memory if short
     base_copy: Literal["auto", "memory", "disk"] = "auto"
+    # measure each answer's coherence when the sweep ends (three-state verdicts); off,
+    # `rescore RUN --coherence` adds it later. It adds measures, never changes answers.
+    coherence: bool = True
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
