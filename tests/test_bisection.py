@@ -89,3 +89,20 @@ def test_basin_radius_specs_are_checked():
         SweepSpec.from_dict({"basin": {"tolerance": 0.1}})
     with pytest.raises(Exception, match="tolerance"):
         SweepSpec.from_dict({"measure": "basin-radius", "basin": {"tolerance": 0}})
+
+
+def test_a_cancelled_search_resumes_from_its_stored_probes(tiny_spec, store, planted_edge):
+    spec = tiny_spec(grid=[{}], measure="basin-radius", basin={"tolerance": 0.25, "max_alpha": 1.5})
+
+    def three_points_stored() -> bool:
+        with store.connect() as conn:
+            return conn.execute("SELECT COUNT(*) FROM points").fetchone()[0] >= 3
+
+    first = sweep.run(spec, store, should_stop=three_points_stored)
+    assert first.status == "cancelled" and first.computed == 3
+    assert landscape(store, first.run_id)["directions"][0]["edges"] is None  # not known yet
+    second = sweep.run(spec, store)
+    assert second.status == "complete"
+    data = landscape(store, second.run_id)["directions"][0]
+    assert data["edges"] == [-0.75, 0.75]
+    assert first.computed + second.computed == len(data["points"])
