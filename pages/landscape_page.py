@@ -98,7 +98,7 @@ def _search_views(frame) -> None:
         left, right = st.columns(2)
         left.plotly_chart(figures.radius_histogram(radii), key="radius-histogram")
         right.plotly_chart(figures.radius_polar(found, spec.basin.max_alpha), key="polar")
-    st.plotly_chart(figures.line_1d(frame[frame.status.notna()]), key="probes")
+    st.plotly_chart(figures.probes_1d(frame), key="probes")
 
 
 def plot() -> None:
@@ -222,10 +222,10 @@ if finished.empty:
     st.info("No finished point yet.")
     st.stop()
 labels = {
-    int(r.idx): f"alpha={r.alpha:+.3f} beta={r.beta:+.3f} · ASR {r.asr:.1f}%"
-    if r.status == "done"
-    else f"alpha={r.alpha:+.3f} beta={r.beta:+.3f} · failed"
-    for r in finished.sort_values(["beta", "alpha"]).itertuples()
+    int(r.idx): (f"direction {r.rep} · " if n_directions > 1 else "")
+    + f"alpha={r.alpha:+.3f} beta={r.beta:+.3f} · "
+    + (f"ASR {r.asr:.1f}%" if r.status == "done" else "failed")
+    for r in finished.sort_values(["rep", "beta", "alpha"]).itertuples()
 }
 ids = list(labels)
 current = st.session_state.get("point_idx")

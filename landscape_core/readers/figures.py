@@ -177,6 +177,18 @@ def states_2d(points: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def probes_1d(points: pd.DataFrame) -> go.Figure:
+    """A basin search's probes: ASR at each probed alpha, one line per direction."""
+    fig = go.Figure()
+    for rep, one in enumerate(by_direction(points)):
+        line = one[one.status.notna()].sort_values("alpha")
+        fig.add_trace(go.Scatter(x=line.alpha, y=line.asr, mode="lines+markers",
+                                 name=f"direction {rep}"))  # fmt: skip
+    fig.update_layout(xaxis_title="alpha", yaxis_title="ASR (%)", yaxis_range=[-3, 103],
+                      title="probes of the search", margin={"t": 50, "b": 40})  # fmt: skip
+    return fig
+
+
 def radius_histogram(radii: list[float]) -> go.Figure:
     """How the basin's radius varies over directions."""
     fig = go.Figure(go.Histogram(x=radii, nbinsx=max(5, len(radii) // 2), name="radius"))

@@ -115,7 +115,7 @@ def _figures(points: pd.DataFrame, spec: SweepSpec) -> list[go.Figure]:
     if done.empty:
         return []
     if spec.measure == "basin-radius":
-        return [figures.line_1d(done)]
+        return [figures.probes_1d(done)]
     first = by_direction(points)[0]
     out = []
     if spec.ndim == 1:
