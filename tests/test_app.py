@@ -218,7 +218,7 @@ def test_landscape_queues_capability_sweeps_on_the_same_grid(app, filled_store):
     at = button.click().run()
     assert not at.exception
     jobs = filled_store.jobs.frame()
-    assert len(jobs) == before + 3
+    assert len(jobs) == before + 6  # fluency, two XSTest rates, three MMLU subjects
     assert {"one-d · fluency", "one-d · over-refusal"} <= set(jobs.label)
 
 
