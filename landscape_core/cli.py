@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("paper", parents=[common], help="the paper's experiments in miniature")
     p.add_argument("--out", type=Path, default=Path("docs/paper-mini.md"))
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the report from the stored results; train and generate nothing",
+    )
     p.set_defaults(func=cmd_paper)
 
     p = sub.add_parser("runs", parents=[common], help="list stored runs")
@@ -242,7 +247,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_paper(args: argparse.Namespace) -> int:
     from landscape_core.recipes.paper import run_paper
 
-    out = run_paper(_store(args), args.out, progress=lambda msg: print(msg, flush=True))
+    out = run_paper(
+        _store(args),
+        args.out,
+        progress=lambda msg: print(msg, flush=True),
+        compute=not args.report_only,
+    )
     print(f"wrote {out}")
     return 0
 

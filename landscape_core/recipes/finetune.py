@@ -98,11 +98,12 @@ class FinetuneSpec(Spec):
     def name(self) -> str:
         """The output directory's name, unique to every resolved field.
 
-        It hashes ``to_dict()``, not ``key()`` (which drops defaults), so a changed
-        default never reuses an old adapter.
+        It hashes ``full_dict()``, not ``key()`` (which drops defaults), so a changed
+        default never reuses an old adapter, while an option added later at its default
+        (``ADDED``) keeps every trained adapter's name.
         """
         shots = f"-{self.shots}shot" if self.shots else ""
-        return f"{self.recipe}{shots}-seed{self.seed}-{content_hash(self.to_dict())[:8]}"
+        return f"{self.recipe}{shots}-seed{self.seed}-{content_hash(self.full_dict())[:8]}"
 
 
 @dataclass(frozen=True)

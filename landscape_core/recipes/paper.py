@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from landscape_core import sweep
+from landscape_core.errors import UserError
 from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
 from landscape_core.readers.results import (
@@ -30,6 +31,7 @@ from landscape_core.readers.results import (
 from landscape_core.readers.stats import METHOD, Interval, differ
 from landscape_core.recipes.finetune import FinetuneSpec, finetune
 from landscape_core.spec.config import ModelSpec, SweepSpec
+from landscape_core.spec.identity import plan
 from landscape_core.store.runs import Store
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,12 @@ class Experiment:
     run_id: str = ""
 
     def points(self, store: Store) -> pd.DataFrame:
-        """Points with the paper's ASR and the three states' shares."""
+        """Points with the paper's ASR and the three states' shares (none while pending)."""
         return with_states(store, self.run_id, store.points_frame(self.run_id), "keyword")
+
+    def origin_asr(self, store: Store) -> float | None:
+        origin = at_origin(self.points(store))
+        return None if origin.empty else origin.asr.iloc[0]
 
 
 def _sweep(name: str, model: dict[str, Any], **fields: Any) -> Experiment:
@@ -114,14 +120,22 @@ def run_paper(
     store: Store,
     out: Path = Path("docs/paper-mini.md"),
     progress: Callable[[str], None] = print,
+    compute: bool = True,
 ) -> Path:
-    """Train the adapters, run every sweep (reusing stored points), write the report."""
+    """Train the adapters, run every sweep (reusing stored points), write the report.
+
+    With ``compute=False`` nothing is trained or generated: the report is written from
+    what the store holds, and unfinished experiments read "pending".
+    """
     started = time.monotonic()
     models: dict[str, dict[str, Any]] = {"aligned": ALIGNED}
     for recipe, shots in [("harmful", k) for k in SHOTS] + [("mix", SHOTS[-1])]:
         spec = FinetuneSpec(recipe=recipe, shots=shots, base=ModelSpec.from_dict(ALIGNED))
-        progress(f"finetune {recipe} {shots}-shot")
-        adapter = finetune(spec, store.models_dir)
+        if compute:
+            progress(f"finetune {recipe} {shots}-shot")
+            adapter = finetune(spec, store.models_dir)
+        else:
+            adapter = store.models_dir / spec.name
         models[f"{recipe} {shots}-shot"] = {**ALIGNED, "adapter": str(adapter)}
 
     paper = Paper(
@@ -152,8 +166,11 @@ def run_paper(
     )
     experiments = paper.all()
     for n, experiment in enumerate(experiments, start=1):
-        progress(f"[{n}/{len(experiments)}] {experiment.name}")
-        experiment.run_id = sweep.run(experiment.spec, store).run_id
+        if compute:
+            progress(f"[{n}/{len(experiments)}] {experiment.name}")
+            experiment.run_id = sweep.run(experiment.spec, store).run_id
+        else:
+            experiment.run_id = _stored_run_id(experiment, store)
     log.info("paper: %.1f s this run", time.monotonic() - started)
     adapters = [Path(m["adapter"]) for m in models.values() if "adapter" in m]
     points = pd.concat([e.points(store) for e in experiments]).drop_duplicates("point_key")
@@ -161,8 +178,19 @@ def run_paper(
     return _write_report(store, out, paper, seconds)
 
 
+def _stored_run_id(experiment: Experiment, store: Store) -> str:
+    """The run id an experiment has, or would have; "" when its model is not trained."""
+    try:
+        return plan(experiment.spec, store.file_digest).run_id
+    except UserError:
+        return ""
+
+
 def _training_seconds(adapter: Path) -> float:
-    return float(json.loads((adapter / "recipe.json").read_text()).get("seconds", 0.0))
+    recipe = adapter / "recipe.json"
+    if not recipe.is_file():
+        return 0.0
+    return float(json.loads(recipe.read_text()).get("seconds", 0.0))
 
 
 @dataclass(frozen=True)
@@ -177,6 +205,8 @@ class _Report:
         return f"[{name}.html]({self.assets.name}/{name}.html)"
 
     def link(self, e: Experiment) -> str:
+        if not e.run_id or e.run_id not in set(self.store.runs_frame().run_id):
+            return "pending"
         return f"[`{e.run_id}`]({self.assets.name}/configs/{e.run_id}.yaml)"
 
 
@@ -189,7 +219,8 @@ def _write_report(store: Store, out: Path, paper: Paper, seconds: float) -> Path
     configs = report.assets / "configs"
     configs.mkdir(parents=True, exist_ok=True)
     for e in paper.all():
-        (configs / f"{e.run_id}.yaml").write_text(e.spec.to_yaml())
+        if e.run_id:
+            (configs / f"{e.run_id}.yaml").write_text(e.spec.to_yaml())
     lines = [
         *_header(seconds),
         *_fig2b(report, paper.seeds),
@@ -302,7 +333,7 @@ def _table1(report: _Report, table1: dict[str, tuple[Experiment, Experiment]]) -
         "|---|---|---|---|---|---|",
     ]
     for name, (sweep_, origin) in table1.items():
-        asr = origin.points(store).asr.iloc[0]
+        asr = origin.origin_asr(store)
         frame = sweep_.points(store)
         interval = visage_interval(frame)
         versus = "-" if name == "aligned" else differ(interval, aligned)
@@ -328,7 +359,7 @@ def _table2(report: _Report, table2: dict[str, Experiment]) -> list[str]:
     ]
     for preset, e in table2.items():
         frame = e.points(store)
-        origin = at_origin(frame).asr.iloc[0]
+        origin = e.origin_asr(store)
         interval = visage_interval(frame)
         versus = "-" if preset == "default" else differ(interval, default)
         lines.append(
@@ -342,6 +373,9 @@ def _table2(report: _Report, table2: dict[str, Experiment]) -> list[str]:
 def _search_section(report: _Report, search: Experiment, dense: Experiment) -> list[str]:
     """Bisection edges against the dense grid, direction by direction."""
     store = report.store
+    stored = set(store.runs_frame().run_id)
+    if search.run_id not in stored or dense.run_id not in stored:
+        return ["", "## The basin's edges by bisection", "", "pending"]
     found = landscape(store, search.run_id)["directions"]
     grid = landscape(store, dense.run_id)["directions"]
     probes = search.points(store)

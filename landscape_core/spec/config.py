@@ -33,6 +33,21 @@ class Spec:
         """All fields, nested specs as dicts, tuples as lists (JSON-ready)."""
         return _plain(dataclasses.asdict(self))  # type: ignore[call-overload]
 
+    def full_dict(self) -> dict[str, Any]:
+        """``to_dict`` without the fields added later (``ADDED``) that sit at their default.
+
+        What names outputs by every resolved field (a finetuned adapter): a changed
+        default renames them, while an option added later whose default keeps the old
+        behaviour renames nothing already trained.
+        """
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.metadata.get("added") and value == _default(f):
+                continue
+            out[f.name] = _full_value(value)
+        return out
+
     def key_dict(self) -> dict[str, Any]:
         """The fields that decide outputs, minus those at their default."""
         out: dict[str, Any] = {}
@@ -86,6 +101,18 @@ def _key_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_key_value(v) for v in value]
     return value
+
+
+def _full_value(value: Any) -> Any:
+    if isinstance(value, Spec):
+        return value.full_dict()
+    if isinstance(value, (list, tuple)):
+        return [_full_value(v) for v in value]
+    return value
+
+
+# field metadata of options added after a release: `full_dict` drops them at default
+ADDED = {"added": True}
 
 
 def _plain(value: Any) -> Any:
@@ -241,8 +268,8 @@ class PromptSetSpec(Spec):
     limit: int | None = 80
     subset: Literal["all", "safe", "unsafe"] = "all"
     split: Literal["all", "train", "heldout"] = "all"
-    subject: str = ""
-    shots: int = 5
+    subject: str = field(default="", metadata=ADDED)
+    shots: int = field(default=5, metadata=ADDED)
 
     def __post_init__(self) -> None:
         if self.source == "mmlu" and self.subject not in MMLU_SUBJECTS:
@@ -285,8 +312,8 @@ class DirectionSpec(Spec):
     norm: Literal["layer", "filter", "none"] | None = None  # None: the kind's default
     skip: tuple[str, ...] | None = None  # None: the kind's default
     target: ModelSpec | None = None
-    seeds: tuple[int, ...] = ()
-    repeats: int = 1
+    seeds: tuple[int, ...] = field(default=(), metadata=ADDED)
+    repeats: int = field(default=1, metadata=ADDED)
 
     def __post_init__(self) -> None:
         random = self.kind == "random"
@@ -455,7 +482,7 @@ class RuntimeSpec(Spec):
     base_copy: Literal["auto", "memory", "disk"] = "auto"
     # measure each answer's coherence when the sweep ends (three-state verdicts); off,
     # `rescore RUN --coherence` adds it later. It adds measures, never changes answers.
-    coherence: bool = True
+    coherence: bool = field(default=True, metadata=ADDED)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -478,7 +505,7 @@ class SweepSpec(Spec):
     measure: Literal[
         "answers", "perplexity", "refusal-likelihood", "basin-radius", "multiple-choice"
     ] = "answers"
-    basin: BasinSpec = field(default_factory=BasinSpec)
+    basin: BasinSpec = field(default_factory=BasinSpec, metadata=ADDED)
     judges: tuple[JudgeSpec, ...] = field(default=(JudgeSpec(),), metadata={"hashed": False})
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec, metadata={"hashed": False})
     label: str = field(default="", metadata={"hashed": False})
