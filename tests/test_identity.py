@@ -104,3 +104,14 @@ def test_preflight_counts_tokens_and_memory_as_the_engine_does(tiny_spec, tiny_l
     before = preflight(spec, store.root).memory.describe()
     run = store.run(sweep.run(spec, store).run_id)
     assert run["provenance"]["memory_estimate"] == before  # one estimate, both sides
+
+
+def test_options_added_later_rename_no_trained_adapter():
+    """The names adapters had before MMLU's prompt fields existed (pinned)."""
+    from landscape_core.recipes.finetune import FinetuneSpec
+    from landscape_core.spec.config import ModelSpec
+
+    spec = FinetuneSpec(recipe="harmful", shots=10, base=ModelSpec(kind="bundled"))
+    assert spec.name == "harmful-10shot-seed0-f6df5951"
+    changed = FinetuneSpec(recipe="harmful", shots=10, base=ModelSpec(kind="bundled"), epochs=4)
+    assert changed.name != spec.name
