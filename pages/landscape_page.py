@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -160,10 +161,13 @@ def _states(frame) -> None:
 
 
 def _origin_asr(frame) -> str:
+    """The paper's ASR at the model, and its coherent ASR once coherence is measured."""
     origin = at_origin(frame)
     if origin.empty or origin.asr.isna().all():
         return "-"
-    return f"{origin.asr.iloc[0]:.1f}%"
+    coherent = origin.coherent_asr.iloc[0]
+    shown = f"{origin.asr.iloc[0]:.1f}%"
+    return shown if pd.isna(coherent) else f"{shown} (coherent {coherent:.1f}%)"
 
 
 unfinished = store().points_frame(run["run_id"], judge).status.isna().any()
