@@ -110,3 +110,11 @@ def test_a_finished_run_without_coherence_gets_it_on_rerun(tiny_spec, store):
     again = sweep.run(tiny_spec(), store)
     assert again.computed == 0
     assert store.answers_missing(summary.run_id, coherence.NLL).empty
+
+
+def test_runtime_coherence_off_leaves_it_for_later(tiny_spec, store):
+    off = tiny_spec(runtime={"batch_size": 2, "coherence": False})
+    summary = sweep.run(off, store)
+    assert len(store.answers_missing(summary.run_id, coherence.NLL)) == 9
+    assert sweep.run(tiny_spec(), store).run_id == summary.run_id  # a runtime knob: same run
+    assert store.answers_missing(summary.run_id, coherence.NLL).empty
