@@ -118,3 +118,14 @@ def test_runtime_coherence_off_leaves_it_for_later(tiny_spec, store):
     assert len(store.answers_missing(summary.run_id, coherence.NLL)) == 9
     assert sweep.run(tiny_spec(), store).run_id == summary.run_id  # a runtime knob: same run
     assert store.answers_missing(summary.run_id, coherence.NLL).empty
+
+
+def test_an_empty_answer_is_measured_and_incoherent(tiny_spec, store):
+    summary = sweep.run(tiny_spec(runtime={"batch_size": 2, "coherence": False}), store)
+    with store.transaction() as conn:  # the model said nothing at once (EOS first)
+        conn.execute("UPDATE generations SET text = '', n_tokens = 0 WHERE prompt_index = 0")
+    assert sweep.measure_coherence(store, summary.run_id) == 9
+    gens = store.generations_frame(summary.run_id)
+    empty = gens[gens.prompt_index == 0]
+    assert (empty.coherence_nll == 0.0).all()
+    assert set(answer_states(empty)) == {"incoherent"}

@@ -92,7 +92,9 @@ def fill(store: Store, run_id: str, texts: Sequence[str], score: Scorer) -> int:
             row
             for i, text, (total, n) in zip(answers.prompt_index, answers.text, nll, strict=True)
             for row in (
-                MeasureRow(int(i), NLL, total / n if n else float("nan")),
+                # an empty answer has no tokens: its mean NLL is stored as 0, and
+                # `state` calls it incoherent for saying nothing
+                MeasureRow(int(i), NLL, total / max(n, 1)),
                 MeasureRow(int(i), REPETITION, repetition(text)),
             )
         ]
