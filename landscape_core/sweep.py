@@ -158,10 +158,8 @@ def measure_coherence(store: Store, run_id: str) -> int:
             "other weights, so their coherence cannot be measured with these"
         )
     if not _incoherent_gaps(p, store):
-        return 0
-    todo = len(store.answers_missing(p.run_id, coherence.NLL))
-    _fill_coherence(p, store, _open_session(p, store))
-    return todo
+        return 0  # nothing to measure: the model is not loaded
+    return _fill_coherence(p, store, _open_session(p, store))
 
 
 def _incoherent_gaps(p: Plan, store: Store, asked: bool = True) -> bool:
@@ -171,10 +169,10 @@ def _incoherent_gaps(p: Plan, store: Store, asked: bool = True) -> bool:
     return not store.answers_missing(p.run_id, coherence.NLL).empty
 
 
-def _fill_coherence(p: Plan, store: Store, session: Session) -> None:
+def _fill_coherence(p: Plan, store: Store, session: Session) -> int:
     """The unperturbed model's NLL of every answer lacking one (weights are restored)."""
     if p.spec.measure not in ANSWER_MEASURES:
-        return
+        return 0
     n = coherence.fill(
         store,
         p.run_id,
@@ -182,6 +180,7 @@ def _fill_coherence(p: Plan, store: Store, session: Session) -> None:
         lambda texts, answers: session.answer_nll(texts, answers, session.add_special),
     )
     log.info("coherence of %d answers measured", n)
+    return n
 
 
 def _open_session(p: Plan, store: Store) -> Session:

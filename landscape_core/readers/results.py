@@ -131,9 +131,7 @@ class _Missing(Exception):
     pass
 
 
-def _replayed_edges(
-    points: pd.DataFrame, spec: SweepSpec
-) -> tuple[float | None, float | None] | None:
+def _replayed_edges(points: pd.DataFrame, spec: SweepSpec) -> EdgePair | None:
     stored = {float(r.alpha): r for r in points.itertuples()}
 
     def asr_at(alpha: float) -> float | None:
