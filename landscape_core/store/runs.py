@@ -31,6 +31,10 @@ def _score_values(key: str, s: ScoreRow) -> tuple[Any, ...]:
     return (key, s.prompt_index, s.judge, int(s.refused), s.evidence, s.matched)
 
 
+def _measure_values(key: str, m: MeasureRow) -> tuple[Any, ...]:
+    return (key, m.prompt_index, m.name, float(m.value))
+
+
 def _insert_points(conn: Any, run_id: str, grid: Sequence[GridPoint]) -> None:
     conn.executemany(
         "INSERT INTO run_points (run_id, idx, point_key, i, j, alpha, beta, rep) "
@@ -203,18 +207,15 @@ class Store(Database):
             conn.executemany(_INSERT_SCORE, [_score_values(result.key, s) for s in result.scores])
             conn.executemany(
                 "INSERT INTO measures VALUES (?, ?, ?, ?)",
-                [(result.key, m.prompt_index, m.name, float(m.value)) for m in result.measures],
+                [_measure_values(result.key, m) for m in result.measures],
             )
         return True
 
     def point_answers(self, point_key: str) -> list[str] | None:
         """A finished point's answers in prompt order; None if it is not stored as done."""
+        if self.point_status(point_key) != "done":
+            return None
         with self.connect() as conn:
-            status = conn.execute(
-                "SELECT status FROM points WHERE point_key = ?", (point_key,)
-            ).fetchone()
-            if status is None or status[0] != "done":
-                return None
             rows = conn.execute(
                 "SELECT text FROM generations WHERE point_key = ? ORDER BY prompt_index",
                 (point_key,),
@@ -256,11 +257,7 @@ class Store(Database):
 
     def save_measures(self, measures: Mapping[str, Sequence[MeasureRow]]) -> None:
         """Measure rows by point key, replacing earlier values of the same names."""
-        rows = [
-            (key, m.prompt_index, m.name, float(m.value))
-            for key, batch in measures.items()
-            for m in batch
-        ]
+        rows = [_measure_values(key, m) for key, batch in measures.items() for m in batch]
         with self.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO measures VALUES (?, ?, ?, ?)", rows)
 
