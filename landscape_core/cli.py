@@ -280,11 +280,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     )
     if prov.get("cos_d1_d2") is not None:
         print(f"cos(d1, d2) = {prov['cos_d1_d2']:.2e}")
-    print(f"{'alpha':>9} {'beta':>9} {'ASR %':>7}  status")
+    choice = data["spec"].get("measure") == "multiple-choice"
+    value = "accuracy" if choice else "asr"
+    print(f"{'alpha':>9} {'beta':>9} {'acc. %' if choice else 'ASR %':>7}  status")
     for pt in data["points"]:
-        asr = "-" if pt["asr"] is None else f"{pt['asr']:.1f}"
+        shown = "-" if pt[value] is None else f"{pt[value]:.1f}"
         print(
-            f"{pt['coords'][0]:>9.4f} {pt['coords'][1]:>9.4f} {asr:>7}  {pt['status'] or 'pending'}"
+            f"{pt['coords'][0]:>9.4f} {pt['coords'][1]:>9.4f} {shown:>7}  "
+            f"{pt['status'] or 'pending'}"
         )
     for k, one in enumerate(data.get("directions", [])):
         score = "-" if one["visage"] is None else f"{one['visage']:.2f}"
@@ -292,7 +295,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         shown = ["beyond" if e is None else f"{e:+.4f}" for e in edges] if one["edges"] else edges
         print(f"direction {k} seed {one['seed']}: VISAGE {score}, edges {shown[0]} .. {shown[1]}")
     visage = data["visage"]
-    if data["spec"].get("measure") != "basin-radius":
+    if data["spec"].get("measure") not in ("basin-radius", "multiple-choice"):
         print("VISAGE", "pending (run not complete)" if visage is None else f"{visage:.2f}")
     if data.get("visage_ci"):
         low, high = data["visage_ci"]

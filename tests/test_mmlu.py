@@ -9,6 +9,7 @@ from landscape_core import sweep
 from landscape_core.engine.likelihood import choice_logprobs
 from landscape_core.errors import UserError
 from landscape_core.readers.capability import capability_frame, companions
+from landscape_core.readers.results import landscape
 from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import PromptSetSpec, SweepSpec, SystemPromptSpec
 from landscape_core.spec.datasets import LETTERS, load_prompts, mmlu_prompts
@@ -63,3 +64,13 @@ def test_mmlu_companions_give_accuracy_on_the_safety_grid(tiny_spec, store):
     frame = capability_frame(store, plan(safety, store.file_digest).run_id)
     assert frame["mmlu:abstract_algebra"].isna().all()  # the 4-question run is not the companion
     assert companions(safety)["mmlu:abstract_algebra"].prompts.limit == 100
+
+
+def test_show_reports_a_choice_runs_accuracy_not_asr(tiny_spec, store):
+    mmlu = companions(tiny_spec())["mmlu:abstract_algebra"]
+    small = SweepSpec.from_dict({**mmlu.to_dict(), "prompts": {**ALGEBRA, "shots": 1, "limit": 4}})
+    run_id = sweep.run(small, store).run_id
+    data = landscape(store, run_id)
+    correct = store.measures_frame(run_id).groupby("idx").correct.mean()
+    assert [pt["accuracy"] for pt in data["points"]] == [100.0 * c for c in correct]
+    assert all(pt["asr"] is None for pt in data["points"]) and data["visage"] is None

@@ -167,7 +167,8 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
     """One object with ``run_id``, ``spec``, ``provenance``, ``visage`` and ``points``.
 
     Each point has ``coords`` ``[alpha, beta]``, ``asr`` (percent; None until done),
-    ``n_prompts`` and ``status``. A run of several directions (or a basin-radius
+    ``n_prompts`` and ``status``; a multiple-choice run's points add ``accuracy``
+    (percent correct) and it has no VISAGE. A run of several directions (or a basin-radius
     search) adds ``directions``: per seed its ``seed``, ``visage``, ``edges`` and
     ``points``, with ``visage_ci`` ``[low, high]`` and the interval's ``ci_method``.
     This is ``show --json``'s format; scripts rely on it.
@@ -177,6 +178,8 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
     frame = store.points_frame(run["run_id"], judge).sort_values(["rep", "j", "i"])
     frame = with_states(store, run["run_id"], frame, judge)
     search = spec.measure == "basin-radius"
+    if spec.measure == "multiple-choice":
+        frame = frame.assign(accuracy=frame.idx.map(_accuracy(store, run["run_id"])))
     out = {
         "run_id": run["run_id"],
         "label": run["label"],
@@ -227,10 +230,20 @@ def _points_json(frame: pd.DataFrame, tagged: bool = False) -> list[dict[str, An
             if pd.isna(row.complied)
             else {state: float(getattr(row, state)) for state in STATES},
         }
+        if "accuracy" in frame:
+            point["accuracy"] = None if pd.isna(row.accuracy) else float(row.accuracy)
         if tagged:
             point["direction"] = int(row.rep)
         out.append(point)
     return out
+
+
+def _accuracy(store: Store, run_id: str) -> pd.Series:
+    """Percent of questions answered right at each point (by ``idx``) of a choice run."""
+    values = store.measures_frame(run_id)
+    if values.empty:
+        return pd.Series(dtype=float)
+    return 100.0 * values.groupby("idx").correct.mean()
 
 
 def disagreement(store: Store, run_id: str, judge_a: str, judge_b: str) -> pd.DataFrame:
