@@ -59,11 +59,16 @@ def _points():
     return with_states(store(), run["run_id"], store().points_frame(run["run_id"], judge), judge)
 
 
-def _visage_metric(frame, column: str) -> str:
+def _visage_metric(column, frame, name: str, **kwargs) -> None:
+    """VISAGE as a metric: the mean, and beneath it the interval over directions.
+
+    The interval goes in a caption: inside the metric it was cut off at the page's width.
+    """
     interval = visage_interval(frame, column)
-    if interval is None:
-        return "-"
-    return interval.describe() if n_directions > 1 else f"{interval.mean:.1f}"
+    label = name + (" (95% CI)" if n_directions > 1 else "")
+    st.metric(label, "-" if interval is None else f"{interval.mean:.1f}", **kwargs)
+    if n_directions > 1 and interval is not None and interval.low is not None:
+        st.caption(f"95% CI [{interval.low:.1f}, {interval.high:.1f}], {interval.method}")
 
 
 def _direction(frame):
@@ -107,14 +112,15 @@ def plot() -> None:
     done = int(frame.status.notna().sum())
     cols = st.columns(4)
     cols[0].metric("Points", f"{done}/{len(frame)}")
-    cols[1].metric("VISAGE" + (" (95% CI)" if n_directions > 1 else ""),
-                   _visage_metric(frame, "asr"))  # fmt: skip
-    cols[2].metric(
-        "coherent VISAGE",
-        _visage_metric(frame, "coherent_asr"),
-        help="100 - coherent ASR (complied answers only) over the same basin",
-    )
-    cols[3].metric("ASR at the model", _origin_asr(frame))
+    with cols[1]:
+        _visage_metric("asr", frame, "VISAGE")
+    with cols[2]:
+        _visage_metric(
+            "coherent_asr", frame, "coherent VISAGE",
+            help="100 - coherent ASR (complied answers only) over the same basin",
+        )  # fmt: skip
+    with cols[3]:
+        _origin_metric(frame)
     if search:
         _search_views(frame)
         return
@@ -160,14 +166,13 @@ def _states(frame) -> None:
     )
 
 
-def _origin_asr(frame) -> str:
-    """The paper's ASR at the model, and its coherent ASR once coherence is measured."""
+def _origin_metric(frame) -> None:
+    """The paper's ASR at the model, and beneath it the coherent ASR once measured."""
     origin = at_origin(frame)
-    if origin.empty or origin.asr.isna().all():
-        return "-"
-    coherent = origin.coherent_asr.iloc[0]
-    shown = f"{origin.asr.iloc[0]:.1f}%"
-    return shown if pd.isna(coherent) else f"{shown} (coherent {coherent:.1f}%)"
+    known = not origin.empty and not origin.asr.isna().all()
+    st.metric("ASR at the model", f"{origin.asr.iloc[0]:.1f}%" if known else "-")
+    if known and not pd.isna(coherent := origin.coherent_asr.iloc[0]):
+        st.caption(f"coherent ASR {coherent:.1f}%")
 
 
 unfinished = store().points_frame(run["run_id"], judge).status.isna().any()

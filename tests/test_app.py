@@ -89,8 +89,9 @@ def test_landscape_page_shows_visage_with_an_interval_over_directions(app, fille
     assert not at.exception
     visage = next(m for m in at.metric if m.label.startswith("VISAGE"))
     assert visage.label == "VISAGE (95% CI)"
-    assert "[" in visage.value  # mean [low, high]
-    assert [m.label for m in at.metric][2] == "coherent VISAGE"
+    assert 0.0 <= float(visage.value) <= 100.0  # the mean; its interval is a caption
+    assert any(c.value.startswith("95% CI [") for c in at.caption)
+    assert [m.label for m in at.metric][2] == "coherent VISAGE (95% CI)"
     assert "state" in at.dataframe[0].value.columns
     assert at.selectbox(key="direction").options == ["0: seed 1", "1: seed 3"]
 
