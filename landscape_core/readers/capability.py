@@ -23,7 +23,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from landscape_core.readers.results import at_origin
+from landscape_core.readers.results import accuracy, at_origin
 from landscape_core.spec.config import (
     MMLU_SUBJECTS,
     GenerationSpec,
@@ -110,9 +110,8 @@ def capability_frame(store: Store, run_id: str) -> pd.DataFrame:
     frame["unsafe_refusal"] = np.nan
     for column in MMLU_COLUMNS:
         frame[column] = np.nan
-        values = store.measures_frame(runs[column]) if column in runs else pd.DataFrame()
-        if not values.empty:
-            frame[column] = frame.idx.map(100.0 * values.groupby("idx").correct.mean())
+        if column in runs:
+            frame[column] = frame.idx.map(accuracy(store, runs[column]))
     if "fluency" in runs:
         values = store.measures_frame(runs["fluency"])
         if not values.empty:

@@ -179,7 +179,7 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
     frame = with_states(store, run["run_id"], frame, judge)
     search = spec.measure == "basin-radius"
     if spec.measure == "multiple-choice":
-        frame = frame.assign(accuracy=frame.idx.map(_accuracy(store, run["run_id"])))
+        frame = frame.assign(accuracy=frame.idx.map(accuracy(store, run["run_id"])))
     out = {
         "run_id": run["run_id"],
         "label": run["label"],
@@ -238,7 +238,7 @@ def _points_json(frame: pd.DataFrame, tagged: bool = False) -> list[dict[str, An
     return out
 
 
-def _accuracy(store: Store, run_id: str) -> pd.Series:
+def accuracy(store: Store, run_id: str) -> pd.Series:
     """Percent of questions answered right at each point (by ``idx``) of a choice run."""
     values = store.measures_frame(run_id)
     if values.empty:
