@@ -11,20 +11,21 @@ import dataclasses
 import logging
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from landscape_core import __version__, visit
-from landscape_core.errors import Cancelled, NonFiniteError, UserError
-from landscape_core.judging import coherence, keyword
+from landscape_core.errors import Cancelled, UserError
+from landscape_core.executors import ActorState, Engine, Executor, ShouldStop
+from landscape_core.judging import coherence
 from landscape_core.judging.registry import make_judge
-from landscape_core.judging.verdict import Judge, score_all
+from landscape_core.measure import NamedJudge, judged
 from landscape_core.readers.metrics import asr as metrics_asr
 from landscape_core.spec import bisection
 from landscape_core.spec.chat import system_text
 from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
-from landscape_core.spec.datasets import LETTERS
 from landscape_core.spec.identity import (
     Plan,
     judge_label,
@@ -35,23 +36,10 @@ from landscape_core.spec.identity import (
 )
 from landscape_core.spec.preflight import check_grid
 from landscape_core.store.jobs import Claim
-from landscape_core.store.records import (
-    GenerationRow,
-    GridPoint,
-    MeasureRow,
-    PointResult,
-    ScoreRow,
-)
+from landscape_core.store.records import GridPoint, PointResult
 from landscape_core.store.runs import Store
 
-if TYPE_CHECKING:
-    from landscape_core.engine.decoder import Generation
-    from landscape_core.engine.perturb import Perturber
-    from landscape_core.engine.session import Session
-
 log = logging.getLogger(__name__)
-
-ShouldStop = Callable[[], bool] | None
 
 
 @dataclass(frozen=True)
@@ -60,6 +48,33 @@ class Progress:
     done: int  # points finished in this run so far (from earlier sessions too)
     total: int
     message: str = ""
+    actors: tuple[ActorState, ...] = ()  # Ray: each actor's point and throughput
+
+
+@dataclass
+class Reporter:
+    """Sends ``Progress`` as points are stored and as Ray actors change what they do."""
+
+    callback: Callable[[Progress], None] | None
+    run_id: str
+    total: int
+    done: int = 0
+    on_actors: tuple[ActorState, ...] = ()
+
+    def points(self, done: int) -> None:
+        self.done = min(done, self.total)
+        self._send()
+
+    def stored(self, store: Store) -> None:
+        self.points(self.total - len(store.pending(self.run_id)))
+
+    def actors(self, states: list[ActorState]) -> None:
+        self.on_actors = tuple(states)
+        self._send()
+
+    def _send(self) -> None:
+        if self.callback is not None:
+            self.callback(Progress(self.run_id, self.done, self.total, actors=self.on_actors))
 
 
 @dataclass
@@ -73,25 +88,6 @@ class Summary:
     errors: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class NamedJudge:
-    label: str  # what its scores are stored under
-    judge: Judge
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What every point of one sweep is computed from."""
-
-    prompts: tuple[str, ...]
-    texts: list[str]  # the prompts as the model reads them
-    add_special: bool
-    judges: list[NamedJudge]
-    reference: list[str]  # perplexity: the unperturbed model's answers, to score
-    claim: Claim | None = None  # the worker's hold on its job, checked at every save
-    answers: tuple[str, ...] = ()  # multiple choice: the correct letters
-
-
 def run(
     spec: SweepSpec,
     store: Store,
@@ -103,10 +99,12 @@ def run(
 
     Bad input raises UserError before the store is written. A NaN/Inf point is stored
     as failed with its reason and the sweep goes on. Points are visited in
-    ``visit.order``. ``should_stop`` is polled before every point and decoding step;
-    when it answers True the sweep returns 'cancelled' with every finished point kept
-    and the weights restored. A worker passes its ``claim`` on the job: every point is
-    saved only while it holds (ClaimLost otherwise), so a job never runs twice.
+    ``visit.order``, here or on Ray actors (``runtime.executor``); either way only this
+    process writes the store, one transaction per point. ``should_stop`` is polled
+    before every point and decoding step; when it answers True the sweep returns
+    'cancelled' with every finished point kept and the weights restored. A worker
+    passes its ``claim`` on the job: every point is saved only while it holds
+    (ClaimLost otherwise), so a job never runs twice.
     """
     started = time.monotonic()
     p = plan(spec, store.file_digest)
@@ -115,28 +113,24 @@ def run(
     if spec.measure == "basin-radius":
         return _search(p, store, judges, on_progress, should_stop, claim, started)
     summary = Summary(run_id=p.run_id, status="complete", total=n_grid_points(spec))
+    report = Reporter(on_progress, p.run_id, summary.total)
     stored_grid = store.grid(p.run_id)
     wanted = spec.runtime.coherence
     if stored_grid and not store.pending(p.run_id) and not _incoherent_gaps(p, store, wanted):
         log.info("run %s is already complete", p.run_id)
-        _report(on_progress, p.run_id, store, summary.total)
+        report.stored(store)
         return summary
 
-    session = _open_session(p, store)
-    grid = _grid(p, session, stored_grid)
-    inputs = Inputs(
-        p.prompts.prompts, session.texts, session.add_special, judges, [], claim,
-        p.prompts.answers,
-    )  # fmt: skip
-    if spec.measure == "perplexity":  # before any perturbation: the model's own answers
-        inputs = dataclasses.replace(
-            inputs, reference=_reference_answers(p, store, session, inputs)
-        )
-    store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, session), grid)
-    _report(on_progress, p.run_id, store, summary.total)
-    _visit(p, store, session, inputs, summary, on_progress, should_stop)
-    if summary.status == "complete" and spec.runtime.coherence:
-        _fill_coherence(p, store, session)
+    with _executor(p, store, judges, report.actors) as executor:
+        grid = _grid(p, executor.engine, stored_grid)
+        if spec.measure == "perplexity":  # before any perturbation: the model's own answers
+            executor.use_reference(_reference_answers(p, store, executor, claim))
+        store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, executor), grid)
+        report.stored(store)
+        judge = judges[0].label if judges else "refusal-likelihood"
+        _visit(p, store, executor, summary, report, should_stop, claim, judge)
+        if summary.status == "complete" and spec.runtime.coherence:
+            _fill_coherence(p, store, executor)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -159,7 +153,8 @@ def measure_coherence(store: Store, run_id: str) -> int:
         )
     if not _incoherent_gaps(p, store):
         return 0  # nothing to measure: the model is not loaded
-    return _fill_coherence(p, store, _open_session(p, store))
+    with _executor(p, store, []) as executor:
+        return _fill_coherence(p, store, executor)
 
 
 def _incoherent_gaps(p: Plan, store: Store, asked: bool = True) -> bool:
@@ -169,32 +164,44 @@ def _incoherent_gaps(p: Plan, store: Store, asked: bool = True) -> bool:
     return not store.answers_missing(p.run_id, coherence.NLL).empty
 
 
-def _fill_coherence(p: Plan, store: Store, session: Session) -> int:
+def _fill_coherence(p: Plan, store: Store, executor: Executor) -> int:
     """The unperturbed model's NLL of every answer lacking one (weights are restored)."""
     if p.spec.measure not in ANSWER_MEASURES:
         return 0
-    n = coherence.fill(
-        store,
-        p.run_id,
-        session.texts,
-        lambda texts, answers: session.answer_nll(texts, answers, session.add_special),
-    )
+    n = coherence.fill(store, p.run_id, executor.engine.texts, executor.answer_nll)
     log.info("coherence of %d answers measured", n)
     return n
 
 
-def _open_session(p: Plan, store: Store) -> Session:
-    """The model, ready to perturb; ``stop: verdict`` ends answers at the keywords."""
-    # The engine (and torch, 1.3 s to import) loads only when a point is to be
+@contextmanager
+def _executor(
+    p: Plan,
+    store: Store,
+    judges: list[NamedJudge],
+    on_actors: Callable[[list[ActorState]], None] = lambda actors: None,
+) -> Iterator[Executor]:
+    """The model, here or on Ray actors, ready to perturb; closed whatever the exit."""
+    # The engine (and torch, 1.3 s to import) or Ray loads only when a point is to be
     # computed, so a finished config answers in well under a second.
-    from landscape_core.engine.session import Session
+    runtime = p.spec.runtime
+    executor: Executor
+    if runtime.executor == "ray":
+        from landscape_core.executors.ray_pool import RayExecutor
 
-    return Session.open(p.spec, store.root, p.prompts.prompts, keyword.REFUSAL_KEYWORDS)
+        executor = RayExecutor(p, store.root, [j.label for j in judges], on_actors)
+    else:
+        from landscape_core.executors.local import LocalExecutor
+
+        executor = LocalExecutor(p, store.root, judges, runtime.threads)
+    try:
+        yield executor
+    finally:
+        executor.close()
 
 
-def _grid(p: Plan, session: Session, stored: list[GridPoint]) -> list[GridPoint]:
+def _grid(p: Plan, engine: Engine, stored: list[GridPoint]) -> list[GridPoint]:
     """The run's points with their keys; a run resumed on another device is refused."""
-    device, dtype = session.loaded.device, session.loaded.dtype
+    device, dtype = engine.device, engine.dtype
     grid = [
         GridPoint(
             idx, c.i, c.j, c.alpha, c.beta,
@@ -214,133 +221,52 @@ def _grid(p: Plan, session: Session, stored: list[GridPoint]) -> list[GridPoint]
 def _visit(
     p: Plan,
     store: Store,
-    session: Session,
-    inputs: Inputs,
+    executor: Executor,
     summary: Summary,
-    on_progress: Callable[[Progress], None] | None,
+    report: Reporter,
     should_stop: ShouldStop,
+    claim: Claim | None,
+    judge: str,
 ) -> None:
     """Compute the run's pending points, one landscape (seed) after another.
 
-    Within a landscape points go in ``visit.order``, each stored as it ends. The
-    pending list is read again for every landscape, so the origin they share is
-    computed once.
+    Within a landscape points go in ``visit.order``, each stored as it ends; results
+    feed the order as they arrive, from however many actors. The pending list is read
+    again for every landscape, so the origin they share is computed once. ``judge``'s
+    verdicts steer the order toward the basin's edge.
     """
     spec = p.spec
-    # the verdicts that steer the visiting order toward the basin's edge
-    judge = inputs.judges[0].label if inputs.judges else "refusal-likelihood"
     finished = store.points_frame(p.run_id, judge).dropna(subset=["asr"])
     asr = {(int(r.rep), int(r.i), int(r.j)): float(r.asr) for r in finished.itertuples()}
     shape = (spec.grid[0].num, spec.grid[1].num if spec.ndim == 2 else 1)
-    for rep, directions in enumerate(spec.replicates()):
+
+    def done(point: GridPoint, result: PointResult) -> None:
+        _save(store, point, result, summary, claim)
+        verdicts = [s.refused for s in result.scores if s.judge == judge]
+        if verdicts:
+            asr[(point.rep, point.i, point.j)] = metrics_asr(verdicts)
+        report.stored(store)
+
+    for rep in range(len(spec.replicates())):
         pending = [g for g in store.pending(p.run_id) if g.rep == rep]
         if not pending:
             continue
-        session.use_directions(directions)
         pick = visit.order(pending, shape, lambda i, j, rep=rep: asr.get((rep, i, j)))
-        with session.perturber() as perturber:
-            while (point := pick()) is not None:
-                result = _compute(store, perturber, session, inputs, point, summary, should_stop)
-                if result is None:
-                    return  # cancelled
-                verdicts = [s.refused for s in result.scores if s.judge == judge]
-                if verdicts:
-                    asr[(rep, point.i, point.j)] = metrics_asr(verdicts)
-                _report(on_progress, p.run_id, store, summary.total)
+        if not executor.landscape(rep, pick, done, should_stop):
+            summary.status = "cancelled"
+            return
 
 
-def _compute(
-    store: Store,
-    perturber: Perturber,
-    session: Session,
-    inputs: Inputs,
-    point: GridPoint,
-    summary: Summary,
-    should_stop: ShouldStop,
-) -> PointResult | None:
-    """One point: set the weights, measure, store. None (and 'cancelled') on a stop."""
-    if should_stop is not None and should_stop():
-        summary.status = "cancelled"
-        return None
-    t0 = time.monotonic()
-    try:
-        perturber.set(point.alpha, point.beta)
-        perturber.check_finite()
-        result = measure(session, inputs, point.key, should_stop)
-    except Cancelled:
-        summary.status = "cancelled"
-        return None
-    except NonFiniteError as exc:
-        log.warning("point %s failed: %s", point.idx, exc)
-        result = PointResult.failed(point.key, str(exc))
+def _save(
+    store: Store, point: GridPoint, result: PointResult, summary: Summary, claim: Claim | None
+) -> None:
+    """One finished point into the store, in one transaction, counted in the summary."""
+    if result.status == "failed":
+        log.warning("point %s failed: %s", point.idx, result.error)
         summary.failed += 1
-        summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {exc}")
-    store.save_point(dataclasses.replace(result, seconds=time.monotonic() - t0), inputs.claim)
+        summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {result.error}")
+    store.save_point(result, claim)
     summary.computed += 1
-    return result
-
-
-def measure(session: Session, inputs: Inputs, key: str, should_stop: ShouldStop) -> PointResult:
-    """What the spec measures at the session's current weights, as a point's rows."""
-    prompts = inputs.prompts
-    spec = session.spec
-    if spec.measure in ANSWER_MEASURES:
-        gens = session.generate(inputs.texts, inputs.add_special, should_stop)
-        return judged(key, prompts, gens, inputs.judges)
-    if spec.measure == "perplexity":
-        nll = session.answer_nll(inputs.texts, inputs.reference, inputs.add_special)
-        rows = [
-            GenerationRow(i, prompts[i], answer, n, "reference")
-            for i, (answer, (_, n)) in enumerate(zip(inputs.reference, nll, strict=True))
-        ]
-        values = [MeasureRow(i, "nll", v) for i, (v, _) in enumerate(nll)]
-        values += [MeasureRow(i, "tokens", float(n)) for i, (_, n) in enumerate(nll)]
-        return PointResult(key, "done", generations=rows, measures=values)
-    if spec.measure == "multiple-choice":
-        return _choices(session, inputs, key)
-    probs = session.refusal_probability(inputs.texts, inputs.add_special)
-    return PointResult(
-        key,
-        "done",
-        generations=[GenerationRow(i, prompts[i], "", 0, "likelihood") for i in range(len(probs))],
-        scores=[
-            ScoreRow(i, "refusal-likelihood", q >= 0.5, f"P(refusal opening) = {q:.3f}")
-            for i, q in enumerate(probs)
-        ],
-        measures=[MeasureRow(i, "p_refusal", q) for i, q in enumerate(probs)],
-    )
-
-
-def _choices(session: Session, inputs: Inputs, key: str) -> PointResult:
-    """A multiple-choice point: the likeliest letter per question and whether it is right."""
-    logps = session.choice_logprobs(inputs.texts, LETTERS, inputs.add_special)
-    picks = [max(range(len(LETTERS)), key=lambda k, lp=lp: lp[k]) for lp in logps]
-    rows = [
-        GenerationRow(i, inputs.prompts[i], LETTERS[k], 1, "choice") for i, k in enumerate(picks)
-    ]
-    values = [MeasureRow(i, "choice", float(k)) for i, k in enumerate(picks)]
-    values += [
-        MeasureRow(i, "correct", float(LETTERS[k] == inputs.answers[i]))
-        for i, k in enumerate(picks)
-    ]
-    return PointResult(key, "done", generations=rows, measures=values)
-
-
-def judged(
-    key: str, prompts: tuple[str, ...], gens: list[Generation], judges: list[NamedJudge]
-) -> PointResult:
-    """A point of answers with every judge's verdicts."""
-    rows = [
-        GenerationRow(i, prompts[i], g.text, g.n_tokens, g.stop_reason) for i, g in enumerate(gens)
-    ]
-    scores = []
-    for named in judges:
-        verdicts = score_all(named.judge, prompts, [g.text for g in gens])
-        scores += [
-            ScoreRow(i, named.label, v.refused, v.evidence, v.matched)
-            for i, v in enumerate(verdicts)
-        ]
-    return PointResult(key, "done", generations=rows, scores=scores)
 
 
 def _search(
@@ -361,56 +287,45 @@ def _search(
     spec = p.spec
     bound = spec.basin.max_probes() * len(spec.replicates())
     summary = Summary(run_id=p.run_id, status="complete", total=bound)
+    report = Reporter(on_progress, p.run_id, bound)
     stored = {(g.rep, g.alpha): g for g in store.grid(p.run_id)}
     label = judges[0].label
-    opened: list[tuple[Session, Inputs]] = []
+    with ExitStack() as stack:
+        opened: list[Executor] = []
 
-    def session() -> tuple[Session, Inputs]:
-        if not opened:
-            s = _open_session(p, store)
-            store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, s), [])
-            prompts = p.prompts.prompts
-            opened.append((s, Inputs(prompts, s.texts, s.add_special, judges, [], claim)))
-        return opened[0]
+        def executor() -> Executor:
+            if not opened:
+                opened.append(stack.enter_context(_executor(p, store, judges, report.actors)))
+                provenance = _provenance(p, opened[0])
+                store.create_run(p.run_id, spec.label, spec.to_dict(), provenance, [])
+            return opened[0]
 
-    def asr_at(rep: int, alpha: float) -> float | None:
-        point = stored.get((rep, alpha))
-        if point is None:
-            s, _ = session()
-            key = point_key(p, s.loaded.device, s.loaded.dtype, alpha, 0.0, rep)
-            k = round(alpha / spec.basin.tolerance)
-            point = GridPoint(len(stored), k + spec.basin.max_steps(), 0, alpha, 0.0, key, rep)
-            store.extend_run(p.run_id, [point])
-            stored[(rep, alpha)] = point
-        if store.point_status(point.key) is None:
-            s, inputs = session()
-            s.use_directions(spec.replicates()[rep])
-            with s.perturber() as perturber:
-                result = _compute(store, perturber, s, inputs, point, summary, should_stop)
-            if result is None:
-                raise Cancelled
-        _report_done(on_progress, p.run_id, len(stored), bound)
-        return store.point_asr(point.key, label)
+        def asr_at(rep: int, alpha: float) -> float | None:
+            point = stored.get((rep, alpha))
+            if point is None:
+                engine = executor().engine
+                key = point_key(p, engine.device, engine.dtype, alpha, 0.0, rep)
+                k = round(alpha / spec.basin.tolerance)
+                point = GridPoint(len(stored), k + spec.basin.max_steps(), 0, alpha, 0.0, key, rep)
+                store.extend_run(p.run_id, [point])
+                stored[(rep, alpha)] = point
+            if store.point_status(point.key) is None:
+                probe = iter([point])
+                save = lambda g, r: _save(store, g, r, summary, claim)  # noqa: E731
+                if not executor().landscape(rep, lambda: next(probe, None), save, should_stop):
+                    raise Cancelled
+            report.points(len(stored))
+            return store.point_asr(point.key, label)
 
-    try:
-        for rep in range(len(spec.replicates())):
-            bisection.search(lambda alpha, rep=rep: asr_at(rep, alpha), spec.basin)
-    except Cancelled:
-        summary.status = "cancelled"
-    if summary.status == "complete" and _incoherent_gaps(p, store, spec.runtime.coherence):
-        _fill_coherence(p, store, session()[0])
+        try:
+            for rep in range(len(spec.replicates())):
+                bisection.search(lambda alpha, rep=rep: asr_at(rep, alpha), spec.basin)
+        except Cancelled:
+            summary.status = "cancelled"
+        if summary.status == "complete" and _incoherent_gaps(p, store, spec.runtime.coherence):
+            _fill_coherence(p, store, executor())
     summary.seconds = time.monotonic() - started
     return summary
-
-
-def _report_done(cb: Callable[[Progress], None] | None, run_id: str, done: int, total: int) -> None:
-    if cb is not None:
-        cb(Progress(run_id, min(done, total), total))
-
-
-def _report(cb: Callable[[Progress], None] | None, run_id: str, store: Store, total: int) -> None:
-    if cb is not None:
-        cb(Progress(run_id, total - len(store.pending(run_id)), total))
 
 
 def _judges(spec: SweepSpec, store: Store) -> list[NamedJudge]:
@@ -422,27 +337,26 @@ def _judges(spec: SweepSpec, store: Store) -> list[NamedJudge]:
     ]
 
 
-def _reference_answers(p: Plan, store: Store, session: Session, inputs: Inputs) -> list[str]:
+def _reference_answers(p: Plan, store: Store, executor: Executor, claim: Claim | None) -> list[str]:
     """The unperturbed model's own answers, which a perplexity sweep scores everywhere.
 
     They are the origin point of the same sweep measuring answers, so they are
     generated once, stored there, and shared with that landscape.
     """
     twin = dataclasses.replace(p, spec=dataclasses.replace(p.spec, measure="answers"))
-    key = point_key(twin, session.loaded.device, session.loaded.dtype, 0.0, 0.0)
+    engine = executor.engine
+    key = point_key(twin, engine.device, engine.dtype, 0.0, 0.0)
     answers = store.point_answers(key)
     if answers is None:
-        gens = session.generate(inputs.texts, inputs.add_special, None)
-        store.save_point(
-            judged(key, p.prompts.prompts, gens, _judges(twin.spec, store)), inputs.claim
-        )
+        gens = executor.origin_generations()
+        store.save_point(judged(key, p.prompts.prompts, gens, _judges(twin.spec, store)), claim)
         answers = [g.text for g in gens]
     return answers
 
 
-def _provenance(p: Plan, session: Session) -> dict[str, Any]:
+def _provenance(p: Plan, executor: Executor) -> dict[str, Any]:
     spec = p.spec
-    engine = session.provenance()
+    engine = executor.engine.provenance
     return {
         "model": {
             "name": spec.model.display_name,
@@ -455,7 +369,7 @@ def _provenance(p: Plan, session: Session) -> dict[str, Any]:
         "directions": [d.to_dict() for d in spec.directions],
         "seeds": [d.seed for d in spec.directions if d.kind == "random"],
         "normalisation": [d.norm for d in spec.directions],
-        "cos_d1_d2": session.cosine,
+        "cos_d1_d2": engine["cosine"],
         "prompt_set": {
             "name": p.prompts.name,
             "hash": p.prompts.hash,
@@ -467,6 +381,7 @@ def _provenance(p: Plan, session: Session) -> dict[str, Any]:
             **spec.runtime.to_dict(),
             "cached_directions": engine["cached_directions"],
             "base_copy_in": engine["base_copy_in"],
+            "actors": len(executor.actors()),
         },
         "memory_estimate": engine["memory_estimate"],
         "packages": {

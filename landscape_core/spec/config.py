@@ -483,10 +483,20 @@ class RuntimeSpec(Spec):
     # measure each answer's coherence when the sweep ends (three-state verdicts); off,
     # `rescore RUN --coherence` adds it later. It adds measures, never changes answers.
     coherence: bool = field(default=True, metadata=ADDED)
+    # where points are computed: this process, or a pool of Ray actors (one per GPU,
+    # or per `threads` CPUs); the same spec gives the same rows on either
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = ""  # empty: the running local cluster, or a new one (ray.init())
+    ray_actors: int = 0  # 0: as many as the cluster's GPUs (CUDA) or CPUs / threads fit
+    threads: int = 0  # torch threads per process or actor; 0: torch's default (local)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UserError("runtime: `batch_size` must be at least 1")
+        if self.ray_actors < 0 or self.threads < 0:
+            raise UserError("runtime: `ray_actors` and `threads` must be 0 (automatic) or more")
+        if self.ray_address and self.executor != "ray":
+            raise UserError("runtime: `ray_address` needs `executor: ray`")
 
 
 @dataclass(frozen=True)
