@@ -11,6 +11,7 @@ commands import them when they run; every other command reaches torch only throu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -70,11 +71,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sweep", parents=[common], help="run (or resume) a sweep from a YAML config")
+    ray = argparse.ArgumentParser(add_help=False)
+    ray.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="compute points on Ray actors: the cluster at HOST:PORT, or without an address "
+        "the running local cluster (a new one if none runs); same run id and results",
+    )
+    p = sub.add_parser(
+        "sweep", parents=[common, ray], help="run (or resume) a sweep from a YAML config"
+    )
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("submit", parents=[common], help="queue a sweep for the worker")
+    p = sub.add_parser("submit", parents=[common, ray], help="queue a sweep for the worker")
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_submit)
 
@@ -178,8 +190,17 @@ def _store(args: argparse.Namespace) -> Store:
     return Store.open(args.store)
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace) -> SweepSpec:
+    """The config file's spec, on Ray if ``--ray`` says so (runtime only: same run id)."""
     spec = SweepSpec.from_yaml(args.config)
+    if args.ray is None:
+        return spec
+    runtime = dataclasses.replace(spec.runtime, executor="ray", ray_address=args.ray)
+    return dataclasses.replace(spec, runtime=runtime)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    spec = _config(args)
     store = _store(args)
     bar: tqdm | None = None
 
@@ -188,6 +209,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if bar is None:
             bar = tqdm(total=progress.total, initial=progress.done, unit="pt", desc=progress.run_id)
         bar.update(progress.done - bar.n)
+        if progress.actors:
+            busy = sum(a.state == "busy" for a in progress.actors)
+            bar.set_postfix_str(f"Ray: {busy}/{len(progress.actors)} actors busy")
 
     try:
         summary = sweep.run(spec, store, on_progress=on_progress)
@@ -205,7 +229,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    spec = SweepSpec.from_yaml(args.config).resolve_paths(Path.cwd())
+    spec = _config(args).resolve_paths(Path.cwd())
     store = _store(args)
     preflight(spec, store.root)  # the worker should never meet a spec the CLI would refuse
     job_id = store.jobs.submit(spec.to_dict(), spec.label)
