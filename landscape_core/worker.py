@@ -11,6 +11,7 @@ job never runs in two processes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -117,9 +118,10 @@ def run_job(store: Store, job: ClaimedJob) -> str:
     claim = job.claim
 
     def on_progress(progress: sweep.Progress) -> None:
+        actors = json.dumps([a.to_dict() for a in progress.actors])
         store.jobs.update(
             claim.job_id, claim, run_id=progress.run_id, done=progress.done,
-            total=progress.total, heartbeat=time.time(),
+            total=progress.total, heartbeat=time.time(), actors_json=actors,
         )  # fmt: skip
 
     status, error = "failed", ""

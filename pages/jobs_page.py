@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 
+import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
@@ -39,6 +41,7 @@ def job_list() -> None:
                     st.progress(
                         row.done / row.total, text=f"{row.done}/{row.total} points {_eta(row)}"
                     )
+                actors(row.actors_json)
                 if row.error:
                     st.text(row.error)  # literal text, never markdown or HTML
             with actions:
@@ -57,6 +60,22 @@ def job_list() -> None:
                 if row.run_id and st.button("View", key=f"view-{row.job_id}"):
                     st.session_state["run_id"] = row.run_id
                     st.switch_page("pages/landscape_page.py")
+
+
+def actors(actors_json: str) -> None:
+    """A Ray job's actors: where each runs, the point it is on, and its throughput."""
+    try:
+        table = pd.DataFrame(json.loads(actors_json or "[]"))
+    except ValueError:
+        return
+    if table.empty:
+        return
+    st.caption(f"Ray: {(table.state == 'busy').sum()} of {len(table)} actors busy")
+    st.dataframe(  # cells are rendered as text
+        table.rename(columns={"points_per_minute": "points/min"}),
+        hide_index=True,
+        width="stretch",
+    )
 
 
 def worker_log() -> None:

@@ -175,6 +175,18 @@ with right:
         disabled=measure == "basin-radius",
     )
     label = st.text_input("Label", value="sweep")
+    run_on = _choice(
+        "Run on",
+        {"local": "this machine", "ray": "Ray cluster (address)"},
+    )
+    ray_address = ""
+    if run_on == "ray":
+        ray_address = st.text_input(
+            "Ray address",
+            placeholder="HOST:PORT of `ray start --head`; empty: this machine's cluster",
+            help="Every node needs the package and the model files; the store stays here. "
+            "Same run id and results as on this machine.",
+        ).strip()
 
 
 def build_specs() -> list[SweepSpec]:
@@ -196,6 +208,7 @@ def build_specs() -> list[SweepSpec]:
                     "generation": {"max_new_tokens": max_new_tokens, "stop": stop},
                     "measure": measure,
                     "judges": [{"name": name} for name in judges],
+                    "runtime": {"executor": run_on, "ray_address": ray_address},
                 }
             ).resolve_paths(Path.cwd())  # the worker runs elsewhere
         )

@@ -310,3 +310,43 @@ def test_jobs_page_shows_the_worker_logs_path_and_tail(tmp_path, monkeypatch):
     from pages.common import md_text
 
     assert md_text(str(store.root / "worker.log")) in [c.value for c in at.caption]
+
+
+def test_launch_page_queues_a_job_for_a_ray_cluster(app, filled_store, tiny_model_dir):
+    import json
+
+    at = app("launch")
+    at.selectbox[0].select("Local directory (safetensors)").run()
+    at.text_input(key="model_path").input(str(tiny_model_dir)).run()
+    next(r for r in at.radio if r.label == "Run on").set_value("ray").run()
+    next(t for t in at.text_input if t.label == "Ray address").input("10.0.0.5:6379").run()
+    assert not at.error, [e.value for e in at.error]
+    at.button[0].click().run()
+    with sqlite3.connect(filled_store.path) as conn:
+        (text,) = conn.execute("SELECT spec_json FROM jobs ORDER BY job_id DESC").fetchone()
+    runtime = json.loads(text)["runtime"]
+    assert runtime["executor"] == "ray" and runtime["ray_address"] == "10.0.0.5:6379"
+
+
+def test_jobs_page_shows_a_ray_jobs_actors_and_their_points(tmp_path, monkeypatch):
+    import json
+
+    from landscape_core.executors import ActorState
+    from landscape_core.store.runs import Store
+
+    store = Store.open(tmp_path / "ray-jobs")
+    job = store.jobs.submit({"label": "on ray"}, "on ray")
+    actors = [
+        ActorState("actor-0", "node-a", 11, "busy", "alpha=0.25 beta=0", 3, 90.0),
+        ActorState("actor-1", "node-b", 12, "idle", "", 4, 60.0),
+    ]
+    payload = json.dumps([a.to_dict() for a in actors])
+    store.jobs.update(job, status="running", done=7, total=21, actors_json=payload)
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / "jobs_page.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any("1 of 2 actors busy" in c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert list(table.point) == ["alpha=0.25 beta=0", ""]
+    assert list(table["points/min"]) == [2.0, 4.0]
+    assert list(table.node) == ["node-a", "node-b"]

@@ -148,6 +148,10 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         # a run of many directions holds one landscape per seed: `rep` says whose
         "ALTER TABLE run_points ADD COLUMN rep INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # a job on Ray: its actors as JSON (name, node, state, point, points per minute)
+        "ALTER TABLE jobs ADD COLUMN actors_json TEXT NOT NULL DEFAULT '[]'",
+    ),
 )
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded
 RESERVE_BYTES = 1 << 20

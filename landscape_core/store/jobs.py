@@ -116,11 +116,13 @@ class JobQueue:
         return ClaimedJob(Claim(row[0], token), json.loads(row[1]))
 
     def update(self, job_id: int, claim: Claim | None = None, **fields: Any) -> bool:
-        """Set some of: run_id, done, total, heartbeat, status, error, finished.
+        """Set some of: run_id, done, total, heartbeat, status, error, finished, actors_json.
 
         With ``claim``, only while that claim holds the job; returns whether it did.
         """
-        allowed = {"run_id", "done", "total", "heartbeat", "status", "error", "finished"}
+        allowed = {
+            "run_id", "done", "total", "heartbeat", "status", "error", "finished", "actors_json"
+        }  # fmt: skip
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update job fields {sorted(unknown)}")
@@ -206,8 +208,8 @@ class JobQueue:
         with self.db.connect() as conn:
             frame = pd.read_sql_query(
                 "SELECT job_id, label, run_id, status, done, total, cancel_requested, "
-                "worker_pid, heartbeat, error, created, started, finished, crashes "
-                "FROM jobs ORDER BY job_id DESC",
+                "worker_pid, heartbeat, error, created, started, finished, crashes, "
+                "actors_json FROM jobs ORDER BY job_id DESC",
                 conn,
             )
         if frame.empty:
