@@ -6,7 +6,7 @@ PORT    ?= 8501
 PIP     := $(PY) -m pip install -q --disable-pip-version-check
 SHELL   := /bin/bash
 
-.PHONY: setup run demo test test-slow paper bench lint clean
+.PHONY: setup run demo test test-slow paper bench bench-ray lint clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,9 @@ paper: setup
 
 bench: setup
 	$(PY) benchmarks/bench_sweep.py $(BENCH_ARGS)
+
+bench-ray: setup
+	$(PY) benchmarks/bench_ray.py $(BENCH_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,0 +1,141 @@
+"""Benchmark: one sweep of the bundled model, locally and on Ray, in one run.
+
+Three ways, each into a fresh store that shares the converted model files:
+1. locally, with 2 torch threads;
+2. on Ray, 1 actor of 2 threads;
+3. on Ray, 2 actors of 1 thread each.
+
+The local Ray cluster is started before any timing, as ``sweep --ray`` starts it
+(this machine's CPUs), and stays up for all three, so each way sees the same machine;
+its start time is printed apart. Each wall time covers what a user waits for: the
+model load (in the actors, on Ray), directions and every point. Coherence is off in all three, so the same work is timed. Verdicts
+and answers of (2) and (3) are compared with (1), prompt by prompt.
+
+    python benchmarks/bench_ray.py [--config configs/bench-1d.yaml]
+
+The last line reads:
+``ray_overhead=<(2)/(1) wall ratio> two_actor_speedup=<(1)/(3)> differing_verdicts=<n>``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from landscape_core import sweep  # noqa: E402
+from landscape_core.spec.config import RuntimeSpec, SweepSpec  # noqa: E402
+from landscape_core.store.runs import Store  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Way:
+    name: str
+    runtime: RuntimeSpec
+
+
+@dataclass(frozen=True)
+class Timed:
+    way: Way
+    wall_s: float
+    run_id: str
+    answers: pd.DataFrame  # idx, prompt_index, text, refused
+
+
+def ways(base: RuntimeSpec) -> list[Way]:
+    plain = dataclasses.replace(base, coherence=False)
+    return [
+        Way("local, 2 threads", dataclasses.replace(plain, executor="local", threads=2)),
+        Way(
+            "ray, 1 actor x 2 threads",
+            dataclasses.replace(plain, executor="ray", ray_actors=1, threads=2),
+        ),
+        Way(
+            "ray, 2 actors x 1 thread",
+            dataclasses.replace(plain, executor="ray", ray_actors=2, threads=1),
+        ),
+    ]
+
+
+def timed(spec: SweepSpec, way: Way, workdir: Path, models_dir: Path) -> Timed:
+    store = Store.open(workdir / way.name.replace(" ", "-").replace(",", ""))
+    if not store.models_dir.exists():
+        store.models_dir.symlink_to(models_dir.resolve())
+    t0 = time.monotonic()
+    summary = sweep.run(dataclasses.replace(spec, runtime=way.runtime), store)
+    wall = time.monotonic() - t0
+    answers = store.generations_frame(summary.run_id)[["idx", "prompt_index", "text", "refused"]]
+    answers = answers.sort_values(["idx", "prompt_index"]).reset_index(drop=True)
+    return Timed(way, wall, summary.run_id, answers)
+
+
+def differing(a: Timed, b: Timed, column: str) -> int:
+    merged = a.answers.merge(b.answers, on=["idx", "prompt_index"], how="outer", indicator=True)
+    missing = int((merged._merge != "both").sum())
+    return missing + int((merged[f"{column}_x"] != merged[f"{column}_y"]).sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "configs/bench-1d.yaml")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=ROOT / "cache/models",
+        help="where the bundled model's safetensors copy lives",
+    )
+    args = parser.parse_args()
+
+    import ray
+    import torch  # noqa: F401  (imported before timing, as the actors import it unseen)
+
+    from landscape_core.engine.models import ensure_bundled_safetensors
+    from landscape_core.executors.ray_pool import connect
+
+    spec = SweepSpec.from_yaml(args.config)
+    if spec.model.kind == "bundled":
+        ensure_bundled_safetensors(args.models)  # not timed: every way loads this copy
+    for path in args.models.rglob("*"):
+        if path.is_file():
+            path.read_bytes()  # into the page cache, so the first way pays no cold read
+    t0 = time.monotonic()
+    connect("")  # the local cluster `sweep --ray` starts: this machine's 2 CPUs
+    cluster_s = time.monotonic() - t0
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = [timed(spec, way, Path(tmp), args.models) for way in ways(spec.runtime)]
+    finally:
+        ray.shutdown()
+
+    local, one_actor, two_actors = results
+    n_points, n_prompts = local.answers.idx.nunique(), local.answers.prompt_index.nunique()
+    print(f"config: {args.config}  points={n_points} prompts={n_prompts}")
+    print(f"ray cluster start (not timed below): {cluster_s:.1f} s")
+    print(f"{'way':<26} {'wall s':>8} {'s/point':>8} {'run id':>18} {'diff verdicts':>14}")
+    for r in results:
+        print(
+            f"{r.way.name:<26} {r.wall_s:>8.1f} {r.wall_s / n_points:>8.2f} {r.run_id:>18} "
+            f"{differing(local, r, 'refused'):>14}"
+        )
+    answers_differ = sum(differing(local, r, "text") for r in (one_actor, two_actors))
+    same_id = local.run_id == one_actor.run_id == two_actors.run_id
+    print(f"differing_answers={answers_differ} same_run_id={same_id}")
+    verdicts_differ = sum(differing(local, r, "refused") for r in (one_actor, two_actors))
+    print(
+        f"ray_overhead={one_actor.wall_s / local.wall_s:.3f} "
+        f"two_actor_speedup={local.wall_s / two_actors.wall_s:.3f} "
+        f"differing_verdicts={verdicts_differ}"
+    )
+
+
+if __name__ == "__main__":
+    main()
