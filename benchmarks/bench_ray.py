@@ -8,8 +8,9 @@ Three ways, each into a fresh store that shares the converted model files:
 The local Ray cluster is started before any timing, as ``sweep --ray`` starts it
 (this machine's CPUs), and stays up for all three, so each way sees the same machine;
 its start time is printed apart. Each wall time covers what a user waits for: the
-model load (in the actors, on Ray), directions and every point. Coherence is off in all three, so the same work is timed. Verdicts
-and answers of (2) and (3) are compared with (1), prompt by prompt.
+model load (in the actors, on Ray), directions and every point. Coherence is off in
+all three, so the same work is timed. Verdicts and answers of (2) and (3) are
+compared with (1), prompt by prompt.
 
     python benchmarks/bench_ray.py [--config configs/bench-1d.yaml]
 
