@@ -78,7 +78,9 @@ def ways(base: RuntimeSpec) -> list[Way]:
 def child(config: Path, way: int, address: str, store_dir: Path, models_dir: Path) -> None:
     """One way's sweep in a fresh process, as `sweep` runs it; answers to out.json."""
     spec = SweepSpec.from_yaml(config)
-    runtime = dataclasses.replace(ways(spec.runtime)[way].runtime, ray_address=address)
+    runtime = ways(spec.runtime)[way].runtime
+    if runtime.executor == "ray":  # the local way has no cluster to name
+        runtime = dataclasses.replace(runtime, ray_address=address)
     store = Store.open(store_dir)
     if not store.models_dir.exists():
         store.models_dir.symlink_to(models_dir.resolve())
