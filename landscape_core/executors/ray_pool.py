@@ -94,8 +94,10 @@ class PointActor:
     def view(self) -> NodeView:
         self.plan = plan(self.spec, sha256_file)
         judges = [judge_label(j, sha256_file) for j in self.spec.judges][: len(self.labels)]
+        # two Ray nodes may share a host (a CPU box running two `ray start`): the id tells
+        node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
         return NodeView(
-            socket.gethostname(), os.getpid(), self.plan.run_id, self.plan.prompts.hash,
+            node, os.getpid(), self.plan.run_id, self.plan.prompts.hash,
             file_view(self.plan), tuple(judges),
         )  # fmt: skip
 
