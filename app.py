@@ -4,30 +4,39 @@ Run with `make run`. Pages read the store and submit jobs; the sweep itself runs
 separate worker process, never in this script thread.
 """
 
+import time
+
 import streamlit as st
 
 from landscape_core.errors import UserError
 from landscape_core.supervisor import ensure_running
-from pages.common import md_text, show_user_error, store, store_root
+from pages.common import md_text, show_user_error, store, store_root, worker_caption
 
-st.set_page_config(page_title="Safety Landscape Explorer", page_icon="🗺️", layout="wide")
+st.set_page_config(
+    page_title="Safety Landscape Explorer", page_icon=":material/map:", layout="wide"
+)
 
+# Material icons: emoji showed as empty boxes in browsers without an emoji font
+PAGES = {  # url path -> (title, icon); each page is pages/<url path>_page.py
+    "launch": ("Launch", "rocket_launch"),
+    "jobs": ("Jobs", "pending_actions"),
+    "landscape": ("Landscape", "landscape"),
+    "compare": ("Compare", "compare"),
+    "generations": ("Generations", "notes"),
+}
 pages = [
-    st.Page("pages/launch_page.py", url_path="launch", title="Launch", icon="🚀", default=True),
-    st.Page("pages/jobs_page.py", url_path="jobs", title="Jobs", icon="⏳"),
-    st.Page("pages/landscape_page.py", url_path="landscape", title="Landscape", icon="🗺️"),
-    st.Page("pages/compare_page.py", url_path="compare", title="Compare", icon="⚖️"),
-    st.Page("pages/generations_page.py", url_path="generations", title="Generations", icon="📝"),
-]
+    st.Page(f"pages/{url}_page.py", url_path=url, title=title, icon=f":material/{icon}:",
+            default=url == "launch")
+    for url, (title, icon) in PAGES.items()
+]  # fmt: skip
 navigation = st.navigation(pages)
 
 with st.sidebar:
     st.caption(f"Data directory: {md_text(store_root())}")
-    pid = ensure_running(store())
-    if pid is None:
+    if ensure_running(store()) is None:
         st.caption("Worker: none (the store is read-only: browse only)")
     else:
-        st.caption(f"Worker: running (pid {pid})")
+        st.caption(worker_caption(store().jobs.worker_state(), time.time()))
 
 try:
     navigation.run()

@@ -232,8 +232,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     spec = _config(args).resolve_paths(Path.cwd())
     store = _store(args)
     preflight(spec, store.root)  # the worker should never meet a spec the CLI would refuse
-    job_id = store.jobs.submit(spec.to_dict(), spec.label)
-    print(f"queued job {job_id}; a worker runs it (python -m landscape_core worker)")
+    queued = store.queue(spec)
+    print(
+        f"queued job {queued.job_id} (run {queued.run_id}); a worker runs it "
+        "(python -m landscape_core worker)"
+    )
     return 0
 
 

@@ -34,8 +34,9 @@ from landscape_core.spec.identity import (
     point_key,
     snake_grid,
 )
+from landscape_core.spec.model_files import bundled_copy
 from landscape_core.spec.preflight import check_grid
-from landscape_core.store.jobs import Claim
+from landscape_core.store.jobs import Claim, Stage
 from landscape_core.store.records import GridPoint, PointResult
 from landscape_core.store.runs import Store
 
@@ -47,7 +48,7 @@ class Progress:
     run_id: str
     done: int  # points finished in this run so far (from earlier sessions too)
     total: int
-    message: str = ""
+    stage: str = ""  # a store.jobs.Stage
     actors: tuple[ActorState, ...] = ()  # Ray: each actor's point and throughput
 
 
@@ -60,6 +61,11 @@ class Reporter:
     total: int
     done: int = 0
     on_actors: tuple[ActorState, ...] = ()
+    now: str = ""  # the current Stage
+
+    def stage(self, stage: Stage) -> None:
+        self.now = stage
+        self._send()
 
     def points(self, done: int) -> None:
         self.done = min(done, self.total)
@@ -74,7 +80,7 @@ class Reporter:
 
     def _send(self) -> None:
         if self.callback is not None:
-            self.callback(Progress(self.run_id, self.done, self.total, actors=self.on_actors))
+            self.callback(Progress(self.run_id, self.done, self.total, self.now, self.on_actors))
 
 
 @dataclass
@@ -110,6 +116,7 @@ def run(
     p = plan(spec, store.file_digest)
     check_grid(spec, len(p.prompts.prompts), store.root)
     judges = _judges(spec, store)  # an unknown judge fails here, before anything is stored
+    store.add_label(p.run_id, spec.label)  # a reused run keeps this job's name for it too
     if spec.measure == "basin-radius":
         return _search(p, store, judges, on_progress, should_stop, claim, started)
     summary = Summary(run_id=p.run_id, status="complete", total=n_grid_points(spec))
@@ -121,18 +128,27 @@ def run(
         report.stored(store)
         return summary
 
+    report.stage(_loading(p, store))
     with _executor(p, store, judges, report.actors) as executor:
         grid = _grid(p, executor.engine, stored_grid)
         if spec.measure == "perplexity":  # before any perturbation: the model's own answers
             executor.use_reference(_reference_answers(p, store, executor, claim))
         store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, executor), grid)
-        report.stored(store)
+        report.stored(store)  # before the stage, so the job's pace starts from this count
+        report.stage(Stage.POINTS)
         judge = judges[0].label if judges else "refusal-likelihood"
         _visit(p, store, executor, summary, report, should_stop, claim, judge)
         if summary.status == "complete" and spec.runtime.coherence:
+            report.stage(Stage.COHERENCE)
             _fill_coherence(p, store, executor)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _loading(p: Plan, store: Store) -> Stage:
+    """The loading stage: the bundled model's first run converts it (tens of seconds)."""
+    first = p.spec.model.kind == "bundled" and bundled_copy(store.models_dir) is None
+    return Stage.CONVERTING if first else Stage.LOADING
 
 
 def measure_coherence(store: Store, run_id: str) -> int:
@@ -295,9 +311,12 @@ def _search(
 
         def executor() -> Executor:
             if not opened:
+                report.stage(_loading(p, store))
                 opened.append(stack.enter_context(_executor(p, store, judges, report.actors)))
                 provenance = _provenance(p, opened[0])
                 store.create_run(p.run_id, spec.label, spec.to_dict(), provenance, [])
+                report.points(len(stored))
+                report.stage(Stage.POINTS)
             return opened[0]
 
         def asr_at(rep: int, alpha: float) -> float | None:
@@ -323,6 +342,7 @@ def _search(
         except Cancelled:
             summary.status = "cancelled"
         if summary.status == "complete" and _incoherent_gaps(p, store, spec.runtime.coherence):
+            report.stage(Stage.COHERENCE)
             _fill_coherence(p, store, executor())
     summary.seconds = time.monotonic() - started
     return summary

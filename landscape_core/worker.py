@@ -24,7 +24,7 @@ from collections.abc import Callable
 from landscape_core import sweep
 from landscape_core.errors import ClaimLost, UserError
 from landscape_core.spec.config import SweepSpec
-from landscape_core.store.jobs import Claim, ClaimedJob
+from landscape_core.store.jobs import Claim, ClaimedJob, Stage
 from landscape_core.store.runs import Store
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
     already serves this store.
     """
     pid = os.getpid()
-    if not store.jobs.register_worker(pid):
+    if not store.jobs.register_worker(pid, idle_timeout):
         log.info("another worker already serves %s", store.root)
         return False
     current: dict[str, Claim] = {}
@@ -71,10 +71,12 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
                 time.sleep(POLL_S)
                 continue
             current["claim"] = job.claim
+            store.jobs.worker_idle(pid, None)
             run_job(store, job)
             current.clear()
             store.keep_reserve()
             idle_since = time.monotonic()
+            store.jobs.worker_idle(pid, time.time())
     except Terminated:
         log.warning("stopped by SIGTERM; the job stays resumable")
         return True
@@ -116,12 +118,16 @@ def run_job(store: Store, job: ClaimedJob) -> str:
     Returns ``lost`` without touching the job when another worker took it over.
     """
     claim = job.claim
+    timing: dict[str, object] = {}  # when this claim's points began, and how many were done
 
     def on_progress(progress: sweep.Progress) -> None:
         actors = json.dumps([a.to_dict() for a in progress.actors])
+        if progress.stage == Stage.POINTS and not timing:  # the ETA counts from here
+            timing.update(points_started=time.time(), done_at_start=progress.done)
         store.jobs.update(
             claim.job_id, claim, run_id=progress.run_id, done=progress.done,
             total=progress.total, heartbeat=time.time(), actors_json=actors,
+            stage=progress.stage, **timing,
         )  # fmt: skip
 
     status, error = "failed", ""

@@ -12,6 +12,7 @@ import streamlit as st
 
 from landscape_core.errors import UserError
 from landscape_core.readers.results import run_title
+from landscape_core.store.jobs import WorkerState
 from landscape_core.store.runs import Store
 
 STORE_ENV = "LANDSCAPE_STORE"
@@ -51,12 +52,15 @@ def pick_runs(label: str, key: str, multiple: bool = False) -> list[dict[str, An
     """A run selector; returns the chosen runs' rows (spec and provenance decoded)."""
     store()  # a store that cannot be opened stops the page with its message
     runs = runs_table(store_root())
+    # a link may name the run (/landscape?run=<run_id>), or a launch or "View" just did
+    chosen_default = st.query_params.get("run") or st.session_state.get("run_id")
+    pending = not multiple and chosen_default and chosen_default not in set(runs.run_id)
+    if pending and _announce_pending(chosen_default):
+        return []
     if runs.empty:
         st.info("No runs yet. Launch one on the Launch page, or from the CLI.")
         return []
     titles = dict(zip(runs.run_id, runs.title, strict=True))
-    # a link may name the run: /landscape?run=<run_id>
-    chosen_default = st.query_params.get("run") or st.session_state.get("run_id")
     ids = list(titles)
     if multiple:
         picked = st.multiselect(label, ids, default=ids[:2], format_func=titles.get, key=key)
@@ -64,6 +68,39 @@ def pick_runs(label: str, key: str, multiple: bool = False) -> list[dict[str, An
         index = ids.index(chosen_default) if chosen_default in ids else 0
         picked = [st.selectbox(label, ids, index=index, format_func=titles.get, key=key)]
     return [store().run(run_id) for run_id in picked if run_id]
+
+
+def _announce_pending(run_id: str) -> bool:
+    """Say that a queued run has no stored point yet, rather than show another run.
+
+    Returns False when no job computes ``run_id`` (an old link): the picker then opens
+    as usual.
+    """
+    jobs = store().jobs.frame()
+    mine = jobs[jobs.run_id == run_id] if not jobs.empty else jobs
+    if mine.empty:
+        return False
+    job = mine.iloc[0]
+    st.info(
+        f"Run {run_id} (job {job.job_id}, {job.status}"
+        + (f": {job.stage}" if job.status == "running" and job.stage else "")
+        + ") has no stored point yet; it appears here as its points are stored. "
+        "This page refreshes when you interact with it; the Jobs page shows its progress.",
+        icon=":material/hourglass_top:",
+    )
+    if st.button("Show another run"):
+        st.session_state.pop("run_id", None)
+        st.query_params.pop("run", None)
+        st.rerun()
+    _open_when_stored(run_id)
+    return True
+
+
+@st.fragment(run_every="2s")
+def _open_when_stored(run_id: str) -> None:
+    """Reload the page once the pending run's first rows are stored."""
+    if run_id in set(_open_store(store_root()).runs_frame().run_id):
+        st.rerun(scope="app")
 
 
 # CommonMark's punctuation that can start markup (emphasis, links, images, code, HTML,
@@ -77,5 +114,28 @@ def md_text(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
+def worker_caption(state: WorkerState | None, now: float) -> str:
+    """What the background worker is doing, and when an idle one exits.
+
+    The app starts a worker when none runs, so a new pid after an idle exit is no crash.
+    """
+    if state is None:
+        return "Worker: starting"
+    if state.busy:
+        return f"Worker: running a job (pid {state.pid})"
+    if state.exits_at is None:
+        return f"Worker: idle (pid {state.pid})"
+    minutes = max(0.0, state.exits_at - now) / 60
+    return (
+        f"Worker: idle (pid {state.pid}); exits in {minutes:.0f} min unless a job is "
+        "queued, and the app starts a new one when needed"
+    )
+
+
+def one_decimal(value: Any, missing: str) -> str:
+    """A figure as the app prints figures (one decimal), or what its absence means."""
+    return missing if value is None or pd.isna(value) else f"{float(value):.1f}"
+
+
 def show_user_error(exc: UserError) -> None:
-    st.error(md_text(str(exc)), icon="⚠️")
+    st.error(md_text(str(exc)), icon=":material/error:")

@@ -9,7 +9,7 @@ from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, capability_summary
 from landscape_core.readers.results import run_title, run_visage, visage_interval, with_states
 from landscape_core.readers.stats import differ
-from pages.common import pick_runs, store
+from pages.common import one_decimal, pick_runs, store
 
 st.title("Compare runs")
 st.caption("For example one run per system prompt: launch them together on the Launch page.")
@@ -49,8 +49,8 @@ table = pd.DataFrame(rows).pivot_table(
     index="model", columns="system prompt", values="VISAGE", aggfunc="mean"
 )
 st.subheader("VISAGE (rows: models, columns: system prompts)")
-st.caption("Empty cells: runs not finished yet. Higher is safer.")
-st.dataframe(table.round(2))
+st.caption("Higher is safer. 'pending': the run's basin is not finished yet.")
+st.dataframe(table.map(lambda v: one_decimal(v, "pending")))
 st.subheader("VISAGE with 95% intervals over directions")
 st.caption(
     "Mean [low, high] over each run's random directions (bootstrap, percentile). A run "
@@ -79,9 +79,9 @@ for run in runs:
     figures_ = capability_summary(capability_frame(store(), run["run_id"]))
     capability.append(
         {
-            "run": name,
-            "VISAGE": run_visage(store().points_frame(run["run_id"])),
-            **figures_,
+            "run": f"{run_title(run)} [{run['run_id'][:8]}]",
+            "VISAGE": one_decimal(run_visage(store().points_frame(run["run_id"])), "pending"),
+            **{k: one_decimal(v, "not measured") for k, v in figures_.items()},
         }
     )
-st.dataframe(pd.DataFrame(capability).round(2), hide_index=True)
+st.dataframe(pd.DataFrame(capability), hide_index=True)

@@ -77,7 +77,9 @@ with tab_prompt:
         "never flips" if radius is None else f"{radius:.3f}",
     )
     st.dataframe(
-        across[["alpha", "beta", "radius", "verdict", "matched", "text"]],
+        across.rename(columns={"text": "answer"})[
+            ["alpha", "beta", "radius", "verdict", "matched", "answer"]
+        ],
         hide_index=True,
         width="stretch",
     )

@@ -9,18 +9,27 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
+from landscape_core.store.jobs import Stage, remaining_seconds
 from pages.common import md_text, show_user_error, store
 
 st.title("Jobs")
 st.caption("Refreshes every 2 s. Cancel stops a running job within one generation batch.")
 
 
-def _eta(row) -> str:
-    if row.status != "running" or not row.done or not row.started:
-        return ""
-    elapsed = time.time() - row.started
-    remaining = elapsed / row.done * (row.total - row.done)
-    return f"~{remaining / 60:.1f} min left" if remaining > 90 else f"~{remaining:.0f} s left"
+def _progress(row) -> str:
+    """'k/N points', and while running its stage and the time left by this job's own pace."""
+    text = f"{row.done}/{row.total} points"
+    if row.status != "running":
+        return text
+    remaining = remaining_seconds(
+        row.done, row.total, row.done_at_start, row.points_started, time.time()
+    )
+    if remaining is None:
+        return f"{text} · {row.stage or 'starting'}" + (
+            " · time left: after the first point" if row.stage == Stage.POINTS else ""
+        )
+    left = f"~{remaining / 60:.1f} min" if remaining > 90 else f"~{remaining:.0f} s"
+    return f"{text} · {row.stage} · {left} left"
 
 
 @st.fragment(run_every="2s")  # only this block reruns
@@ -38,9 +47,9 @@ def job_list() -> None:
                     f"**Job {row.job_id}** · {md_text(row.label or 'sweep')} · `{row.status}`"
                 )
                 if row.total:
-                    st.progress(
-                        row.done / row.total, text=f"{row.done}/{row.total} points {_eta(row)}"
-                    )
+                    st.progress(row.done / row.total, text=_progress(row))
+                elif row.status == "running":
+                    st.caption(row.stage or "starting")
                 actors(row.actors_json)
                 if row.error:
                     st.text(row.error)  # literal text, never markdown or HTML

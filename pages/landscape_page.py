@@ -59,15 +59,18 @@ def _points():
     return with_states(store(), run["run_id"], store().points_frame(run["run_id"], judge), judge)
 
 
-def _visage_metric(column, frame, name: str, **kwargs) -> None:
+def _visage_metric(column, frame, name: str, pending: str, **kwargs) -> None:
     """VISAGE as a metric: the mean, and beneath it the interval over directions.
 
     The interval goes in a caption: inside the metric it was cut off at the page's width.
+    Until it can be computed the metric says "pending" and ``pending`` says why.
     """
     interval = visage_interval(frame, column)
     label = name + (" (95% CI)" if n_directions > 1 else "")
-    st.metric(label, "-" if interval is None else f"{interval.mean:.1f}", **kwargs)
-    if n_directions > 1 and interval is not None and interval.low is not None:
+    st.metric(label, "pending" if interval is None else f"{interval.mean:.1f}", **kwargs)
+    if interval is None:
+        st.caption(pending)
+    elif n_directions > 1 and interval.low is not None:
         st.caption(f"95% CI [{interval.low:.1f}, {interval.high:.1f}], {interval.method}")
 
 
@@ -113,10 +116,15 @@ def plot() -> None:
     cols = st.columns(4)
     cols[0].metric("Points", f"{done}/{len(frame)}")
     with cols[1]:
-        _visage_metric("asr", frame, "VISAGE")
+        _visage_metric(
+            "asr", frame, "VISAGE",
+            "It needs the ASR of every point from the model out to the basin's edges; "
+            "it appears as those points finish.",
+        )  # fmt: skip
     with cols[2]:
         _visage_metric(
             "coherent_asr", frame, "coherent VISAGE",
+            "It needs the basin's answers with their coherence, measured when the sweep ends.",
             help="100 - coherent ASR (complied answers only) over the same basin",
         )  # fmt: skip
     with cols[3]:
@@ -219,7 +227,7 @@ if not search and st.button(
     "Measure capability on this grid", help="Queues fluency and over-refusal sweeps"
 ):
     spec = SweepSpec.from_dict(run["spec"])
-    ids = [store().jobs.submit(c.to_dict(), c.label) for c in companions(spec).values()]
+    ids = [store().queue(c).job_id for c in companions(spec).values()]
     st.success(f"Queued jobs {', '.join(map(str, ids))}; follow them on the Jobs page.")
 
 st.subheader("Generations at a point")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
@@ -23,6 +24,7 @@ from landscape_core.spec.preflight import preflight
 from landscape_core.store.uploads import Upload, prune_uploads, save_upload
 from pages.common import md_text, show_user_error, store, store_root
 
+LONG_RUN_H = 2.0  # a launch estimated longer than this asks for a confirmation
 DIRECTION_TYPES = {
     "1D random": ("random",),
     "2D random": ("random", "random"),
@@ -52,7 +54,7 @@ with left:
     found = catalogue(Path(store_root()) / "models")
     ready = found.choices
     for directory, reason in found.problems.items():
-        st.warning(md_text(f"Not offered: {directory}: {reason}"), icon="⚠️")
+        st.warning(md_text(f"Not offered: {directory}: {reason}"), icon=":material/warning:")
     custom = {
         "Local directory (safetensors)": "local",
         "Hugging Face id (local cache only)": "hub",
@@ -86,8 +88,15 @@ with left:
             except UserError as exc:
                 show_user_error(exc)
             else:
-                column = st.selectbox("Text column", saved.columns)
+                column = st.selectbox(
+                    "Text column",
+                    list(saved.columns),
+                    format_func=lambda c: f"{c} ({saved.columns[c]} rows of text)",
+                    help="Only columns of text are offered: a column of numbers is no prompts.",
+                )
                 prompts = {"source": "file", "path": str(saved.path), "column": column or ""}
+                st.caption(f"The first rows of {md_text(saved.name)}:")
+                st.dataframe(pd.DataFrame(saved.preview), hide_index=True)  # cells as text
     prompts["limit"] = int(st.number_input("How many prompts", 1, 1000, value=20))
 
 with right:
@@ -193,6 +202,8 @@ def build_specs() -> list[SweepSpec]:
     """One spec per chosen system prompt preset; UserError says what to fix."""
     if not presets:
         raise UserError("choose at least one system prompt preset")
+    if prompts["source"] == "upload":
+        raise UserError("upload a CSV or JSONL file of prompts, or choose another prompt set")
     specs = []
     for preset in presets:
         system = {"preset": preset, "text": custom_text if preset == "custom" else ""}
@@ -216,6 +227,7 @@ def build_specs() -> list[SweepSpec]:
 
 
 st.divider()
+confirmed = True
 try:
     specs = build_specs()
     check = preflight(specs[0], Path(store_root()))
@@ -225,11 +237,24 @@ except UserError as exc:
 else:
     total = f" x {len(specs)} system prompts" if len(specs) > 1 else ""
     st.info(f"Estimate: {check.describe()}{total}.")
+    with st.expander(f"The first prompts it will send ({check.n_prompts} in all)"):
+        st.dataframe(pd.DataFrame({"prompt": check.first_prompts}), hide_index=True)
+    hours = (check.seconds or 0) * len(specs) / 3600
+    if hours > LONG_RUN_H:
+        st.warning(
+            f"This launch may take up to ~{hours:.1f} h on this machine. Fewer points per "
+            "axis, prompts or max_new_tokens shorten it; finished points are kept if you "
+            "cancel.",
+            icon=":material/schedule:",
+        )
+        confirmed = st.checkbox(f"Yes, launch a run of up to ~{hours:.1f} h")
 
-if st.button("Launch", type="primary", disabled=not specs):
+if st.button("Launch", type="primary", disabled=not (specs and confirmed)):
     if capability:
         specs = [*specs, *(c for spec in specs for c in companions(spec).values())]
-    job_ids = [store().jobs.submit(spec.to_dict(), spec.label) for spec in specs]
-    st.session_state["last_jobs"] = job_ids
-    st.success(f"Queued job(s) {', '.join(map(str, job_ids))}. Follow them on the Jobs page.")
-    st.page_link("pages/jobs_page.py", label="Open Jobs", icon="⏳")
+    queued = [store().queue(spec) for spec in specs]
+    st.session_state["run_id"] = queued[0].run_id  # Landscape opens the new run, not the last
+    st.session_state["last_jobs"] = [q.job_id for q in queued]
+    names = ", ".join(str(q.job_id) for q in queued)
+    st.success(f"Queued job(s) {names}. Follow them on the Jobs page.")
+    st.page_link("pages/jobs_page.py", label="Open Jobs", icon=":material/pending_actions:")

@@ -109,7 +109,7 @@ def test_a_jsonl_mixing_objects_and_arrays_is_reported(tmp_path):
 def test_uploads_are_kept_once_and_pruned_when_unused(store, tiny_spec):
     first = save_upload(store, "a.csv", b"prompt\nhello\n")
     again = save_upload(store, "renamed.csv", b"prompt\nhello\n")
-    assert first.path == again.path and first.columns == ["prompt"]
+    assert first.path == again.path and list(first.columns) == ["prompt"]
     used = save_upload(store, "b.csv", b"prompt\nworld\n")
     spec = tiny_spec(prompts={"source": "file", "path": str(used.path), "column": "prompt"})
     store.jobs.submit(spec.to_dict())

@@ -128,9 +128,16 @@ def overlay_1d(runs: dict[str, pd.DataFrame]) -> go.Figure:
         label = html.escape(name)
         if score is not None:
             label += f" ({_visage_label(points)})" if many else f" (VISAGE {score:.1f})"
-        fig.add_trace(go.Scatter(x=frame.alpha, y=y, mode="lines+markers", name=label))
+        colour = RUN_COLOURS[len(fig.data) % len(RUN_COLOURS)]
+        fig.add_trace(
+            go.Scatter(x=frame.alpha, y=y, mode="lines+markers", name=label, line={"color": colour})
+        )
     fig.update_layout(xaxis_title="alpha", yaxis_title="ASR (%)", yaxis_range=[-3, 103])
     return fig
+
+
+# Okabe-Ito: distinct for colour-blind readers too (Streamlit's theme starts with two blues)
+RUN_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
 
 
 STATE_COLOURS = {"refused": "#2ca02c", "complied": "#d62728", "incoherent": "#7f7f7f"}

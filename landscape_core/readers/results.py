@@ -183,6 +183,7 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
     out = {
         "run_id": run["run_id"],
         "label": run["label"],
+        "labels": run["labels"],
         "judge": judge,
         "spec": run["spec"],
         "provenance": run["provenance"],
@@ -268,11 +269,12 @@ def disagreement(store: Store, run_id: str, judge_a: str, judge_b: str) -> pd.Da
 
 
 def run_title(run: dict[str, Any]) -> str:
-    """A short human name: label, model, system prompt."""
+    """A short human name: every label it was launched under, model, system prompt."""
     spec = run["spec"]
     model = spec["model"]["path"] or "bundled"
     preset = spec["system_prompt"]["preset"]
-    return f"{run['label'] or run['run_id'][:8]} · {model} · system={preset}"
+    labels = run.get("labels") or [run["label"]]
+    return f"{' / '.join(filter(None, labels)) or run['run_id'][:8]} · {model} · system={preset}"
 
 
 def prompt_across_grid(gens: pd.DataFrame, prompt_index: int) -> pd.DataFrame:

@@ -91,8 +91,13 @@ def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
                 f"{spec.path} has no column {spec.column!r}; "
                 f"its columns are: {', '.join(map(str, frame.columns))}"
             )
-        texts = frame[spec.column].tolist()
         name = Path(spec.path).name
+        if spec.column not in text_columns(frame):
+            raise UserError(
+                f"column {spec.column!r} of {name} holds no text (numbers or empty cells "
+                "only); choose the column that holds the prompts"
+            )
+        texts = frame[spec.column].tolist()
     if spec.split != "all":
         texts = texts[0 if spec.split == "train" else 1 :: 2]
     stop = None if spec.limit is None else spec.start + spec.limit
@@ -103,6 +108,21 @@ def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
             "check the file has non-empty text in that column and rows in that range"
         )
     return PromptSet(prompts=tuple(texts), name=name)
+
+
+def text_columns(frame: pd.DataFrame) -> dict[str, int]:
+    """The columns that can be prompts, with their count of non-empty text cells.
+
+    A column of numbers only (ids, scores, labels 0/1) is no prompt set: its numbers
+    would be sent to the model as prompts.
+    """
+    out = {}
+    for column in frame.columns:
+        texts = [v for v in frame[column] if isinstance(v, str) and v.strip()]
+        numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").notna()
+        if texts and not numbers.all():
+            out[str(column)] = len(texts)
+    return out
 
 
 def read_table(path: Path, shown: str = "") -> pd.DataFrame:

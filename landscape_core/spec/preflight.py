@@ -16,7 +16,7 @@ from landscape_core.errors import UserError
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.datasets import load_prompts
 from landscape_core.spec.identity import n_grid_points
-from landscape_core.spec.model_files import BUNDLED_DIR_NAME, model_dir
+from landscape_core.spec.model_files import bundled_copy, model_dir
 from landscape_core.spec.resources import (
     GiB,
     MemoryEstimate,
@@ -34,8 +34,10 @@ MAX_GRID_POINTS = 100_000  # ~2 weeks of CPU at the paper's settings
 CPU_TOKENS_PER_S_135M = 115.0
 REFERENCE_PARAMS = 135e6
 CUDA_SPEEDUP = 20.0  # a rough factor for a datacentre GPU over 2 CPU cores
-LOAD_S = 10.0  # worker start and model load (the bundled model's first conversion adds ~20 s)
+LOAD_S = 10.0  # worker start and model load
+CONVERT_S = 20.0  # the bundled model's first run converts its GGUF, once per store (18 s here)
 POINT_OVERHEAD_S = 1.0  # setting the weights and rebuilding directions, per point
+PREVIEW_PROMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,13 @@ class Preflight:
     n_params: int | None
     memory: MemoryEstimate | None
     seconds: float | None  # rough: every answer at full length
+    first_prompts: tuple[str, ...] = ()  # what the model will be sent first, for a preview
 
     def describe(self) -> str:
         parts = [f"{self.n_points} points x {self.n_prompts} prompts"]
         if self.n_params:
-            parts.append(f"{self.n_params / 1e6:.0f}M parameters")
+            size = self.n_params / 1e6
+            parts.append(f"{size:.0f}M parameters" if size >= 1 else f"{size:.2f}M parameters")
         if self.memory is not None:
             parts.append(f"peak memory ~{self.memory.total / GiB:.1f} GiB")
         if self.seconds is not None:
@@ -85,8 +89,8 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Prefligh
     prompts = load_prompts(spec.prompts).prompts
     n_prompts = len(prompts)
     check_grid(spec, n_prompts, store_root)
-    if spec.model.kind == "bundled" and (store_root / "models" / BUNDLED_DIR_NAME).is_dir():
-        root = store_root / "models" / BUNDLED_DIR_NAME
+    copy = bundled_copy(store_root / "models") if spec.model.kind == "bundled" else None
+    root = copy or root
     n_params = count_parameters(root)
     memory = seconds = None
     if n_params:
@@ -103,7 +107,11 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Prefligh
         rate = CPU_TOKENS_PER_S_135M * REFERENCE_PARAMS / n_params * (CUDA_SPEEDUP if cuda else 1)
         tokens = n_grid_points(spec) * n_prompts * spec.generation.max_new_tokens
         seconds = LOAD_S + n_grid_points(spec) * POINT_OVERHEAD_S + tokens / rate
-    return Preflight(n_grid_points(spec), n_prompts, n_params, memory, seconds)
+        if spec.model.kind == "bundled" and copy is None:
+            seconds += CONVERT_S
+    return Preflight(
+        n_grid_points(spec), n_prompts, n_params, memory, seconds, prompts[:PREVIEW_PROMPTS]
+    )
 
 
 def count_parameters(root: Path) -> int | None:
@@ -143,10 +151,44 @@ def _safetensors_parameters(path: Path) -> int:
         raise UserError(f"{bad} ({exc}); re-save it with save_pretrained") from None
 
 
+# config.json's names for the sizes a GGUF file keeps as ``<architecture>.<key>``
+GGUF_CONFIG_KEYS = {
+    "num_hidden_layers": "block_count",
+    "hidden_size": "embedding_length",
+    "num_attention_heads": "attention.head_count",
+    "num_key_value_heads": "attention.head_count_kv",
+    "max_position_embeddings": "context_length",
+    "vocab_size": "vocab_size",
+}
+
+
+def _gguf_config(path: Path) -> dict:
+    """The sizes ``config.json`` would give, read from a GGUF file's metadata.
+
+    Without them a GGUF counted as a model of no layers and no vocabulary, so the
+    estimate before the bundled model's first conversion (1.6 GiB) was half the one
+    after it (3.5 GiB), which reads the converted ``config.json``.
+    """
+    from gguf import GGUFReader  # 0.12 s to import; only GGUF files need it
+
+    try:
+        fields = GGUFReader(path).fields
+        arch = fields["general.architecture"].contents()
+        found = {name: fields.get(f"{arch}.{key}") for name, key in GGUF_CONFIG_KEYS.items()}
+        config = {name: int(f.contents()) for name, f in found.items() if f is not None}
+        if "vocab_size" not in config and "tokenizer.ggml.tokens" in fields:
+            config["vocab_size"] = len(fields["tokenizer.ggml.tokens"].contents())
+    except Exception as exc:  # gguf raises ValueError, struct.error, KeyError, ...
+        raise UserError(f"{path} is not a readable GGUF file ({exc})") from None
+    return config
+
+
 def _config(root: Path) -> dict:
-    """The model's ``config.json`` as a dict; empty for a GGUF file or none."""
-    path = root / "config.json" if root.is_dir() else None
-    if not (path and path.is_file()):
+    """The model's ``config.json`` as a dict, or a GGUF file's sizes in its terms."""
+    if root.is_file():
+        return _gguf_config(root)
+    path = root / "config.json"
+    if not path.is_file():
         return {}
     try:
         config = json.loads(path.read_text())

@@ -18,12 +18,15 @@ from jinja2 import TemplateError
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
+from tokenizers.models import BPE
+from tokenizers.pre_tokenizers import ByteLevel
 
 from landscape_core.errors import UserError
 from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import GenerationSpec, SweepSpec
 
 SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token")
+CONTROL = 3  # a GGUF token type: special tokens such as <|im_start|>
 
 
 def _raise(message: str) -> None:
@@ -33,20 +36,15 @@ def _raise(message: str) -> None:
 class FileTokenizer:
     """Enough of a tokenizer for ``render_prompts`` and for counting tokens."""
 
-    def __init__(self, root: Path) -> None:
-        try:
-            self._tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
-            config = json.loads((root / "tokenizer_config.json").read_text())
-        except Exception as exc:  # tokenizers raises plain Exception on a bad file
-            raise UserError(f"cannot read the tokenizer in {root}: {exc}") from None
-        template = root / "chat_template.jinja"
-        self.chat_template = (
-            template.read_text() if template.is_file() else config.get("chat_template")
-        )
+    def __init__(
+        self, tokenizer: Tokenizer, chat_template: Any, special: dict[str, str | None], where: Path
+    ) -> None:
+        self._tokenizer = tokenizer
+        self.chat_template = chat_template
         if isinstance(self.chat_template, list):  # named templates: the default one
             named = {t.get("name"): t.get("template") for t in self.chat_template}
             self.chat_template = named.get("default")
-        self._special = {k: _token_text(config.get(k)) for k in SPECIAL_TOKENS}
+        self._special = special
         env = ImmutableSandboxedEnvironment(
             trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
         )
@@ -54,7 +52,54 @@ class FileTokenizer:
         try:
             self._template = env.from_string(self.chat_template or "")  # compiled once
         except TemplateError as exc:
-            raise UserError(f"the chat template in {root} does not parse: {exc}") from None
+            raise UserError(f"the chat template in {where} does not parse: {exc}") from None
+
+    @classmethod
+    def from_directory(cls, root: Path) -> FileTokenizer:
+        """From ``tokenizer.json`` and ``tokenizer_config.json`` (and a chat template file)."""
+        try:
+            tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
+            config = json.loads((root / "tokenizer_config.json").read_text())
+        except Exception as exc:  # tokenizers raises plain Exception on a bad file
+            raise UserError(f"cannot read the tokenizer in {root}: {exc}") from None
+        template = root / "chat_template.jinja"
+        chat_template = template.read_text() if template.is_file() else config.get("chat_template")
+        special = {k: _token_text(config.get(k)) for k in SPECIAL_TOKENS}
+        return cls(tokenizer, chat_template, special, root)
+
+    @classmethod
+    def from_gguf(cls, path: Path) -> FileTokenizer | None:
+        """From a GGUF file's own vocabulary, merges and chat template.
+
+        That is what the bundled model's first conversion writes as ``tokenizer.json``
+        (a byte-level BPE), so a sweep's estimate is the same before it and after.
+        None for a GGUF tokenizer of another kind (SentencePiece and others).
+        """
+        from gguf import GGUFReader  # 0.12 s to import; only GGUF files need it
+
+        try:
+            fields = GGUFReader(path).fields
+            if fields["tokenizer.ggml.model"].contents() != "gpt2":
+                return None
+            tokens = fields["tokenizer.ggml.tokens"].contents()
+            kinds = fields["tokenizer.ggml.token_type"].contents()
+            merges = [tuple(m.split(" ", 1)) for m in fields["tokenizer.ggml.merges"].contents()]
+            template = fields.get("tokenizer.chat_template")
+            ids = {
+                key: fields.get(f"tokenizer.ggml.{name}_token_id")
+                for key, name in zip(
+                    SPECIAL_TOKENS, ("bos", "eos", "unknown", "padding"), strict=True
+                )
+            }
+        except Exception as exc:  # gguf raises ValueError, struct.error, KeyError, ...
+            raise UserError(f"cannot read the tokenizer in {path}: {exc}") from None
+        tokenizer = Tokenizer(BPE({t: i for i, t in enumerate(tokens)}, merges))
+        tokenizer.pre_tokenizer = ByteLevel(add_prefix_space=False)
+        tokenizer.add_special_tokens(
+            [t for t, k in zip(tokens, kinds, strict=True) if k == CONTROL]
+        )
+        special = {k: None if f is None else tokens[int(f.contents())] for k, f in ids.items()}
+        return cls(tokenizer, None if template is None else template.contents(), special, path)
 
     def apply_chat_template(
         self, conversation: list[dict[str, str]], add_generation_prompt: bool = False, **_: Any
@@ -75,12 +120,17 @@ def _token_text(value: Any) -> str | None:
 def prompt_lengths(spec: SweepSpec, prompts: Sequence[str], root: Path) -> list[int] | None:
     """Each prompt's length in tokens as the model reads it.
 
-    None without a tokenizer file (a GGUF before its conversion): the engine checks
-    once the model is loaded.
+    None without a tokenizer file, or from a GGUF file whose tokenizer is not a
+    byte-level BPE: the engine checks once the model is loaded.
     """
-    if not (root.is_dir() and (root / "tokenizer.json").is_file()):
+    if root.is_file():
+        tokenizer = FileTokenizer.from_gguf(root)
+    elif (root / "tokenizer.json").is_file():
+        tokenizer = FileTokenizer.from_directory(root)
+    else:
         return None
-    tokenizer = FileTokenizer(root)
+    if tokenizer is None:
+        return None
     texts, add_special = render_prompts(
         tokenizer, tuple(prompts), spec.system_prompt, spec.model.chat_format
     )

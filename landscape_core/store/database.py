@@ -152,6 +152,21 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         # a job on Ray: its actors as JSON (name, node, state, point, points per minute)
         "ALTER TABLE jobs ADD COLUMN actors_json TEXT NOT NULL DEFAULT '[]'",
     ),
+    (
+        # every label a run was launched under: a reused run used to lose the new one
+        """CREATE TABLE run_labels (
+            run_id TEXT NOT NULL,
+            label TEXT NOT NULL,
+            PRIMARY KEY (run_id, label))""",
+        "INSERT OR IGNORE INTO run_labels SELECT run_id, label FROM runs WHERE label != ''",
+        # what a job is doing, and when its own first point began: the ETA's basis
+        "ALTER TABLE jobs ADD COLUMN stage TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE jobs ADD COLUMN points_started REAL",
+        "ALTER TABLE jobs ADD COLUMN done_at_start INTEGER NOT NULL DEFAULT 0",
+        # an idle worker exits idle_timeout seconds after idle_since: the sidebar says when
+        "ALTER TABLE workers ADD COLUMN idle_since REAL",
+        "ALTER TABLE workers ADD COLUMN idle_timeout REAL",
+    ),
 )
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded
 RESERVE_BYTES = 1 << 20

@@ -14,6 +14,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,39 @@ def worker_gone(pid: Any, heartbeat: Any, now: float | None = None) -> bool:
     return not pid_alive(int(pid)) or silent
 
 
+class Stage(StrEnum):
+    """What a running job is doing (``jobs.stage``); its ETA counts only POINTS."""
+
+    LOADING = "loading the model"
+    CONVERTING = "converting the bundled model (first run only), then loading it"
+    POINTS = "computing points"
+    COHERENCE = "measuring coherence"
+
+
+def remaining_seconds(
+    done: int, total: int, done_at_start: int, points_started: float | None, now: float
+) -> float | None:
+    """Time left for a running job, from the points it has computed itself.
+
+    Points finished in an earlier session (a resume) and the model's load or first
+    conversion are not in the rate, so the figure is neither too short after a resume
+    nor too long at the start. None until the job has timed one point.
+    """
+    timed = done - done_at_start
+    if points_started is None or pd.isna(points_started) or timed <= 0:
+        return None
+    return (now - points_started) / timed * (total - done)
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """The store's live worker, for the app's sidebar."""
+
+    pid: int
+    busy: bool
+    exits_at: float | None  # when an idle worker with a timeout exits (epoch seconds)
+
+
 @dataclass(frozen=True)
 class Claim:
     """One worker's hold on one job."""
@@ -88,12 +122,17 @@ class JobQueue:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def submit(self, spec: dict[str, Any], label: str = "") -> int:
-        """Queue a sweep spec (as a dict) for the worker; returns the job id."""
+    def submit(self, spec: dict[str, Any], label: str = "", run_id: str | None = None) -> int:
+        """Queue a sweep spec (as a dict) for the worker; returns the job id.
+
+        ``run_id``, when the submitter knows it, is the job's run from the start, so
+        "View" opens it before the worker has even loaded the model.
+        """
         with self.db.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO jobs (label, spec_json, status, created) VALUES (?, ?, 'queued', ?)",
-                (label, json.dumps(spec), time.time()),
+                "INSERT INTO jobs (label, spec_json, run_id, status, created) "
+                "VALUES (?, ?, ?, 'queued', ?)",
+                (label, json.dumps(spec), run_id, time.time()),
             )
             return int(cur.lastrowid)
 
@@ -110,7 +149,7 @@ class JobQueue:
             now = time.time()
             conn.execute(
                 "UPDATE jobs SET status='running', worker_pid=?, heartbeat=?, started=?, "
-                "error='', claim_token=? WHERE job_id=?",
+                "error='', claim_token=?, stage='starting', points_started=NULL WHERE job_id=?",
                 (pid, now, now, token, row[0]),
             )
         return ClaimedJob(Claim(row[0], token), json.loads(row[1]))
@@ -121,7 +160,8 @@ class JobQueue:
         With ``claim``, only while that claim holds the job; returns whether it did.
         """
         allowed = {
-            "run_id", "done", "total", "heartbeat", "status", "error", "finished", "actors_json"
+            "run_id", "done", "total", "heartbeat", "status", "error", "finished", "actors_json",
+            "stage", "points_started", "done_at_start",
         }  # fmt: skip
         unknown = set(fields) - allowed
         if unknown:
@@ -209,7 +249,8 @@ class JobQueue:
             frame = pd.read_sql_query(
                 "SELECT job_id, label, run_id, status, done, total, cancel_requested, "
                 "worker_pid, heartbeat, error, created, started, finished, crashes, "
-                "actors_json FROM jobs ORDER BY job_id DESC",
+                "actors_json, stage, points_started, done_at_start FROM jobs "
+                "ORDER BY job_id DESC",
                 conn,
             )
         if frame.empty:
@@ -234,8 +275,11 @@ class JobQueue:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def register_worker(self, pid: int) -> bool:
-        """Record a worker; False if another live worker already serves this store."""
+    def register_worker(self, pid: int, idle_timeout: float | None = None) -> bool:
+        """Record a worker, idle from now; False if another live worker serves this store.
+
+        ``idle_timeout``: it exits after that many idle seconds (None: never).
+        """
         now = time.time()
         with self.db.transaction() as conn:
             others = conn.execute("SELECT pid, heartbeat FROM workers WHERE pid != ?", (pid,))
@@ -243,8 +287,17 @@ class JobQueue:
                 if not worker_gone(other, heartbeat, now):
                     return False
                 conn.execute("DELETE FROM workers WHERE pid=?", (other,))
-            conn.execute("INSERT OR REPLACE INTO workers VALUES (?, ?, ?)", (pid, now, now))
+            conn.execute(
+                "INSERT OR REPLACE INTO workers (pid, started, heartbeat, idle_since, "
+                "idle_timeout) VALUES (?, ?, ?, ?, ?)",
+                (pid, now, now, now, idle_timeout),
+            )
         return True
+
+    def worker_idle(self, pid: int, since: float | None) -> None:
+        """Record that the worker is idle since ``since``, or busy (None)."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE workers SET idle_since=? WHERE pid=?", (since, pid))
 
     def worker_heartbeat(self, pid: int) -> None:
         with self.db.transaction() as conn:
@@ -256,9 +309,21 @@ class JobQueue:
 
     def live_worker(self) -> int | None:
         """The pid of a registered worker that is not gone, or None."""
+        state = self.worker_state()
+        return None if state is None else state.pid
+
+    def worker_state(self) -> WorkerState | None:
+        """The live worker, and when it will exit if it stays idle; None when none runs."""
         with self.db.connect() as conn:
             rows = conn.execute(
-                "SELECT pid, heartbeat FROM workers ORDER BY heartbeat DESC"
+                "SELECT pid, heartbeat, idle_since, idle_timeout FROM workers "
+                "ORDER BY heartbeat DESC"
             ).fetchall()
         now = time.time()
-        return next((int(pid) for pid, hb in rows if not worker_gone(pid, hb, now)), None)
+        for pid, heartbeat, idle_since, idle_timeout in rows:
+            if not worker_gone(pid, heartbeat, now):
+                exits = None
+                if idle_since is not None and idle_timeout is not None:
+                    exits = idle_since + idle_timeout
+                return WorkerState(int(pid), idle_since is None, exits)
+        return None

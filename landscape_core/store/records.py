@@ -56,3 +56,11 @@ class PointResult:
     @classmethod
     def failed(cls, key: str, error: str) -> PointResult:
         return cls(key, "failed", error)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A sweep handed to the worker: its job, and the run it computes."""
+
+    job_id: int
+    run_id: str

@@ -17,9 +17,11 @@ import pandas as pd
 
 from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
+from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.identity import plan
 from landscape_core.store.database import Database
 from landscape_core.store.jobs import Claim, JobQueue, check_claim
-from landscape_core.store.records import GridPoint, MeasureRow, PointResult, ScoreRow
+from landscape_core.store.records import GridPoint, MeasureRow, PointResult, Queued, ScoreRow
 
 _INSERT_SCORE = (
     "INSERT INTO scores (point_key, prompt_index, judge, refused, evidence, matched) "
@@ -74,6 +76,15 @@ class Store(Database):
 
     # --- runs ------------------------------------------------------------------------
 
+    def queue(self, spec: SweepSpec) -> Queued:
+        """Queue a sweep for the worker with its run id known now.
+
+        The app selects that run at once, so "View" on a job launched a second ago
+        opens the new run (announced as pending), never the one viewed before.
+        """
+        run_id = plan(spec, self.file_digest).run_id
+        return Queued(self.jobs.submit(spec.to_dict(), spec.label, run_id), run_id)
+
     def create_run(
         self,
         run_id: str,
@@ -91,7 +102,28 @@ class Store(Database):
             if cur.rowcount == 0:
                 return False
             _insert_points(conn, run_id, grid)
+            if label:
+                conn.execute("INSERT OR IGNORE INTO run_labels VALUES (?, ?)", (run_id, label))
         return True
+
+    def add_label(self, run_id: str, label: str) -> None:
+        """Give a run one more label (a job that reused it keeps its own name for it).
+
+        Writes nothing when the run has it already, so a finished run on a read-only
+        store still answers.
+        """
+        if not label or label in self.labels(run_id):
+            return
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO run_labels VALUES (?, ?)", (run_id, label))
+
+    def labels(self, run_id: str) -> list[str]:
+        """Every label the run was launched under, the first given first."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT label FROM run_labels WHERE run_id=? ORDER BY rowid", (run_id,)
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def extend_run(self, run_id: str, points: Sequence[GridPoint]) -> None:
         """Add points to a run whose points are chosen as it goes (a basin search)."""
@@ -131,6 +163,7 @@ class Store(Database):
         return {
             "run_id": run_id,
             "label": label,
+            "labels": self.labels(run_id) or ([label] if label else []),
             "spec": json.loads(spec),
             "provenance": json.loads(provenance),
             "n_points": n_points,

@@ -7,18 +7,21 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from landscape_core.spec.datasets import read_table
+from landscape_core.errors import UserError
+from landscape_core.spec.datasets import read_table, text_columns
 from landscape_core.store.database import Database
 
 UPLOADS_DIR = "uploads"
 SUFFIXES = (".csv", ".jsonl")
+PREVIEW_ROWS = 5
 
 
 @dataclass(frozen=True)
 class Upload:
     path: Path  # stored under its content hash: the same file is kept once
     name: str  # the user's own file name, for messages
-    columns: list[str]
+    columns: dict[str, int]  # the columns of text that can be prompts, with their row counts
+    preview: list[dict[str, str]]  # the first rows, as text, to show before a launch
 
 
 def save_upload(db: Database, name: str, data: bytes) -> Upload:
@@ -31,7 +34,15 @@ def save_upload(db: Database, name: str, data: bytes) -> Upload:
         tmp.write_bytes(data)  # kept as data: parsed by pandas/json, never executed
         tmp.replace(path)
     frame = read_table(path, shown=name)
-    return Upload(path, name, [str(c) for c in frame.columns])
+    columns = text_columns(frame)
+    if not columns:
+        raise UserError(
+            f"{name} has no column of text ({len(frame)} rows; columns: "
+            f"{', '.join(map(str, frame.columns)) or 'none'}): upload a CSV or JSONL file "
+            "with one column of prompts"
+        )
+    preview = frame.head(PREVIEW_ROWS).astype(str).to_dict("records")
+    return Upload(path, name, columns, preview)
 
 
 def prune_uploads(db: Database, keep: Path | None = None) -> list[Path]:
