@@ -402,6 +402,7 @@ def _provenance(p: Plan, executor: Executor) -> dict[str, Any]:
             "cached_directions": engine["cached_directions"],
             "base_copy_in": engine["base_copy_in"],
             "actors": len(executor.actors()),
+            "nodes": sorted({a.node for a in executor.actors()}),  # Ray: where they ran
         },
         "memory_estimate": engine["memory_estimate"],
         "packages": {

@@ -64,6 +64,8 @@ def test_two_actors_give_what_the_local_executor_gives(cluster, tiny_spec, tmp_p
     assert all(a.done > 0 for a in seen[-1].actors)
     provenance = there.run(remote.run_id)["provenance"]
     assert provenance["runtime"]["executor"] == "ray" and provenance["runtime"]["actors"] == 2
+    assert len(provenance["runtime"]["nodes"]) == 1  # one node, named host/node-id
+    assert provenance["runtime"]["nodes"][0].count("/") == 1
 
 
 def test_an_actor_killed_mid_point_loses_and_duplicates_nothing(cluster, tiny_spec, store, caplog):
