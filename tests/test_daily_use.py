@@ -288,3 +288,38 @@ def test_the_app_uses_material_icons_not_emoji():
     sources = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
     found = {p.name: EMOJI.findall(p.read_text()) for p in sources}
     assert not {k: v for k, v in found.items() if v}
+
+
+def test_the_gguf_tokenizer_counts_what_the_converted_one_counts():
+    """AdvBench under the default preset: 22,361 tokens, the longest 59, as the
+    converted tokenizer.json counts them (the slow test below compares the two)."""
+    from landscape_core.spec.config import SweepSpec
+    from landscape_core.spec.model_files import bundled_gguf
+    from landscape_core.spec.tokens import prompt_lengths
+
+    spec = SweepSpec.from_dict({"model": {"kind": "bundled"}, "prompts": {"limit": 520}})
+    lengths = prompt_lengths(spec, load_prompts(spec.prompts).prompts, bundled_gguf())
+    assert (len(lengths), sum(lengths), max(lengths)) == (520, 22361, 59)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """A store root holding the bundled model's converted copy (made once: ~20 s)."""
+    from landscape_core.engine.models import ensure_bundled_safetensors
+
+    root = tmp_path_factory.mktemp("converted")
+    ensure_bundled_safetensors(root / "models")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["default", "empty", "llama2", "aoa"])
+def test_one_memory_estimate_before_and_after_the_conversion(tmp_path, converted, preset):
+    from landscape_core.spec.config import SweepSpec
+    from landscape_core.spec.preflight import preflight
+
+    spec = SweepSpec.from_dict(
+        {"model": {"kind": "bundled"}, "system_prompt": {"preset": preset},
+         "prompts": {"limit": 520}}
+    )  # fmt: skip
+    assert preflight(spec, tmp_path).memory == preflight(spec, converted).memory
