@@ -31,12 +31,18 @@ pages = [
 ]  # fmt: skip
 navigation = st.navigation(pages)
 
-with st.sidebar:
-    st.caption(f"Data directory: {md_text(store_root())}")
+
+@st.fragment(run_every="5s")  # only the worker's line reruns
+def worker_status() -> None:
     if ensure_running(store()) is None:
         st.caption("Worker: none (the store is read-only: browse only)")
     else:
         st.caption(worker_caption(store().jobs.worker_state(), time.time()))
+
+
+with st.sidebar:
+    st.caption(f"Data directory: {md_text(store_root())}")
+    worker_status()
 
 try:
     navigation.run()

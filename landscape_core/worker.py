@@ -70,8 +70,7 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
                     return True
                 time.sleep(POLL_S)
                 continue
-            current["claim"] = job.claim
-            store.jobs.worker_idle(pid, None)
+            current["claim"] = job.claim  # the claim marked this worker busy
             run_job(store, job)
             current.clear()
             store.keep_reserve()

@@ -84,8 +84,8 @@ def _announce_pending(run_id: str) -> bool:
     st.info(
         f"Run {run_id} (job {job.job_id}, {job.status}"
         + (f": {job.stage}" if job.status == "running" and job.stage else "")
-        + ") has no stored point yet; it appears here as its points are stored. "
-        "This page refreshes when you interact with it; the Jobs page shows its progress.",
+        + ") has no stored point yet; this page opens it when its first point is stored. "
+        "The Jobs page shows its progress.",
         icon=":material/hourglass_top:",
     )
     if st.button("Show another run"):

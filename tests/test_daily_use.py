@@ -145,6 +145,18 @@ def test_preflight_counts_the_bundled_models_first_conversion(tmp_path, monkeypa
     assert first.seconds == pytest.approx(later.seconds + module.CONVERT_S)
 
 
+def test_preflight_counts_the_coherence_pass_and_rounds_up(tmp_path):
+    from landscape_core.spec import preflight as module
+    from landscape_core.spec.config import SweepSpec
+
+    base = {"model": {"kind": "bundled"}, "grid": [{"num": 3}], "prompts": {"limit": 4}}
+    on = module.preflight(SweepSpec.from_dict(base), tmp_path)
+    off = module.preflight(SweepSpec.from_dict({**base, "runtime": {"coherence": False}}), tmp_path)
+    per_answer = module.COHERENCE_S_PER_ANSWER_135M * on.n_params / module.REFERENCE_PARAMS
+    assert on.seconds - off.seconds == pytest.approx(3 * 4 * per_answer)
+    assert module._duration(121) == "3 min" and module._duration(89.2) == "90 s"
+
+
 # 4. An upload of numbers only could be launched; no preview --------------------------
 
 
@@ -275,8 +287,11 @@ def test_the_sidebar_says_when_an_idle_worker_exits(store):
     state = store.jobs.worker_state()
     assert not state.busy
     assert "exits in 10 min" in worker_caption(state, time.time())
-    store.jobs.worker_idle(os.getpid(), None)
+    store.jobs.submit({"label": "x"})
+    assert store.jobs.claim(os.getpid()) is not None  # claiming a job marks the worker busy
     assert "running a job" in worker_caption(store.jobs.worker_state(), time.time())
+    store.jobs.worker_idle(os.getpid(), time.time() - 60)
+    assert "exits in 9 min" in worker_caption(store.jobs.worker_state(), time.time())
 
 
 # 9. Emoji icons rendered as empty boxes -----------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from landscape_core.errors import UserError
-from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
 from landscape_core.spec.datasets import load_prompts
 from landscape_core.spec.identity import n_grid_points
 from landscape_core.spec.model_files import bundled_copy, model_dir
@@ -38,6 +38,9 @@ LOAD_S = 10.0  # worker start and model load
 CONVERT_S = 20.0  # the bundled model's first run converts its GGUF, once per store (18 s here)
 POINT_OVERHEAD_S = 1.0  # setting the weights and rebuilding directions, per point
 PREVIEW_PROMPTS = 5
+# The unperturbed model's NLL of every answer, after the points (runtime.coherence):
+# `rescore --coherence` on the demo's 260 answers took 41.5 s here, ~8 s of it loading.
+COHERENCE_S_PER_ANSWER_135M = 0.13
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Prefligh
         seconds = LOAD_S + n_grid_points(spec) * POINT_OVERHEAD_S + tokens / rate
         if spec.model.kind == "bundled" and copy is None:
             seconds += CONVERT_S
+        if spec.measure in ANSWER_MEASURES and spec.runtime.coherence:
+            answers = n_grid_points(spec) * n_prompts
+            seconds += answers * COHERENCE_S_PER_ANSWER_135M * n_params / REFERENCE_PARAMS
     return Preflight(
         n_grid_points(spec), n_prompts, n_params, memory, seconds, prompts[:PREVIEW_PROMPTS]
     )
@@ -204,8 +210,9 @@ def _weight_bytes(spec: SweepSpec) -> int:
 
 
 def _duration(seconds: float) -> str:
+    """An upper bound in words: rounded up, so "at most" stays true."""
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return f"{math.ceil(seconds)} s"
     if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        return f"{math.ceil(seconds / 60)} min"
+    return f"{math.ceil(seconds / 360) / 10:.1f} h"

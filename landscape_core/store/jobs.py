@@ -152,6 +152,7 @@ class JobQueue:
                 "error='', claim_token=?, stage='starting', points_started=NULL WHERE job_id=?",
                 (pid, now, now, token, row[0]),
             )
+            conn.execute("UPDATE workers SET idle_since=NULL WHERE pid=?", (pid,))  # busy
         return ClaimedJob(Claim(row[0], token), json.loads(row[1]))
 
     def update(self, job_id: int, claim: Claim | None = None, **fields: Any) -> bool:
