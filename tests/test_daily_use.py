@@ -264,10 +264,10 @@ def test_visage_says_why_it_is_pending(store, tiny_spec, monkeypatch):
 
 
 def test_a_gguf_gives_the_sizes_its_config_json_would():
+    from landscape_core.spec.gguf_meta import read_gguf
     from landscape_core.spec.model_files import bundled_gguf
-    from landscape_core.spec.preflight import _config
 
-    sizes = _config(bundled_gguf())
+    sizes = read_gguf(bundled_gguf()).config
     # SmolLM2-135M-Instruct's config.json, as the conversion writes it
     assert sizes == {
         "num_hidden_layers": 30, "hidden_size": 576, "num_attention_heads": 9,

@@ -15,6 +15,7 @@ from pathlib import Path
 from landscape_core.errors import UserError
 from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
 from landscape_core.spec.datasets import load_prompts
+from landscape_core.spec.gguf_meta import read_gguf
 from landscape_core.spec.identity import n_grid_points
 from landscape_core.spec.model_files import bundled_copy, model_dir
 from landscape_core.spec.resources import (
@@ -123,12 +124,7 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Prefligh
 def count_parameters(root: Path) -> int | None:
     """Parameters in a safetensors directory (from headers) or a GGUF file."""
     if root.is_file():
-        from gguf import GGUFReader  # 0.12 s to import; only GGUF files need it
-
-        try:
-            return int(sum(int(t.n_elements) for t in GGUFReader(root).tensors))
-        except Exception as exc:  # gguf raises ValueError, struct.error, ...
-            raise UserError(f"{root} is not a readable GGUF file ({exc})") from None
+        return read_gguf(root).n_params
     total = 0
     for path in root.glob("*.safetensors"):
         total += _safetensors_parameters(path)
@@ -157,42 +153,10 @@ def _safetensors_parameters(path: Path) -> int:
         raise UserError(f"{bad} ({exc}); re-save it with save_pretrained") from None
 
 
-# config.json's names for the sizes a GGUF file keeps as ``<architecture>.<key>``
-GGUF_CONFIG_KEYS = {
-    "num_hidden_layers": "block_count",
-    "hidden_size": "embedding_length",
-    "num_attention_heads": "attention.head_count",
-    "num_key_value_heads": "attention.head_count_kv",
-    "max_position_embeddings": "context_length",
-    "vocab_size": "vocab_size",
-}
-
-
-def _gguf_config(path: Path) -> dict:
-    """The sizes ``config.json`` would give, read from a GGUF file's metadata.
-
-    Without them a GGUF counted as a model of no layers and no vocabulary, so the
-    estimate before the bundled model's first conversion (1.6 GiB) was half the one
-    after it (3.5 GiB), which reads the converted ``config.json``.
-    """
-    from gguf import GGUFReader  # 0.12 s to import; only GGUF files need it
-
-    try:
-        fields = GGUFReader(path).fields
-        arch = fields["general.architecture"].contents()
-        found = {name: fields.get(f"{arch}.{key}") for name, key in GGUF_CONFIG_KEYS.items()}
-        config = {name: int(f.contents()) for name, f in found.items() if f is not None}
-        if "vocab_size" not in config and "tokenizer.ggml.tokens" in fields:
-            config["vocab_size"] = len(fields["tokenizer.ggml.tokens"].contents())
-    except Exception as exc:  # gguf raises ValueError, struct.error, KeyError, ...
-        raise UserError(f"{path} is not a readable GGUF file ({exc})") from None
-    return config
-
-
 def _config(root: Path) -> dict:
     """The model's ``config.json`` as a dict, or a GGUF file's sizes in its terms."""
     if root.is_file():
-        return _gguf_config(root)
+        return read_gguf(root).config
     path = root / "config.json"
     if not path.is_file():
         return {}

@@ -24,6 +24,7 @@ from tokenizers.pre_tokenizers import ByteLevel
 from landscape_core.errors import UserError
 from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import GenerationSpec, SweepSpec
+from landscape_core.spec.gguf_meta import read_gguf
 
 SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token")
 CONTROL = 3  # a GGUF token type: special tokens such as <|im_start|>
@@ -75,31 +76,15 @@ class FileTokenizer:
         (a byte-level BPE), so a sweep's estimate is the same before it and after.
         None for a GGUF tokenizer of another kind (SentencePiece and others).
         """
-        from gguf import GGUFReader  # 0.12 s to import; only GGUF files need it
-
-        try:
-            fields = GGUFReader(path).fields
-            if fields["tokenizer.ggml.model"].contents() != "gpt2":
-                return None
-            tokens = fields["tokenizer.ggml.tokens"].contents()
-            kinds = fields["tokenizer.ggml.token_type"].contents()
-            merges = [tuple(m.split(" ", 1)) for m in fields["tokenizer.ggml.merges"].contents()]
-            template = fields.get("tokenizer.chat_template")
-            ids = {
-                key: fields.get(f"tokenizer.ggml.{name}_token_id")
-                for key, name in zip(
-                    SPECIAL_TOKENS, ("bos", "eos", "unknown", "padding"), strict=True
-                )
-            }
-        except Exception as exc:  # gguf raises ValueError, struct.error, KeyError, ...
-            raise UserError(f"cannot read the tokenizer in {path}: {exc}") from None
-        tokenizer = Tokenizer(BPE({t: i for i, t in enumerate(tokens)}, merges))
+        meta = read_gguf(path).tokenizer
+        if meta.kind != "gpt2":
+            return None
+        merges = [tuple(m.split(" ", 1)) for m in meta.merges]
+        tokenizer = Tokenizer(BPE({t: i for i, t in enumerate(meta.tokens)}, merges))
         tokenizer.pre_tokenizer = ByteLevel(add_prefix_space=False)
-        tokenizer.add_special_tokens(
-            [t for t, k in zip(tokens, kinds, strict=True) if k == CONTROL]
-        )
-        special = {k: None if f is None else tokens[int(f.contents())] for k, f in ids.items()}
-        return cls(tokenizer, None if template is None else template.contents(), special, path)
+        control = zip(meta.tokens, meta.token_types, strict=True)
+        tokenizer.add_special_tokens([t for t, kind in control if kind == CONTROL])
+        return cls(tokenizer, meta.chat_template, meta.special, path)
 
     def apply_chat_template(
         self, conversation: list[dict[str, str]], add_generation_prompt: bool = False, **_: Any
