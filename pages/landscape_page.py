@@ -67,6 +67,10 @@ def _visage_metric(column, frame, name: str, pending: str, **kwargs) -> None:
     """
     interval = visage_interval(frame, column)
     label = name + (" (95% CI)" if n_directions > 1 else "")
+    if search:  # no grid, so no basin to average over: the edges below are its result
+        st.metric(label, "-", **kwargs)
+        st.caption("A basin search measures edges, not VISAGE.")
+        return
     st.metric(label, "pending" if interval is None else f"{interval.mean:.1f}", **kwargs)
     if interval is None:
         st.caption(pending)

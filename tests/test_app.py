@@ -102,6 +102,8 @@ def test_landscape_page_shows_a_basin_search(app, filled_store):
     assert not at.exception
     edges = at.dataframe[0].value
     assert list(edges.columns)[:4] == ["direction", "left edge", "right edge", "radius"]
+    assert next(m for m in at.metric if m.label == "VISAGE").value == "-"
+    assert any(c.value == "A basin search measures edges, not VISAGE." for c in at.caption)
 
 
 def test_landscape_page_draws_a_2d_run(app, filled_store):
