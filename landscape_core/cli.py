@@ -26,7 +26,7 @@ from landscape_core.errors import UserError
 from landscape_core.judging.agreement import evaluate, kappa_difference, report
 from landscape_core.judging.rescore import rescore
 from landscape_core.readers import capability
-from landscape_core.readers.export import spreadsheet_safe
+from landscape_core.readers.export import spreadsheet_safe, with_run_columns
 from landscape_core.readers.report import html_report
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import JudgeSpec, SweepSpec, load_yaml
@@ -341,7 +341,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
         return 0
-    frame = store.generations_frame(run["run_id"], args.judge)
+    frame = with_run_columns(store.generations_frame(run["run_id"], args.judge), run, args.judge)
     out = args.out or sys.stdout
     if args.format == "csv":  # cells that could start a spreadsheet formula get a '
         spreadsheet_safe(frame).to_csv(out, index=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from landscape_core.readers.export import to_csv
+from landscape_core.readers.export import to_csv, with_run_columns
 from landscape_core.readers.results import flip_radius, prompt_across_grid
 from pages.common import pick_runs, store
 
@@ -87,7 +87,7 @@ with tab_prompt:
 with tab_export:
     columns = ["alpha", "beta", "prompt_index", "prompt", "text", "n_tokens", "stop_reason",
                "refused", "evidence", "matched"]  # fmt: skip
-    out = gens[columns]
+    out = with_run_columns(gens[columns], run, "keyword")  # concatenable across runs
     name = f"generations-{run['run_id']}"
     st.download_button("Download CSV", to_csv(out), f"{name}.csv", "text/csv")
     st.download_button(

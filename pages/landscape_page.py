@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, companions
+from landscape_core.readers.details import run_details
 from landscape_core.readers.report import config_yaml, html_report
 from landscape_core.readers.results import (
     answer_states,
@@ -21,6 +24,40 @@ from landscape_core.readers.results import (
 from landscape_core.spec.config import SweepSpec
 from pages.common import md_text, pick_runs, store
 
+
+def run_details_panel(run_id: str) -> None:
+    """What stands behind a run's figures, and a link that opens this run.
+
+    Identity (model and prompt-set hashes), settings, timings and reused points.
+    """
+    details = run_details(store(), run_id)
+    with st.expander("Run details"):
+        page = (st.context.url or "/landscape").split("?")[0]  # no URL outside a browser
+        link = f"{page}?run={run_id}"
+        st.caption("Link to this run")
+        st.code(link, language=None)  # literal text
+        identity = {"run id": details.run_id, "labels": " / ".join(details.labels) or "-"}
+        rows = {**identity, **details.identity}
+        st.dataframe(  # cells are text, never markdown
+            pd.DataFrame({"": list(rows), "value": list(rows.values())}), hide_index=True
+        )
+        st.caption("System prompt")
+        st.text(details.system_prompt or "(none)")
+        finished = details.last_finished
+        span = "-" if finished is None else f"{(finished - details.created) / 60:.1f} min"
+        st.text(
+            f"Created {time.strftime('%Y-%m-%d %H:%M', time.localtime(details.created))}; "
+            f"{details.stored}/{details.points} points stored, the last {span} after; "
+            f"compute {details.compute_s:.0f} s.\n"
+            f"{details.reused} point(s) were computed before this run, by another run; "
+            f"{details.shared} are shared with other runs (the same weights and inputs)."
+        )
+        st.caption("Settings (the YAML download below re-creates this run)")
+        st.json(details.spec, expanded=False)
+        st.caption("Packages")
+        st.json(details.packages, expanded=False)
+
+
 st.title("Landscape")
 runs = pick_runs("Run", key="landscape-run")
 if not runs:
@@ -30,6 +67,7 @@ spec = SweepSpec.from_dict(run["spec"])
 n_directions = len(spec.replicates())
 search = spec.measure == "basin-radius"
 st.session_state["run_id"] = run["run_id"]
+run_details_panel(run["run_id"])
 scored = store().judges(run["run_id"]) or ["keyword"]
 judge = st.selectbox(
     "Judge", scored, help="Add one with `python -m landscape_core rescore RUN --judge NAME`."

@@ -338,3 +338,46 @@ def test_one_memory_estimate_before_and_after_the_conversion(tmp_path, converted
          "prompts": {"limit": 520}}
     )  # fmt: skip
     assert preflight(spec, tmp_path).memory == preflight(spec, converted).memory
+
+
+# Run details, the run's link, and exports that carry their run -------------------------
+
+
+def test_run_details_name_the_weights_prompts_and_reused_points(store, tiny_spec):
+    from landscape_core.readers.details import run_details
+
+    first = sweep.run(tiny_spec(label="three", grid=[{"num": 3}]), store)
+    wider = sweep.run(tiny_spec(label="five", grid=[{"num": 5}]), store)  # shares 0 and +-1
+    details = run_details(store, wider.run_id)
+    run = store.run(wider.run_id)
+    assert details.labels == ("five",) and details.points == 5 and details.stored == 5
+    assert details.identity["model fingerprint"] == run["provenance"]["model"]["fingerprint"]
+    assert details.identity["prompt set hash"] == run["provenance"]["prompt_set"]["hash"]
+    assert details.reused == 3 and details.shared == 3  # computed for the 3-point run
+    assert wider.computed == 2 and first.computed == 3
+    assert details.compute_s > 0 and details.last_finished >= details.created
+
+
+def test_landscape_shows_run_details_and_a_link_to_the_run(store, tiny_spec, monkeypatch):
+    run_id = sweep.run(tiny_spec(system_prompt={"preset": "aoa"}), store).run_id
+    at = page(store, "landscape", monkeypatch, run_id=run_id)
+    assert not at.exception
+    panel = next(e for e in at.expander if e.label == "Run details")
+    assert any(c.value.endswith(f"?run={run_id}") for c in panel.code)
+    assert any("AOA" in t.value for t in panel.text)  # the system prompt's own text
+    assert run_id in panel.dataframe[0].value.value.tolist()
+
+
+def test_the_cli_export_names_its_run(store, tiny_spec, tmp_path):
+    import pandas as pd
+
+    from landscape_core import cli
+    from landscape_core.readers.export import RUN_COLUMNS
+
+    run_id = sweep.run(tiny_spec(label="tagged"), store).run_id
+    out = tmp_path / "gens.csv"
+    assert cli.main(["export", run_id, "--store", str(store.root), "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert tuple(frame.columns[:5]) == RUN_COLUMNS
+    assert set(frame.run_id) == {run_id} and set(frame.label) == {"tagged"}
+    assert set(frame.judge) == {"keyword"}

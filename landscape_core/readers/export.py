@@ -8,6 +8,8 @@ spreadsheets read as "this is text" (the OWASP advice). JSON exports are left as
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -31,3 +33,22 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 def to_csv(frame: pd.DataFrame) -> str:
     """The frame as spreadsheet-safe CSV text."""
     return spreadsheet_safe(frame).to_csv(index=False)
+
+
+RUN_COLUMNS = ("run_id", "label", "model", "system_prompt", "judge")
+
+
+def with_run_columns(frame: pd.DataFrame, run: dict[str, Any], judge: str) -> pd.DataFrame:
+    """The frame with the columns that name its run first.
+
+    So exports of many runs (system prompts, models, judges) concatenate and can still
+    be told apart.
+    """
+    tags = {
+        "run_id": run["run_id"],
+        "label": " / ".join(run.get("labels") or [run["label"]]),
+        "model": run["provenance"]["model"]["name"],
+        "system_prompt": run["provenance"]["system_prompt"],
+        "judge": judge,
+    }
+    return frame.assign(**tags)[[*RUN_COLUMNS, *(c for c in frame.columns if c not in tags)]]

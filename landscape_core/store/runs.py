@@ -320,6 +320,23 @@ class Store(Database):
                 params=(judge, run_id),
             )
 
+    def points_origin(self, run_id: str) -> pd.DataFrame:
+        """The run's stored points, where they came from and who else holds them.
+
+        Columns: ``point_key, status, seconds, finished, other_runs`` (runs that hold it).
+        """
+        with self.connect() as conn:
+            return pd.read_sql_query(
+                """SELECT rp.point_key, p.status, p.seconds, p.finished,
+                          (SELECT COUNT(DISTINCT o.run_id) FROM run_points o
+                           WHERE o.point_key = rp.point_key AND o.run_id != rp.run_id)
+                          AS other_runs
+                   FROM run_points rp JOIN points p ON p.point_key = rp.point_key
+                   WHERE rp.run_id = ?""",
+                conn,
+                params=(run_id,),
+            )
+
     def measures_frame(self, run_id: str) -> pd.DataFrame:
         """Per-prompt measures of a run, one column per measure name, with coords."""
         with self.connect() as conn:
