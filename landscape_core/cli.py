@@ -23,7 +23,13 @@ from tqdm import tqdm
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
-from landscape_core.judging.agreement import evaluate, kappa_difference, report
+from landscape_core.judging.agreement import (
+    evaluate,
+    kappa_difference,
+    load_labelled,
+    report,
+    store_labelled,
+)
 from landscape_core.judging.rescore import rescore
 from landscape_core.readers import capability
 from landscape_core.readers.export import spreadsheet_safe, with_run_columns
@@ -177,7 +183,15 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common, judge],
         help="score a human-labelled CSV with a judge: accuracy, kappa, ...",
     )
-    p.add_argument("file", type=Path, help="CSV with prompt, completion and label columns")
+    p.add_argument(
+        "file", type=Path, nargs="?",
+        help="CSV with prompt, completion and label columns (or --from-store)",
+    )  # fmt: skip
+    p.add_argument(
+        "--from-store", action="store_true",
+        help="use the labels people gave answers in this store (the app's Answers page)",
+    )  # fmt: skip
+    p.add_argument("--labeller", default=None, help="with --from-store: one labeller's only")
     p.add_argument("--top", type=int, default=10, help="disagreements to print")
     p.add_argument(
         "--against", default="", help="a text judge to compare kappa with, e.g. xstest-prefix"
@@ -401,10 +415,13 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
     spec = _judge_spec(args)
     store = _store(args)
     label = judge_label(spec, store.file_digest)
-    result = evaluate(args.file, spec, store.models_dir)
+    if args.from_store == (args.file is not None):
+        raise UserError("give a labelled CSV or --from-store, one of the two")
+    labelled = store_labelled(store, args.labeller) if args.from_store else load_labelled(args.file)
+    result = evaluate(labelled, spec, store.models_dir)
     print(report(result, label, top=args.top))
     if args.against:
-        base = evaluate(args.file, JudgeSpec(name=args.against), store.models_dir)
+        base = evaluate(labelled, JudgeSpec(name=args.against), store.models_dir)
         d = kappa_difference(result.frame.human_refused, result.frame.judge_refused,
                              base.frame.judge_refused)  # fmt: skip
         print(

@@ -132,6 +132,23 @@ def worker_caption(state: WorkerState | None, now: float) -> str:
     )
 
 
+def mark_match(text: str, matched: str) -> str:
+    """The answer with the text that decided its verdict between ⟦ ⟧, as plain text.
+
+    The judge's own words first; the refusal-patterns judge matched case-insensitively,
+    and older stores hold its match in lower case, so that is looked for too.
+    """
+    if not matched:
+        return text
+    start = text.find(matched)
+    if start < 0:
+        start = text.lower().find(matched.lower())
+    if start < 0:
+        return text
+    end = start + len(matched)
+    return f"{text[:start]}⟦{text[start:end]}⟧{text[end:]}"
+
+
 def one_decimal(value: Any, missing: str) -> str:
     """A figure as the app prints figures (one decimal), or what its absence means."""
     return missing if value is None or pd.isna(value) else f"{float(value):.1f}"

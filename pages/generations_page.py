@@ -6,7 +6,7 @@ import streamlit as st
 
 from landscape_core.readers.export import to_csv, with_run_columns
 from landscape_core.readers.results import flip_radius, prompt_across_grid
-from pages.common import pick_runs, store
+from pages.common import mark_match, pick_runs, store
 
 st.title("Generations")
 runs = pick_runs("Run", key="generations-run")
@@ -19,23 +19,6 @@ if gens.empty:
     st.stop()
 gens["verdict"] = gens.refused.map({1: "refused", 0: "complied"}).fillna("not scored")
 gens["matched"] = gens.matched.fillna("")
-
-
-def mark_match(text: str, matched: str) -> str:
-    """The answer with the text that decided its verdict between ⟦ ⟧, as plain text.
-
-    The judge's own words first; the refusal-patterns judge matched case-insensitively,
-    and older stores hold its match in lower case, so that is looked for too.
-    """
-    if not matched:
-        return text
-    start = text.find(matched)
-    if start < 0:
-        start = text.lower().find(matched.lower())
-    if start < 0:
-        return text
-    end = start + len(matched)
-    return f"{text[:start]}⟦{text[start:end]}⟧{text[end:]}"
 
 
 tab_point, tab_prompt, tab_export = st.tabs(["Per point", "One prompt across the grid", "Export"])

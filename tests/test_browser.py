@@ -132,7 +132,7 @@ def test_launch_watch_drill_down_and_compare(server, page, tiny_model_dir, tmp_p
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     # During the rerun the old selectbox may linger beside the new one: wait for the value.
     page.locator('input[aria-label^="Point (or click"][value^="alpha=+0.500 "]').wait_for()
-    page.locator("[data-testid='stDataFrame']").first.wait_for()
+    page.locator("[data-testid='stDataFrame']:visible").first.wait_for()  # not in Run details
     page.screenshot(path=shots / "landscape.png", full_page=True)
 
     page.get_by_role("link", name="Compare").first.click()

@@ -69,7 +69,7 @@ def test_xstest_prefix_judge_is_xstests_string_match():
 def test_judge_eval_reports_kappa_per_source_model(tmp_path):
     import pandas as pd
 
-    from landscape_core.judging.agreement import evaluate, kappa_difference, report
+    from landscape_core.judging.agreement import evaluate, kappa_difference, load_labelled, report
 
     rows = [
         ("a", "I'm sorry, I can't help.", "refused"),
@@ -83,7 +83,7 @@ def test_judge_eval_reports_kappa_per_source_model(tmp_path):
     pd.DataFrame(rows, columns=["model", "completion", "label"]).assign(prompt="p").to_csv(
         path, index=False
     )
-    result = evaluate(path, JudgeSpec(name="xstest-prefix"), tmp_path)
+    result = evaluate(load_labelled(path), JudgeSpec(name="xstest-prefix"), tmp_path)
     assert list(result.by_model.index) == ["a", "b"]
     assert result.by_model.loc["b", "kappa"] == 1.0
     assert result.by_model.loc["a", ["tn", "fp", "fn", "tp"]].tolist() == [1, 1, 0, 1]

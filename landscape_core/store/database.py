@@ -167,6 +167,17 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "ALTER TABLE workers ADD COLUMN idle_since REAL",
         "ALTER TABLE workers ADD COLUMN idle_timeout REAL",
     ),
+    (
+        # people's labels on answers, by labeller; judges' verdicts stay in `scores`
+        """CREATE TABLE answer_labels (
+            point_key TEXT NOT NULL,
+            prompt_index INTEGER NOT NULL,
+            labeller TEXT NOT NULL,
+            label TEXT NOT NULL
+                CHECK (label IN ('refused', 'complied', 'partial', 'incoherent')),
+            created REAL NOT NULL,
+            PRIMARY KEY (point_key, prompt_index, labeller))""",
+    ),
 )
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded
 RESERVE_BYTES = 1 << 20

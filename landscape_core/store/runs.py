@@ -21,6 +21,7 @@ from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import plan
 from landscape_core.store.database import Database
 from landscape_core.store.jobs import Claim, JobQueue, check_claim
+from landscape_core.store.labels import AnswerLabels
 from landscape_core.store.records import GridPoint, MeasureRow, PointResult, Queued, ScoreRow
 
 _INSERT_SCORE = (
@@ -52,6 +53,11 @@ class Store(Database):
     def jobs(self) -> JobQueue:
         """The job queue and worker registry, on the same file."""
         return JobQueue(self)
+
+    @cached_property
+    def answer_labels(self) -> AnswerLabels:
+        """People's labels on answers, beside (never over) the judges' verdicts."""
+        return AnswerLabels(self)
 
     # --- file digests ----------------------------------------------------------------
 
@@ -112,12 +118,12 @@ class Store(Database):
         Writes nothing when the run has it already, so a finished run on a read-only
         store still answers.
         """
-        if not label or label in self.labels(run_id):
+        if not label or label in self.run_labels(run_id):
             return
         with self.transaction() as conn:
             conn.execute("INSERT OR IGNORE INTO run_labels VALUES (?, ?)", (run_id, label))
 
-    def labels(self, run_id: str) -> list[str]:
+    def run_labels(self, run_id: str) -> list[str]:
         """Every label the run was launched under, the first given first."""
         with self.connect() as conn:
             rows = conn.execute(
@@ -163,7 +169,7 @@ class Store(Database):
         return {
             "run_id": run_id,
             "label": label,
-            "labels": self.labels(run_id) or ([label] if label else []),
+            "labels": self.run_labels(run_id) or ([label] if label else []),
             "spec": json.loads(spec),
             "provenance": json.loads(provenance),
             "n_points": n_points,
@@ -254,6 +260,16 @@ class Store(Database):
                 (point_key,),
             ).fetchall()
         return [r[0] for r in rows]
+
+    def answer_scores(self, point_key: str, prompt_index: int) -> pd.DataFrame:
+        """Every judge's verdict on one answer: ``judge, refused, evidence, matched``."""
+        with self.connect() as conn:
+            return pd.read_sql_query(
+                "SELECT judge, refused, evidence, matched FROM scores "
+                "WHERE point_key = ? AND prompt_index = ? ORDER BY judge != 'keyword', judge",
+                conn,
+                params=(point_key, int(prompt_index)),
+            )
 
     def point_status(self, point_key: str) -> str | None:
         """'done' or 'failed' for a stored point; None if it is not stored."""

@@ -1,0 +1,74 @@
+"""Which answers a person should label first.
+
+Where a run's judges disagree on an answer, one of them is wrong about it. The queue
+holds those answers, ordered by how far a label could move the run's VISAGE: the
+change when the paper's judge's verdict on that answer is flipped, computed with the
+VISAGE rule itself, so an answer at the basin's edge that would move the edge counts
+for what it moves. Answers the labeller has labelled already leave the queue.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from landscape_core.readers.results import run_visage
+from landscape_core.store.runs import Store
+
+QUEUE_COLUMNS = [
+    "idx", "rep", "alpha", "beta", "point_key", "prompt_index", "prompt", "text", "impact",
+]  # fmt: skip
+
+
+def verdicts(store: Store, run_id: str) -> pd.DataFrame:
+    """Every answer of the run with one ``refused`` column per judge (0/1, NaN: unscored)."""
+    judges = store.judges(run_id)
+    frames = [store.generations_frame(run_id, j) for j in judges]
+    if not frames:
+        return pd.DataFrame()
+    out = frames[0].drop(columns=["refused", "evidence", "matched"])
+    for judge, frame in zip(judges, frames, strict=True):
+        out[judge] = frame.refused.to_numpy()
+    return out
+
+
+def label_queue(store: Store, run_id: str, labeller: str) -> pd.DataFrame:
+    """Answers whose judges disagree, largest possible VISAGE change first.
+
+    ``impact`` is |VISAGE after flipping the paper judge's verdict - VISAGE|, in VISAGE
+    points; NaN while the run is unfinished (then nearer the model comes first).
+    """
+    judges = store.judges(run_id)
+    if len(judges) < 2:
+        return pd.DataFrame(columns=QUEUE_COLUMNS)
+    answers = verdicts(store, run_id)
+    scored = answers[judges].notna().all(axis=1)
+    split = answers[scored & (answers[judges].nunique(axis=1) > 1)]
+    done = store.answer_labels.frame(run_id, labeller)
+    labelled = set(zip(done.point_key, done.prompt_index, strict=True))
+    keep = [
+        (k, i) not in labelled for k, i in zip(split.point_key, split.prompt_index, strict=True)
+    ]
+    split = split[keep]
+    paper = judges[0]  # the keyword judge when it scored the run (store.judges puts it first)
+    points = store.points_frame(run_id, paper).set_index("idx")
+    base = run_visage(points.reset_index())
+    impacts: dict[tuple[int, int], float] = {}
+
+    def impact(idx: int, refused: int) -> float:
+        if base is None:
+            return float("nan")
+        if (idx, refused) not in impacts:
+            flipped = points.copy()
+            step = 100.0 / flipped.at[idx, "n_prompts"]
+            flipped.at[idx, "asr"] += step if refused else -step
+            after = run_visage(flipped.reset_index())
+            impacts[(idx, refused)] = float("nan") if after is None else abs(after - base)
+        return impacts[(idx, refused)]
+
+    split = split.assign(
+        impact=[impact(int(i), int(r)) for i, r in zip(split.idx, split[paper], strict=True)],
+        radius=np.hypot(split.alpha, split.beta),
+    )
+    ordered = split.sort_values(["impact", "radius"], ascending=[False, True], na_position="last")
+    return ordered[[*QUEUE_COLUMNS, *judges]].reset_index(drop=True)
