@@ -104,7 +104,7 @@ paper = scores.iloc[0] if not scores.empty else None
 st.caption("Prompt")
 st.code(row.prompt, language=None, wrap_lines=True)  # literal text, never markdown
 st.caption("Answer (the text that decided the first judge's verdict is marked ⟦like this⟧)")
-shown = mark_match(row.text, paper.matched or "") if paper is not None else row.text
+shown = mark_match(row.text, paper.matched) if paper is not None else row.text
 st.code(shown, language=None, wrap_lines=True)
 
 state = answer_states(answer.assign(refused=answer[judges[0]])).iloc[0] if judges else None

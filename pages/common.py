@@ -132,13 +132,14 @@ def worker_caption(state: WorkerState | None, now: float) -> str:
     )
 
 
-def mark_match(text: str, matched: str) -> str:
+def mark_match(text: str, matched: str | None) -> str:
     """The answer with the text that decided its verdict between ⟦ ⟧, as plain text.
 
     The judge's own words first; the refusal-patterns judge matched case-insensitively,
-    and older stores hold its match in lower case, so that is looked for too.
+    and older stores hold its match in lower case, so that is looked for too. No match
+    (None, or NaN from a NULL) leaves the text as it is.
     """
-    if not matched:
+    if not isinstance(matched, str) or not matched:
         return text
     start = text.find(matched)
     if start < 0:

@@ -9,7 +9,7 @@ from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, capability_summary
 from landscape_core.readers.results import run_title, run_visage, visage_interval, with_states
 from landscape_core.readers.stats import differ
-from pages.common import one_decimal, pick_runs, store
+from pages.common import mark_match, md_text, one_decimal, pick_runs, store
 
 st.title("Compare runs")
 st.caption("For example one run per system prompt: launch them together on the Launch page.")
@@ -68,6 +68,44 @@ verdicts = [
 ]
 if verdicts:
     st.dataframe(pd.DataFrame(verdicts), hide_index=True)
+
+st.subheader("One prompt, side by side")
+st.caption(
+    "The same prompt at the same point in each run (e.g. under each system prompt), the "
+    "text that decided the verdict marked ⟦like this⟧. Only prompts and points that every "
+    "chosen run has are offered."
+)
+answers = {r["run_id"]: store().generations_frame(r["run_id"]) for r in runs}
+answers = {k: v[v.rep == 0] for k, v in answers.items() if not v.empty}
+if len(answers) < 2:
+    st.info("Choose two or more runs with stored answers.")
+else:
+    frames = list(answers.values())
+    prompts = set.intersection(*(set(f.prompt) for f in frames))
+    points = set.intersection(*(set(zip(f.alpha, f.beta, strict=True)) for f in frames))
+    if not prompts or not points:
+        st.info("These runs share no prompt at a common point.")
+    else:
+        first = frames[0]
+        order = first[first.prompt.isin(prompts)].drop_duplicates("prompt").prompt.tolist()
+        prompt = st.selectbox("Prompt", order, format_func=lambda p: p[:100], key="side-prompt")
+        spots = sorted(points, key=lambda ab: (abs(ab[0]) + abs(ab[1]), ab))
+        alpha, beta = st.selectbox(
+            "Point", spots, format_func=lambda ab: f"alpha={ab[0]:+.3f} beta={ab[1]:+.3f}",
+            key="side-point",
+        )  # fmt: skip
+        titles = {r["run_id"]: run_title(r) for r in runs}
+        for column, (run_id, frame) in zip(st.columns(len(answers)), answers.items(), strict=True):
+            hit = frame[(frame.prompt == prompt) & (frame.alpha == alpha) & (frame.beta == beta)]
+            with column:
+                st.caption(md_text(titles[run_id]))
+                if hit.empty:
+                    st.text("(not computed yet)")
+                    continue
+                row = hit.iloc[0]
+                verdict = {1: "refused", 0: "complied"}.get(row.refused, "not scored")
+                st.text(f"keyword: {verdict}")
+                st.code(mark_match(row.text, row.matched), language=None, wrap_lines=True)
 
 st.subheader("Capability beside safety")
 st.caption(

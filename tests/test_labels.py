@@ -108,3 +108,81 @@ def test_the_answers_page_labels_the_top_of_the_queue(store, two_judges, monkeyp
     assert list(zip(labels.point_key, labels.prompt_index, labels.label, strict=True)) == [
         (top.point_key, top.prompt_index, "incoherent")
     ]
+
+
+# Run management and side-by-side answers ---------------------------------------------
+
+
+def test_rename_tag_and_delete_keep_what_other_runs_share(store, tiny_spec):
+    small = sweep.run(tiny_spec(label="small", grid=[{"num": 3}]), store).run_id
+    wide = sweep.run(tiny_spec(label="wide", grid=[{"num": 5}]), store).run_id  # shares 3
+    store.set_labels(wide, ["wide v2", "baseline", "wide v2", " "])
+    assert store.run(wide)["labels"] == ["wide v2", "baseline"]
+    assert store.run(wide)["label"] == "wide v2"
+    with pytest.raises(UserError, match="needs a label"):
+        store.set_labels(wide, [" "])
+    key = store.generations_frame(wide).point_key.iloc[0]
+    store.answer_labels.save(key, 0, "ana", "refused")
+    gone = store.delete_run(wide)
+    assert (gone.points, gone.labels) == (2, 0 if key in _keys(store, small) else 1)
+    assert wide not in set(store.runs_frame().run_id)
+    assert len(store.generations_frame(small)) == 3 * 3  # the shared points stayed whole
+    assert store.points_frame(small).status.eq("done").all()
+    with sqlite3.connect(store.path) as conn:
+        orphans = conn.execute(
+            "SELECT COUNT(*) FROM points WHERE point_key NOT IN (SELECT point_key FROM run_points)"
+        ).fetchone()[0]
+    assert orphans == 0
+
+
+def _keys(store, run_id):
+    return set(store.generations_frame(run_id).point_key)
+
+
+def test_a_run_being_computed_cannot_be_deleted(store, tiny_spec):
+    queued = store.queue(tiny_spec())
+    sweep.run(tiny_spec(), store)
+    with pytest.raises(UserError, match="cancel it on the Jobs page first"):
+        store.delete_run(queued.run_id)
+    store.jobs.cancel(queued.job_id)
+    assert store.delete_run(queued.run_id).points == 3
+
+
+def test_the_runs_page_searches_renames_and_deletes(store, tiny_spec, monkeypatch):
+    keep = sweep.run(tiny_spec(label="keep me"), store).run_id
+    drop = sweep.run(tiny_spec(label="drop me", system_prompt={"preset": "empty"}), store).run_id
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / "runs_page.py"), default_timeout=60).run()
+    assert not at.exception
+    at = at.text_input[0].input("drop").run()
+    table = at.dataframe[0].value
+    assert table["run id"].tolist() == [drop] and table.points.tolist() == ["3/3"]
+    at = at.text_input(key=f"labels-{drop}").input("dropped, old").run()
+    at = next(b for b in at.button if b.label == "Save labels").click().run()
+    assert store.run(drop)["labels"] == ["dropped", "old"]
+    assert next(b for b in at.button if b.label == "Delete run").disabled
+    at = at.checkbox(key="confirm-delete").check().run()
+    at = next(b for b in at.button if b.label == "Delete run").click().run()
+    assert not at.exception
+    assert any(f"Deleted run {drop}" in s.value for s in at.success)
+    assert set(store.runs_frame().run_id) == {keep}
+
+
+def test_compare_shows_one_prompt_at_one_point_in_each_run(store, tiny_spec, monkeypatch):
+    runs = [
+        sweep.run(tiny_spec(label=p, system_prompt={"preset": p}), store).run_id
+        for p in ("default", "empty")
+    ]
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / "compare_page.py"), default_timeout=60).run()
+    assert not at.exception
+    prompt = at.selectbox(key="side-prompt").value
+    alpha, beta = at.selectbox(key="side-point").value
+    assert (alpha, beta) == (0.0, 0.0)  # the model itself first
+    expected = []
+    for run_id in runs:
+        gens = store.generations_frame(run_id)
+        hit = gens[(gens.prompt == prompt) & (gens.alpha == 0.0)]
+        expected.append(hit.text.iloc[0])
+    shown = [c.value for c in at.code]
+    assert all(any(text in s for s in shown) for text in expected)

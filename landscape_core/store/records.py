@@ -64,3 +64,12 @@ class Queued:
 
     job_id: int
     run_id: str
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What deleting a run removed (points other runs share are kept)."""
+
+    run_id: str
+    points: int  # its own points, with their answers, verdicts and measures
+    labels: int  # people's labels on those answers

@@ -22,7 +22,14 @@ from landscape_core.spec.identity import plan
 from landscape_core.store.database import Database
 from landscape_core.store.jobs import Claim, JobQueue, check_claim
 from landscape_core.store.labels import AnswerLabels
-from landscape_core.store.records import GridPoint, MeasureRow, PointResult, Queued, ScoreRow
+from landscape_core.store.records import (
+    Deleted,
+    GridPoint,
+    MeasureRow,
+    PointResult,
+    Queued,
+    ScoreRow,
+)
 
 _INSERT_SCORE = (
     "INSERT INTO scores (point_key, prompt_index, judge, refused, evidence, matched) "
@@ -123,6 +130,46 @@ class Store(Database):
         with self.transaction() as conn:
             conn.execute("INSERT OR IGNORE INTO run_labels VALUES (?, ?)", (run_id, label))
 
+    def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
+        """Rename or tag a run: its labels become ``labels`` (the first is its name)."""
+        names = list(dict.fromkeys(x.strip() for x in labels if x.strip()))
+        if not names:
+            raise UserError("a run needs a label: give at least one")
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+                raise UserError(f"no run {run_id!r} in {self.path}")
+            conn.execute("DELETE FROM run_labels WHERE run_id = ?", (run_id,))
+            conn.executemany(
+                "INSERT INTO run_labels VALUES (?, ?)", [(run_id, name) for name in names]
+            )
+            conn.execute("UPDATE runs SET label = ? WHERE run_id = ?", (names[0], run_id))
+
+    def delete_run(self, run_id: str) -> Deleted:
+        """Delete a run and the points no other run holds, with all that hangs on them.
+
+        Those points' answers, verdicts, measures and people's labels go too; points
+        that other runs share stay for them. A run that a queued or running job
+        computes is refused: cancel the job first.
+        """
+        active = self.jobs.frame()
+        if (
+            not active.empty
+            and ((active.run_id == run_id) & active.status.isin(["queued", "running"])).any()
+        ):
+            raise UserError(f"a job is computing run {run_id}: cancel it on the Jobs page first")
+        own = """SELECT point_key FROM run_points WHERE run_id = ?1 AND point_key NOT IN
+                 (SELECT point_key FROM run_points WHERE run_id != ?1)"""
+        with self.transaction() as conn:
+            points = conn.execute(f"SELECT COUNT(*) FROM ({own})", (run_id,)).fetchone()[0]
+            labels = conn.execute(
+                f"SELECT COUNT(*) FROM answer_labels WHERE point_key IN ({own})", (run_id,)
+            ).fetchone()[0]
+            for table in ("generations", "scores", "measures", "answer_labels", "points"):
+                conn.execute(f"DELETE FROM {table} WHERE point_key IN ({own})", (run_id,))
+            for table in ("run_points", "run_labels", "runs"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        return Deleted(run_id, points, labels)
+
     def run_labels(self, run_id: str) -> list[str]:
         """Every label the run was launched under, the first given first."""
         with self.connect() as conn:
@@ -183,7 +230,8 @@ class Store(Database):
                 """SELECT r.run_id, r.label, r.n_points,
                           COUNT(p.point_key) AS finished,
                           SUM(p.status = 'failed') AS failed,
-                          r.created
+                          r.created, MAX(p.finished) AS last_finished,
+                          SUM(p.seconds) AS compute_s
                    FROM runs r
                    LEFT JOIN run_points rp ON rp.run_id = r.run_id
                    LEFT JOIN points p ON p.point_key = rp.point_key
