@@ -140,3 +140,68 @@ def test_launch_watch_drill_down_and_compare(server, page, tiny_model_dir, tmp_p
     page.locator(".js-plotly-plot").first.wait_for()
     page.screenshot(path=shots / "compare.png", full_page=True)
     assert len(store.runs_frame()) == 2
+
+
+def test_view_at_once_then_label_an_answer_and_compare_answers(
+    server, page, tiny_model_dir, tmp_path, capsys
+):
+    """Issue 15's day: View lands on the new run, a key labels an answer, judge-eval
+    reads the label, and Compare shows one prompt from two runs side by side."""
+    from landscape_core import cli
+
+    url, store = server
+    shots = _shots(tmp_path)
+    page.goto(url)
+    page.get_by_text("Launch a sweep").wait_for()
+    _select(page, "Model source", "Local directory (safetensors)")
+    _fill(page, "Path or id", str(tiny_model_dir))
+    page.get_by_label("Presets (several queue one run each, to compare them)").click()
+    page.get_by_role("option", name="empty", exact=True).click()
+    page.keyboard.press("Escape")
+    _fill(page, "How many prompts", "3")
+    _fill(page, "alpha points", "3")
+    _fill(page, "max_new_tokens (the paper: 512)", "4")
+    page.get_by_text("Estimate:").wait_for()
+    page.get_by_role("button", name="Launch").click()
+    page.get_by_text("Queued job(s)").wait_for()
+    first = store.jobs.frame().iloc[-1]  # the first queued: default
+
+    page.get_by_role("link", name="Jobs").first.click()
+    page.locator(f".st-key-view-{first.job_id} button").click()  # at once, whatever its stage
+    page.get_by_text("Landscape", exact=True).last.wait_for()
+    body = page.locator("[data-testid='stMain']")
+    picked = page.locator('input[aria-label="Run"]')
+    deadline = time.monotonic() + 60
+    # pending (the message names the run) or stored (the picker holds it), never another
+    while first.run_id not in body.inner_text() and not (
+        picked.count() and "system=default" in (picked.first.get_attribute("value") or "")
+    ):
+        assert time.monotonic() < deadline, (
+            picked.all_inner_texts(),
+            [picked.nth(k).get_attribute("value") for k in range(picked.count())],
+            body.inner_text()[:300],
+        )
+        time.sleep(0.3)
+    page.screenshot(path=shots / "view-at-once.png", full_page=True)
+    deadline = time.monotonic() + 180
+    while set(store.jobs.frame().status) != {"done"}:
+        assert time.monotonic() < deadline, store.jobs.frame().to_string()
+        time.sleep(0.5)
+
+    page.get_by_role("link", name="Answers").first.click()
+    _fill(page, "Your name (labeller)", "ana")
+    page.get_by_text("One point's answers", exact=True).click()
+    page.get_by_text("Answer 1 of 3").wait_for()
+    page.get_by_role("heading", name="Answers").click()  # focus off the name field
+    page.keyboard.press("2")  # complied, by its shortcut
+    page.get_by_text("Saved: complied (answer 1)").wait_for()
+    page.screenshot(path=shots / "answers.png", full_page=True)
+    labels = store.answer_labels.frame(labeller="ana")
+    assert labels.label.tolist() == ["complied"]
+    assert cli.main(["judge-eval", "--from-store", "--store", str(store.root)]) == 0
+    assert "rows: 1" in capsys.readouterr().out
+
+    page.get_by_role("link", name="Compare").first.click()
+    page.get_by_text("One prompt, side by side").wait_for()
+    page.locator("[data-testid='stCode']").nth(1).wait_for()  # one answer per run
+    page.screenshot(path=shots / "side-by-side.png", full_page=True)
