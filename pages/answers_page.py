@@ -35,6 +35,12 @@ labeller = st.text_input(
     "Your name (labeller)", key="labeller", help="Labels are kept per labeller."
 ).strip()
 way = st.segmented_control("Read", list(WAYS), format_func=WAYS.get, default="queue", key="way")
+# what the last label click did, shown before anything below can stop the page (the
+# queue may be empty once its last answer is labelled)
+if error := st.session_state.pop("label_error", None):
+    show_user_error(UserError(error))
+if last := st.session_state.pop("last_label", None):
+    st.caption(f"Saved: {md_text(last)}")
 answers = verdicts(store(), run_id)
 if answers.empty:
     st.info("This run has no scored answers yet.")
@@ -151,7 +157,3 @@ for column, label in zip(buttons, HUMAN_LABELS, strict=True):
     )  # fmt: skip
 if not labeller:
     st.caption("Give your name above to label.")
-if error := st.session_state.pop("label_error", None):
-    show_user_error(UserError(error))
-if last := st.session_state.pop("last_label", None):
-    st.caption(f"Saved: {md_text(last)}")

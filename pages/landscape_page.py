@@ -42,7 +42,7 @@ def run_details_panel(run_id: str) -> None:
             pd.DataFrame({"": list(rows), "value": list(rows.values())}), hide_index=True
         )
         st.caption("System prompt")
-        st.text(details.system_prompt or "(none)")
+        st.text(details.system_prompt)
         finished = details.last_finished
         span = "-" if finished is None else f"{(finished - details.created) / 60:.1f} min"
         st.text(

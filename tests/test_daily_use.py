@@ -381,3 +381,12 @@ def test_the_cli_export_names_its_run(store, tiny_spec, tmp_path):
     assert tuple(frame.columns[:5]) == RUN_COLUMNS
     assert set(frame.run_id) == {run_id} and set(frame.label) == {"tagged"}
     assert set(frame.judge) == {"keyword"}
+
+
+def test_no_system_turn_is_told_from_an_empty_one(store, tiny_spec):
+    from landscape_core.readers.details import EMPTY_SYSTEM_TURN, NO_SYSTEM_TURN, run_details
+
+    default = sweep.run(tiny_spec(), store).run_id
+    empty = sweep.run(tiny_spec(system_prompt={"preset": "empty"}), store).run_id
+    assert run_details(store, default).system_prompt == NO_SYSTEM_TURN
+    assert run_details(store, empty).system_prompt == EMPTY_SYSTEM_TURN

@@ -18,7 +18,7 @@ class RunDetails:
     run_id: str
     labels: tuple[str, ...]
     identity: dict[str, str]  # model, its fingerprint, device, prompt set and its hash ...
-    system_prompt: str  # the text the model was given
+    system_prompt: str  # the text the model was given, or what stood in for none
     spec: dict[str, Any]  # the settings as stored (the YAML download re-creates the run)
     packages: dict[str, str]
     created: float  # when the run was first recorded (epoch seconds)
@@ -28,6 +28,21 @@ class RunDetails:
     compute_s: float  # the stored points' own compute time, wherever they were computed
     reused: int  # stored points computed before this run existed (by another run)
     shared: int  # stored points that other runs hold too
+
+
+NO_SYSTEM_TURN = "(no system turn: the chat template's own default system prompt, if any)"
+EMPTY_SYSTEM_TURN = "(an empty system turn)"
+
+
+def shown_system_prompt(text: str | None) -> str:
+    """A run's system prompt in words, telling "no system turn" from an empty one.
+
+    None sends no system turn, so the chat template adds its own (SmolLM2's names the
+    model); an empty string sends an empty one.
+    """
+    if text is None:
+        return NO_SYSTEM_TURN
+    return text or EMPTY_SYSTEM_TURN
 
 
 def run_details(store: Store, run_id: str) -> RunDetails:
@@ -51,7 +66,7 @@ def run_details(store: Store, run_id: str) -> RunDetails:
         run_id=run["run_id"],
         labels=tuple(run["labels"]),
         identity=identity,
-        system_prompt=provenance["system_prompt"],
+        system_prompt=shown_system_prompt(provenance["system_prompt"]),
         spec=run["spec"],
         packages={k: str(v) for k, v in provenance.get("packages", {}).items()},
         created=run["created"],

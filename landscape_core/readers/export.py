@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from landscape_core.readers.details import shown_system_prompt
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -48,7 +50,7 @@ def with_run_columns(frame: pd.DataFrame, run: dict[str, Any], judge: str) -> pd
         "run_id": run["run_id"],
         "label": " / ".join(run.get("labels") or [run["label"]]),
         "model": run["provenance"]["model"]["name"],
-        "system_prompt": run["provenance"]["system_prompt"],
+        "system_prompt": shown_system_prompt(run["provenance"]["system_prompt"]),
         "judge": judge,
     }
     return frame.assign(**tags)[[*RUN_COLUMNS, *(c for c in frame.columns if c not in tags)]]
