@@ -34,7 +34,9 @@ run_id = run["run_id"]
 labeller = st.text_input(
     "Your name (labeller)", key="labeller", help="Labels are kept per labeller."
 ).strip()
-way = st.segmented_control("Read", list(WAYS), format_func=WAYS.get, default="queue", key="way")
+way = st.segmented_control(
+    "Read", list(WAYS), format_func=WAYS.get, default="queue", required=True, key="way"
+)
 # what the last label click did, shown before anything below can stop the page (the
 # queue may be empty once its last answer is labelled)
 if error := st.session_state.pop("label_error", None):
@@ -102,7 +104,11 @@ forward.button("Next", on_click=_move, args=(1,), shortcut="n", width="stretch")
 where.caption(
     f"Answer {position + 1} of {len(rows)} · alpha={row.alpha:+.3f} beta={row.beta:+.3f} · "
     f"prompt {row.prompt_index}"
-    + (f" · a label could move VISAGE by up to {row.impact:.2f}" if "impact" in row else "")
+    + (
+        f" · a label could move VISAGE by up to {row.impact:.2f}"
+        if "impact" in row and not pd.isna(row.impact)
+        else ""
+    )
 )
 
 scores = store().answer_scores(row.point_key, int(row.prompt_index))

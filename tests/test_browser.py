@@ -95,23 +95,26 @@ def _fill(page, label: str, value: str) -> None:
     field.press("Enter")
 
 
+def _fill_launch(page, model_dir: Path, preset: str, grid: dict[str, str]) -> None:
+    """The Launch form for the tiny model: 3 prompts, 4 tokens, default + ``preset``."""
+    page.get_by_text("Launch a sweep").wait_for()
+    _select(page, "Model source", "Local directory (safetensors)")
+    _fill(page, "Path or id", str(model_dir))
+    page.get_by_label("Presets (several queue one run each, to compare them)").click()
+    page.get_by_role("option", name=preset, exact=True).click()
+    page.keyboard.press("Escape")
+    for label, value in {"How many prompts": "3", **grid}.items():
+        _fill(page, label, value)
+    _fill(page, "max_new_tokens (the paper: 512)", "4")
+    page.get_by_text("Estimate:").wait_for()
+
+
 def test_launch_watch_drill_down_and_compare(server, page, tiny_model_dir, tmp_path):
     url, store = server
     shots = _shots(tmp_path)
     page.goto(url)
-    page.get_by_text("Launch a sweep").wait_for()
-
-    _select(page, "Model source", "Local directory (safetensors)")
-    _fill(page, "Path or id", str(tiny_model_dir))
-    page.get_by_label("Presets (several queue one run each, to compare them)").click()
-    page.get_by_role("option", name="aoa", exact=True).click()
-    page.keyboard.press("Escape")
-    _fill(page, "How many prompts", "3")
-    _fill(page, "alpha from", "-0.5")
-    _fill(page, "alpha to", "0.5")
-    _fill(page, "alpha points", "5")
-    _fill(page, "max_new_tokens (the paper: 512)", "4")
-    page.get_by_text("Estimate:").wait_for()
+    _fill_launch(page, tiny_model_dir, "aoa", {"alpha from": "-0.5", "alpha to": "0.5",
+                                                "alpha points": "5"})  # fmt: skip
     page.screenshot(path=shots / "launch.png", full_page=True)
     page.get_by_role("button", name="Launch").click()
     page.get_by_text("Queued job(s)").wait_for()
@@ -152,16 +155,7 @@ def test_view_at_once_then_label_an_answer_and_compare_answers(
     url, store = server
     shots = _shots(tmp_path)
     page.goto(url)
-    page.get_by_text("Launch a sweep").wait_for()
-    _select(page, "Model source", "Local directory (safetensors)")
-    _fill(page, "Path or id", str(tiny_model_dir))
-    page.get_by_label("Presets (several queue one run each, to compare them)").click()
-    page.get_by_role("option", name="empty", exact=True).click()
-    page.keyboard.press("Escape")
-    _fill(page, "How many prompts", "3")
-    _fill(page, "alpha points", "3")
-    _fill(page, "max_new_tokens (the paper: 512)", "4")
-    page.get_by_text("Estimate:").wait_for()
+    _fill_launch(page, tiny_model_dir, "empty", {"alpha points": "3"})
     page.get_by_role("button", name="Launch").click()
     page.get_by_text("Queued job(s)").wait_for()
     first = store.jobs.frame().iloc[-1]  # the first queued: default
