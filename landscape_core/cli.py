@@ -37,6 +37,7 @@ from landscape_core.readers.report import html_report
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import JudgeSpec, SweepSpec, load_yaml
 from landscape_core.spec.identity import judge_label
+from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.preflight import preflight
 from landscape_core.store.runs import Store
 from landscape_core.worker import serve
@@ -119,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_paper)
 
+    p = sub.add_parser(
+        "templates", parents=[common], help="list the jailbreak templates: name<TAB>family"
+    )
+    p.add_argument("--file", default="", help="a YAML or CSV of more templates to check and list")
+    p.set_defaults(func=cmd_templates)
     p = sub.add_parser("runs", parents=[common], help="list stored runs")
     p.set_defaults(func=cmd_runs)
 
@@ -303,7 +309,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if frame.empty:
         print("no runs yet; start one with: python -m landscape_core sweep configs/smoke.yaml")
         return 0
-    print(frame.drop(columns=["created"]).to_string(index=False))
+    frame = frame.drop(columns=["created", "last_finished"]).round({"compute_s": 1})
+    print(frame.to_string(index=False))
+    return 0
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    for template in templates(args.file).values():
+        print(f"{template.name}\t{template.family}")
     return 0
 
 

@@ -6,6 +6,8 @@ import streamlit as st
 
 from landscape_core.readers.export import to_csv, with_run_columns
 from landscape_core.readers.results import flip_radius, prompt_across_grid
+from landscape_core.spec.config import PromptSetSpec
+from landscape_core.spec.datasets import jailbreak_goals
 from pages.common import mark_match, pick_runs, store
 
 st.title("Generations")
@@ -18,6 +20,12 @@ if gens.empty:
     st.info("This run has no stored answers yet.")
     st.stop()
 gens["verdict"] = gens.refused.map({1: "refused", 0: "complied"}).fillna("not scored")
+prompt_spec = PromptSetSpec.from_dict(run["spec"]["prompts"])
+jailbreak = prompt_spec.source == "jailbreak"
+if jailbreak:  # the wrapped prompt and the goal it wraps, side by side
+    goals = jailbreak_goals(prompt_spec)
+    gens["goal"] = [goals[i] if i < len(goals) else "" for i in gens.prompt_index]
+shown_prompt = ["goal", "prompt"] if jailbreak else ["prompt"]
 gens["matched"] = gens.matched.fillna("")
 
 
@@ -43,7 +51,17 @@ with tab_point:
     )
     st.caption(f"{len(view)} answer(s); the text that decided a refusal is marked ⟦like this⟧.")
     st.dataframe(
-        view[["prompt_index", "verdict", "matched", "prompt", "answer", "n_tokens", "stop_reason"]],
+        view[
+            [
+                "prompt_index",
+                "verdict",
+                "matched",
+                *shown_prompt,
+                "answer",
+                "n_tokens",
+                "stop_reason",
+            ]
+        ],  # fmt: skip
         hide_index=True,
         width="stretch",
     )

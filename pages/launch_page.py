@@ -19,6 +19,7 @@ from landscape_core.spec.config import (
     SystemPromptSpec,
     choices,
 )
+from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.model_files import catalogue
 from landscape_core.spec.preflight import preflight
 from landscape_core.store.uploads import Upload, prune_uploads, save_upload
@@ -97,6 +98,17 @@ with left:
                 prompts = {"source": "file", "path": str(saved.path), "column": column or ""}
                 st.caption(f"The first rows of {md_text(saved.name)}:")
                 st.dataframe(pd.DataFrame(saved.preview), hide_index=True)  # cells as text
+    if source == "jailbreak":
+        library = templates()
+        name = st.selectbox(
+            "Template", list(library),
+            format_func=lambda n: f"{n} ({library[n].family})",
+            help="Each harmful goal (AdvBench rows 0-79) wrapped in this attack prompt. "
+            "More templates: `template_file` in a config (`python -m landscape_core templates`).",
+        )  # fmt: skip
+        st.caption("The template, {goal} standing for each goal:")
+        st.code(library[name].text, language=None, wrap_lines=True)  # literal text
+        prompts["template"] = name
     prompts["limit"] = int(st.number_input("How many prompts", 1, 1000, value=20))
 
 with right:

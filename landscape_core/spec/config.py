@@ -244,7 +244,7 @@ class SystemPromptSpec(Spec):
             raise UserError("system_prompt: `text` is only for preset 'custom'")
 
 
-PromptSource = Literal["advbench", "mt_bench", "xstest", "benign", "mmlu", "file"]
+PromptSource = Literal["advbench", "mt_bench", "xstest", "benign", "mmlu", "file", "jailbreak"]
 MMLU_SUBJECTS = ("abstract_algebra", "high_school_us_history", "us_foreign_policy")
 
 
@@ -270,8 +270,24 @@ class PromptSetSpec(Spec):
     split: Literal["all", "train", "heldout"] = "all"
     subject: str = field(default="", metadata=ADDED)
     shots: int = field(default=5, metadata=ADDED)
+    # jailbreak: each goal of `goals` (AdvBench rows 0-79 by default) wrapped in the
+    # named `template`, from the library or `template_file`
+    template: str = field(default="", metadata=ADDED)
+    template_file: str = field(default="", metadata=ADDED)
+    goals: PromptSetSpec | None = field(default=None, metadata=ADDED)
 
     def __post_init__(self) -> None:
+        jailbreak = self.source == "jailbreak"
+        if jailbreak and not self.template:
+            raise UserError("prompts: source 'jailbreak' needs `template` (`templates` lists them)")
+        if not jailbreak and (self.template or self.template_file or self.goals):
+            raise UserError(
+                "prompts: `template`, `template_file` and `goals` are only for source 'jailbreak'"
+            )
+        if jailbreak and self.split != "all":
+            raise UserError("prompts: give a jailbreak set's `split` in its `goals`")
+        if self.goals is not None and self.goals.source == "jailbreak":
+            raise UserError("prompts: the goals of a jailbreak set cannot be jailbreaks themselves")
         if self.source == "mmlu" and self.subject not in MMLU_SUBJECTS:
             raise UserError(
                 f"prompts: source 'mmlu' needs `subject`, one of {', '.join(MMLU_SUBJECTS)}"
@@ -604,6 +620,11 @@ class SweepSpec(Spec):
         prompts = self.prompts
         if prompts.path:
             prompts = replace(prompts, path=_absolute(prompts.path, base))
+        if prompts.template_file:
+            prompts = replace(prompts, template_file=_absolute(prompts.template_file, base))
+        if prompts.goals is not None and prompts.goals.path:
+            goals = replace(prompts.goals, path=_absolute(prompts.goals.path, base))
+            prompts = replace(prompts, goals=goals)
         judges = tuple(
             replace(j, path=_absolute(j.path, base))
             if j.path and (base / j.path).expanduser().exists()

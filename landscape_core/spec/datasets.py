@@ -15,6 +15,7 @@ import pandas as pd
 from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash
 from landscape_core.spec.config import PromptSetSpec
+from landscape_core.spec.jailbreak import templates
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"  # package data, vendored
 
@@ -71,6 +72,8 @@ def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
     """Read the rows a spec names; an empty result is an error that says why."""
     if spec.source == "mmlu":
         return mmlu_prompts(spec, data_dir)
+    if spec.source == "jailbreak":
+        return jailbreak_prompts(spec, data_dir)
     if spec.source == "mt_bench":
         rows = _read_jsonl(data_dir / "mt_bench/question.jsonl")
         texts = [r["turns"][0] for r in rows]
@@ -108,6 +111,29 @@ def load_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
             "check the file has non-empty text in that column and rows in that range"
         )
     return PromptSet(prompts=tuple(texts), name=name)
+
+
+def jailbreak_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptSet:
+    """Each goal wrapped in the spec's template; the template's text enters the set's hash."""
+    library = templates(spec.template_file)
+    if spec.template not in library:
+        raise UserError(
+            f"prompts: no jailbreak template {spec.template!r}; "
+            f"`python -m landscape_core templates` lists them: {', '.join(library)}"
+        )
+    template = library[spec.template]
+    goals = load_prompts(spec.goals or PromptSetSpec(), data_dir)
+    return PromptSet(
+        prompts=tuple(template.wrap(goal) for goal in jailbreak_goals(spec, data_dir)),
+        name=f"{goals.name} in the {template.name} jailbreak ({template.family})",
+    )
+
+
+def jailbreak_goals(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> tuple[str, ...]:
+    """The goals a jailbreak set wraps, by prompt index (the Generations page shows them)."""
+    goals = load_prompts(spec.goals or PromptSetSpec(), data_dir).prompts
+    stop = None if spec.limit is None else spec.start + spec.limit
+    return goals[spec.start : stop]
 
 
 def text_columns(frame: pd.DataFrame) -> dict[str, int]:
