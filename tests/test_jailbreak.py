@@ -128,3 +128,8 @@ def test_generations_show_the_wrapped_prompt_beside_its_goal(store, tiny_spec, m
     for row in table.itertuples():
         assert row.goal == goals[row.prompt_index]
         assert row.prompt == templates()["prefix-sure"].wrap(row.goal)
+
+
+def test_a_jailbreak_window_past_its_goals_is_refused():
+    with pytest.raises(UserError, match="has no goals for start=90"):
+        load_prompts(PromptSetSpec(source="jailbreak", template="prefix-sure", start=90))

@@ -123,17 +123,24 @@ def jailbreak_prompts(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> PromptS
         )
     template = library[spec.template]
     goals = load_prompts(spec.goals or PromptSetSpec(), data_dir)
+    wrapped = tuple(template.wrap(goal) for goal in _window(spec, goals.prompts))
+    if not wrapped:
+        raise UserError(
+            f"prompt set {goals.name} has no goals for start={spec.start}, limit={spec.limit}"
+        )
     return PromptSet(
-        prompts=tuple(template.wrap(goal) for goal in jailbreak_goals(spec, data_dir)),
-        name=f"{goals.name} in the {template.name} jailbreak ({template.family})",
+        prompts=wrapped, name=f"{goals.name} in the {template.name} jailbreak ({template.family})"
     )
 
 
 def jailbreak_goals(spec: PromptSetSpec, data_dir: Path = DATA_DIR) -> tuple[str, ...]:
     """The goals a jailbreak set wraps, by prompt index (the Generations page shows them)."""
-    goals = load_prompts(spec.goals or PromptSetSpec(), data_dir).prompts
+    return _window(spec, load_prompts(spec.goals or PromptSetSpec(), data_dir).prompts)
+
+
+def _window(spec: PromptSetSpec, items: tuple[str, ...]) -> tuple[str, ...]:
     stop = None if spec.limit is None else spec.start + spec.limit
-    return goals[spec.start : stop]
+    return items[spec.start : stop]
 
 
 def text_columns(frame: pd.DataFrame) -> dict[str, int]:
