@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from landscape_core.cli import main
@@ -225,12 +225,15 @@ def test_config_parsing_gives_a_spec_or_a_user_error(data):
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.binary(max_size=200), st.sampled_from(["x.csv", "x.jsonl"]))
+@example(b"\x00\r\x00", "x.csv")  # parses: one column of one text cell
 def test_uploads_parse_or_give_a_user_error(store, data, name):
     try:
         upload = save_upload(store, name, data)
     except UserError:
         return
-    assert isinstance(upload.columns, list)
+    # an accepted upload offers only columns of text, each with rows to send
+    assert upload.columns and all(n > 0 for n in upload.columns.values())
+    assert all(isinstance(c, str) for c in upload.columns) and isinstance(upload.preview, list)
 
 
 @pytest.mark.parametrize("version", range(len(MIGRATIONS)))
