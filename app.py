@@ -34,9 +34,14 @@ pages = [
 navigation = st.navigation(pages)
 
 
+# A worker starts on a page run (a click), never from the refreshing status line: that
+# would restart an idle worker the moment it exits, under a new pid, while a tab is open.
+read_only = ensure_running(store()) is None
+
+
 @st.fragment(run_every="5s")  # only the worker's line reruns
 def worker_status() -> None:
-    if ensure_running(store()) is None:
+    if read_only:
         st.caption("Worker: none (the store is read-only: browse only)")
     else:
         st.caption(worker_caption(store().jobs.worker_state(), time.time()))

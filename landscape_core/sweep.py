@@ -61,10 +61,10 @@ class Reporter:
     total: int
     done: int = 0
     on_actors: tuple[ActorState, ...] = ()
-    now: str = ""  # the current Stage
+    current_stage: str = ""
 
     def stage(self, stage: Stage) -> None:
-        self.now = stage
+        self.current_stage = stage
         self._send()
 
     def points(self, done: int) -> None:
@@ -80,7 +80,9 @@ class Reporter:
 
     def _send(self) -> None:
         if self.callback is not None:
-            self.callback(Progress(self.run_id, self.done, self.total, self.now, self.on_actors))
+            self.callback(
+                Progress(self.run_id, self.done, self.total, self.current_stage, self.on_actors)
+            )
 
 
 @dataclass

@@ -57,7 +57,7 @@ if way == "queue":
             "or read one point's answers."
         )
         st.stop()
-    rows = label_queue(store(), run_id, labeller)
+    rows = label_queue(store(), run_id, labeller, answers)
     st.caption(
         f"{len(rows)} answer(s) the judges disagree on that {md_text(labeller or 'you')} "
         "have not labelled, the largest possible VISAGE change first."

@@ -99,7 +99,7 @@ def _announce_pending(run_id: str) -> bool:
 @st.fragment(run_every="2s")
 def _open_when_stored(run_id: str) -> None:
     """Reload the page once the pending run's first rows are stored."""
-    if run_id in set(_open_store(store_root()).runs_frame().run_id):
+    if run_id in set(runs_table(store_root()).run_id):
         st.rerun(scope="app")
 
 
@@ -120,7 +120,7 @@ def worker_caption(state: WorkerState | None, now: float) -> str:
     The app starts a worker when none runs, so a new pid after an idle exit is no crash.
     """
     if state is None:
-        return "Worker: starting"
+        return "Worker: not running; the app starts one at your next click"
     if state.busy:
         return f"Worker: running a job (pid {state.pid})"
     if state.exits_at is None:

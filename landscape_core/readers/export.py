@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from landscape_core.readers.details import shown_system_prompt
+from landscape_core.readers.results import run_name
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -48,7 +49,7 @@ def with_run_columns(frame: pd.DataFrame, run: dict[str, Any], judge: str) -> pd
     """
     tags = {
         "run_id": run["run_id"],
-        "label": " / ".join(run.get("labels") or [run["label"]]),
+        "label": run_name(run),
         "model": run["provenance"]["model"]["name"],
         "system_prompt": shown_system_prompt(run["provenance"]["system_prompt"]),
         "judge": judge,

@@ -32,16 +32,19 @@ def verdicts(store: Store, run_id: str) -> pd.DataFrame:
     return out
 
 
-def label_queue(store: Store, run_id: str, labeller: str) -> pd.DataFrame:
+def label_queue(
+    store: Store, run_id: str, labeller: str, answers: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Answers whose judges disagree, largest possible VISAGE change first.
 
     ``impact`` is |VISAGE after flipping the paper judge's verdict - VISAGE|, in VISAGE
     points; NaN while the run is unfinished (then nearer the model comes first).
+    ``answers``: the run's ``verdicts``, when the caller has read them already.
     """
     judges = store.judges(run_id)
     if len(judges) < 2:
         return pd.DataFrame(columns=QUEUE_COLUMNS)
-    answers = verdicts(store, run_id)
+    answers = verdicts(store, run_id) if answers is None else answers
     scored = answers[judges].notna().all(axis=1)
     split = answers[scored & (answers[judges].nunique(axis=1) > 1)]
     done = store.answer_labels.frame(run_id, labeller)

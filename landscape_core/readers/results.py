@@ -268,13 +268,17 @@ def disagreement(store: Store, run_id: str, judge_a: str, judge_b: str) -> pd.Da
     return grid.merge(share, left_on="idx", right_index=True, how="left")
 
 
+def run_name(run: dict[str, Any]) -> str:
+    """Every label a run was launched under, as one name; '' when it has none."""
+    return " / ".join(run["labels"])
+
+
 def run_title(run: dict[str, Any]) -> str:
     """A short human name: every label it was launched under, model, system prompt."""
     spec = run["spec"]
     model = spec["model"]["path"] or "bundled"
     preset = spec["system_prompt"]["preset"]
-    labels = run.get("labels") or [run["label"]]
-    return f"{' / '.join(filter(None, labels)) or run['run_id'][:8]} · {model} · system={preset}"
+    return f"{run_name(run) or run['run_id'][:8]} · {model} · system={preset}"
 
 
 def prompt_across_grid(gens: pd.DataFrame, prompt_index: int) -> pd.DataFrame:
