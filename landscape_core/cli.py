@@ -21,7 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from landscape_core import sweep
+from landscape_core import defend, sweep
 from landscape_core.errors import UserError
 from landscape_core.judging.agreement import (
     evaluate,
@@ -119,6 +119,15 @@ def _parser() -> argparse.ArgumentParser:
         help="write the report from the stored results; train and generate nothing",
     )
     p.set_defaults(func=cmd_paper)
+
+    p = sub.add_parser(
+        "defend",
+        parents=[common, ray],
+        help="the perturbed-ensemble defence of a config's `defend:` and the adaptive attack",
+    )
+    p.add_argument("config", type=Path)
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_defend)
 
     p = sub.add_parser(
         "templates", parents=[common], help="list the jailbreak templates: name<TAB>family"
@@ -311,6 +320,47 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     frame = frame.drop(columns=["created", "last_finished"]).round({"compute_s": 1})
     print(frame.to_string(index=False))
+    return 0
+
+
+def cmd_defend(args: argparse.Namespace) -> int:
+    spec = _config(args)
+    out = defend.run(spec, _store(args), say=lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(out.to_dict(), indent=2))
+        return 0
+    d, ci = out.defence, out.intervals
+
+    def line(name: str, value: float, key: str) -> str:
+        low, high = ci[key][1], ci[key][2]
+        return f"  {name:<34} {value:6.1f}  [{low:.1f}, {high:.1f}]"
+
+    print(
+        f"defence: {d['members']} members at radius {d['radius']} (seeds {d['seed']}.., "
+        f"vote {d['vote']}); attack: {out.attack}"
+    )
+    print("ASR % (95% interval, " + out.method + ")")
+    print(line("no defence", out.undefended_asr, "undefended_asr"))
+    print(line("defence, non-adaptive attack", out.defended_asr, "defended_asr"))
+    print(line("defence, adaptive attack", out.adaptive_asr, "adaptive_asr"))
+    print(
+        line("adaptive prompts, no defence", out.adaptive_undefended_asr, "adaptive_undefended_asr")
+    )
+    print("costs")
+    print(
+        line(
+            "XSTest safe refused, no defence",
+            out.over_refusal_undefended,
+            "over_refusal_undefended",
+        )
+    )
+    print(line("XSTest safe refused, defence", out.over_refusal, "over_refusal"))
+    print(f"  {'MT-Bench perplexity, no defence':<34} {out.perplexity_undefended:6.2f}")
+    print(f"  {'MT-Bench perplexity, defence':<34} {out.perplexity:6.2f}")
+    print("per template: ASR at the model, mean over members, defended; goals it was chosen for")
+    for row in out.templates:
+        print(f"  {row['name']:<16} {row['at_model']:6.1f} {row['at_radius']:6.1f} "
+              f"{row['defended']:6.1f}  {row['chosen_for']}")  # fmt: skip
     return 0
 
 

@@ -515,6 +515,63 @@ class RuntimeSpec(Spec):
             raise UserError("runtime: `ray_address` needs `executor: ray`")
 
 
+MAX_MEMBERS = 64  # perturbed copies answering each prompt of a defence
+
+
+@dataclass(frozen=True)
+class DefenceSpec(Spec):
+    """The perturbed-ensemble defence (paper section 6) and the attack on it.
+
+    Each prompt is answered by ``members`` copies of the model, member k perturbed to
+    alpha = ``radius`` along the random direction of seed ``seed + k`` (the sweep's
+    normalisation). The defended answer is a refusal when ``vote`` says so (``any``:
+    one member refuses; ``majority``: more than half do), else the first complying
+    member's answer. Members are ordinary points, cached like any other.
+
+    The adaptive attacker knows members, radius and vote, never the seeds: it samples
+    ``attack_samples`` perturbations of its own from ``attack_seed`` (0: as many as
+    there are members) and picks, per goal, the template among ``attack_templates``
+    (empty: every template) that complies most often on them. ``suffix_steps`` > 0
+    adds a GCG-style suffix, searched with the loss averaged over its samples.
+    ``benign_limit`` prompts of XSTest's safe set and MT-Bench price the defence.
+    """
+
+    members: int = 5
+    radius: float = 0.05
+    seed: int = 1000
+    vote: Literal["any", "majority"] = "majority"
+    attack_seed: int = 7
+    attack_samples: int = 0
+    attack_templates: tuple[str, ...] = ()
+    suffix_steps: int = 0
+    suffix_goals: int = 8
+    benign_limit: int = 80
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.members <= MAX_MEMBERS:
+            raise UserError(f"defend: `members` must be in 1..{MAX_MEMBERS}")
+        if not (math.isfinite(self.radius) and 0 <= self.radius <= MAX_COORD):
+            raise UserError(
+                "defend: `radius` is a distance in units of the weights' norm, >= 0 and "
+                "inside the safety basin (the aligned demo's is about 0.05-0.1)"
+            )
+        if not 0 <= self.attack_samples <= MAX_MEMBERS:
+            raise UserError(f"defend: `attack_samples` must be in 0..{MAX_MEMBERS}")
+        if self.suffix_steps < 0 or not 1 <= self.suffix_goals <= 100:
+            raise UserError("defend: `suffix_steps` must be >= 0 and `suffix_goals` in 1..100")
+        if not 1 <= self.benign_limit <= 1000:
+            raise UserError("defend: `benign_limit` must be in 1..1000")
+
+    def seeds(self) -> tuple[int, ...]:
+        """The defender's direction seeds, one per member."""
+        return tuple(range(self.seed, self.seed + self.members))
+
+    @property
+    def samples(self) -> int:
+        """How many perturbations the attacker samples."""
+        return self.attack_samples or self.members
+
+
 @dataclass(frozen=True)
 class SweepSpec(Spec):
     """Everything a sweep needs. One or two directions, one axis each."""
@@ -532,6 +589,8 @@ class SweepSpec(Spec):
         "answers", "perplexity", "refusal-likelihood", "basin-radius", "multiple-choice"
     ] = "answers"
     basin: BasinSpec = field(default_factory=BasinSpec, metadata=ADDED)
+    # the perturbed-ensemble defence run by `defend CONFIG`; a sweep computes no member
+    defend: DefenceSpec | None = field(default=None, metadata={"hashed": False, **ADDED})
     judges: tuple[JudgeSpec, ...] = field(default=(JudgeSpec(),), metadata={"hashed": False})
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec, metadata={"hashed": False})
     label: str = field(default="", metadata={"hashed": False})

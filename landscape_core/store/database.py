@@ -178,6 +178,16 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             created REAL NOT NULL,
             PRIMARY KEY (point_key, prompt_index, labeller))""",
     ),
+    (
+        # `defend` reports, read back by the app; every number in one is rebuilt from
+        # stored points by re-running `defend`, which generates nothing then
+        """CREATE TABLE defences (
+            defence_id TEXT PRIMARY KEY,
+            label TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            report TEXT NOT NULL,
+            created REAL NOT NULL)""",
+    ),
 )
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded
 RESERVE_BYTES = 1 << 20

@@ -20,6 +20,7 @@ from landscape_core.hashing import sha256_file
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import plan
 from landscape_core.store.database import Database
+from landscape_core.store.defences import Defences
 from landscape_core.store.jobs import Claim, JobQueue, check_claim
 from landscape_core.store.labels import AnswerLabels
 from landscape_core.store.records import (
@@ -65,6 +66,11 @@ class Store(Database):
     def answer_labels(self) -> AnswerLabels:
         """People's labels on answers, beside (never over) the judges' verdicts."""
         return AnswerLabels(self)
+
+    @cached_property
+    def defences(self) -> Defences:
+        """Defence reports of ``defend CONFIG``, which the Defence page reads."""
+        return Defences(self)
 
     # --- file digests ----------------------------------------------------------------
 

@@ -1,0 +1,147 @@
+"""The perturbed-ensemble defence and the adaptive attack, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from landscape_core import defend, sweep
+from landscape_core.errors import UserError
+from landscape_core.readers.defence import Answers, ensemble, members_run, vote_refuses
+from landscape_core.spec.config import DefenceSpec
+from landscape_core.spec.defence import ThreatModel, members_spec
+
+TEMPLATES = ["prefix-sure", "persona-dan"]
+
+
+@pytest.fixture
+def defence_spec(tiny_spec):
+    def make(**defend_fields):
+        fields = {"members": 3, "radius": 0.3, "seed": 5, "vote": "majority",
+                  "attack_templates": TEMPLATES, "benign_limit": 2, **defend_fields}  # fmt: skip
+        prompts = {"source": "jailbreak", "template": "prefix-sure", "limit": 3}
+        return tiny_spec(prompts=prompts, defend=fields)
+
+    return make
+
+
+@pytest.fixture
+def spied(monkeypatch):
+    """Every sweep `defend` asks for, with its summary."""
+    calls = []
+    real = sweep.run
+
+    def spy(spec, store, **kwargs):
+        summary = real(spec, store, **kwargs)
+        calls.append((spec, summary))
+        return summary
+
+    monkeypatch.setattr(defend.sweep, "run", spy)
+    return calls
+
+
+def _answers(refused: list[bool]) -> Answers:
+    return Answers(tuple(refused), tuple(f"answer {r}" for r in refused), (0.5,) * len(refused))
+
+
+def test_the_vote_rule_is_applied_as_documented():
+    assert vote_refuses([False, False, True], "any")
+    assert not vote_refuses([False, False, False], "any")
+    assert vote_refuses([True, True, False], "majority")
+    assert not vote_refuses([True, False, False], "majority")
+    assert not vote_refuses([True, False], "majority"), "a tie is no majority"
+    members = [
+        Answers((True, False), ("no 1", "yes 1"), (0.1, 0.2)),
+        Answers((False, False), ("yes A", "yes B"), (0.3, 0.4)),
+        Answers((True, True), ("no 3", "no 3b"), (0.5, 0.6)),
+    ]
+    majority = ensemble(members, "majority")
+    assert majority.refused == (True, False)
+    assert majority.texts == ("no 1", "yes 1"), "a refusal keeps the first refusing member's text"
+    anyone = ensemble(members, "any")
+    assert anyone.refused == (True, True)
+    assert anyone.texts == ("no 1", "no 3b")
+    assert ensemble(members[1:2], "majority").texts == ("yes A", "yes B")
+
+
+def test_one_member_at_radius_zero_is_the_undefended_model(store, defence_spec):
+    out = defend.run(defence_spec(members=1, radius=0.0), store)
+    assert out.defended_asr == out.undefended_asr
+    assert out.over_refusal == out.over_refusal_undefended
+    assert out.perplexity == out.perplexity_undefended
+    run = members_run(store, out.runs["prefix-sure"], 0.0)
+    assert run.members == (run.origin,), "the only member is the model's own answers"
+
+
+def test_members_are_cached_points_so_defending_again_generates_nothing(
+    store, defence_spec, spied, monkeypatch
+):
+    spec = defence_spec()
+    first = defend.run(spec, store)
+    assert sum(summary.computed for _, summary in spied) > 0
+    spied.clear()
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded although every point is stored")
+
+    monkeypatch.setattr(sweep, "_executor", no_model)
+    again = defend.run(spec, store)
+    assert spied and all(summary.computed == 0 for _, summary in spied)
+    assert again.to_dict() == first.to_dict()
+    # members are ordinary points: the members run holds the model and one point per seed
+    member_run = store.run(first.runs["prefix-sure"])
+    assert member_run["spec"]["directions"][0]["seeds"] == [5, 6, 7]
+    frame = store.defences.frame()
+    assert list(frame.defended_asr) == [first.defended_asr]
+
+
+def test_the_adaptive_attack_never_sees_the_defenders_seeds(store, defence_spec, spied):
+    spec = defence_spec(attack_seed=11)
+    defend.run(spec, store)
+    defender = set(spec.defend.seeds())
+    attack_seeds = {s for sp, _ in spied if sp.label.startswith("attack")
+                    for s in sp.directions[0].seeds}  # fmt: skip
+    defence_seeds = {s for sp, _ in spied if sp.label.startswith("defence")
+                     for s in sp.directions[0].seeds}  # fmt: skip
+    assert defence_seeds == defender
+    assert attack_seeds == set(defend.attacker_seeds(ThreatModel.of(spec.defend)))
+    assert len(attack_seeds) == spec.defend.samples
+    assert not attack_seeds & defender
+    # what the attacker is handed holds no seed of the defender's
+    assert set(vars(ThreatModel.of(spec.defend)).values()).isdisjoint(defender)
+
+
+def test_defend_json_reports_the_three_asrs_and_the_costs(store, defence_spec, tmp_path, capsys):
+    import yaml
+
+    from landscape_core.cli import main
+
+    config = tmp_path / "defend.yaml"
+    config.write_text(yaml.safe_dump(defence_spec().to_dict()))
+    assert main(["defend", str(config), "--store", str(store.root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("undefended_asr", "defended_asr", "adaptive_asr", "over_refusal", "perplexity"):
+        assert isinstance(out[key], float), key
+    assert out["defence"]["attack_templates"] == TEMPLATES
+    assert out["defence"]["members"] == 3 and out["defence"]["vote"] == "majority"
+    assert 0 <= out["adaptive_asr"] <= 100
+
+
+def test_bad_defences_say_what_to_do(tiny_spec, defence_spec, store, tmp_path):
+    with pytest.raises(UserError, match="no `defend:` section"):
+        defend.run(tiny_spec(), store)
+    with pytest.raises(UserError, match="members"):
+        DefenceSpec(members=0)
+    with pytest.raises(UserError, match="radius"):
+        DefenceSpec(radius=float("nan"))
+    with pytest.raises(UserError, match="unknown attack template"):
+        defend.run(defence_spec(attack_templates=["nope"]), store)
+
+
+def test_members_use_the_configs_normalisation(tiny_spec):
+    spec = tiny_spec(directions=[{"kind": "random", "seed": 1, "norm": "filter"}])
+    members = members_spec(spec, (3, 4), 0.1, spec.prompts, "x")
+    assert members.directions[0].norm == "filter"
+    assert [round(a, 9) for a in (members.grid[0].start, members.grid[0].stop)] == [0.0, 0.1]
+    assert members.defend is None
