@@ -24,6 +24,7 @@ PAGES = {  # url path -> (title, icon); each page is pages/<url path>_page.py
     "compare": ("Compare", "compare"),
     "generations": ("Generations", "notes"),
     "answers": ("Answers", "rate_review"),
+    "defence": ("Defence", "shield"),
     "runs": ("Runs", "folder_managed"),
 }
 pages = [

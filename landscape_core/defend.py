@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 from landscape_core import sweep
 from landscape_core.errors import Cancelled
@@ -23,6 +23,7 @@ from landscape_core.executors import ShouldStop
 from landscape_core.readers.defence import DefenceReport, MembersRun, members_run, report
 from landscape_core.spec.config import PromptSetSpec, SweepSpec
 from landscape_core.spec.defence import (
+    Say,
     ThreatModel,
     benign_sets,
     candidate_sets,
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 SEED_RANGE = 2**31  # the attacker draws its direction seeds from [0, 2**31)
 
 Compute = Callable[[SweepSpec], str]  # computes (or finds) a sweep's points; its run id
-Say = Callable[[str], None]
 
 
 def attacker_seeds(threat: ThreatModel) -> tuple[int, ...]:
@@ -78,14 +78,15 @@ def run(
     defence = defence_spec(spec)
     compute = _computer(store, say, should_stop)
     threat = ThreatModel.of(defence)
-    suffix = ""
-    extra = ""
+    searched: dict[str, Any] = {}
+    extra, also = "", ()
     if defence.suffix_steps:
+        # torch, and a model outside a sweep: only when a suffix is asked for
         from landscape_core.recipes.suffix_attack import suffix_template
 
         found = suffix_template(spec, threat, attacker_seeds(threat), store, say)
-        suffix, extra = found.suffix, str(found.path)
-    candidates = candidate_sets(spec, defence, extra)
+        searched, extra, also = found.search, str(found.path), (found.name,)
+    candidates = candidate_sets(spec, defence, extra, also)
     attacker = attack(spec, threat, candidates, compute, store)
 
     name, attack_set = _attack_set(spec, candidates)
@@ -104,7 +105,7 @@ def run(
         defence.to_dict(), name, defence.vote, defender, attacker,
         safe=benign["over_refusal"], fluency=benign["perplexity"],
     )  # fmt: skip
-    out.runs, out.suffix = runs, suffix
+    out.runs, out.suffix_search = runs, searched
     attacked = plan(spec, store.file_digest).run_id
     store.defences.save(defence_id(attacked, defence), spec.label, spec.to_dict(), out.to_dict())
     return out
@@ -128,8 +129,3 @@ def _computer(store: Store, say: Say, should_stop: ShouldStop) -> Compute:
         return summary.run_id
 
     return compute
-
-
-def suffix_file(store: Store, key: str) -> Path:
-    """Where a searched suffix is kept as a one-template file (content-named)."""
-    return store.root / "attacks" / f"suffix-{key}.yaml"

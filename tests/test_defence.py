@@ -145,3 +145,25 @@ def test_members_use_the_configs_normalisation(tiny_spec):
     assert members.directions[0].norm == "filter"
     assert [round(a, 9) for a in (members.grid[0].start, members.grid[0].stop)] == [0.0, 0.1]
     assert members.defend is None
+
+
+def test_the_defence_page_shows_a_stored_report(store, defence_spec, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    page = str(Path(__file__).resolve().parent.parent / "pages" / "defence_page.py")
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    empty = AppTest.from_file(page, default_timeout=60).run()
+    assert not empty.exception
+    assert "defend configs/defend.yaml" in empty.info[0].value
+
+    out = defend.run(defence_spec(suffix_steps=1, suffix_goals=1), store)
+    at = AppTest.from_file(page, default_timeout=60).run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["ASR, no defence"] == f"{out.undefended_asr:.1f}%"
+    assert metrics["ASR, defence vs adaptive attack"] == f"{out.adaptive_asr:.1f}%"
+    assert at.code[0].value == out.suffix_search["suffix"], "the suffix is shown as text"
+    templates = at.dataframe[1].value
+    assert list(templates.template) == [*TEMPLATES, "prefix-sure+suffix"]

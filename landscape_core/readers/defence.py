@@ -175,7 +175,7 @@ class DefenceReport:
     intervals: dict[str, list[float | None]] = field(default_factory=dict)
     templates: list[dict[str, Any]] = field(default_factory=list)
     runs: dict[str, str] = field(default_factory=dict)
-    suffix: str = ""
+    suffix_search: dict[str, Any] = field(default_factory=dict)  # the suffix, its losses
     method: str = OVER_PROMPTS
 
     def to_dict(self) -> dict[str, Any]:

@@ -392,3 +392,63 @@ def _axes(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     alphas = points.sort_values("i").drop_duplicates("i").alpha.to_numpy()
     betas = points.sort_values("j").drop_duplicates("j").beta.to_numpy()
     return alphas, betas, asr_grid(points)
+
+
+DEFENCE_BARS = (  # report key, bar label
+    ("undefended_asr", "no defence"),
+    ("defended_asr", "defence, non-adaptive attack"),
+    ("adaptive_asr", "defence, adaptive attack"),
+    ("adaptive_undefended_asr", "adaptive prompts, no defence"),
+)
+
+
+def defence_bars(report: dict) -> go.Figure:
+    """The defence report's ASRs, each with its 95% interval over prompts."""
+    values = np.array([report[key] for key, _ in DEFENCE_BARS])
+    bounds = np.array(
+        [
+            [np.nan if b is None else b for b in report["intervals"][key][1:]]
+            for key, _ in DEFENCE_BARS
+        ],
+        dtype=float,
+    )
+    bounds = np.where(np.isnan(bounds), values[:, None], bounds)  # no interval: no bar
+    fig = go.Figure(
+        go.Bar(
+            x=[label for _, label in DEFENCE_BARS],
+            y=values,
+            marker_color=list(RUN_COLOURS[: len(values)]),
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": bounds[:, 1] - values,
+                "arrayminus": values - bounds[:, 0],
+            },  # fmt: skip
+            hovertemplate="%{x}<br>ASR %{y:.1f}%<extra></extra>",
+        )
+    )
+    fig.update_layout(yaxis_title="ASR (%)", yaxis_range=[0, 103], margin={"t": 30, "b": 40})
+    return fig
+
+
+def template_bars(report: dict) -> go.Figure:
+    """Per template: ASR at the model, mean over the members, and defended."""
+    rows = pd.DataFrame(report["templates"])
+    fig = go.Figure()
+    for i, (column, label) in enumerate(
+        (("at_model", "at the model"), ("at_radius", "members (mean)"), ("defended", "defended"))
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=rows.name,
+                y=rows[column],
+                name=label,
+                marker_color=RUN_COLOURS[i],
+                hovertemplate="%{x}<br>" + label + " %{y:.1f}%<extra></extra>",
+            )  # fmt: skip
+        )
+    fig.update_layout(
+        barmode="group", yaxis_title="ASR (%)", yaxis_range=[0, 103],
+        legend={"orientation": "h", "y": -0.3}, margin={"t": 30, "b": 40},
+    )  # fmt: skip
+    return fig

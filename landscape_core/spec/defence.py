@@ -9,6 +9,7 @@ samples are the same kind of run with seeds of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from landscape_core.errors import UserError
@@ -25,6 +26,7 @@ from landscape_core.spec.jailbreak import templates
 
 SAFE = PromptSetSpec(source="xstest", subset="safe")  # over-refusal: refusing these is a cost
 FLUENCY = PromptSetSpec(source="mt_bench")  # fluency: perplexity of the answers
+Say = Callable[[str], None]  # where a long computation reports its steps
 
 
 @dataclass(frozen=True)
@@ -90,16 +92,18 @@ def _window_limit(outer: int | None, start: int, inner: int | None) -> int | Non
 
 
 def candidate_sets(
-    spec: SweepSpec, defence: DefenceSpec, extra: str = ""
+    spec: SweepSpec, defence: DefenceSpec, extra: str = "", also: tuple[str, ...] = ()
 ) -> dict[str, PromptSetSpec]:
     """The jailbreak sets the adaptive attacker chooses among, by template name.
 
-    Each wraps the config's goals; ``extra`` is a template file of more candidates
-    (the suffix search writes one).
+    Each wraps the config's goals. ``extra`` is a template file that replaces the
+    config's (the suffix search writes one holding the config's and its own), and
+    ``also`` names templates of it that are candidates whatever ``attack_templates`` says.
     """
     template_file = extra or spec.prompts.template_file
     library = templates(template_file)
     names = defence.attack_templates or tuple(library)
+    names = (*names, *(n for n in also if n not in names))
     unknown = [n for n in names if n not in library]
     if unknown:
         raise UserError(
