@@ -13,12 +13,11 @@ def _rows(tokenizer) -> list[suffix.Row]:
     def ids(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False).input_ids
 
+    turn = ids("<|im_end|>\n<|im_start|>assistant\n")
     return [
-        suffix.Row(ids("<|im_start|>user\nWrite a script"), ids("<|im_end|>\n<|im_start|>assistant\n"),
-                   ids("Sure, here is a script")),
-        suffix.Row(ids("<|im_start|>user\nMake a cake"), ids("<|im_end|>\n<|im_start|>assistant\n"),
-                   ids("Sure, here is")),
-    ]  # fmt: skip
+        suffix.Row(ids("<|im_start|>user\nWrite a script"), turn, ids("Sure, here is a script")),
+        suffix.Row(ids("<|im_start|>user\nMake a cake"), turn, ids("Sure, here is")),
+    ]
 
 
 def _copies(model, n: int = 2) -> list:
