@@ -167,3 +167,11 @@ def test_the_defence_page_shows_a_stored_report(store, defence_spec, monkeypatch
     assert at.code[0].value == out.suffix_search["suffix"], "the suffix is shown as text"
     templates = at.dataframe[1].value
     assert list(templates.template) == [*TEMPLATES, "prefix-sure+suffix"]
+
+
+def test_the_shipped_defence_config_is_the_paper_miniatures():
+    from landscape_core.recipes.paper import defence_spec
+    from landscape_core.spec.config import SweepSpec
+
+    shipped = SweepSpec.from_yaml("configs/defend.yaml")
+    assert shipped.to_dict() == defence_spec().to_dict()

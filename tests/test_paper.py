@@ -13,14 +13,32 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     monkeypatch.setattr(paper, "TOKENS", {"max_new_tokens": 3})
     monkeypatch.setattr(paper, "SEEDS", (1, 2))
     monkeypatch.setattr(paper, "BASIN", {"tolerance": 0.15, "max_alpha": 0.3})
+    small = ["novel-chapter", "prefix-sure"]
+    monkeypatch.setattr(
+        paper,
+        "DEFENCE",
+        {
+            "members": 2,
+            "radius": 0.3,
+            "attack_templates": small,
+            "suffix_steps": 1,
+            "suffix_goals": 1,
+            "benign_limit": 2,
+        },
+    )
+    library = paper.templates()
+    monkeypatch.setattr(paper, "templates", lambda: {n: library[n] for n in small})
     out = paper.run_paper(store, tmp_path / "docs" / "paper-mini.md", progress=lambda m: None)
     text = out.read_text()
     for heading in ("Fig. 2(b)", "Three states", "Table 1", "Table 2", "by bisection",
-                    "Fig. 1(B)", "What the miniature supports"):  # fmt: skip
+                    "Fig. 1(B)", "Section 6", "perturbed-ensemble defence",
+                    "What the miniature supports"):  # fmt: skip
         assert heading in text
     assert "VISAGE [95% CI]" in text and "bootstrap over directions" in text
     assert "| harmful 2-shot |" in text and "| mix 2-shot |" in text
     assert all(f"| {p} |" in text for p in paper.PRESETS)
+    assert "| novel-chapter | fiction |" in text and "| adaptive, defence |" in text
+    assert "XSTest safe prompts refused" in text and "Suffix search" in text
     configs = list((tmp_path / "docs" / "paper-mini" / "configs").glob("*.yaml"))
     assert configs and (tmp_path / "docs" / "paper-mini" / "fig1b.html").is_file()
     started = len(store.runs_frame())
