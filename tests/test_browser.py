@@ -199,3 +199,40 @@ def test_view_at_once_then_label_an_answer_and_compare_answers(
     page.get_by_text("One prompt, side by side").wait_for()
     page.locator("[data-testid='stCode']").nth(1).wait_for()  # one answer per run
     page.screenshot(path=shots / "side-by-side.png", full_page=True)
+
+
+def test_defence_report_and_a_jailbreak_landscape_over_the_plain_one(
+    server, page, tiny_spec, tmp_path
+):
+    """Issue 16 in the app: the Defence page shows a stored report, and Compare overlays
+    a jailbreak's landscape on the plain one."""
+    from landscape_core import defend, sweep
+
+    url, store = server
+    shots = _shots(tmp_path)
+    jailbreak = {"source": "jailbreak", "template": "prefix-sure", "limit": 3}
+    defence = {"members": 2, "radius": 0.3, "attack_templates": ["prefix-sure", "persona-dan"],
+               "suffix_steps": 1, "suffix_goals": 1, "benign_limit": 2}  # fmt: skip
+    report = defend.run(tiny_spec(prompts=jailbreak, defend=defence), store)
+    sweep.run(tiny_spec(label="plain AdvBench"), store)
+    sweep.run(tiny_spec(label="jailbreak prefix-sure", prompts=jailbreak), store)
+
+    page.goto(url)
+    page.get_by_text("Data directory:").wait_for()  # the router's sidebar, not a bare page
+    page.get_by_role("link", name="Defence", exact=True).click()
+    page.get_by_text("ASR, defence vs adaptive attack").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.get_by_text("Searched suffix (GCG-style").wait_for()
+    main = page.locator("[data-testid='stMain']").inner_text()
+    assert f"{report.adaptive_asr:.1f}%" in main, main[:1500]
+    page.screenshot(path=shots / "defence.png", full_page=True)
+
+    page.get_by_role("link", name="Compare", exact=True).click()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.locator(".js-plotly-plot .legendtext").first.wait_for()
+    legend = page.locator(".js-plotly-plot .legendtext").evaluate_all(
+        "items => items.map(item => item.textContent)"
+    )
+    assert any("plain AdvBench" in t for t in legend), legend
+    assert any("jailbreak prefix-sure" in t for t in legend), legend
+    page.screenshot(path=shots / "compare-jailbreak.png", full_page=True)
