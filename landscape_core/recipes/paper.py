@@ -51,8 +51,9 @@ SHOTS = (10, 50, 100)
 PRESETS = ("default", "empty", "aoa", "llama2")
 # Section 6: the jailbreak of configs/defend.yaml (the demo's strongest template at the
 # model) against 3 copies at alpha = 0.05, inside every seed's basin above
+STRONG = ["novel-chapter", "split-payload", "prefix-sure", "translate-answer"]  # ASR > 0 at 0
 DEFENCE = {"members": 3, "radius": 0.05, "seed": 1000, "vote": "majority",
-           "suffix_steps": 10, "suffix_goals": 4}  # fmt: skip
+           "attack_templates": STRONG, "suffix_steps": 10, "suffix_goals": 4}  # fmt: skip
 JAILBREAK = "novel-chapter"
 
 
