@@ -610,6 +610,7 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
     for row in shield["templates"]:
         lines.append(f"| {row['name']} | {row['at_model']:.1f} | {row['at_radius']:.1f} | "
                      f"{row['defended']:.1f} | {row['chosen_for']} |")  # fmt: skip
+    lines += ["", *_defence_claims(shield)]
     search = shield.get("suffix_search") or {}
     if search:
         lines += [
@@ -625,3 +626,33 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
             "~~~",
         ]  # fmt: skip
     return [*lines, ""]
+
+
+def _defence_claims(shield: dict[str, Any]) -> list[str]:
+    """The paper's three section-6 findings, each against its paired interval."""
+    ci = shield["intervals"]
+
+    def verdict(key: str, want: str) -> str:
+        mean, low, high = ci[key]
+        if low is None or high is None:
+            return f"{mean:+.1f} points (no interval)"
+        span = f"{mean:+.1f} [{low:+.1f}, {high:+.1f}] points"
+        sign = -1 if want == "down" else 1
+        if min(sign * low, sign * high) > 0:
+            return f"{span}: supported"
+        if max(sign * low, sign * high) < 0:
+            return f"{span}: contradicted (the whole interval has the other sign)"
+        return f"{span}: not supported (0 is inside the interval)"
+
+    member = shield["member_asr"]
+    return [
+        "Against the paper's findings (paired over goals, 95% intervals):",
+        "",
+        f"- *Jailbreaks are fragile to perturbation:* the {shield['attack']} jailbreak's ASR is "
+        f"{shield['undefended_asr']:.1f} at the model and {member:.1f} on average over the "
+        f"members at |alpha| = {shield['defence']['radius']}.",
+        f"- *Perturbing is a defence:* defended minus undefended ASR "
+        f"{verdict('defended_minus_undefended', 'down')}.",
+        f"- *An adaptive attacker wins some of it back:* adaptive minus non-adaptive ASR "
+        f"under the defence {verdict('adaptive_minus_defended', 'up')}.",
+    ]
