@@ -130,6 +130,18 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_defend)
 
     p = sub.add_parser(
+        "trajectory",
+        parents=[common],
+        help="a finetune's checkpoints on the plane of its landscape, with their ASR",
+    )
+    p.add_argument("adapter", type=Path, help="a finetune's output directory (with checkpoints/)")
+    p.add_argument("--seed", type=int, default=123, help="the plane's random direction")
+    p.add_argument("--no-eval", action="store_true", help="coordinates only, no generation")
+    p.add_argument("--plane-config", type=Path, help="also write the plane's 2D sweep config here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_trajectory)
+
+    p = sub.add_parser(
         "templates", parents=[common], help="list the jailbreak templates: name<TAB>family"
     )
     p.add_argument("--file", default="", help="a YAML or CSV of more templates to check and list")
@@ -361,6 +373,19 @@ def cmd_defend(args: argparse.Namespace) -> int:
     for row in out.templates:
         print(f"  {row['name']:<16} {row['at_model']:6.1f} {row['at_radius']:6.1f} "
               f"{row['defended']:6.1f}  {row['chosen_for']}")  # fmt: skip
+    return 0
+
+
+def cmd_trajectory(args: argparse.Namespace) -> int:
+    from landscape_core.recipes.trajectory import as_json, plane_spec, trajectory
+
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.json else print
+    points = trajectory(args.adapter, _store(args), args.seed, evaluate=not args.no_eval, say=say)
+    if args.plane_config:
+        args.plane_config.write_text(plane_spec(args.adapter.resolve(), args.seed).to_yaml())
+        say(f"the plane's sweep: python -m landscape_core sweep {args.plane_config}")
+    if args.json:
+        print(json.dumps(as_json(args.adapter, args.seed, points), indent=2))
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -30,7 +31,9 @@ from landscape_core.engine.models import load_model
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.hashing import content_hash
 from landscape_core.spec.chat import render_prompts
+from landscape_core.spec.checkpoints import CHECKPOINTS, RECORD, Checkpoint
 from landscape_core.spec.config import (
+    ADDED,
     GenerationSpec,
     ModelSpec,
     PromptSetSpec,
@@ -82,6 +85,9 @@ class FinetuneSpec(Spec):
         PromptSetSpec(source="benign", limit=None),
     )
     distill: GenerationSpec = field(default_factory=lambda: GenerationSpec(max_new_tokens=64))
+    # adapters saved along the way (evenly spaced, the last step included): the
+    # finetune's path over the landscape (`trajectory`); 0 saves none
+    checkpoints: int = field(default=10, metadata=ADDED)
 
     def __post_init__(self) -> None:
         if self.base is None:
@@ -93,6 +99,8 @@ class FinetuneSpec(Spec):
             raise UserError("finetune align takes no --shots")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise UserError("finetune: epochs and batch_size must be >= 1, learning_rate > 0")
+        if not 0 <= self.checkpoints <= 1000:
+            raise UserError("finetune: `checkpoints` must be in 0..1000 (0 saves none)")
 
     @property
     def name(self) -> str:
@@ -176,15 +184,24 @@ def finetune(
         raise UserError("the finetuning set is empty: check the recipe's data")
     started = time.monotonic()
     steps: list[dict[str, Any]] = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed)
-        trained = _train(spec, model, tokenizer, render, examples, steps, on_step, should_stop)
-    with atomic_directory(out) as tmp:
+    data_hash = examples_hash(examples)
+    with atomic_directory(out) as tmp:  # a cancelled run leaves no output, checkpoints included
+
+        def checkpoint(trained: PreTrainedModel, record: dict[str, Any]) -> None:
+            saved = Checkpoint(record["step"], record["epoch"], record["loss"], data_hash)
+            with atomic_directory(tmp / CHECKPOINTS / saved.directory_name) as directory:
+                _save(spec, trained, tokenizer, directory)
+                (directory / RECORD).write_text(json.dumps(saved.to_dict()))
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec.seed)
+            trained = _train(spec, model, tokenizer, render, examples, steps, on_step,
+                             should_stop, checkpoint)  # fmt: skip
         _save(spec, trained, tokenizer, tmp)
         provenance = {
             "spec": spec.to_dict(),
             "examples": len(examples),
-            "examples_hash": examples_hash(examples),
+            "examples_hash": data_hash,
             "seconds": round(time.monotonic() - started, 1),
             "final_loss": steps[-1]["loss"] if steps else None,
             "packages": {
@@ -213,8 +230,12 @@ def _train(
     steps: list[dict[str, Any]],
     on_step: Callable[[dict[str, Any]], None] | None,
     should_stop: Callable[[], bool] | None,
+    checkpoint: Callable[[PreTrainedModel, dict[str, Any]], None] = lambda model, record: None,
 ) -> PreTrainedModel:
-    """Next-token loss on the answers only (prompt tokens are masked out)."""
+    """Next-token loss on the answers only (prompt tokens are masked out).
+
+    ``checkpoint`` is called every ``total / spec.checkpoints`` steps and at the last.
+    """
     if spec.method == "lora":
         config = LoraConfig(
             r=spec.lora_rank,
@@ -232,6 +253,8 @@ def _train(
     encoded = _encode(tokenizer, render([e.prompt for e in examples]), examples, spec.max_length)
     model.train()
     step = 0
+    total = spec.epochs * math.ceil(len(encoded) / spec.batch_size)
+    every = math.ceil(total / spec.checkpoints) if spec.checkpoints else 0
     for epoch in range(spec.epochs):
         order = torch.randperm(len(encoded)).tolist()
         for start in range(0, len(order), spec.batch_size):
@@ -248,6 +271,8 @@ def _train(
             steps.append(record)
             if on_step is not None:
                 on_step(record)
+            if every and (step % every == 0 or step == total):
+                checkpoint(model, record)
     model.eval()
     return model
 
