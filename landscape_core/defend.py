@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from landscape_core import sweep
@@ -74,29 +75,33 @@ def run(
     say: Say = log.info,
     should_stop: ShouldStop = None,
 ) -> DefenceReport:
-    """Compute what the defence needs (cached points are reused), report it and store it."""
+    """Compute what the defence needs (cached points are reused), report it and store it.
+
+    The attacker's steps get the config without its ``defend`` section (the threat
+    model says what it knows), so no seed of the defender's can reach them.
+    """
     defence = defence_spec(spec)
-    compute = _computer(store, say, should_stop)
+    runs: dict[str, str] = {}
+    compute = _computer(store, say, should_stop, runs)
     threat = ThreatModel.of(defence)
+    target = replace(spec, defend=None)
     searched: dict[str, Any] = {}
     extra, also = "", ()
-    if defence.suffix_steps:
+    if threat.suffix_steps:
         # torch, and a model outside a sweep: only when a suffix is asked for
         from landscape_core.recipes.suffix_attack import suffix_template
 
-        found = suffix_template(spec, threat, attacker_seeds(threat), store, say)
+        found = suffix_template(target, threat, attacker_seeds(threat), store, say)
         searched, extra, also = found.search, str(found.path), (found.name,)
     candidates = candidate_sets(spec, defence, extra, also)
-    attacker = attack(spec, threat, candidates, compute, store)
+    attacker = attack(target, threat, candidates, compute, store)
 
     name, attack_set = _attack_set(spec, candidates)
     defended_sets = {**candidates, name: attack_set}
-    runs: dict[str, str] = {}
 
     def defended(label: str, prompts: PromptSetSpec) -> MembersRun:
         run_id = compute(members_spec(spec, defence.seeds(), defence.radius, prompts,
                                       f"defence members: {label}"))  # fmt: skip
-        runs[label] = run_id
         return members_run(store, run_id, defence.radius)
 
     defender = {label: defended(label, prompts) for label, prompts in defended_sets.items()}
@@ -105,7 +110,7 @@ def run(
         defence.to_dict(), name, defence.vote, defender, attacker,
         safe=benign["over_refusal"], fluency=benign["perplexity"],
     )  # fmt: skip
-    out.runs, out.suffix_search = runs, searched
+    out.runs, out.suffix_search = runs, searched  # every run it read, by label
     attacked = plan(spec, store.file_digest).run_id
     store.defences.save(defence_id(attacked, defence), spec.label, spec.to_dict(), out.to_dict())
     return out
@@ -119,11 +124,14 @@ def _attack_set(spec: SweepSpec, candidates: dict[str, PromptSetSpec]) -> tuple[
     return name, candidates.get(name, spec.prompts)
 
 
-def _computer(store: Store, say: Say, should_stop: ShouldStop) -> Compute:
+def _computer(store: Store, say: Say, should_stop: ShouldStop, runs: dict[str, str]) -> Compute:
+    """Runs a sweep (or finds it stored), and notes its run id in ``runs`` by label."""
+
     def compute(member_spec: SweepSpec) -> str:
         summary = sweep.run(member_spec, store, should_stop=should_stop)
         if summary.status == "cancelled":
             raise Cancelled
+        runs[member_spec.label] = summary.run_id
         say(f"{member_spec.label}: run {summary.run_id}, {summary.computed} point(s) "
             f"computed in {summary.seconds:.0f} s")  # fmt: skip
         return summary.run_id

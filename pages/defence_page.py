@@ -117,15 +117,18 @@ if search:
     )
     st.line_chart(pd.DataFrame({"loss": search["losses"]}), x_label="step", y_label="loss")
 
-st.subheader("Member runs")
-st.caption("Each is an ordinary run: open it on the Landscape or Generations page.")
+st.subheader("Runs behind the report")
+st.caption(
+    "The defender's members and the attacker's samples, one run per prompt set. Each is "
+    "an ordinary run: its landscape and answers open on the Landscape and Generations pages."
+)
 st.dataframe(
     pd.DataFrame(
         {
-            "prompts": list(report["runs"]),
-            "run": [f"/landscape?run={r}" for r in report["runs"].values()],
-        }  # fmt: skip
+            "run": list(report["runs"]),
+            "landscape": [f"/landscape?run={r}" for r in report["runs"].values()],
+        }
     ),
-    column_config={"run": st.column_config.LinkColumn("landscape", display_text=r"run=(\w+)")},
+    column_config={"landscape": st.column_config.LinkColumn(display_text=r"run=(\w+)")},
     hide_index=True,
 )

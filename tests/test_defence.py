@@ -70,7 +70,7 @@ def test_one_member_at_radius_zero_is_the_undefended_model(store, defence_spec):
     assert out.defended_asr == out.undefended_asr
     assert out.over_refusal == out.over_refusal_undefended
     assert out.perplexity == out.perplexity_undefended
-    run = members_run(store, out.runs["prefix-sure"], 0.0)
+    run = members_run(store, out.runs["defence members: prefix-sure"], 0.0)
     assert run.members == (run.origin,), "the only member is the model's own answers"
 
 
@@ -90,7 +90,7 @@ def test_members_are_cached_points_so_defending_again_generates_nothing(
     assert spied and all(summary.computed == 0 for _, summary in spied)
     assert again.to_dict() == first.to_dict()
     # members are ordinary points: the members run holds the model and one point per seed
-    member_run = store.run(first.runs["prefix-sure"])
+    member_run = store.run(first.runs["defence members: prefix-sure"])
     assert member_run["spec"]["directions"][0]["seeds"] == [5, 6, 7]
     frame = store.defences.frame()
     assert list(frame.defended_asr) == [first.defended_asr]

@@ -48,11 +48,9 @@ def suffix_template(
     spec: SweepSpec, threat: ThreatModel, seeds: tuple[int, ...], store: Store, say: Say
 ) -> SuffixTemplate:
     """Search (or reuse) the suffix for the config's template against ``seeds``' copies."""
-    defence = spec.defend
-    assert defence is not None
     base = _base_template(spec)
-    train = _training_goals(spec, defence.suffix_goals)
-    settings = suffix.Settings(steps=defence.suffix_steps, seed=threat.seed)
+    train = _training_goals(spec, threat.suffix_goals)
+    settings = suffix.Settings(steps=threat.suffix_steps, seed=threat.seed)
     run_id = plan(spec, store.file_digest).run_id
     key = content_hash({"run": run_id, "template": base.hash, "seeds": list(seeds),
                         "radius": threat.radius, "goals": train, "settings": vars(settings),

@@ -38,11 +38,13 @@ class ThreatModel:
     vote: str
     samples: int  # perturbations it draws itself
     seed: int  # the attacker's own seed, from which it draws them
+    suffix_steps: int = 0  # its suffix search's budget (0: none)
+    suffix_goals: int = 8
 
     @classmethod
     def of(cls, defence: DefenceSpec) -> ThreatModel:
         return cls(defence.members, defence.radius, defence.vote, defence.samples,
-                   defence.attack_seed)  # fmt: skip
+                   defence.attack_seed, defence.suffix_steps, defence.suffix_goals)  # fmt: skip
 
 
 def defence_spec(spec: SweepSpec) -> DefenceSpec:
