@@ -137,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("adapter", type=Path, help="a finetune's output directory (with checkpoints/)")
     p.add_argument("--seed", type=int, default=123, help="the plane's random direction")
     p.add_argument("--no-eval", action="store_true", help="coordinates only, no generation")
+    p.add_argument("--on", type=Path, help="draw on this other finetune's plane (same base)")
     p.add_argument("--plane-config", type=Path, help="also write the plane's 2D sweep config here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_trajectory)
@@ -380,12 +381,16 @@ def cmd_trajectory(args: argparse.Namespace) -> int:
     from landscape_core.recipes.trajectory import as_json, plane_spec, trajectory
 
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.json else print
-    points = trajectory(args.adapter, _store(args), args.seed, evaluate=not args.no_eval, say=say)
+    points = trajectory(
+        args.adapter, _store(args), args.seed, evaluate=not args.no_eval, say=say, on=args.on
+    )
+    plane = plane_spec((args.on or args.adapter).resolve(), args.seed)
     if args.plane_config:
-        args.plane_config.write_text(plane_spec(args.adapter.resolve(), args.seed).to_yaml())
-        say(f"the plane's sweep: python -m landscape_core sweep {args.plane_config}")
+        args.plane_config.write_text(plane.to_yaml())
+        say(f"its landscape (the Landscape page draws the path on it): "
+            f"python -m landscape_core sweep {args.plane_config}")  # fmt: skip
     if args.json:
-        print(json.dumps(as_json(args.adapter, args.seed, points), indent=2))
+        print(json.dumps(as_json(plane, args.adapter, points), indent=2))
     return 0
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from landscape_core.errors import UserError
 from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, companions
 from landscape_core.readers.details import run_details
@@ -22,6 +24,7 @@ from landscape_core.readers.results import (
     with_states,
 )
 from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.identity import plan, plane_key
 from pages.common import md_text, pick_runs, store
 
 
@@ -79,6 +82,33 @@ layer = st.radio(
     horizontal=True,
     help="Disagreement: the share of prompts two judges score differently, per point.",
 )
+
+
+def _trajectories(spec: SweepSpec) -> dict[str, pd.DataFrame]:
+    """Finetunes' paths stored for this run's plane (none when its files moved)."""
+    try:
+        return store().trajectories.on_plane(plane_key(plan(spec, store().file_digest)))
+    except UserError:
+        return {}
+
+
+def _trajectory_table(name: str, path: pd.DataFrame) -> None:
+    """A finetune's checkpoints: where each sits, how far off the plane, its own ASR."""
+    st.caption(
+        f"Finetune {md_text(name)}: each checkpoint projected onto this plane "
+        "(least squares; 'off the plane' is the share of its move the plane misses) and "
+        "evaluated itself. Open a checkpoint's run to read its answers."
+    )
+    st.dataframe(
+        pd.DataFrame({
+            "step": path.step, "loss": path.loss, "alpha": path.alpha.round(3),
+            "beta": path.beta.round(3), "off the plane": (100 * path.relative_residual).round(1),
+            "ASR %": path.asr,
+            "answers": [f"/generations?run={r}" if r else None for r in path.run_id],
+        }),
+        column_config={"answers": st.column_config.LinkColumn(display_text="open")},
+        hide_index=True, key=f"trajectory-{name}",
+    )  # fmt: skip
 
 
 def _selected_idx(event, frame) -> int | None:
@@ -187,11 +217,16 @@ def plot() -> None:
             go.Scatter(x=frame.alpha, y=frame.beta, mode="markers", showlegend=False,
                        marker={"size": 10, "opacity": 0.01}, hoverinfo="skip")
         )  # fmt: skip
+        paths = _trajectories(spec)
+        for adapter, path in paths.items():
+            figures.add_path(fig, f"finetune {Path(adapter).name}", path)
         left, right = st.columns(2)
         with left:
             event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="plot2d")
         with right:
             st.plotly_chart(figures.surface_3d(frame), key="surface")
+        for adapter, path in paths.items():
+            _trajectory_table(Path(adapter).name, path)
     _states(frame)
     clicked = None if event is None else _selected_idx(event, frame)
     if clicked is not None and clicked != st.session_state.get("point_idx"):

@@ -14,14 +14,15 @@ from landscape_core.engine.perturb import unique_parameters
 from landscape_core.engine.projection import project
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.recipes.finetune import FinetuneSpec, finetune
-from landscape_core.recipes.trajectory import as_json, trajectory
+from landscape_core.recipes.trajectory import TOKENS, as_json, plane_spec, trajectory
 from landscape_core.spec.checkpoints import read_checkpoints
 from landscape_core.spec.config import DirectionSpec, ModelSpec
+from landscape_core.spec.identity import plan, plane_key
 
 
 def _spec(tiny_model_dir, **overrides) -> FinetuneSpec:
     data = {"recipe": "harmful", "shots": 4, "base": {"kind": "local", "path": str(tiny_model_dir)},
-            "epochs": 2, "batch_size": 2, "max_length": 64, "checkpoints": 2}  # fmt: skip
+            "epochs": 2, "batch_size": 2, "max_length": 256, "checkpoints": 2}  # fmt: skip
     return FinetuneSpec.from_dict({**data, **overrides})
 
 
@@ -89,6 +90,47 @@ def test_the_trajectory_ends_at_the_finetune_and_is_deterministic(tiny_model_dir
     assert all(p.asr is not None and 0 <= p.asr <= 100 for p in points)
     again = trajectory(out, store, seed=3)
     assert again == points, "the same checkpoints give the same coordinates and cached ASRs"
-    report = as_json(out, 3, points)
+    report = as_json(plane_spec(out, 3), out, points)
     assert set(report["checkpoints"][0]) >= {"step", "alpha", "beta", "residual", "asr"}
     assert report["plane"]["directions"][0]["kind"] == "interpolation"
+    plane = plane_key(plan(plane_spec(out, 3), store.file_digest))
+    stored = store.trajectories.on_plane(plane)[str(out)]
+    assert list(stored.step) == [2, 4] and list(stored.alpha) == [p.alpha for p in points]
+
+    other = finetune(_spec(tiny_model_dir, recipe="mix", shots=2), store.models_dir)
+    on_theirs = trajectory(other, store, seed=3, evaluate=False, on=out)
+    assert on_theirs[-1].relative_residual > 0.01, "another finetune's path leaves the plane"
+    assert set(store.trajectories.on_plane(plane)) == {str(out), str(other)}
+
+
+def test_the_landscape_page_draws_the_path_on_any_run_of_its_plane(
+    tiny_model_dir, store, monkeypatch
+):
+    from dataclasses import replace
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from landscape_core import sweep
+    from landscape_core.spec.config import AxisSpec, PromptSetSpec
+
+    out = finetune(_spec(tiny_model_dir), store.models_dir)
+    points = trajectory(out, store, seed=3)
+    grid = (AxisSpec(-0.5, 1.5, 3), AxisSpec(-0.5, 0.5, 3))  # not the plane's own grid
+    tokens = replace(TOKENS, max_new_tokens=3)
+    small = replace(
+        plane_spec(out, 3), grid=grid, prompts=PromptSetSpec(limit=2), generation=tokens
+    )
+    run_id = sweep.run(small, store).run_id
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    page = Path(__file__).resolve().parent.parent / "pages" / "landscape_page.py"
+    at = AppTest.from_file(str(page), default_timeout=60)
+    at.session_state["run_id"] = run_id
+    at = at.run()
+    assert not at.exception, at.exception
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    path = [t for t in figure["data"] if t.get("name", "").startswith("finetune ")]
+    assert path and path[0]["name"] == f"finetune {out.name}"
+    table = next(d.value for d in at.dataframe if "off the plane" in d.value.columns)
+    assert list(table.step) == [2, 4]
+    assert list(table.alpha) == [round(p.alpha, 3) for p in points]

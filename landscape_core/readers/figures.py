@@ -452,3 +452,26 @@ def template_bars(report: dict) -> go.Figure:
         legend={"orientation": "h", "y": -0.3}, margin={"t": 30, "b": 40},
     )  # fmt: skip
     return fig
+
+
+def add_path(fig: go.Figure, name: str, path: pd.DataFrame) -> None:
+    """A finetune's checkpoints over a 2D landscape.
+
+    A line in step order; markers coloured by their own ASR on the heatmap's scale;
+    the step, ASR and off-plane share in the hover text.
+    """
+    path = path.sort_values("step")
+    asr = path.asr.astype(float)
+    outline = {"color": "black", "width": 1}
+    fig.add_trace(
+        go.Scatter(
+            x=path.alpha, y=path.beta, mode="lines+markers", name=html.escape(name),
+            text=path.step, customdata=np.stack([asr, path.relative_residual], -1),
+            line=outline,
+            marker={"size": 11, "color": asr, "colorscale": COLORSCALE, "line": outline,
+                    "cmin": ASR_RANGE[0], "cmax": ASR_RANGE[1]},
+            hovertemplate="step %{text}<br>alpha=%{x:.3f}<br>beta=%{y:.3f}<br>"
+            "ASR=%{customdata[0]:.1f}%<br>off the plane: %{customdata[1]:.1%}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(legend={"orientation": "h", "y": -0.2})

@@ -36,6 +36,7 @@ from landscape_core.spec.config import (
     PromptSetSpec,
     SweepSpec,
 )
+from landscape_core.spec.identity import plan, plane_key
 from landscape_core.store.runs import Store
 
 HELD_OUT = PromptSetSpec(source="advbench", start=0, limit=80)  # finetunes train on rows 100+
@@ -104,11 +105,19 @@ def trajectory(
     prompts: PromptSetSpec = HELD_OUT,
     evaluate: bool = True,
     say: Callable[[str], None] = lambda message: None,
+    on: Path | None = None,
 ) -> list[TrajectoryPoint]:
-    """Every checkpoint's coordinates, residual and (with ``evaluate``) ASR."""
+    """Every checkpoint's coordinates, residual and (with ``evaluate``) ASR.
+
+    ``on`` draws them on another finetune's plane (same base), so two finetunes share
+    one landscape; its d1 is that finetune's move, so these checkpoints' residuals say
+    how far their path leaves it. The result is stored for the plane's run.
+    """
     adapter = Path(adapter).expanduser().resolve()
     checkpoints = read_checkpoints(adapter)
-    plane = plane_spec(adapter, seed, prompts)
+    plane = plane_spec(Path(on or adapter).expanduser().resolve(), seed, prompts)
+    if base_model(adapter) != plane.model:
+        raise UserError(f"{adapter} and {on} were trained from different models: no shared plane")
     on_cpu = replace(plane.model, device="cpu", dtype="float32")
     base = _weights(on_cpu, store)
     directions = Directions(plane.directions, base, store.models_dir, cache=True)
@@ -127,6 +136,8 @@ def trajectory(
             f"off-plane {at.relative_residual:.1%}{shown}")  # fmt: skip
         out.append(TrajectoryPoint(checkpoint.step, checkpoint.loss, at.alpha, at.beta,
                                    at.residual, at.relative_residual, asr, run_id))  # fmt: skip
+    key = plane_key(plan(plane, store.file_digest))
+    store.trajectories.save(key, str(adapter), [dataclasses.asdict(p) for p in out])
     return out
 
 
@@ -136,10 +147,10 @@ def _weights(model: ModelSpec, store: Store) -> dict[str, torch.Tensor]:
     return {name: p.detach() for name, p in unique_parameters(loaded).items()}
 
 
-def as_json(adapter: Path, seed: int, points: list[TrajectoryPoint]) -> dict[str, Any]:
+def as_json(plane: SweepSpec, adapter: Path, points: list[TrajectoryPoint]) -> dict[str, Any]:
     """What ``trajectory --json`` prints: the plane's config and every checkpoint."""
     return {
         "adapter": str(adapter),
-        "plane": plane_spec(Path(adapter).expanduser().resolve(), seed).to_dict(),
+        "plane": plane.to_dict(),
         "checkpoints": [dataclasses.asdict(p) for p in points],
     }

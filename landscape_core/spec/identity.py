@@ -68,6 +68,19 @@ def plan(spec: SweepSpec, digest: Digest = sha256_file) -> Plan:
     return Plan(spec, run_id[:16], files, model_hash, prompts, targets)
 
 
+def plane_key(p: Plan) -> str:
+    """Names the weights a 2D run spans, whatever its grid, prompts or system prompt.
+
+    It hashes the model's files and the two directions (an interpolation target by its
+    files), so a finetune's path drawn on one run's plane shows on every run of it.
+    """
+    directions = [d.key_dict() for d in p.spec.directions]
+    for d in directions:
+        d.pop("target", None)  # named by its fingerprint in `targets`
+    return content_hash({"model": p.model_fingerprint, "directions": directions,
+                         "targets": list(p.targets)})[:16]  # fmt: skip
+
+
 def judge_label(spec: JudgeSpec, digest: Digest = sha256_file) -> str:
     """What a judge's scores are stored under.
 

@@ -188,6 +188,16 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             report TEXT NOT NULL,
             created REAL NOT NULL)""",
     ),
+    (
+        # `trajectory` results: a finetune's checkpoints on a plane of weights, which
+        # every 2D run over that plane (any grid, prompts or system prompt) draws
+        """CREATE TABLE trajectories (
+            plane_key TEXT NOT NULL,
+            adapter TEXT NOT NULL,
+            points TEXT NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (plane_key, adapter))""",
+    ),
 )
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded
 RESERVE_BYTES = 1 << 20

@@ -31,6 +31,7 @@ from landscape_core.store.records import (
     Queued,
     ScoreRow,
 )
+from landscape_core.store.trajectories import Trajectories
 
 _INSERT_SCORE = (
     "INSERT INTO scores (point_key, prompt_index, judge, refused, evidence, matched) "
@@ -71,6 +72,11 @@ class Store(Database):
     def defences(self) -> Defences:
         """Defence reports of ``defend CONFIG``, which the Defence page reads."""
         return Defences(self)
+
+    @cached_property
+    def trajectories(self) -> Trajectories:
+        """Finetunes' checkpoints on the planes of 2D runs (the Landscape page draws them)."""
+        return Trajectories(self)
 
     # --- file digests ----------------------------------------------------------------
 
