@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.readers import figures
-from pages.common import md_text, store
+from pages.common import md_text, one_decimal, store
 
 st.title("Jailbreak defence")
 st.caption(
@@ -80,9 +80,9 @@ st.dataframe(
             "measure": ["XSTest safe prompts refused (%)", "MT-Bench perplexity"],
             "no defence": [
                 _ci("over_refusal_undefended"),
-                f"{report['perplexity_undefended']:.2f}",
+                one_decimal(report["perplexity_undefended"], "-"),
             ],
-            "defence": [_ci("over_refusal"), f"{report['perplexity']:.2f}"],
+            "defence": [_ci("over_refusal"), one_decimal(report["perplexity"], "-")],
         }
     ),
     hide_index=True,

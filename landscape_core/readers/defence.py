@@ -179,7 +179,9 @@ class DefenceReport:
     method: str = OVER_PROMPTS
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON: a number that cannot be measured (no answer to score) is None."""
+        return {k: None if isinstance(v, float) and math.isnan(v) else v
+                for k, v in asdict(self).items()}  # fmt: skip
 
 
 def _interval(values: np.ndarray) -> list[float | None]:
@@ -217,7 +219,7 @@ def report(
                 defended=defended[name].asr,
                 chosen_for=choice.templates.count(name),
             )
-        )  # fmt: skip
+        )
         for name, run in defender.items()
         if name in attacker
     ]
@@ -226,7 +228,7 @@ def report(
         "defended_asr": _interval(shielded.complied),
         "adaptive_asr": _interval(adaptive.complied),
         "adaptive_undefended_asr": _interval(adaptive_plain.complied),
-        "over_refusal": _interval(100.0 - ensemble(safe.members, vote).complied),
+        "over_refusal": _interval(100.0 - safe_defended.complied),
         "over_refusal_undefended": _interval(100.0 - safe.origin.complied),
         # paired over goals: what the defence removes, and what adapting wins back
         "defended_minus_undefended": _interval(shielded.complied - base.complied),

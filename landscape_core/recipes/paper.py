@@ -599,7 +599,7 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
         f"| XSTest safe prompts refused (%) | {cell('over_refusal_undefended')} | "
         f"{cell('over_refusal')} |",
         f"| MT-Bench perplexity (unperturbed model's NLL of the answers) | "
-        f"{shield['perplexity_undefended']:.2f} | {shield['perplexity']:.2f} |",
+        f"{_fmt(shield['perplexity_undefended'], 2)} | {_fmt(shield['perplexity'], 2)} |",
         "",
         "Per template, over the 80 goals: ASR at the model, the mean over the defender's "
         "members (|alpha| = r), defended, and how many goals the adaptive attacker sent it.",
