@@ -543,8 +543,8 @@ def _section6(report: _Report, paper: Paper, shield: dict[str, Any] | None) -> l
         "until the model leaves its basin and ASR rises again.",
         "",
         "| template | family | ASR at alpha = " + " | ".join(f"{a:+.2f}" for a in alphas)
-        + " | shape | run |",
-        "|---|---|" + "---|" * (len(alphas) + 2),
+        + " | coherent ASR at 0 | shape | run |",
+        "|---|---|" + "---|" * (len(alphas) + 3),
     ]  # fmt: skip
     library = templates()
     curves = {"none (plain AdvBench)": (plain, "-")}
@@ -554,10 +554,33 @@ def _section6(report: _Report, paper: Paper, shield: dict[str, Any] | None) -> l
         frame = frame[frame.rep == 0] if "rep" in frame else frame
         curve = frame.set_index("alpha").asr.sort_index()
         cells = " | ".join(_fmt(v) for v in curve)
-        lines.append(f"| {name} | {family} | {cells} | {_shape(curve)} | {report.link(e)} |")
+        coherent = _fmt(at_origin(frame).complied.iloc[0]) if not frame.empty else "-"
+        lines.append(f"| {name} | {family} | {cells} | {coherent} | {_shape(curve)} | "
+                     f"{report.link(e)} |")  # fmt: skip
     overlay = {n: _rep0(e.points(store)) for n, (e, _) in curves.items()}
     lines += ["", report.fig("jailbreaks", figures.overlay_1d(overlay)), ""]
-    return lines + _defence_tables(shield)
+    return lines + _defence_tables(shield) + JAILBREAK_CAVEATS
+
+
+JAILBREAK_CAVEATS = [
+    "Where the miniature differs from the paper's section 6, and why:",
+    "",
+    "- *A success here is refusal avoidance, not harm.* The paper's keyword judge counts "
+    "every answer without a refusal phrase. The 135M demo's complying answers to the "
+    "fiction and payload-splitting frames are mostly story openings and restated "
+    "fragments with nothing actionable in them (read them on the Generations page); the "
+    "coherent column drops broken text but cannot tell harmless fiction from harm.",
+    "- *Model and prompts.* The paper measures 7B chat models (Llama2-7B-chat among "
+    "them); its jailbreak prompts are not in its repository (`jailbreak.yaml` points at "
+    "a CSV that is not there). Here the model is SmolLM2-135M with a LoRA safety adapter "
+    "and the templates were written for this project, one per classic family. The basin "
+    "of the demo is narrow (its edges lie at |alpha| 0.1-0.3), so the defence radius is "
+    "chosen as a fraction of it, not taken from the paper.",
+    "- *The suffix search is small.* GCG usually runs hundreds of steps with hundreds of "
+    "candidates on a GPU; here it runs a few steps with a few dozen candidates on 2 CPU "
+    "cores, so a weak suffix says little about what a full search would find.",
+    "",
+]
 
 
 def _rep0(points: pd.DataFrame) -> pd.DataFrame:
