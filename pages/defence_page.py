@@ -77,7 +77,7 @@ st.subheader("What the defence costs")
 st.dataframe(
     pd.DataFrame(
         {
-            "measure": ["XSTest safe prompts refused (%)", "MT-Bench perplexity"],
+            "measure": ["XSTest held-out safe prompts refused (%)", "MT-Bench perplexity"],
             "no defence": [
                 _ci("over_refusal_undefended"),
                 one_decimal(report["perplexity_undefended"], "-"),

@@ -38,7 +38,7 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert "| harmful 2-shot |" in text and "| mix 2-shot |" in text
     assert all(f"| {p} |" in text for p in paper.PRESETS)
     assert "| novel-chapter | fiction |" in text and "| adaptive, defence |" in text
-    assert "XSTest safe prompts refused" in text and "Suffix search" in text
+    assert "XSTest held-out safe prompts refused" in text and "Suffix search" in text
     configs = list((tmp_path / "docs" / "paper-mini" / "configs").glob("*.yaml"))
     assert configs and (tmp_path / "docs" / "paper-mini" / "fig1b.html").is_file()
     started = len(store.runs_frame())

@@ -619,7 +619,7 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
         "",
         "| cost | no defence | defence |",
         "|---|---|---|",
-        f"| XSTest safe prompts refused (%) | {cell('over_refusal_undefended')} | "
+        f"| XSTest held-out safe prompts refused (%) | {cell('over_refusal_undefended')} | "
         f"{cell('over_refusal')} |",
         f"| MT-Bench perplexity (unperturbed model's NLL of the answers) | "
         f"{_fmt(shield['perplexity_undefended'], 2)} | {_fmt(shield['perplexity'], 2)} |",

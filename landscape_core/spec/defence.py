@@ -24,7 +24,9 @@ from landscape_core.spec.config import (
 )
 from landscape_core.spec.jailbreak import templates
 
-SAFE = PromptSetSpec(source="xstest", subset="safe")  # over-refusal: refusing these is a cost
+# over-refusal: refusing these is a cost; the held-out half (the aligned demo trained on
+# the other)
+SAFE = PromptSetSpec(source="xstest", subset="safe", split="heldout")
 FLUENCY = PromptSetSpec(source="mt_bench")  # fluency: perplexity of the answers
 Say = Callable[[str], None]  # where a long computation reports its steps
 
