@@ -520,12 +520,12 @@ def _shape(curve: pd.Series) -> str:
     near = curve[(curve.index != 0.0) & (curve.index.to_series().abs() <= 0.1 + 1e-9)].mean()
     ends = curve[curve.index.to_series().abs() >= 0.3 - 1e-9].mean()
     if at >= 20 and near <= at / 2:
-        shape = "peak at the model, falling within |alpha| <= 0.1"
+        shape = "peak at the model, falling within ±0.1"
     elif at >= 20:
         shape = "high at the model and around it"
     else:
         shape = "refused at the model"
-    return shape + (", rising again at |alpha| = 0.3" if ends >= 50 else "")
+    return shape + (", rising again at ±0.3" if ends >= 50 else "")
 
 
 def _section6(report: _Report, paper: Paper, shield: dict[str, Any] | None) -> list[str]:
