@@ -228,8 +228,8 @@ def test_defence_report_and_a_jailbreak_landscape_over_the_plain_one(
     page.screenshot(path=shots / "defence.png", full_page=True)
 
     page.get_by_role("link", name="Compare", exact=True).click()
-    page.locator(".js-plotly-plot").first.wait_for()
-    page.locator(".js-plotly-plot .legendtext").first.wait_for()
+    page.get_by_text("Compare runs").wait_for()  # the Defence page's figures are gone
+    page.locator(".js-plotly-plot .legendtext", has_text="plain AdvBench").wait_for()
     legend = page.locator(".js-plotly-plot .legendtext").evaluate_all(
         "items => items.map(item => item.textContent)"
     )
