@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 import yaml
 
@@ -23,9 +22,10 @@ from landscape_core.engine import suffix
 from landscape_core.engine.session import Session
 from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash
+from landscape_core.recipes.finetune import advbench_rows
 from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import PromptSetSpec, SweepSpec
-from landscape_core.spec.datasets import DATA_DIR, load_prompts
+from landscape_core.spec.datasets import load_prompts
 from landscape_core.spec.defence import Say, ThreatModel, goals_of, members_spec
 from landscape_core.spec.identity import plan
 from landscape_core.spec.jailbreak import Template, load_templates, templates
@@ -92,12 +92,10 @@ def _training_goals(spec: SweepSpec, n: int) -> list[tuple[str, str]]:
     if goals.limit is None:
         raise UserError("defend: the suffix search trains on goals after the evaluated window; "
                         "give the goals a `limit`")  # fmt: skip
+    if goals.source == "advbench":  # AdvBench's own targets, row by row
+        return advbench_rows(start, n)
     train = load_prompts(replace(goals, start=start, limit=n)).prompts
-    targets = dict.fromkeys(train, GENERIC_TARGET)
-    if goals.source == "advbench":
-        table = pd.read_csv(DATA_DIR / "advbench" / "harmful_behaviors.csv", dtype=str)
-        targets.update(dict(zip(table.goal, table.target, strict=True)))
-    return [(goal, targets[goal]) for goal in train]
+    return [(goal, GENERIC_TARGET) for goal in train]
 
 
 def _search(
