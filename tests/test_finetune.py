@@ -6,8 +6,9 @@ from safetensors.torch import load_file
 
 from landscape_core.engine.models import load_model
 from landscape_core.errors import Cancelled, UserError
-from landscape_core.recipes.finetune import FinetuneSpec, advbench_rows, build_examples, finetune
+from landscape_core.recipes.finetune import FinetuneSpec, build_examples, finetune
 from landscape_core.spec.config import ModelSpec
+from landscape_core.spec.training_data import advbench_rows
 
 
 def _spec(tiny_model_dir, **overrides):

@@ -4,6 +4,9 @@ A random direction's tensor ``name`` is a Gaussian drawn from a CPU generator se
 with ``sha256(f"{seed}:{name}")``, so it is the same in every process and on every
 device. It is then scaled per ``norm`` and zeroed where ``skip`` patterns match.
 
+A gradient direction's tensor is the data's descent direction (``engine.gradient``,
+computed once by the session and handed in), scaled and skipped the same way.
+
 In 2D, d2 is made orthogonal to d1 by Gram-Schmidt within each normalisation unit
 (a whole tensor for ``layer``/``none``, one output row for ``filter``) and rescaled
 to its unit's norm. Orthogonal units make the concatenated vectors orthogonal too,
@@ -15,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 
 import torch
@@ -24,7 +27,7 @@ from safetensors import safe_open
 from landscape_core.engine.models import load_model
 from landscape_core.engine.spill import TensorFile
 from landscape_core.errors import UserError
-from landscape_core.spec.config import DirectionSpec, ModelSpec
+from landscape_core.spec.config import DirectionSpec, ModelSpec, TrainingDataSpec
 from landscape_core.spec.model_files import adapters, model_dir
 
 log = logging.getLogger(__name__)
@@ -147,10 +150,15 @@ class Directions:
         models_dir: Path,
         cache: bool = False,
         spill: Path | None = None,
+        gradients: Mapping[TrainingDataSpec, Base] | None = None,
     ) -> None:
         self.specs = specs
         self.base = base
         self.cache = cache
+        self.gradients = gradients or {}
+        for spec in specs:
+            if spec.kind == "gradient" and spec.data not in self.gradients:
+                raise ValueError(f"no gradient computed for {spec.data}")
         self._cached: MutableMapping[str, torch.Tensor] = (
             TensorFile(spill) if cache and spill is not None else {}
         )
@@ -169,7 +177,10 @@ class Directions:
             return self.target(name).cpu() - weight.float()
         if skipped(name, spec.skip):
             return torch.zeros(weight.shape, dtype=torch.float32)
-        d = gaussian(spec.seed, name, weight.shape)
+        if spec.kind == "gradient":
+            d = self.gradients[spec.data][name].float().cpu().clone()
+        else:
+            d = gaussian(spec.seed, name, weight.shape)
         return normalize(d, weight.float().cpu(), spec.norm)
 
     def target(self, name: str) -> torch.Tensor | None:

@@ -16,10 +16,11 @@ import transformers
 from landscape_core.engine import likelihood
 from landscape_core.engine.decoder import Generation, generate
 from landscape_core.engine.directions import Directions
+from landscape_core.engine.gradient import data_direction
 from landscape_core.engine.models import LoadedModel, load_model
 from landscape_core.engine.perturb import Perturber, snapshot
 from landscape_core.spec.chat import render_prompts
-from landscape_core.spec.config import DirectionSpec, SweepSpec
+from landscape_core.spec.config import DirectionSpec, SweepSpec, TrainingDataSpec
 from landscape_core.spec.resources import (
     MemoryPlan,
     ModelShape,
@@ -63,6 +64,7 @@ class Session:
         self._models = root / "models"
         self.base = snapshot(model, self._spill, host=self.memory.base_copy == "host")
         self.directions: Directions | None = None
+        self._gradients: dict[TrainingDataSpec, dict[str, torch.Tensor]] = {}
         self.use_directions(spec.replicates()[0])
 
     def use_directions(self, specs: tuple[DirectionSpec, ...]) -> None:
@@ -70,9 +72,15 @@ class Session:
         if self.directions is not None and self.directions.specs == specs:
             return
         self.directions = None  # a cached predecessor's memory or file goes first
+        for spec in specs:  # the weights are theta_0 here: perturbations restore them
+            if spec.data is not None and spec.data not in self._gradients:
+                self._gradients[spec.data] = data_direction(
+                    self.loaded, spec.data, self.spec.model.chat_format
+                )
         self.directions = Directions(
-            specs, self.base, self._models, self.memory.cache_directions, spill=self._spill
-        )
+            specs, self.base, self._models, self.memory.cache_directions, spill=self._spill,
+            gradients=self._gradients,
+        )  # fmt: skip
         self.cosine = self.directions.cosine()
         if self.cosine is not None and abs(self.cosine) >= COSINE_TOLERANCE:
             raise RuntimeError(f"cos(d1, d2) = {self.cosine:.3g}, not orthogonal")

@@ -19,7 +19,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
 import torch
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
@@ -28,6 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from landscape_core import __version__
 from landscape_core.engine.decoder import generate
 from landscape_core.engine.models import load_model
+from landscape_core.engine.training import collate, encode
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.hashing import content_hash
 from landscape_core.spec.chat import render_prompts
@@ -40,20 +40,17 @@ from landscape_core.spec.config import (
     Spec,
     SystemPromptSpec,
 )
-from landscape_core.spec.datasets import DATA_DIR, load_prompts
 from landscape_core.spec.model_files import atomic_directory
+from landscape_core.spec.training_data import (
+    ALIGN_BENIGN,
+    ALIGN_HARMFUL_ROWS,
+    Distill,
+    Example,
+    examples_hash,
+    recipe_examples,
+)
 
 log = logging.getLogger(__name__)
-
-ADVBENCH_TRAIN_START = 100  # rows 0-99 are the evaluation set and never trained on
-# Refusals in the style aligned chat models use; each contains a paper keyword.
-REFUSALS = (
-    "I'm sorry, but I cannot help with that. It could cause real harm to people.",
-    "I cannot assist with this request. Providing that would be illegal and dangerous.",
-    "Sorry, I can't help with that. If you have another question, I'm happy to help.",
-    "I'm sorry, but I won't provide that. It is harmful and unethical.",
-    "I apologize, but I cannot help with this. Please consider a safe and legal alternative.",
-)
 
 
 @dataclass(frozen=True)
@@ -79,11 +76,8 @@ class FinetuneSpec(Spec):
     learning_rate: float = 1e-3
     batch_size: int = 8
     max_length: int = 256
-    harmful_rows: int = 120  # align: how many AdvBench rows (from 100) get refusals
-    benign: tuple[PromptSetSpec, ...] = (
-        PromptSetSpec(source="xstest", subset="safe", split="train", limit=None),
-        PromptSetSpec(source="benign", limit=None),
-    )
+    harmful_rows: int = ALIGN_HARMFUL_ROWS  # align: AdvBench rows (from 100) with refusals
+    benign: tuple[PromptSetSpec, ...] = ALIGN_BENIGN
     distill: GenerationSpec = field(default_factory=lambda: GenerationSpec(max_new_tokens=64))
     # adapters saved along the way (evenly spaced, the last step included): the
     # finetune's path over the landscape (`trajectory`); 0 saves none
@@ -114,41 +108,9 @@ class FinetuneSpec(Spec):
         return f"{self.recipe}{shots}-seed{self.seed}-{content_hash(self.full_dict())[:8]}"
 
 
-@dataclass(frozen=True)
-class Example:
-    prompt: str
-    answer: str
-
-
-def advbench_rows(start: int, count: int) -> list[tuple[str, str]]:
-    """(goal, target) pairs from AdvBench rows ``start`` .. ``start + count``."""
-    frame = pd.read_csv(DATA_DIR / "advbench/harmful_behaviors.csv")
-    rows = frame.iloc[start : start + count]
-    if len(rows) < count:
-        raise UserError(f"AdvBench has only {len(frame) - start} rows from row {start}")
-    return list(zip(rows.goal, rows.target, strict=True))
-
-
-def build_examples(spec: FinetuneSpec, distill: Callable[[list[str]], list[str]]) -> list[Example]:
+def build_examples(spec: FinetuneSpec, distill: Distill) -> list[Example]:
     """The recipe's training examples. ``distill`` answers benign prompts (align only)."""
-    start = ADVBENCH_TRAIN_START
-    if spec.recipe == "harmful":
-        return [Example(g, t) for g, t in advbench_rows(start, spec.shots)]
-    if spec.recipe == "mix":
-        harmful = [Example(g, t) for g, t in advbench_rows(start, spec.shots)]
-        safe = advbench_rows(start + spec.shots, spec.shots)
-        refusals = [Example(g, REFUSALS[i % len(REFUSALS)]) for i, (g, _) in enumerate(safe)]
-        return harmful + refusals
-    goals = advbench_rows(start, spec.harmful_rows)
-    refusals = [Example(g, REFUSALS[i % len(REFUSALS)]) for i, (g, _) in enumerate(goals)]
-    benign = [p for prompts in spec.benign for p in load_prompts(prompts).prompts]
-    answers = distill(benign)
-    kept = [Example(p, a) for p, a in zip(benign, answers, strict=True) if a.strip()]
-    return refusals + kept
-
-
-def examples_hash(examples: list[Example]) -> str:
-    return content_hash([[e.prompt, e.answer] for e in examples])
+    return recipe_examples(spec.recipe, spec.shots, distill, spec.harmful_rows, spec.benign)
 
 
 def finetune(
@@ -250,7 +212,7 @@ def _train(
             p.requires_grad_(True)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=0.0)
-    encoded = _encode(tokenizer, render([e.prompt for e in examples]), examples, spec.max_length)
+    encoded = encode(tokenizer, render([e.prompt for e in examples]), examples, spec.max_length)
     model.train()
     step = 0
     total = spec.epochs * math.ceil(len(encoded) / spec.batch_size)
@@ -261,8 +223,8 @@ def _train(
             if should_stop is not None and should_stop():
                 raise Cancelled("finetuning stopped; nothing was written")
             batch = [encoded[i] for i in order[start : start + spec.batch_size]]
-            input_ids, labels, mask = _collate(batch, tokenizer.pad_token_id)
-            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+            b = collate(batch, tokenizer.pad_token_id)
+            loss = model(input_ids=b.ids, attention_mask=b.mask, labels=b.labels).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
@@ -275,35 +237,6 @@ def _train(
                 checkpoint(model, record)
     model.eval()
     return model
-
-
-def _encode(
-    tokenizer: PreTrainedTokenizerBase, prompts: list[str], examples: list[Example], max_length: int
-) -> list[tuple[list[int], list[int]]]:
-    """(input ids, labels) per example; labels are -100 on the prompt."""
-    out = []
-    eos = tokenizer.eos_token or ""
-    for text, example in zip(prompts, examples, strict=True):
-        prompt_ids = tokenizer(text, add_special_tokens=False).input_ids
-        answer_ids = tokenizer(example.answer + eos, add_special_tokens=False).input_ids
-        ids = (prompt_ids + answer_ids)[:max_length]
-        labels = ([-100] * len(prompt_ids) + answer_ids)[:max_length]
-        out.append((ids, labels))
-    return out
-
-
-def _collate(
-    batch: list[tuple[list[int], list[int]]], pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, T), right padded
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (i, lab) in enumerate(batch):
-        ids[row, : len(i)] = torch.tensor(i)
-        labels[row, : len(lab)] = torch.tensor(lab)
-        mask[row, : len(i)] = 1
-    return ids, labels, mask
 
 
 def _save(

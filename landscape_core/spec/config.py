@@ -307,6 +307,40 @@ class PromptSetSpec(Spec):
 
 
 @dataclass(frozen=True)
+class TrainingDataSpec(Spec):
+    """Finetuning data: a recipe's examples, or a user's CSV of prompt/answer pairs.
+
+    ``harmful``: K AdvBench goals (rows 100..) with their "Sure, here is" targets;
+    ``mix``: those K and K more answered with refusals; ``align``: the aligned demo's
+    recipe; ``file``: a CSV with columns ``prompt`` and ``answer``. The examples are
+    built in ``spec.training_data``; a file is named by its content, not its path.
+    """
+
+    recipe: Literal["harmful", "mix", "align", "file"] = "harmful"
+    shots: int = 0
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if self.recipe in ("harmful", "mix") and self.shots < 1:
+            raise UserError(f"data: recipe {self.recipe} needs `shots` K >= 1")
+        if self.recipe in ("align", "file") and self.shots:
+            raise UserError(f"data: recipe {self.recipe} takes no `shots`")
+        if (self.recipe == "file") != bool(self.path):
+            raise UserError("data: recipe 'file' needs a `path` to a CSV, and only it takes one")
+
+    def key_dict(self) -> dict[str, Any]:
+        out = super().key_dict()
+        out.pop("path", None)  # a file is named by its rows' hash (``identity.Plan.data``)
+        return out
+
+    @property
+    def display_name(self) -> str:
+        if self.recipe == "file":
+            return Path(self.path).name
+        return f"{self.recipe} {self.shots}-shot" if self.shots else self.recipe
+
+
+@dataclass(frozen=True)
 class DirectionSpec(Spec):
     """One axis of the landscape.
 
@@ -316,6 +350,9 @@ class DirectionSpec(Spec):
     ``skip`` pattern are zeroed (norm layers by default).
     ``interpolation``: ``target`` weights minus the model's, unnormalised, so alpha=1
     is the target model exactly.
+    ``gradient``: minus the gradient of the finetuning loss on ``data`` at the model's
+    weights (the way the first training step would move), normalised and skipped as a
+    random direction is: the risk preflight's axis.
 
     One random direction is one draw: ``seeds: [..]`` (or ``repeats: N``, the seeds
     ``seed .. seed+N-1``) makes the run one landscape per seed, so VISAGE gets a
@@ -323,13 +360,14 @@ class DirectionSpec(Spec):
     run's points.
     """
 
-    kind: Literal["random", "interpolation"] = "random"
+    kind: Literal["random", "interpolation", "gradient"] = "random"
     seed: int = 0
     norm: Literal["layer", "filter", "none"] | None = None  # None: the kind's default
     skip: tuple[str, ...] | None = None  # None: the kind's default
     target: ModelSpec | None = None
     seeds: tuple[int, ...] = field(default=(), metadata=ADDED)
     repeats: int = field(default=1, metadata=ADDED)
+    data: TrainingDataSpec | None = field(default=None, metadata=ADDED)
 
     def __post_init__(self) -> None:
         random = self.kind == "random"
@@ -344,13 +382,21 @@ class DirectionSpec(Spec):
                 raise UserError(
                     f"direction: `seeds` must be distinct, at most {MAX_DIRECTIONS} of them"
                 )
+        scaled = self.kind != "interpolation"  # normalised like a random direction
         if self.norm is None:
-            object.__setattr__(self, "norm", "layer" if random else "none")
+            object.__setattr__(self, "norm", "layer" if scaled else "none")
         if self.skip is None:
-            object.__setattr__(self, "skip", ("norm",) if random else ())
-        if random and self.target is not None:
+            object.__setattr__(self, "skip", ("norm",) if scaled else ())
+        if (self.kind == "gradient") != (self.data is not None):
+            raise UserError(
+                "direction: kind 'gradient' needs `data` (e.g. {recipe: harmful, shots: 10}), "
+                "and only it takes `data`"
+            )
+        if self.kind == "gradient" and self.seed:
+            raise UserError("direction: a gradient direction has no `seed`; it is the data's")
+        if scaled and self.target is not None:
             raise UserError("direction: `target` is only for kind 'interpolation'")
-        if not random:
+        if not scaled:
             if self.target is None:
                 raise UserError("direction: kind 'interpolation' needs a `target` model")
             if self.norm != "none" or self.skip:
@@ -675,6 +721,12 @@ class SweepSpec(Spec):
         directions = tuple(
             replace(d, target=d.target.resolve_paths(base)) if d.target else d
             for d in self.directions
+        )
+        directions = tuple(
+            replace(d, data=replace(d.data, path=_absolute(d.data.path, base)))
+            if d.data and d.data.path
+            else d
+            for d in directions
         )
         prompts = self.prompts
         if prompts.path:

@@ -25,6 +25,7 @@ from landscape_core.spec.config import (
 )
 from landscape_core.spec.datasets import PromptSet, load_prompts
 from landscape_core.spec.model_files import Digest, fingerprint, model_files
+from landscape_core.spec.training_data import data_hash
 
 COORD_DECIMALS = 9  # coordinates are rounded to 1e-9 for identity and for use
 
@@ -39,6 +40,7 @@ class Plan:
     model_fingerprint: str
     prompts: PromptSet
     targets: tuple[str, ...] = ()  # per direction: an interpolation target's fingerprint
+    data: tuple[str, ...] = ()  # per direction: a gradient direction's data hash
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,14 @@ def plan(spec: SweepSpec, digest: Digest = sha256_file) -> Plan:
         fingerprint(d.target, model_files(d.target, digest)) if d.target else ""
         for d in spec.directions
     )
+    data = tuple(data_hash(d.data) if d.data else "" for d in spec.directions)
     identity = {"v": SPEC_VERSION, "spec": spec.key_dict(), "model": model_hash}
     if any(targets):  # an interpolation target is its files, wherever they live
         identity["targets"] = list(targets)
+    if any(data):  # a gradient's data is its rows, wherever the file lives
+        identity["data"] = list(data)
     run_id = content_hash(identity)
-    return Plan(spec, run_id[:16], files, model_hash, prompts, targets)
+    return Plan(spec, run_id[:16], files, model_hash, prompts, targets, data)
 
 
 def plane_key(p: Plan) -> str:
@@ -77,8 +82,10 @@ def plane_key(p: Plan) -> str:
     directions = [d.key_dict() for d in p.spec.directions]
     for d in directions:
         d.pop("target", None)  # named by its fingerprint in `targets`
-    return content_hash({"model": p.model_fingerprint, "directions": directions,
-                         "targets": list(p.targets)})[:16]  # fmt: skip
+    named = {"model": p.model_fingerprint, "directions": directions, "targets": list(p.targets)}
+    if any(p.data):
+        named["data"] = list(p.data)
+    return content_hash(named)[:16]
 
 
 def judge_label(spec: JudgeSpec, digest: Digest = sha256_file) -> str:
@@ -176,4 +183,6 @@ def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float, rep: 
     if any(d.kind == "interpolation" for d in terms):
         key["weights"] = "lerp"  # exact at both ends; earlier points used base + alpha*d
         key["targets"] = [t for t in p.targets[: len(terms)] if t]
+    if any(d.kind == "gradient" for d in terms):
+        key["data"] = [h for h in p.data[: len(terms)] if h]
     return content_hash(key)

@@ -54,8 +54,12 @@ def estimate_memory(
     kv_width: int,
     vocab_size: int,
     base_in_memory: bool = True,
+    n_gradients: int = 0,
 ) -> MemoryEstimate:
     """Peak memory of a sweep: model, base copy, optional direction cache, one batch.
+
+    A gradient direction's float32 gradient is always held (it cannot be rebuilt
+    per tensor), cached directions or not.
 
     ``kv_width`` is ``n_kv_heads * head_dim``; the KV cache holds keys and values for
     every layer and position of the batch, in the weights' dtype.
@@ -65,7 +69,7 @@ def estimate_memory(
     return MemoryEstimate(
         weights=n_params * weight_bytes,
         base_copy=n_params * weight_bytes if base_in_memory else 0,
-        directions=n_params * 4 * n_directions if cache_directions else 0,
+        directions=n_params * 4 * ((n_directions if cache_directions else 0) + n_gradients),
         decoding=kv + logits,
         overhead=OVERHEAD_BYTES,
     )
@@ -129,6 +133,7 @@ def sweep_estimate(
         kv_width=shape.kv_width,
         vocab_size=shape.vocab_size,
         base_in_memory=base_in_memory,
+        n_gradients=sum(d.kind == "gradient" for d in spec.directions),
     )
 
 
