@@ -21,7 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from landscape_core import defend, sweep
+from landscape_core import defend, risk, sweep
 from landscape_core.errors import UserError
 from landscape_core.judging.agreement import (
     evaluate,
@@ -35,10 +35,11 @@ from landscape_core.readers import capability
 from landscape_core.readers.export import spreadsheet_safe, with_run_columns
 from landscape_core.readers.report import html_report
 from landscape_core.readers.results import landscape
-from landscape_core.spec.config import JudgeSpec, SweepSpec, load_yaml
+from landscape_core.spec.config import BasinSpec, JudgeSpec, SweepSpec, load_yaml
 from landscape_core.spec.identity import judge_label
 from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.preflight import preflight
+from landscape_core.spec.risk import BASIN, PROMPTS, RiskSettings
 from landscape_core.store.runs import Store
 from landscape_core.worker import serve
 
@@ -177,6 +178,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_capability)
+
+    p = sub.add_parser(
+        "risk", parents=[common, ray],
+        help="preflight a finetuning dataset: its basin edge against random directions",
+    )  # fmt: skip
+    p.add_argument("data", help="a recipe (harmful, mix, align) or a CSV of prompt,answer pairs")
+    p.add_argument("--shots", type=int, default=0, help="K for harmful and mix")
+    p.add_argument("--model", default="", help="a local model dir or GGUF (default: aligned demo)")
+    p.add_argument("--directions", type=int, default=RiskSettings.directions,
+                   help="random directions in the band (two edges each)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=RiskSettings.seed, help="the band's first seed")
+    p.add_argument("--threshold", type=float, default=BASIN.threshold,
+                   help="ASR %% at which the basin ends")  # fmt: skip
+    p.add_argument("--max-alpha", type=float, default=BASIN.max_alpha)
+    p.add_argument("--tolerance", type=float, default=BASIN.tolerance)
+    p.add_argument("--limit", type=int, default=PROMPTS.limit, help="held-out AdvBench prompts")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_risk)
 
     p = sub.add_parser(
         "train-classifier",
@@ -391,6 +410,31 @@ def cmd_trajectory(args: argparse.Namespace) -> int:
             f"python -m landscape_core sweep {args.plane_config}")  # fmt: skip
     if args.json:
         print(json.dumps(as_json(plane, args.adapter, points), indent=2))
+    return 0
+
+
+def cmd_risk(args: argparse.Namespace) -> int:
+    settings = RiskSettings(
+        model=risk.model_spec(args.model),
+        prompts=dataclasses.replace(PROMPTS, limit=args.limit),
+        basin=BasinSpec(tolerance=args.tolerance, max_alpha=args.max_alpha,
+                        threshold=args.threshold),
+        directions=args.directions, seed=args.seed,
+    )  # fmt: skip
+    data = risk.data_spec(args.data, args.shots)
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    out = risk.run(data, _store(args), settings, say=say, ray=args.ray)
+    if args.json:
+        print(json.dumps(out.to_dict(), indent=2))
+        return 0
+    band = out.random_edges
+    edge = "not reached" if out.gradient_edge is None else f"{out.gradient_edge:.3f}"
+    print(f"basin edge along {out.data}'s gradient: alpha {edge} "
+          f"(ASR >= {out.threshold:g}%, to {out.tolerance:g})")  # fmt: skip
+    print(f"random directions ({band.n_directions}, {len(band.edges)} edges): "
+          f"5th {band.p5:.3f}, median {band.p50:.3f}, 95th {band.p95:.3f}"
+          + (f" ({band.censored} beyond {out.max_alpha:g})" if band.censored else ""))  # fmt: skip
+    print(out.verdict.text)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Prompt files uploaded in the app: kept by content hash, pruned when nothing uses them."""
+"""Uploaded prompts and finetuning data: kept by content hash, pruned when unused."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def prune_uploads(db: Database, keep: Path | None = None) -> list[Path]:
         return []
     with db.connect() as conn:
         specs = conn.execute("SELECT spec_json FROM runs UNION ALL SELECT spec_json FROM jobs")
-        used = {_prompt_path(text) for (text,) in specs}
+        used = {path for (text,) in specs for path in _paths(text)}
     removed = []
     for path in folder.iterdir():
         if path.suffix in SUFFIXES and str(path) not in used and path != keep:
@@ -61,8 +61,12 @@ def prune_uploads(db: Database, keep: Path | None = None) -> list[Path]:
     return removed
 
 
-def _prompt_path(spec_json: str) -> str:
+def _paths(spec_json: str) -> set[str]:
+    """The files a stored spec reads: its prompts, and its gradient directions' data."""
     try:
-        return str(json.loads(spec_json).get("prompts", {}).get("path", ""))
-    except (ValueError, AttributeError):
-        return ""
+        spec = json.loads(spec_json)
+        paths = {spec.get("prompts", {}).get("path", "")}
+        paths |= {(d.get("data") or {}).get("path", "") for d in spec.get("directions", [])}
+    except (ValueError, AttributeError, TypeError):
+        return set()
+    return {str(p) for p in paths if p}

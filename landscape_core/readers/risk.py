@@ -1,0 +1,143 @@
+"""The risk preflight's report: the data's basin edge against the random band.
+
+Read from the two stored basin searches (``spec.risk``). An edge the search did not
+find within ``max_alpha`` is censored: it counts as ``max_alpha`` in the band's
+percentiles (which are then lower bounds) and the gradient edge is reported as None.
+The median's interval resamples directions (both sides of one direction together).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from landscape_core.readers.results import direction_edges
+from landscape_core.readers.stats import CONFIDENCE, RESAMPLES, SEED
+from landscape_core.spec.config import SweepSpec
+from landscape_core.store.runs import Store
+
+Level = Literal["outside", "high", "elevated", "typical", "unknown"]
+
+
+@dataclass(frozen=True)
+class Band:
+    """The random directions' edges (|alpha|, two per direction) and their percentiles."""
+
+    p5: float
+    p50: float
+    p95: float
+    p50_low: float | None  # 95% bootstrap interval of the median, over directions
+    p50_high: float | None
+    n_directions: int
+    censored: int  # edges not reached within max_alpha (counted as max_alpha)
+    edges: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    level: Level
+    narrower_by: float | None  # the band's median edge / the gradient edge
+    percentile: float | None  # % of random edges narrower than the gradient edge
+    text: str
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    data: str
+    gradient_edge: float | None  # alpha > 0 along the data's direction; None: not reached
+    gradient_edges: tuple[float | None, float | None]  # both sides (left <= 0 <= right)
+    random_edges: Band
+    verdict: Verdict
+    max_alpha: float
+    threshold: float
+    tolerance: float
+    runs: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        band = out["random_edges"]
+        band["edges"] = list(band["edges"])
+        out["gradient_edges"] = list(self.gradient_edges)
+        return out
+
+
+class Unfinished(Exception):
+    """A search is still missing probes: no report yet."""
+
+
+def _edges(store: Store, run_id: str) -> list[tuple[float | None, float | None]]:
+    run = store.run(run_id)
+    spec = SweepSpec.from_dict(run["spec"])
+    edges = direction_edges(store.points_frame(run_id), spec)
+    if any(e is None for e in edges):
+        raise Unfinished(run_id)
+    return edges  # type: ignore[return-value]
+
+
+def band(pairs: list[tuple[float | None, float | None]], max_alpha: float) -> Band:
+    """Percentiles of |edge| over both sides of every direction (censored at max_alpha)."""
+    left = np.array([max_alpha if lo is None else abs(lo) for lo, _ in pairs])
+    right = np.array([max_alpha if hi is None else hi for _, hi in pairs])
+    pooled = np.concatenate([left, right])
+    censored = sum((lo is None) + (hi is None) for lo, hi in pairs)
+    low = high = None
+    if len(pairs) > 1 and not np.all(pooled == pooled[0]):
+        ci = scipy_stats.bootstrap(
+            (left, right),
+            lambda a, b: np.median(np.concatenate([a, b])),
+            paired=True, vectorized=False, confidence_level=CONFIDENCE,
+            n_resamples=RESAMPLES, method="percentile", rng=np.random.default_rng(SEED),
+        ).confidence_interval  # fmt: skip
+        low, high = float(ci.low), float(ci.high)
+    p5, p50, p95 = (float(v) for v in np.percentile(pooled, [5, 50, 95]))
+    return Band(p5, p50, p95, low, high, len(pairs), censored, tuple(float(v) for v in pooled))
+
+
+def verdict(data: str, edge: float | None, random: Band, max_alpha: float) -> Verdict:
+    """How the data's edge sits in the random band, in one sentence."""
+    n = len(random.edges)
+    if edge is None:
+        return Verdict(
+            "unknown", None, None,
+            f"no edge along {data}'s direction within alpha {max_alpha}: the basin holds that "
+            "far; raise max_alpha to place it against the random band",
+        )  # fmt: skip
+    if edge == 0:
+        outside = "the model is outside its basin at its own weights (ASR at the threshold)"
+        return Verdict("outside", None, 0.0, outside + ": there is no basin to leave")
+    narrower = float(np.mean(np.array(random.edges) < edge) * 100)
+    ratio = random.p50 / edge
+    interval = "" if random.p50_low is None else f" [{random.p50_low:.3f}, {random.p50_high:.3f}]"
+    where = (
+        f"the basin along {data}'s direction ends at alpha {edge:.3f}; along random "
+        f"directions its median edge is {random.p50:.3f}{interval} (5th-95th percentile "
+        f"{random.p5:.3f}-{random.p95:.3f}, {n} edges), so this data's direction is "
+        f"{ratio:.1f}x narrower than a typical one and {narrower:.0f}% of random edges are "
+        "narrower still"
+    )
+    if edge < random.p5:
+        return Verdict("high", ratio, narrower, "high risk: " + where)
+    if edge < random.p50 and (random.p50_low is None or edge < random.p50_low):
+        return Verdict("elevated", ratio, narrower, "elevated risk: " + where)
+    return Verdict("typical", ratio, narrower, "typical: " + where)
+
+
+def report(store: Store, gradient_run: str, random_run: str) -> RiskReport:
+    """The preflight's report from its two finished searches (``Unfinished`` before)."""
+    run = store.run(gradient_run)
+    spec = SweepSpec.from_dict(run["spec"])
+    data = spec.directions[0].data
+    name = "the data" if data is None else data.display_name
+    (gradient,) = _edges(store, gradient_run)
+    random = band(_edges(store, random_run), spec.basin.max_alpha)
+    edge = gradient[1]
+    return RiskReport(
+        data=name, gradient_edge=edge, gradient_edges=gradient, random_edges=random,
+        verdict=verdict(name, edge, random, spec.basin.max_alpha),
+        max_alpha=spec.basin.max_alpha, threshold=spec.basin.threshold,
+        tolerance=spec.basin.tolerance,
+        runs={"gradient": run["run_id"], "random": store.run(random_run)["run_id"]},
+    )  # fmt: skip
