@@ -25,6 +25,7 @@ PAGES = {  # url path -> (title, icon); each page is pages/<url path>_page.py
     "generations": ("Generations", "notes"),
     "answers": ("Answers", "rate_review"),
     "defence": ("Defence", "shield"),
+    "risk": ("Finetuning risk", "warning"),
     "runs": ("Runs", "folder_managed"),
 }
 pages = [

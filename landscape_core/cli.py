@@ -39,7 +39,14 @@ from landscape_core.spec.config import BasinSpec, JudgeSpec, SweepSpec, load_yam
 from landscape_core.spec.identity import judge_label
 from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.preflight import preflight
-from landscape_core.spec.risk import BASIN, PROMPTS, RiskSettings
+from landscape_core.spec.risk import (
+    BASIN,
+    GRADIENT_BASIN,
+    PROMPTS,
+    RiskSettings,
+    data_spec,
+    model_spec,
+)
 from landscape_core.store.runs import Store
 from landscape_core.worker import serve
 
@@ -415,13 +422,14 @@ def cmd_trajectory(args: argparse.Namespace) -> int:
 
 def cmd_risk(args: argparse.Namespace) -> int:
     settings = RiskSettings(
-        model=risk.model_spec(args.model),
+        model=model_spec(args.model),
         prompts=dataclasses.replace(PROMPTS, limit=args.limit),
         basin=BasinSpec(tolerance=args.tolerance, max_alpha=args.max_alpha,
                         threshold=args.threshold),
+        gradient_basin=dataclasses.replace(GRADIENT_BASIN, threshold=args.threshold),
         directions=args.directions, seed=args.seed,
     )  # fmt: skip
-    data = risk.data_spec(args.data, args.shots)
+    data = data_spec(args.data, args.shots)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     out = risk.run(data, _store(args), settings, say=say, ray=args.ray)
     if args.json:
@@ -430,7 +438,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
     band = out.random_edges
     edge = "not reached" if out.gradient_edge is None else f"{out.gradient_edge:.3f}"
     print(f"basin edge along {out.data}'s gradient: alpha {edge} "
-          f"(ASR >= {out.threshold:g}%, to {out.tolerance:g})")  # fmt: skip
+          f"(ASR >= {out.threshold:g}%, to {out.gradient_tolerance:g})")  # fmt: skip
     print(f"random directions ({band.n_directions}, {len(band.edges)} edges): "
           f"5th {band.p5:.3f}, median {band.p50:.3f}, 95th {band.p95:.3f}"
           + (f" ({band.censored} beyond {out.max_alpha:g})" if band.censored else ""))  # fmt: skip

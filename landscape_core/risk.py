@@ -9,39 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
 from landscape_core.readers.risk import RiskReport, report
-from landscape_core.spec.config import ModelSpec, TrainingDataSpec
+from landscape_core.spec.config import TrainingDataSpec
 from landscape_core.spec.risk import DEFAULTS, RiskSettings, risk_sweeps
 from landscape_core.store.runs import Store
-
-RECIPES = ("harmful", "mix", "align")
-
-
-def data_spec(data: str, shots: int = 0) -> TrainingDataSpec:
-    """A recipe name with its shots, or a CSV/JSONL of prompt/answer pairs."""
-    if data in RECIPES:
-        return TrainingDataSpec(recipe=data, shots=shots)
-    path = Path(data).expanduser()
-    if not path.is_file():
-        raise UserError(
-            f"{data} is neither a recipe ({', '.join(RECIPES)}) nor a file; give a recipe "
-            "with --shots K, or a CSV with columns prompt and answer"
-        )
-    if shots:
-        raise UserError("--shots is for the recipes; a file's pairs are all used")
-    return TrainingDataSpec(recipe="file", path=str(path.resolve()))
-
-
-def model_spec(path: str) -> ModelSpec:
-    """``--model``: a local model directory or GGUF file; empty is the aligned demo."""
-    if not path:
-        return DEFAULTS.model
-    kind = "gguf" if path.lower().endswith(".gguf") else "local"
-    return ModelSpec(kind=kind, path=str(Path(path).expanduser().resolve()))
 
 
 def run(

@@ -21,6 +21,7 @@ def _settings(tiny_model_dir, **overrides) -> RiskSettings:
         model=ModelSpec(kind="local", path=str(tiny_model_dir)),
         prompts=PromptSetSpec(source="advbench", limit=3),
         basin=BasinSpec(tolerance=0.25, max_alpha=1.0, threshold=50.0),
+        gradient_basin=BasinSpec(tolerance=0.25, max_alpha=1.0, threshold=50.0),
         directions=2,
         seed=3,
         generation=GenerationSpec(max_new_tokens=4),
@@ -114,3 +115,35 @@ def test_the_random_band_does_not_depend_on_the_data():
     a = risk_sweeps(TrainingDataSpec(recipe="harmful", shots=10))
     b = risk_sweeps(TrainingDataSpec(recipe="mix", shots=100))
     assert a.random == b.random and a.gradient != b.gradient
+
+
+def test_the_risk_page_queues_a_preflight_then_shows_its_report(
+    tiny_model_dir, store, planted_edges, monkeypatch, tmp_path
+):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from landscape_core.spec import risk as risk_spec
+
+    settings = _settings(tiny_model_dir)
+    monkeypatch.setattr(risk_spec, "DEFAULTS", settings)
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    page = str(Path(__file__).resolve().parent.parent / "pages" / "risk_page.py")
+    at = AppTest.from_file(page, default_timeout=60).run()
+    assert not at.exception, at.exception
+    at.number_input[0].set_value(4).run()  # harmful, 4 shots
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    queued = store.jobs.frame()
+    assert len(queued) == 2 and set(queued.status) == {"queued"}
+
+    out = risk.run(TrainingDataSpec(recipe="harmful", shots=4), store, settings)
+    assert set(queued.run_id) == set(out.runs.values()), "the page queues the CLI's searches"
+    at = AppTest.from_file(page, default_timeout=60).run()
+    at.number_input[0].set_value(4).run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Edge along the data's direction (alpha)"] == "0.5000"
+    assert metrics["Narrower than a typical direction"] == "1.8x"
+    assert at.error[0].value.startswith("high risk")

@@ -475,3 +475,52 @@ def add_path(fig: go.Figure, name: str, path: pd.DataFrame) -> None:
         )
     )  # fmt: skip
     fig.update_layout(legend={"orientation": "h", "y": -0.2})
+
+
+def risk_curves(gradient: pd.DataFrame, random: pd.DataFrame, report: dict) -> go.Figure:
+    """The preflight: ASR against distance |alpha| from the model, on a log axis.
+
+    The data's direction both ways, each random direction's two sides as faint lines,
+    the data's edge and the random edges' 5th-95th percentile band marked.
+    """
+    fig = go.Figure()
+    grey = {"color": "rgba(120, 120, 120, 0.35)", "width": 1}
+    for rep, one in enumerate(by_direction(random)):
+        done = one[one.status.notna() & (one.alpha != 0)]
+        for side, part in done.groupby(np.sign(done.alpha)):
+            part = part.assign(distance=part.alpha.abs()).sort_values("distance")
+            fig.add_trace(go.Scatter(
+                x=part.distance, y=part.asr, mode="lines+markers", line=grey,
+                marker={"size": 4, "color": grey["color"]}, showlegend=rep == 0 and side > 0,
+                name="random directions (each side)", legendgroup="random",
+                hovertemplate=f"random {rep}, {'+' if side > 0 else '-'} side<br>"
+                "|alpha|=%{x:.4f}<br>ASR=%{y:.1f}%<extra></extra>",
+            ))  # fmt: skip
+    done = gradient[gradient.status.notna() & (gradient.alpha != 0)]
+    for side, name, dash in ((1, "data's direction (training's way)", "solid"),
+                             (-1, "against it", "dot")):  # fmt: skip
+        part = done[np.sign(done.alpha) == side]
+        part = part.assign(distance=part.alpha.abs()).sort_values("distance")
+        fig.add_trace(go.Scatter(
+            x=part.distance, y=part.asr, mode="lines+markers", name=name,
+            line={"color": "crimson", "width": 3, "dash": dash},
+            hovertemplate="|alpha|=%{x:.4f}<br>ASR=%{y:.1f}%<extra></extra>",
+        ))  # fmt: skip
+    band = report["random_edges"]
+    fig.add_vrect(
+        x0=band["p5"], x1=band["p95"], fillcolor="grey", opacity=0.12, line_width=0,
+        annotation_text="random edges, 5th-95th pct", annotation_position="top left",
+    )  # fmt: skip
+    fig.add_vline(x=band["p50"], line={"color": "grey", "dash": "dash"})
+    if report["gradient_edge"]:
+        fig.add_vline(
+            x=report["gradient_edge"], line={"color": "crimson", "dash": "dash"},
+            annotation_text="data's edge", annotation_position="bottom right",
+        )  # fmt: skip
+    fig.add_hline(y=report["threshold"], line={"color": "black", "width": 1, "dash": "dot"})
+    fig.update_layout(
+        xaxis={"type": "log", "title": "distance from the model, |alpha| (log)"},
+        yaxis_title="ASR (%)", yaxis_range=[-3, 103], margin={"t": 40, "b": 40},
+        legend={"orientation": "h", "y": -0.25},
+    )  # fmt: skip
+    return fig

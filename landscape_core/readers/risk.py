@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as scipy_stats
 
+from landscape_core.errors import UserError
 from landscape_core.readers.results import direction_edges
 from landscape_core.readers.stats import CONFIDENCE, RESAMPLES, SEED
 from landscape_core.spec.config import SweepSpec
@@ -51,9 +52,11 @@ class RiskReport:
     gradient_edges: tuple[float | None, float | None]  # both sides (left <= 0 <= right)
     random_edges: Band
     verdict: Verdict
-    max_alpha: float
+    max_alpha: float  # the band's search
     threshold: float
     tolerance: float
+    gradient_max_alpha: float  # the data's direction's search
+    gradient_tolerance: float
     runs: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,17 +130,22 @@ def verdict(data: str, edge: float | None, random: Band, max_alpha: float) -> Ve
 
 def report(store: Store, gradient_run: str, random_run: str) -> RiskReport:
     """The preflight's report from its two finished searches (``Unfinished`` before)."""
-    run = store.run(gradient_run)
-    spec = SweepSpec.from_dict(run["spec"])
-    data = spec.directions[0].data
+    try:
+        runs = {"gradient": store.run(gradient_run), "random": store.run(random_run)}
+    except UserError:
+        raise Unfinished("a search has not started") from None
+    along = SweepSpec.from_dict(runs["gradient"]["spec"])
+    band_spec = SweepSpec.from_dict(runs["random"]["spec"])
+    data = along.directions[0].data
     name = "the data" if data is None else data.display_name
     (gradient,) = _edges(store, gradient_run)
-    random = band(_edges(store, random_run), spec.basin.max_alpha)
+    random = band(_edges(store, random_run), band_spec.basin.max_alpha)
     edge = gradient[1]
     return RiskReport(
         data=name, gradient_edge=edge, gradient_edges=gradient, random_edges=random,
-        verdict=verdict(name, edge, random, spec.basin.max_alpha),
-        max_alpha=spec.basin.max_alpha, threshold=spec.basin.threshold,
-        tolerance=spec.basin.tolerance,
-        runs={"gradient": run["run_id"], "random": store.run(random_run)["run_id"]},
+        verdict=verdict(name, edge, random, along.basin.max_alpha),
+        max_alpha=band_spec.basin.max_alpha, threshold=band_spec.basin.threshold,
+        tolerance=band_spec.basin.tolerance, gradient_max_alpha=along.basin.max_alpha,
+        gradient_tolerance=along.basin.tolerance,
+        runs={name: run["run_id"] for name, run in runs.items()},
     )  # fmt: skip

@@ -36,3 +36,15 @@ class Trajectories:
                 (plane_key,),
             ).fetchall()
         return {adapter: pd.DataFrame(json.loads(points)) for adapter, points in rows}
+
+    def frame(self) -> pd.DataFrame:
+        """Every stored trajectory: plane key, adapter, checkpoints (a frame) and when."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                "SELECT plane_key, adapter, points, created FROM trajectories ORDER BY created"
+            ).fetchall()
+        return pd.DataFrame(
+            [(key, adapter, pd.DataFrame(json.loads(points)), created)
+             for key, adapter, points, created in rows],
+            columns=["plane_key", "adapter", "points", "created"],
+        )  # fmt: skip

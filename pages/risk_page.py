@@ -1,0 +1,157 @@
+"""Finetuning risk: a preflight before training, and finished finetunes' trajectories.
+
+The preflight is two basin searches (``spec.risk``) the worker runs as ordinary jobs;
+this page queues them, then reads the report (``readers.risk``) once both are done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from landscape_core.errors import UserError
+from landscape_core.readers import figures
+from landscape_core.readers.risk import Unfinished, report
+from landscape_core.spec.config import BasinSpec, PromptSetSpec, TrainingDataSpec
+from landscape_core.spec.identity import plan
+from landscape_core.spec.risk import DEFAULTS, model_spec, risk_sweeps
+from landscape_core.spec.training_data import file_examples
+from landscape_core.store.uploads import prune_uploads, save_upload
+from pages.common import md_text, show_user_error, store
+
+LEVELS = {"high": st.error, "elevated": st.warning, "typical": st.success,
+          "unknown": st.info, "outside": st.error}  # fmt: skip
+
+st.title("Finetuning risk")
+st.caption(
+    "Before training: how far can the model move along the direction this data pushes "
+    "it (the first training step's, minus the loss's gradient) before safety breaks, "
+    "compared with random directions? Both edges are found by bisection on held-out "
+    "AdvBench prompts. After training: the finetune's path through its landscape."
+)
+
+tab_preflight, tab_paths = st.tabs(["Preflight", "Trajectories"])
+
+with tab_preflight:
+    left, right = st.columns(2)
+    with left:
+        source = st.radio("Data", ["harmful", "mix", "align", "upload a CSV"], horizontal=True,
+                          help="harmful: K AdvBench goals with compliant targets; mix: those "
+                          "and K refused goals; align: the aligned demo's own recipe")  # fmt: skip
+        shots = 0
+        path = ""
+        if source in ("harmful", "mix"):
+            shots = int(st.number_input("Shots (K)", min_value=1, max_value=400, value=10))
+        elif source == "upload a CSV":
+            upload = st.file_uploader("CSV or JSONL with columns prompt and answer",
+                                      type=["csv", "jsonl"])  # fmt: skip
+            if upload is not None:
+                try:
+                    saved = save_upload(store(), upload.name, upload.getvalue())
+                    prune_uploads(store(), keep=saved.path)
+                    pairs = file_examples(saved.path)
+                except UserError as exc:
+                    show_user_error(exc)
+                else:
+                    path = str(saved.path)
+                    st.caption(f"{len(pairs)} prompt/answer pairs in {md_text(saved.name)}; "
+                               "the first ones:")  # fmt: skip
+                    st.dataframe(pd.DataFrame(saved.preview), hide_index=True)  # cells as text
+    with right:
+        model_path = st.text_input(
+            "Model", placeholder="empty: the aligned demo; or a local model dir or .gguf",
+            help="The model the finetune would start from.",
+        ).strip()  # fmt: skip
+    with right, st.expander("Random band and judge"):
+        directions = int(st.number_input("Random directions", 2, 100, DEFAULTS.directions))
+        seed = int(st.number_input("First seed", 0, 2**31 - 1, DEFAULTS.seed))
+        limit = int(st.number_input("Held-out AdvBench prompts", 1, 100,
+                                    DEFAULTS.prompts.limit or 20))  # fmt: skip
+        threshold = float(st.slider("The basin ends at ASR (%)", 5, 100,
+                                    int(DEFAULTS.basin.threshold)))  # fmt: skip
+
+    try:
+        recipe = "file" if source == "upload a CSV" else source
+        if recipe == "file" and not path:
+            raise UserError("upload a CSV or JSONL with columns prompt and answer")
+        data = TrainingDataSpec(recipe=recipe, shots=shots, path=path)
+        settings = dataclasses.replace(
+            DEFAULTS, model=model_spec(model_path),
+            prompts=PromptSetSpec(source="advbench", limit=limit),
+            basin=BasinSpec(DEFAULTS.basin.tolerance, DEFAULTS.basin.max_alpha, threshold),
+            gradient_basin=BasinSpec(DEFAULTS.gradient_basin.tolerance,
+                                     DEFAULTS.gradient_basin.max_alpha, threshold),
+            directions=directions, seed=seed,
+        )  # fmt: skip
+        sweeps = risk_sweeps(data, settings)
+        ids = [plan(s, store().file_digest).run_id for s in (sweeps.gradient, sweeps.random)]
+    except UserError as exc:
+        show_user_error(exc)
+        st.stop()
+
+    try:
+        out = report(store(), *ids)
+    except Unfinished:
+        out = None
+    if out is None:
+        jobs = store().jobs.frame()
+        waiting = set(jobs.run_id[jobs.status.isin(["queued", "running"])])
+        if set(ids) & waiting:
+            st.info("The preflight is queued or running; follow it on the Jobs page. This "
+                    "page shows the report when both searches are done.")  # fmt: skip
+        if st.button("Run the preflight", type="primary"):
+            for spec in (sweeps.gradient, sweeps.random):
+                store().queue(spec)
+            st.success("Queued the two searches (the random band is shared by every "
+                       "dataset). Follow them on the Jobs page.")  # fmt: skip
+    else:
+        band = out.random_edges
+        edge = "not reached" if out.gradient_edge is None else f"{out.gradient_edge:.4f}"
+        cols = st.columns(3)
+        cols[0].metric("Edge along the data's direction (alpha)", edge)
+        spread = (f"5th-95th percentile {band.p5:.3f}-{band.p95:.3f} over {len(band.edges)} "
+                  f"edges ({band.n_directions} directions, both sides)")  # fmt: skip
+        cols[1].metric("Median random edge", f"{band.p50:.3f}", help=spread)
+        ratio = "-" if out.verdict.narrower_by is None else f"{out.verdict.narrower_by:.1f}x"
+        cols[2].metric("Narrower than a typical direction", ratio)
+        LEVELS[out.verdict.level](md_text(out.verdict.text))
+        points = [store().points_frame(run_id) for run_id in ids]
+        st.plotly_chart(figures.risk_curves(*points, out.to_dict()), key="risk-curves")
+        st.caption(md_text(
+            f"ASR >= {out.threshold:g}% ends the basin; the data's direction is searched to "
+            f"{out.gradient_tolerance:g}, random ones to {out.tolerance:g}. Runs: gradient "
+            f"{out.runs['gradient']}, random band {out.runs['random']}."
+        ))  # fmt: skip
+        probes = out.runs["gradient"]  # a hex id: safe in a link
+        st.markdown(f"[Open the data's search on the Landscape page](/landscape?run={probes})")
+
+with tab_paths:
+    paths = store().trajectories.frame()
+    if paths.empty:
+        st.info(
+            "No finetune trajectories yet. Train with checkpoints, then project them "
+            "(each checkpoint is also evaluated on held-out AdvBench):\n\n"
+            "`python -m landscape_core finetune harmful --shots 10`\n\n"
+            "`python -m landscape_core trajectory cache/models/<adapter> --plane-config "
+            "plane.yaml` and `python -m landscape_core sweep plane.yaml` for its landscape"
+        )
+    for row in paths.itertuples():
+        st.subheader(md_text(f"finetune {Path(row.adapter).name}"))
+        points = row.points.sort_values("step")
+        st.dataframe(
+            pd.DataFrame({
+                "step": points.step, "loss": points.loss, "alpha": points.alpha.round(3),
+                "beta": points.beta.round(3),
+                "off the plane %": (100 * points.relative_residual).round(1),
+                "ASR %": points.asr,
+                "answers": [f"/generations?run={r}" if r else None for r in points.run_id],
+            }),
+            column_config={"answers": st.column_config.LinkColumn(display_text="open")},
+            hide_index=True, key=f"path-{row.plane_key}-{Path(row.adapter).name}",
+        )  # fmt: skip
+    if not paths.empty:
+        st.caption("The path over its landscape: open the plane's 2D run on the Landscape "
+                   "page (every run of that plane draws it).")  # fmt: skip
