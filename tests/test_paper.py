@@ -32,13 +32,16 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     text = out.read_text()
     for heading in ("Fig. 2(b)", "Three states", "Table 1", "Table 2", "by bisection",
                     "Fig. 1(B)", "Section 6", "perturbed-ensemble defence",
-                    "What the miniature supports"):  # fmt: skip
+                    "What the miniature supports", "Section 7", "risk preflight"):  # fmt: skip
         assert heading in text
     assert "VISAGE [95% CI]" in text and "bootstrap over directions" in text
     assert "| harmful 2-shot |" in text and "| mix 2-shot |" in text
     assert all(f"| {p} |" in text for p in paper.PRESETS)
     assert "| novel-chapter | fiction |" in text and "| adaptive, defence |" in text
     assert "XSTest held-out safe prompts refused" in text and "Suffix search" in text
+    assert "**harmful 2-shot** (left the basin" in text and "**mix 2-shot**" in text
+    assert "- Preflight order (narrowest edge first):" in text
+    assert (tmp_path / "docs" / "paper-mini" / "trajectories.html").is_file()
     configs = list((tmp_path / "docs" / "paper-mini" / "configs").glob("*.yaml"))
     assert configs and (tmp_path / "docs" / "paper-mini" / "fig1b.html").is_file()
     started = len(store.runs_frame())

@@ -7,6 +7,7 @@ Sizes are chosen to finish on 2 CPU cores in well under 45 minutes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -29,11 +30,14 @@ from landscape_core.readers.results import (
     with_states,
 )
 from landscape_core.readers.stats import METHOD, Interval, differ
+from landscape_core.recipes import paper_risk
 from landscape_core.recipes.finetune import FinetuneSpec, finetune
-from landscape_core.spec.config import ModelSpec, SweepSpec
+from landscape_core.recipes.paper_risk import Section7, Setup, run_section7
+from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SweepSpec
 from landscape_core.spec.defence import defence_id
 from landscape_core.spec.identity import plan
 from landscape_core.spec.jailbreak import templates
+from landscape_core.spec.risk import DEFAULTS as RISK
 from landscape_core.store.runs import Store
 
 log = logging.getLogger(__name__)
@@ -207,11 +211,31 @@ def run_paper(
         shield = defend.run(defence, store, say=progress).to_dict()
     else:
         shield = _stored_defence(defence, store)
+    finetunes = {name: Path(m["adapter"]) for name, m in models.items() if "adapter" in m}
+    setup = Setup(
+        risk=dataclasses.replace(
+            RISK, model=ModelSpec.from_dict(ALIGNED),
+            prompts=PromptSetSpec.from_dict(LANDSCAPE_PROMPTS),
+            generation=GenerationSpec.from_dict(TOKENS),
+        ),
+        checkpoints=PromptSetSpec.from_dict(ASR_PROMPTS),
+    )  # fmt: skip
+    section7 = run_section7(store, finetunes, setup, compute, progress)
     log.info("paper: %.1f s this run", time.monotonic() - started)
-    adapters = [Path(m["adapter"]) for m in models.values() if "adapter" in m]
-    points = pd.concat([e.points(store) for e in experiments]).drop_duplicates("point_key")
-    seconds = sum(_training_seconds(a) for a in adapters) + float(points.seconds.sum())
-    return _write_report(store, out, paper, seconds, shield)
+    frames = [e.points(store) for e in experiments]
+    frames += [store.points_frame(r) for r in _section7_runs(section7, store)]
+    points = pd.concat(frames).drop_duplicates("point_key")
+    seconds = sum(_training_seconds(a) for a in finetunes.values()) + float(points.seconds.sum())
+    return _write_report(store, out, paper, seconds, shield, section7)
+
+
+def _section7_runs(section: Section7, store: Store) -> list[str]:
+    """Section 7's stored runs: the plane, every checkpoint's, both searches of each."""
+    runs = [section.plane_run] if section.plane_run else []
+    runs += [r for path in section.paths.values() if not path.empty for r in path.run_id if r]
+    runs += [r for one in section.risks.values() if one is not None for r in one.runs.values()]
+    stored = set(store.runs_frame().run_id)
+    return [r for r in dict.fromkeys(runs) if r in stored]
 
 
 def _stored_defence(spec: SweepSpec, store: Store) -> dict[str, Any] | None:
@@ -259,7 +283,12 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def _write_report(
-    store: Store, out: Path, paper: Paper, seconds: float, shield: dict[str, Any] | None
+    store: Store,
+    out: Path,
+    paper: Paper,
+    seconds: float,
+    shield: dict[str, Any] | None,
+    section7: Section7,
 ) -> Path:
     report = _Report(store, out.parent / out.stem)
     configs = report.assets / "configs"
@@ -276,6 +305,7 @@ def _write_report(
         *_search_section(report, paper.search, paper.table1["aligned"][0]),
         *_fig1b(report, paper.interpolations),
         *_section6(report, paper, shield),
+        *paper_risk.lines(section7, store, report.fig),
         *_claims(report, paper),
     ]
     out.write_text("\n".join(lines))

@@ -27,8 +27,8 @@ PROMPTS = PromptSetSpec(source="advbench", start=0, limit=20)  # held out: train
 TOKENS = GenerationSpec(max_new_tokens=32, stop="verdict")  # the paper miniature's
 BASIN = BasinSpec(tolerance=0.025, max_alpha=1.0, threshold=50.0)
 # The data's direction is far sharper than a random one (the gradient points where the
-# loss changes fastest): its edge lies at alpha of a few 1e-3, so it is searched finer.
-GRADIENT_BASIN = BasinSpec(tolerance=0.0005, max_alpha=0.1, threshold=50.0)
+# loss changes fastest): its edge lies at alpha below 1e-3, so it is searched finer.
+GRADIENT_BASIN = BasinSpec(tolerance=0.0001, max_alpha=0.05, threshold=50.0)
 RANDOM_DIRECTIONS = 10
 SEED = 0
 

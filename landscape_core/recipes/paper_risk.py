@@ -1,0 +1,189 @@
+"""Section 7 of the paper miniature: finetunes' trajectories and the risk preflight.
+
+Every finetune's checkpoints are drawn on the plane of the harmful 10-shot finetune
+(Fig. 1B's picture: one path should leave the basin, the mix's should stay), and each
+dataset's preflight edge is set against the order in which its finetune broke safety.
+Everything goes through the store, so a second ``make paper`` recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from landscape_core import risk, sweep
+from landscape_core.errors import UserError
+from landscape_core.readers import figures
+from landscape_core.readers.risk import RiskReport, Unfinished, report
+from landscape_core.recipes.trajectory import plane_spec, trajectory
+from landscape_core.spec.config import PromptSetSpec, TrainingDataSpec
+from landscape_core.spec.identity import plan, plane_key
+from landscape_core.spec.risk import DEFAULTS, RiskSettings, risk_sweeps
+from landscape_core.store.runs import Store
+
+THRESHOLD = DEFAULTS.basin.threshold  # a checkpoint at or above this ASR left the basin
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The miniature's model and prompt sets, as the rest of the report uses them."""
+
+    risk: RiskSettings  # the preflight's model, prompts (the landscapes') and tokens
+    checkpoints: PromptSetSpec  # what each checkpoint is evaluated on (the ASR prompts)
+
+
+@dataclass
+class Section7:
+    paths: dict[str, pd.DataFrame]  # finetune -> its checkpoints (empty: not computed)
+    plane_run: str
+    risks: dict[str, RiskReport | None]
+
+
+def data_of(name: str) -> TrainingDataSpec:
+    """'harmful 10-shot' -> the data that finetune trained on."""
+    recipe, shots = name.split()
+    return TrainingDataSpec(recipe=recipe, shots=int(shots.removesuffix("-shot")))
+
+
+def plane_of(adapters: dict[str, Path]) -> str:
+    """The finetune whose plane every path is drawn on: the smallest harmful one."""
+    return next(name for name in adapters if name.startswith("harmful"))
+
+
+def run_section7(
+    store: Store,
+    adapters: dict[str, Path],
+    setup: Setup,
+    compute: bool,
+    progress: Callable[[str], None],
+) -> Section7:
+    on = adapters[plane_of(adapters)].resolve()
+    plane = plane_spec(on, prompts=setup.risk.prompts)
+    paths: dict[str, pd.DataFrame] = {}
+    risks: dict[str, RiskReport | None] = {}
+    if compute:
+        for name, adapter in adapters.items():
+            progress(f"trajectory of {name} (section 7)")
+            points = trajectory(adapter, store, prompts=setup.checkpoints, on=on, say=progress)
+            paths[name] = pd.DataFrame([dataclasses.asdict(p) for p in points])
+        progress("the plane under the paths (section 7)")
+        plane_run = sweep.run(plane, store).run_id
+        for name in adapters:
+            progress(f"risk preflight of {name} (section 7)")
+            risks[name] = risk.run(data_of(name), store, setup.risk, say=progress)
+        return Section7(paths, plane_run, risks)
+    try:
+        planned = plan(plane, store.file_digest)
+    except UserError:  # the finetunes are not trained yet
+        return Section7({}, "", {})
+    stored = store.trajectories.on_plane(plane_key(planned))
+    for name, adapter in adapters.items():
+        paths[name] = stored.get(str(adapter.resolve()), pd.DataFrame())
+        sweeps = risk_sweeps(data_of(name), setup.risk)
+        try:
+            ids = [plan(s, store.file_digest).run_id for s in (sweeps.gradient, sweeps.random)]
+            risks[name] = report(store, *ids)
+        except (Unfinished, UserError):
+            risks[name] = None
+    return Section7(paths, planned.run_id, risks)
+
+
+def left_at(path: pd.DataFrame) -> int | None:
+    """The first checkpoint's step whose own ASR reached the threshold; None: never."""
+    if path.empty:
+        return None
+    out = path[path.asr >= THRESHOLD].sort_values("step")
+    return None if out.empty else int(out.step.iloc[0])
+
+
+def _order(values: dict[str, float | None], missing: float) -> list[str]:
+    return sorted(values, key=lambda n: (missing if values[n] is None else values[n], n))
+
+
+def lines(section: Section7, store: Store, fig: Callable[[str, object], str]) -> list[str]:
+    out = [
+        "",
+        "## Section 7 (extension): finetuning trajectories and a risk preflight",
+        "",
+        "Each finetune saved 10 checkpoints. Each is projected onto the plane of the "
+        "smallest harmful finetune (alpha = 1, beta = 0 is that finished finetune; beta is a "
+        "seeded random direction made orthogonal to it; 'off' is the share of the "
+        "checkpoint's move the plane misses) and evaluated itself on AdvBench 0-79 "
+        f"(keyword ASR %). A checkpoint at ASR >= {THRESHOLD:g} has left the basin.",
+        "",
+    ]
+    if not section.paths or all(p.empty for p in section.paths.values()):
+        return [*out, "pending: run `make paper`.", ""]
+    for name, path in section.paths.items():
+        out += [f"**{name}** (left the basin at step {left_at(path) or 'never'}):", "",
+                "| step | loss | alpha | beta | off % | ASR % |", "|---|" * 6]  # fmt: skip
+        for row in path.sort_values("step").itertuples():
+            out.append(f"| {row.step} | {row.loss:.3f} | {row.alpha:+.3f} | {row.beta:+.3f} | "
+                       f"{100 * row.relative_residual:.1f} | {_num(row.asr)} |")  # fmt: skip
+        out.append("")
+    plane = store.points_frame(section.plane_run) if section.plane_run else pd.DataFrame()
+    if not plane.empty and plane.asr.notna().all():
+        heat = figures.heatmap_2d(plane)
+        for name, path in section.paths.items():
+            if not path.empty:
+                figures.add_path(heat, name, path)
+        out += [f"The plane's landscape (AdvBench 0-19) with every path: "
+                f"{fig('trajectories', heat)}", ""]  # fmt: skip
+    return out + _risk_lines(section)
+
+
+def _risk_lines(section: Section7) -> list[str]:
+    out = [
+        "### The risk preflight, checked against the finetunes",
+        "",
+        "The edge along each dataset's gradient direction (alpha > 0, the first training "
+        "step's way; the other side in brackets) against the band of 10 random directions' "
+        f"edges (both sides each), ASR >= {THRESHOLD:g}% on AdvBench 0-19.",
+        "",
+        "| data | edge along its gradient | other side | random 5th / median [95% CI] / 95th "
+        "| narrower by | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in section.risks.items():
+        if r is None:
+            out.append(f"| {name} | pending | | | | |")
+            continue
+        b = r.random_edges
+        ci = "" if b.p50_low is None else f" [{b.p50_low:.3f}, {b.p50_high:.3f}]"
+        ratio = "-" if r.verdict.narrower_by is None else f"{r.verdict.narrower_by:.0f}x"
+        other = r.gradient_edges[0]
+        out.append(f"| {name} | {_edge(r.gradient_edge)} | {_edge(other)} | {b.p5:.3f} / "
+                   f"{b.p50:.3f}{ci} / {b.p95:.3f} | {ratio} | {r.verdict.level} |")  # fmt: skip
+    edges = {n: r.gradient_edge for n, r in section.risks.items() if r is not None}
+    if len(edges) < len(section.risks):
+        return out
+    left = {n: left_at(p) for n, p in section.paths.items()}
+    final = {n: None if p.empty else -float(p.sort_values("step").asr.iloc[-1])
+             for n, p in section.paths.items()}  # fmt: skip
+    predicted = _order(edges, float("inf"))
+    broke = _order({n: None if v is None else float(v) for n, v in left.items()}, float("inf"))
+    by_final = _order(final, 0.0)
+    out += [
+        "",
+        f"- Preflight order (narrowest edge first): {', '.join(predicted)}.",
+        f"- Order the finetunes left the basin (first step at ASR >= {THRESHOLD:g}; never "
+        f"last): {', '.join(broke)}.",
+        f"- Order by the finished finetune's ASR (highest first): {', '.join(by_final)}.",
+        f"- The preflight's order {'matches' if predicted == broke else 'does not match'} "
+        "the order of leaving the basin, and "
+        f"{'matches' if predicted == by_final else 'does not match'} the order of final ASR.",
+        "",
+    ]
+    return out
+
+
+def _edge(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.4f}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:.1f}"
