@@ -236,3 +236,59 @@ def test_defence_report_and_a_jailbreak_landscape_over_the_plain_one(
     assert any("plain AdvBench" in t for t in legend), legend
     assert any("jailbreak prefix-sure" in t for t in legend), legend
     page.screenshot(path=shots / "compare-jailbreak.png", full_page=True)
+
+
+def test_a_finetunes_path_over_its_plane_and_the_risk_preflight(
+    server, page, tiny_model_dir, tmp_path
+):
+    """Issue 17 in the app: a finetune's checkpoints drawn over its plane's landscape,
+    the Finetuning risk page's report for a preflight, and its Trajectories tab."""
+    import dataclasses
+
+    from landscape_core import risk, sweep
+    from landscape_core.recipes.finetune import FinetuneSpec, finetune
+    from landscape_core.recipes.trajectory import plane_spec, trajectory
+    from landscape_core.spec.config import AxisSpec, GenerationSpec, ModelSpec, PromptSetSpec
+    from landscape_core.spec.risk import DEFAULTS
+    from landscape_core.spec.training_data import TrainingDataSpec
+
+    url, store = server
+    shots = _shots(tmp_path)
+    three = PromptSetSpec(source="advbench", limit=3)
+    spec = FinetuneSpec.from_dict({
+        "recipe": "harmful", "shots": 4, "base": {"kind": "local", "path": str(tiny_model_dir)},
+        "epochs": 2, "batch_size": 2, "checkpoints": 4,
+    })  # fmt: skip
+    adapter = finetune(spec, store.models_dir)
+    points = trajectory(adapter, store, prompts=three)
+    plane = dataclasses.replace(
+        plane_spec(adapter, prompts=three), generation=GenerationSpec(max_new_tokens=4),
+        grid=(AxisSpec(-0.25, 1.25, 4), AxisSpec(-0.5, 0.5, 3)),
+    )  # fmt: skip
+    plane_run = sweep.run(plane, store).run_id
+    settings = dataclasses.replace(
+        DEFAULTS, model=ModelSpec(kind="local", path=str(tiny_model_dir)), prompts=three,
+        directions=2,
+    )  # fmt: skip
+    report = risk.run(TrainingDataSpec(recipe="harmful", shots=4), store, settings)
+
+    page.goto(f"{url}/landscape?run={plane_run}")
+    page.get_by_text("Data directory:").wait_for()
+    page.locator(".js-plotly-plot .legendtext", has_text=f"finetune {adapter.name}").wait_for()
+    page.get_by_text(f"Finetune {adapter.name}: each checkpoint projected").wait_for()
+    page.screenshot(path=shots / "trajectory.png", full_page=True)
+    markers = page.locator(".js-plotly-plot .scatterlayer .trace").last.locator(".point")
+    assert markers.count() == len(points), "one marker per checkpoint"
+
+    page.goto(f"{url}/risk")
+    page.get_by_text("Before training: how far").wait_for()
+    _fill(page, "Shots (K)", "4")
+    _fill(page, "Model", str(tiny_model_dir))
+    page.get_by_text("Random band and judge").click()
+    _fill(page, "Random directions", "2")
+    _fill(page, "Held-out AdvBench prompts", "3")
+    page.get_by_text(report.verdict.text[:40]).wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.screenshot(path=shots / "risk.png", full_page=True)
+    page.get_by_role("tab", name="Trajectories").click()
+    page.get_by_text(f"finetune {adapter.name}").wait_for()
