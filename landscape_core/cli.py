@@ -198,8 +198,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=RiskSettings.seed, help="the band's first seed")
     p.add_argument("--threshold", type=float, default=BASIN.threshold,
                    help="ASR %% at which the basin ends")  # fmt: skip
-    p.add_argument("--max-alpha", type=float, default=BASIN.max_alpha)
-    p.add_argument("--tolerance", type=float, default=BASIN.tolerance)
+    p.add_argument("--max-alpha", type=float, default=BASIN.max_alpha,
+                   help="how far the random band is searched")  # fmt: skip
+    p.add_argument("--tolerance", type=float, default=BASIN.tolerance,
+                   help=f"the random band's step (the data's direction: "
+                   f"{GRADIENT_BASIN.tolerance:g} up to {GRADIENT_BASIN.max_alpha:g})")  # fmt: skip
     p.add_argument("--limit", type=int, default=PROMPTS.limit, help="held-out AdvBench prompts")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_risk)

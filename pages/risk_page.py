@@ -15,8 +15,8 @@ import streamlit as st
 from landscape_core.errors import UserError
 from landscape_core.readers import figures
 from landscape_core.readers.risk import Unfinished, report
-from landscape_core.spec.config import BasinSpec, PromptSetSpec, TrainingDataSpec
-from landscape_core.spec.identity import plan
+from landscape_core.spec.config import BasinSpec, PromptSetSpec, SweepSpec, TrainingDataSpec
+from landscape_core.spec.identity import plan, plane_key
 from landscape_core.spec.risk import DEFAULTS, model_spec, risk_sweeps
 from landscape_core.spec.training_data import file_examples
 from landscape_core.store.uploads import prune_uploads, save_upload
@@ -34,6 +34,22 @@ st.caption(
 )
 
 tab_preflight, tab_paths = st.tabs(["Preflight", "Trajectories"])
+
+
+@st.cache_data(ttl=5)
+def _plane_runs() -> dict[str, list[str]]:
+    """2D runs by the plane of weights they span (``identity.plane_key``)."""
+    out: dict[str, list[str]] = {}
+    for run_id in store().runs_frame().run_id:
+        spec = SweepSpec.from_dict(store().run(run_id)["spec"])
+        if spec.ndim == 2 and spec.directions[0].kind == "interpolation":
+            try:
+                key = plane_key(plan(spec, store().file_digest))
+            except UserError:  # its model files moved
+                continue
+            out.setdefault(key, []).append(run_id)
+    return out
+
 
 with tab_preflight:
     left, right = st.columns(2)
@@ -152,6 +168,10 @@ with tab_paths:
             column_config={"answers": st.column_config.LinkColumn(display_text="open")},
             hide_index=True, key=f"path-{row.plane_key}-{Path(row.adapter).name}",
         )  # fmt: skip
-    if not paths.empty:
-        st.caption("The path over its landscape: open the plane's 2D run on the Landscape "
-                   "page (every run of that plane draws it).")  # fmt: skip
+        planes = _plane_runs().get(row.plane_key, [])
+        if planes:  # hex run ids: safe in links
+            links = ", ".join(f"[{r}](/landscape?run={r})" for r in planes)
+            st.markdown(f"The path over its plane's landscape: {links}")
+        else:
+            st.caption("No 2D run of its plane yet: `trajectory ADAPTER --plane-config "
+                       "plane.yaml`, then `sweep plane.yaml`, draws the path on one.")  # fmt: skip

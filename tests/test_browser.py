@@ -292,3 +292,4 @@ def test_a_finetunes_path_over_its_plane_and_the_risk_preflight(
     page.screenshot(path=shots / "risk.png", full_page=True)
     page.get_by_role("tab", name="Trajectories").click()
     page.get_by_text(f"finetune {adapter.name}").wait_for()
+    page.get_by_role("link", name=plane_run).wait_for()  # the plane's landscape
