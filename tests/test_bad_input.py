@@ -113,9 +113,12 @@ def test_uploads_are_kept_once_and_pruned_when_unused(store, tiny_spec):
     used = save_upload(store, "b.csv", b"prompt\nworld\n")
     spec = tiny_spec(prompts={"source": "file", "path": str(used.path), "column": "prompt"})
     store.jobs.submit(spec.to_dict())
+    data = save_upload(store, "pairs.csv", b"prompt,answer\nhi,hello\n")
+    direction = {"kind": "gradient", "data": {"recipe": "file", "path": str(data.path)}}
+    store.jobs.submit(tiny_spec(directions=[direction]).to_dict())
     removed = prune_uploads(store)
     assert removed == [first.path]
-    assert used.path.is_file()
+    assert used.path.is_file() and data.path.is_file(), "a preflight's data is in use too"
 
 
 # --- configs ---------------------------------------------------------------------------
