@@ -26,6 +26,8 @@ from landscape_core.spec.risk import DEFAULTS, RiskSettings, risk_sweeps
 from landscape_core.store.runs import Store
 
 THRESHOLD = DEFAULTS.basin.threshold  # a checkpoint at or above this ASR left the basin
+# a control: data that teaches refusals and benign answers, never compliance
+CONTROL = ("align (control)", TrainingDataSpec(recipe="align"))
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,9 @@ def run_section7(
             paths[name] = pd.DataFrame([dataclasses.asdict(p) for p in points])
         progress("the plane under the paths (section 7)")
         plane_run = sweep.run(plane, store).run_id
-        for name in adapters:
+        for name, data in _datasets(adapters):
             progress(f"risk preflight of {name} (section 7)")
-            risks[name] = risk.run(data_of(name), store, setup.risk, say=progress)
+            risks[name] = risk.run(data, store, setup.risk, say=progress)
         return Section7(paths, plane_run, risks)
     try:
         planned = plan(plane, store.file_digest)
@@ -83,13 +85,19 @@ def run_section7(
     stored = store.trajectories.on_plane(plane_key(planned))
     for name, adapter in adapters.items():
         paths[name] = stored.get(str(adapter.resolve()), pd.DataFrame())
-        sweeps = risk_sweeps(data_of(name), setup.risk)
+    for name, data in _datasets(adapters):
+        sweeps = risk_sweeps(data, setup.risk)
         try:
             ids = [plan(s, store.file_digest).run_id for s in (sweeps.gradient, sweeps.random)]
             risks[name] = report(store, *ids)
         except (Unfinished, UserError):
             risks[name] = None
     return Section7(paths, planned.run_id, risks)
+
+
+def _datasets(adapters: dict[str, Path]) -> list[tuple[str, TrainingDataSpec]]:
+    """Each finetune's data, then the control."""
+    return [(name, data_of(name)) for name in adapters] + [CONTROL]
 
 
 def left_at(path: pd.DataFrame) -> int | None:
@@ -158,9 +166,9 @@ def _risk_lines(section: Section7) -> list[str]:
         other = r.gradient_edges[0]
         out.append(f"| {name} | {_edge(r.gradient_edge)} | {_edge(other)} | {b.p5:.3f} / "
                    f"{b.p50:.3f}{ci} / {b.p95:.3f} | {ratio} | {r.verdict.level} |")  # fmt: skip
-    edges = {n: r.gradient_edge for n, r in section.risks.items() if r is not None}
-    if len(edges) < len(section.risks):
+    if any(r is None for r in section.risks.values()):
         return out
+    edges = {n: r.gradient_edge for n, r in section.risks.items() if n in section.paths}
     left = {n: left_at(p) for n, p in section.paths.items()}
     final = {n: None if p.empty else -float(p.sort_values("step").asr.iloc[-1])
              for n, p in section.paths.items()}  # fmt: skip
