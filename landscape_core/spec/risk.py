@@ -19,6 +19,7 @@ from landscape_core.spec.config import (
     GenerationSpec,
     ModelSpec,
     PromptSetSpec,
+    RuntimeSpec,
     SweepSpec,
     TrainingDataSpec,
 )
@@ -29,6 +30,9 @@ BASIN = BasinSpec(tolerance=0.025, max_alpha=1.0, threshold=50.0)
 # The data's direction is far sharper than a random one (the gradient points where the
 # loss changes fastest): its edge lies at alpha below 1e-3, so it is searched finer.
 GRADIENT_BASIN = BasinSpec(tolerance=0.0001, max_alpha=0.05, threshold=50.0)
+# The report reads keyword verdicts only; measuring the coherence of every probe's
+# answers would double a preflight (`rescore RUN --coherence` adds it later).
+RUNTIME = RuntimeSpec(coherence=False)
 RANDOM_DIRECTIONS = 10
 SEED = 0
 
@@ -62,7 +66,7 @@ def risk_sweeps(data: TrainingDataSpec, settings: RiskSettings = DEFAULTS) -> Ri
         return SweepSpec(
             label=label, model=settings.model, prompts=settings.prompts,
             directions=(direction,), generation=settings.generation, measure="basin-radius",
-            basin=basin,
+            basin=basin, runtime=RUNTIME,
         )  # fmt: skip
 
     if settings.gradient_basin.threshold != settings.basin.threshold:
