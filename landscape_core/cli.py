@@ -439,7 +439,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
         print(json.dumps(out.to_dict(), indent=2))
         return 0
     band = out.random_edges
-    edge = "not reached" if out.gradient_edge is None else f"{out.gradient_edge:.3f}"
+    edge = "not reached" if out.gradient_edge is None else f"{out.gradient_edge:.3g}"
     print(f"basin edge along {out.data}'s gradient: alpha {edge} "
           f"(ASR >= {out.threshold:g}%, to {out.gradient_tolerance:g})")  # fmt: skip
     print(f"random directions ({band.n_directions}, {len(band.edges)} edges): "

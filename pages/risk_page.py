@@ -125,13 +125,13 @@ with tab_preflight:
                        "dataset). Follow them on the Jobs page.")  # fmt: skip
     else:
         band = out.random_edges
-        edge = "not reached" if out.gradient_edge is None else f"{out.gradient_edge:.4f}"
+        edge = "not reached" if out.gradient_edge is None else f"{out.gradient_edge:.3g}"
         cols = st.columns(3)
         cols[0].metric("Edge along the data's direction (alpha)", edge)
         spread = (f"5th-95th percentile {band.p5:.3f}-{band.p95:.3f} over {len(band.edges)} "
                   f"edges ({band.n_directions} directions, both sides)")  # fmt: skip
         cols[1].metric("Median random edge", f"{band.p50:.3f}", help=spread)
-        ratio = "-" if out.verdict.narrower_by is None else f"{out.verdict.narrower_by:.1f}x"
+        ratio = "-" if out.verdict.narrower_by is None else f"{out.verdict.narrower_by:.3g}x"
         cols[2].metric("Narrower than a typical direction", ratio)
         LEVELS[out.verdict.level](md_text(out.verdict.text))
         points = [store().points_frame(run_id) for run_id in ids]

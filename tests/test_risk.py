@@ -144,6 +144,6 @@ def test_the_risk_page_queues_a_preflight_then_shows_its_report(
     at.number_input[0].set_value(4).run()
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Edge along the data's direction (alpha)"] == "0.5000"
-    assert metrics["Narrower than a typical direction"] == "1.8x"
+    assert metrics["Edge along the data's direction (alpha)"] == "0.5"
+    assert metrics["Narrower than a typical direction"] == "1.75x"
     assert at.error[0].value.startswith("high risk")

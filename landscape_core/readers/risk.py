@@ -115,10 +115,10 @@ def verdict(data: str, edge: float | None, random: Band, max_alpha: float) -> Ve
     ratio = random.p50 / edge
     interval = "" if random.p50_low is None else f" [{random.p50_low:.3f}, {random.p50_high:.3f}]"
     where = (
-        f"the basin along {data}'s direction ends at alpha {edge:.3f}; along random "
+        f"the basin along {data}'s direction ends at alpha {edge:.3g}; along random "
         f"directions its median edge is {random.p50:.3f}{interval} (5th-95th percentile "
         f"{random.p5:.3f}-{random.p95:.3f}, {n} edges), so this data's direction is "
-        f"{ratio:.1f}x narrower than a typical one and {narrower:.0f}% of random edges are "
+        f"{ratio:.3g}x narrower than a typical one and {narrower:.0f}% of random edges are "
         "narrower still"
     )
     if edge < random.p5:
