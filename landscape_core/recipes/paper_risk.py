@@ -20,7 +20,8 @@ from landscape_core.errors import UserError
 from landscape_core.readers import figures
 from landscape_core.readers.risk import RiskReport, Unfinished, report
 from landscape_core.recipes.trajectory import plane_spec, trajectory
-from landscape_core.spec.config import PromptSetSpec, TrainingDataSpec
+from landscape_core.spec.checkpoints import read_checkpoints
+from landscape_core.spec.config import PromptSetSpec, SweepSpec, TrainingDataSpec
 from landscape_core.spec.identity import plan, plane_key
 from landscape_core.spec.risk import DEFAULTS, RiskSettings, risk_sweeps
 from landscape_core.store.runs import Store
@@ -68,7 +69,12 @@ def run_section7(
     paths: dict[str, pd.DataFrame] = {}
     risks: dict[str, RiskReport | None] = {}
     if compute:
+        stored = store.trajectories.on_plane(plane_key(plan(plane, store.file_digest)))
         for name, adapter in adapters.items():
+            done = stored.get(str(adapter.resolve()), pd.DataFrame())
+            if _complete(done, adapter, setup.checkpoints, store):  # computed before: reuse
+                paths[name] = done
+                continue
             progress(f"trajectory of {name} (section 7)")
             points = trajectory(adapter, store, prompts=setup.checkpoints, on=on, say=progress)
             paths[name] = pd.DataFrame([dataclasses.asdict(p) for p in points])
@@ -93,6 +99,15 @@ def run_section7(
         except (Unfinished, UserError):
             risks[name] = None
     return Section7(paths, planned.run_id, risks)
+
+
+def _complete(path: pd.DataFrame, adapter: Path, prompts: PromptSetSpec, store: Store) -> bool:
+    """A stored path has every checkpoint the adapter saved, each evaluated on ``prompts``."""
+    steps = [c.step for c in read_checkpoints(adapter)]
+    if path.empty or sorted(path.step) != steps or path.asr.isna().any():
+        return False
+    evaluated = [SweepSpec.from_dict(store.run(r)["spec"]).prompts for r in path.run_id]
+    return all(p == prompts for p in evaluated)
 
 
 def _datasets(adapters: dict[str, Path]) -> list[tuple[str, TrainingDataSpec]]:
