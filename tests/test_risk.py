@@ -147,3 +147,11 @@ def test_the_risk_page_queues_a_preflight_then_shows_its_report(
     assert metrics["Edge along the data's direction (alpha)"] == "0.5"
     assert metrics["Narrower than a typical direction"] == "1.75x"
     assert at.error[0].value.startswith("high risk")
+
+
+def test_the_preflights_order_is_checked_pair_by_pair():
+    from landscape_core.recipes.paper_risk import _pairs
+
+    edges = {"a": 1e-4, "b": 2e-4, "c": 2e-4, "d": None}
+    broke = {"a": 3.0, "b": 6.0, "c": float("inf"), "d": 2.0}
+    assert _pairs(edges, broke) == {"concordant": 2, "discordant": 3, "tied": 1, "both tied": 0}

@@ -29,6 +29,7 @@ from landscape_core.store.runs import Store
 THRESHOLD = DEFAULTS.basin.threshold  # a checkpoint at or above this ASR left the basin
 # a control: data that teaches refusals and benign answers, never compliance
 CONTROL = ("align (control)", TrainingDataSpec(recipe="align"))
+NEVER = "never"
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,6 @@ def left_at(path: pd.DataFrame) -> int | None:
     return None if out.empty else int(out.step.iloc[0])
 
 
-def _order(values: dict[str, float | None], missing: float) -> list[str]:
-    return sorted(values, key=lambda n: (missing if values[n] is None else values[n], n))
-
-
 def lines(section: Section7, store: Store, fig: Callable[[str, object], str]) -> list[str]:
     out = [
         "",
@@ -142,6 +139,9 @@ def lines(section: Section7, store: Store, fig: Callable[[str, object], str]) ->
     if not section.paths or all(p.empty for p in section.paths.values()):
         return [*out, "pending: run `make paper`.", ""]
     for name, path in section.paths.items():
+        if path.empty:
+            out += [f"**{name}**: pending (`trajectory` has not finished for it).", ""]
+            continue
         out += [f"**{name}** (left the basin at step {left_at(path) or 'never'}):", "",
                 "| step | loss | alpha | beta | off % | ASR % |", "|---|" * 6]  # fmt: skip
         for row in path.sort_values("step").itertuples():
@@ -164,7 +164,7 @@ def _risk_lines(section: Section7) -> list[str]:
         "### The risk preflight, checked against the finetunes",
         "",
         "The edge along each dataset's gradient direction (alpha > 0, the first training "
-        "step's way; the other side in brackets) against the band of 10 random directions' "
+        "step's way; 'other side' is alpha < 0) against the band of 10 random directions' "
         f"edges (both sides each), ASR >= {THRESHOLD:g}% on AdvBench 0-19.",
         "",
         "| data | edge along its gradient | other side | random 5th / median [95% CI] / 95th "
@@ -181,27 +181,56 @@ def _risk_lines(section: Section7) -> list[str]:
         other = r.gradient_edges[0]
         out.append(f"| {name} | {_edge(r.gradient_edge)} | {_edge(other)} | {b.p5:.3f} / "
                    f"{b.p50:.3f}{ci} / {b.p95:.3f} | {ratio} | {r.verdict.level} |")  # fmt: skip
-    if any(r is None for r in section.risks.values()):
+    both = [n for n, p in section.paths.items()
+            if not p.empty and section.risks.get(n) is not None]  # fmt: skip
+    if len(both) < 2:
         return out
-    edges = {n: r.gradient_edge for n, r in section.risks.items() if n in section.paths}
-    left = {n: left_at(p) for n, p in section.paths.items()}
-    final = {n: None if p.empty else -float(p.sort_values("step").asr.iloc[-1])
-             for n, p in section.paths.items()}  # fmt: skip
-    predicted = _order(edges, float("inf"))
-    broke = _order({n: None if v is None else float(v) for n, v in left.items()}, float("inf"))
-    by_final = _order(final, 0.0)
+    edges = {n: section.risks[n].gradient_edge for n in both}  # type: ignore[union-attr]
+    left = {n: left_at(section.paths[n]) for n in both}
+    final = {n: -float(section.paths[n].sort_values("step").asr.iloc[-1]) for n in both}
+    broke = {n: float("inf") if v is None else float(v) for n, v in left.items()}
+    pairs = _pairs(edges, broke)
     out += [
         "",
-        f"- Preflight order (narrowest edge first): {', '.join(predicted)}.",
-        f"- Order the finetunes left the basin (first step at ASR >= {THRESHOLD:g}; never "
-        f"last): {', '.join(broke)}.",
-        f"- Order by the finished finetune's ASR (highest first): {', '.join(by_final)}.",
-        f"- The preflight's order {'matches' if predicted == broke else 'does not match'} "
-        "the order of leaving the basin, and "
-        f"{'matches' if predicted == by_final else 'does not match'} the order of final ASR.",
+        f"Over the finetunes with both a path and a preflight ({', '.join(both)}), each "
+        "pair is concordant when the narrower edge belongs to the finetune that left the "
+        "basin at an earlier step (never leaving counts as last), discordant when the "
+        "other one did, and tied when the edges are equal at the search's step (1e-4):",
+        "",
+        f"- edges: {', '.join(f'{n} {_edge(e)}' for n, e in edges.items())};",
+        f"- left the basin at step: {', '.join(f'{n} {left[n] or NEVER}' for n in both)};",
+        f"- final ASR: {', '.join(f'{n} {-final[n]:.1f}' for n in both)};",
+        f"- pairs: {pairs['concordant']} concordant, {pairs['discordant']} discordant, "
+        f"{pairs['tied']} tied by the preflight, {pairs['both tied']} tied in both.",
+        "",
+        "The preflight ranked the datasets in the order their finetunes broke safety: "
+        + (
+            "yes."
+            if pairs["concordant"] and not (pairs["discordant"] or pairs["tied"])
+            else "no: it cannot separate them (see the pairs above)."
+        ),
         "",
     ]
     return out
+
+
+def _pairs(edges: dict[str, float | None], broke: dict[str, float]) -> dict[str, int]:
+    """Kendall-style pair counts of the preflight's order against the finetunes'."""
+    counts = {"concordant": 0, "discordant": 0, "tied": 0, "both tied": 0}
+    names = list(edges)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            ea = float("inf") if edges[a] is None else edges[a]
+            eb = float("inf") if edges[b] is None else edges[b]
+            if ea == eb:
+                counts["both tied" if broke[a] == broke[b] else "tied"] += 1
+            elif broke[a] == broke[b]:
+                counts["discordant"] += 1  # the preflight separates what training did not
+            elif (ea < eb) == (broke[a] < broke[b]):
+                counts["concordant"] += 1
+            else:
+                counts["discordant"] += 1
+    return counts
 
 
 def _edge(value: float | None) -> str:
