@@ -143,7 +143,7 @@ def lines(section: Section7, store: Store, fig: Callable[[str, object], str]) ->
             out += [f"**{name}**: pending (`trajectory` has not finished for it).", ""]
             continue
         out += [f"**{name}** (left the basin at step {left_at(path) or 'never'}):", "",
-                "| step | loss | alpha | beta | off % | ASR % |", "|---|" * 6]  # fmt: skip
+                "| step | loss | alpha | beta | off % | ASR % |", "|" + "---|" * 6]  # fmt: skip
         for row in path.sort_values("step").itertuples():
             out.append(f"| {row.step} | {row.loss:.3f} | {row.alpha:+.3f} | {row.beta:+.3f} | "
                        f"{100 * row.relative_residual:.1f} | {_num(row.asr)} |")  # fmt: skip
