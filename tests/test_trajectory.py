@@ -53,6 +53,9 @@ def test_checkpoints_are_saved_atomically_with_their_step_loss_and_data_hash(
     assert [c.step for c in saved] == [2, 4] and len(log) == 4  # every 2 of 4 steps, the last
     assert [c.loss for c in saved] == [log[1]["loss"], log[3]["loss"]]
     assert {c.data_hash for c in saved} == {recipe["examples_hash"]}
+    config = (out / "adapter_config.json").read_text()
+    modules = json.loads(config)["target_modules"]
+    assert modules == sorted(modules), "a set's order would change the adapter's fingerprint"
     last = load_file(f"{saved[-1].path}/adapter_model.safetensors")
     final = load_file(str(out / "adapter_model.safetensors"))
     assert all(torch.equal(last[k], final[k]) for k in final), "the last checkpoint is the adapter"

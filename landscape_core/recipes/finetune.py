@@ -252,3 +252,11 @@ def _save(
     path = directory / "adapter_model.safetensors"
     weights = {k: v.to(torch.float16) for k, v in load_file(str(path)).items()}
     save_file(weights, str(path), metadata={"format": "pt"})
+    # peft writes `target_modules` from a set, in an order that changes with each
+    # process's string hashing; the config's bytes name the adapter (its fingerprint),
+    # so it is written sorted, and the same training gives the same run ids
+    config = directory / "adapter_config.json"
+    data = json.loads(config.read_text())
+    if isinstance(data.get("target_modules"), list):
+        data["target_modules"] = sorted(data["target_modules"])
+    config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
