@@ -157,3 +157,18 @@ def one_decimal(value: Any, missing: str) -> str:
 
 def show_user_error(exc: UserError) -> None:
     st.error(md_text(str(exc)), icon=":material/error:")
+
+
+def checkpoint_table(path: pd.DataFrame, key: str) -> None:
+    """A finetune's checkpoints: place, % of the move off the plane, ASR, answers link."""
+    path = path.sort_values("step")
+    st.dataframe(
+        pd.DataFrame({
+            "step": path.step, "loss": path.loss, "alpha": path.alpha.round(3),
+            "beta": path.beta.round(3), "off the plane": (100 * path.relative_residual).round(1),
+            "ASR %": path.asr,
+            "answers": [f"/generations?run={r}" if r else None for r in path.run_id],
+        }),
+        column_config={"answers": st.column_config.LinkColumn(display_text="open")},
+        hide_index=True, key=key,
+    )  # fmt: skip

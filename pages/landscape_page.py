@@ -25,7 +25,7 @@ from landscape_core.readers.results import (
 )
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import plan, plane_key
-from pages.common import md_text, pick_runs, store
+from pages.common import checkpoint_table, md_text, pick_runs, store
 
 
 def run_details_panel(run_id: str) -> None:
@@ -99,16 +99,7 @@ def _trajectory_table(name: str, path: pd.DataFrame) -> None:
         "(least squares; 'off the plane' is the share of its move the plane misses) and "
         "evaluated itself. Open a checkpoint's run to read its answers."
     )
-    st.dataframe(
-        pd.DataFrame({
-            "step": path.step, "loss": path.loss, "alpha": path.alpha.round(3),
-            "beta": path.beta.round(3), "off the plane": (100 * path.relative_residual).round(1),
-            "ASR %": path.asr,
-            "answers": [f"/generations?run={r}" if r else None for r in path.run_id],
-        }),
-        column_config={"answers": st.column_config.LinkColumn(display_text="open")},
-        hide_index=True, key=f"trajectory-{name}",
-    )  # fmt: skip
+    checkpoint_table(path, key=f"trajectory-{name}")
 
 
 def _selected_idx(event, frame) -> int | None:

@@ -20,7 +20,7 @@ from landscape_core.spec.identity import plan, plane_key
 from landscape_core.spec.risk import DEFAULTS, model_spec, risk_sweeps
 from landscape_core.spec.training_data import file_examples
 from landscape_core.store.uploads import prune_uploads, save_upload
-from pages.common import md_text, show_user_error, store
+from pages.common import checkpoint_table, md_text, show_user_error, store
 
 LEVELS = {"high": st.error, "elevated": st.warning, "typical": st.success,
           "unknown": st.info, "outside": st.error}  # fmt: skip
@@ -156,18 +156,7 @@ with tab_paths:
         )
     for row in paths.itertuples():
         st.subheader(md_text(f"finetune {Path(row.adapter).name}"))
-        points = row.points.sort_values("step")
-        st.dataframe(
-            pd.DataFrame({
-                "step": points.step, "loss": points.loss, "alpha": points.alpha.round(3),
-                "beta": points.beta.round(3),
-                "off the plane %": (100 * points.relative_residual).round(1),
-                "ASR %": points.asr,
-                "answers": [f"/generations?run={r}" if r else None for r in points.run_id],
-            }),
-            column_config={"answers": st.column_config.LinkColumn(display_text="open")},
-            hide_index=True, key=f"path-{row.plane_key}-{Path(row.adapter).name}",
-        )  # fmt: skip
+        checkpoint_table(row.points, key=f"path-{row.plane_key}-{Path(row.adapter).name}")
         planes = _plane_runs().get(row.plane_key, [])
         if planes:  # hex run ids: safe in links
             links = ", ".join(f"[{r}](/landscape?run={r})" for r in planes)

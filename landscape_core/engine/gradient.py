@@ -8,16 +8,12 @@ parameter. One backward pass per batch, accumulated; the model is left as it was
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-from landscape_core.engine.decoder import generate
 from landscape_core.engine.models import LoadedModel
 from landscape_core.engine.perturb import unique_parameters
-from landscape_core.engine.training import batches, encode, summed_loss
-from landscape_core.spec.chat import render_prompts
-from landscape_core.spec.config import GenerationSpec, SystemPromptSpec, TrainingDataSpec
+from landscape_core.engine.training import batches, encode, own_answers, summed_loss, training_texts
+from landscape_core.spec.config import GenerationSpec, TrainingDataSpec
 from landscape_core.spec.training_data import Example, examples
 
 MAX_LENGTH = 256  # the finetune recipe's max_length
@@ -62,14 +58,8 @@ def data_direction(
 ) -> dict[str, torch.Tensor]:
     """``descent`` over a data spec's examples, rendered as ``finetune`` renders them."""
     model, tokenizer = loaded.model, loaded.tokenizer
-    system = SystemPromptSpec()
-
-    def render(prompts: list[str]) -> list[str]:
-        texts, _ = render_prompts(tokenizer, tuple(prompts), system, chat_format)
-        return texts
-
-    distill: Callable[[list[str]], list[str]] = lambda prompts: [  # noqa: E731
-        g.text for g in generate(model, tokenizer, render(prompts), DISTILL, batch_size=64)
-    ]
-    data = examples(spec, distill)
-    return descent(model, tokenizer, render([e.prompt for e in data]), data)
+    data = examples(
+        spec, lambda prompts: own_answers(model, tokenizer, prompts, chat_format, DISTILL)
+    )
+    texts = training_texts(tokenizer, [e.prompt for e in data], chat_format)
+    return descent(model, tokenizer, texts, data)

@@ -12,10 +12,31 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from landscape_core.engine.decoder import generate
 from landscape_core.errors import UserError
+from landscape_core.spec.chat import render_prompts
+from landscape_core.spec.config import GenerationSpec, SystemPromptSpec
 from landscape_core.spec.training_data import Example
 
 IGNORE = -100  # the label of a token the loss skips (the prompt, padding)
+
+
+def training_texts(tokenizer, prompts: Sequence[str], chat_format: str) -> list[str]:  # noqa: ANN001
+    """Prompts as finetuning renders them: the chat template's default system prompt."""
+    texts, _ = render_prompts(tokenizer, tuple(prompts), SystemPromptSpec(), chat_format)
+    return texts
+
+
+def own_answers(
+    model: torch.nn.Module,
+    tokenizer,  # noqa: ANN001 - a transformers tokenizer
+    prompts: Sequence[str],
+    chat_format: str,
+    generation: GenerationSpec,
+) -> list[str]:
+    """The model's greedy answers to training prompts (``align``'s self-distillation)."""
+    texts = training_texts(tokenizer, prompts, chat_format)
+    return [g.text for g in generate(model, tokenizer, texts, generation, batch_size=64)]
 
 
 @dataclass(frozen=True)

@@ -71,12 +71,12 @@ class Unfinished(Exception):
     """A search is still missing probes: no report yet."""
 
 
-def _edges(store: Store, run_id: str) -> list[tuple[float | None, float | None]]:
-    run = store.run(run_id)
+def _edges(store: Store, run: dict[str, Any]) -> list[tuple[float | None, float | None]]:
+    """A stored search's edges per direction (``Unfinished`` while a probe is missing)."""
     spec = SweepSpec.from_dict(run["spec"])
-    edges = direction_edges(store.points_frame(run_id), spec)
+    edges = direction_edges(store.points_frame(run["run_id"]), spec)
     if any(e is None for e in edges):
-        raise Unfinished(run_id)
+        raise Unfinished(run["run_id"])
     return edges  # type: ignore[return-value]
 
 
@@ -138,8 +138,8 @@ def report(store: Store, gradient_run: str, random_run: str) -> RiskReport:
     band_spec = SweepSpec.from_dict(runs["random"]["spec"])
     data = along.directions[0].data
     name = "the data" if data is None else data.display_name
-    (gradient,) = _edges(store, gradient_run)
-    random = band(_edges(store, random_run), band_spec.basin.max_alpha)
+    (gradient,) = _edges(store, runs["gradient"])
+    random = band(_edges(store, runs["random"]), band_spec.basin.max_alpha)
     edge = gradient[1]
     return RiskReport(
         data=name, gradient_edge=edge, gradient_edges=gradient, random_edges=random,

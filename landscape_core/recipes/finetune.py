@@ -25,12 +25,10 @@ from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from landscape_core import __version__
-from landscape_core.engine.decoder import generate
 from landscape_core.engine.models import load_model
-from landscape_core.engine.training import collate, encode
+from landscape_core.engine.training import collate, encode, own_answers, training_texts
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.hashing import content_hash
-from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.checkpoints import CHECKPOINTS, RECORD, Checkpoint
 from landscape_core.spec.config import (
     ADDED,
@@ -38,7 +36,6 @@ from landscape_core.spec.config import (
     ModelSpec,
     PromptSetSpec,
     Spec,
-    SystemPromptSpec,
 )
 from landscape_core.spec.model_files import atomic_directory
 from landscape_core.spec.training_data import (
@@ -131,15 +128,13 @@ def finetune(
         return out
     loaded = load_model(spec.base, models_dir)
     model, tokenizer = loaded.model, loaded.tokenizer
-    system = SystemPromptSpec()
+    chat_format = spec.base.chat_format
 
     def render(prompts: list[str]) -> list[str]:
-        texts, _ = render_prompts(tokenizer, tuple(prompts), system, spec.base.chat_format)
-        return texts
+        return training_texts(tokenizer, prompts, chat_format)
 
     def distill(prompts: list[str]) -> list[str]:
-        gens = generate(model, tokenizer, render(prompts), spec.distill, batch_size=64)
-        return [g.text for g in gens]
+        return own_answers(model, tokenizer, prompts, chat_format, spec.distill)
 
     examples = build_examples(spec, distill)
     if not examples:
