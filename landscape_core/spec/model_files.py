@@ -28,6 +28,9 @@ ALIGNED_ADAPTER = Path(__file__).resolve().parents[1] / "adapters" / "smollm2-al
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 IDENTITY_PATTERNS = ("*.safetensors", "*.json", "*.jinja", "*.model", "*.txt", "*.gguf")
+# What the catalogue takes from a finetune's recipe: where its base model is, never how
+# to load it. A dropped-in folder's recipe must not switch on trust_remote_code.
+CATALOGUE_FIELDS = ("kind", "path", "variant", "chat_format")
 
 Digest = Callable[[Path], str]  # file -> sha256 hex; the store memoises it
 
@@ -138,15 +141,22 @@ def catalogue(models_dir: Path) -> Catalogue:
         if not (recipe.parent / ADAPTER_FILES[0]).is_file():
             problems[str(recipe.parent)] = f"no {ADAPTER_FILES[0]}"
             continue
-        choices[f"Finetuned: {recipe.parent.name}"] = {**base, "adapter": str(recipe.parent)}
+        taken = {k: v for k, v in base.items() if k in CATALOGUE_FIELDS}
+        choices[f"Finetuned: {recipe.parent.name}"] = {**taken, "adapter": str(recipe.parent)}
     return Catalogue(choices, problems)
+
+
+def remote_code_files(spec: ModelSpec) -> list[Path]:
+    """The Python files ``trust_remote_code`` would run for this model (none for GGUF)."""
+    root = model_dir(spec)
+    return [] if root.is_file() else sorted(root.glob("*.py"))
 
 
 def identity_files(spec: ModelSpec) -> dict[str, Path]:
     """Files whose bytes decide the model's outputs, by label.
 
-    Weights, config and tokenizer by file name, then each merged adapter's files as
-    ``adapterN/<name>``.
+    Weights, config and tokenizer by file name (with ``trust_remote_code``, the model's
+    ``*.py`` too), then each merged adapter's files as ``adapterN/<name>``.
     """
     root = model_dir(spec)
     files = (
@@ -154,6 +164,8 @@ def identity_files(spec: ModelSpec) -> dict[str, Path]:
         if root.is_file()
         else sorted({p for pattern in IDENTITY_PATTERNS for p in root.glob(pattern) if p.is_file()})
     )
+    if spec.trust_remote_code:  # the code it runs decides its outputs too
+        files += remote_code_files(spec)
     labelled = {p.name: p for p in files}
     for n, directory in enumerate(adapters(spec)):
         labelled.update({f"adapter{n}/{name}": directory / name for name in ADAPTER_FILES})
