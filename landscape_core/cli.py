@@ -38,6 +38,8 @@ from landscape_core.readers.results import landscape
 from landscape_core.spec.config import BasinSpec, JudgeSpec, SweepSpec, load_yaml
 from landscape_core.spec.identity import judge_label
 from landscape_core.spec.jailbreak import templates
+from landscape_core.spec.judges import names as judge_names
+from landscape_core.spec.judges import resolve_label
 from landscape_core.spec.preflight import preflight
 from landscape_core.spec.risk import (
     BASIN,
@@ -52,6 +54,7 @@ from landscape_core.worker import serve
 
 log = logging.getLogger("landscape_core")
 DEFAULT_STORE = "cache"
+JUDGE_HELP = "a judge's name or stored label (default: the run's first judge, keyword first)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", parents=[common], help="a run's landscape and VISAGE")
     p.add_argument("run", help="run id (or a unique prefix), or 'latest'")
     p.add_argument("--json", action="store_true", help="one JSON object for scripts")
-    p.add_argument("--judge", default="keyword")
+    p.add_argument("--judge", default=None, help=JUDGE_HELP)
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser(
@@ -174,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         default="csv",
         help="html: one offline file with figures, VISAGE +- CI, config, answers",
     )
-    p.add_argument("--judge", default="keyword")
+    p.add_argument("--judge", default=None, help=JUDGE_HELP)
     p.add_argument("--out", type=Path, help="file to write (default: stdout)")
     p.set_defaults(func=cmd_export)
 
@@ -215,7 +218,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train_classifier)
 
     judge = argparse.ArgumentParser(add_help=False)
-    judge.add_argument("--judge", default="keyword", help="keyword, refusal-patterns, ...")
+    judge.add_argument(
+        "--judge",
+        default="keyword",
+        choices=judge_names("text") + judge_names("model"),
+        help="keyword is the paper's",
+    )
     judge.add_argument("--judge-path", default="", help="classifier / llm-judge model")
     judge.add_argument(
         "--refusal-labels", default="", help="classifier labels that mean refusal, a,b"
@@ -455,8 +463,15 @@ def cmd_templates(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_judge(store: Store, run_id: str, asked: str | None) -> str:
+    """The stored label of the judge asked for by name or label (default: the run's first)."""
+    return resolve_label(asked, store.judges(run_id))
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    data = landscape(_store(args), args.run, args.judge)
+    store = _store(args)
+    run_id = store.run(args.run)["run_id"]
+    data = landscape(store, run_id, _run_judge(store, run_id, args.judge))
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -495,6 +510,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     store = _store(args)
     run = store.run(args.run)
+    args.judge = _run_judge(store, run["run_id"], args.judge)
     if args.format == "html":
         text = html_report(store, run["run_id"], args.judge)
         if args.out:

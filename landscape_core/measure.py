@@ -16,6 +16,7 @@ from landscape_core.errors import NonFiniteError
 from landscape_core.judging.verdict import Judge, score_all
 from landscape_core.spec.config import ANSWER_MEASURES
 from landscape_core.spec.datasets import LETTERS
+from landscape_core.spec.judges import REFUSAL_LIKELIHOOD
 from landscape_core.store.records import (
     GenerationRow,
     GridPoint,
@@ -95,7 +96,7 @@ def measure(session: Session, inputs: Inputs, key: str, should_stop: ShouldStop)
         "done",
         generations=[GenerationRow(i, prompts[i], "", 0, "likelihood") for i in range(len(probs))],
         scores=[
-            ScoreRow(i, "refusal-likelihood", q >= 0.5, f"P(refusal opening) = {q:.3f}")
+            ScoreRow(i, REFUSAL_LIKELIHOOD, q >= 0.5, f"P(refusal opening) = {q:.3f}")
             for i, q in enumerate(probs)
         ],
         measures=[MeasureRow(i, "p_refusal", q) for i, q in enumerate(probs)],

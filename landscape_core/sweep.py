@@ -34,6 +34,7 @@ from landscape_core.spec.identity import (
     point_key,
     snake_grid,
 )
+from landscape_core.spec.judges import REFUSAL_LIKELIHOOD
 from landscape_core.spec.model_files import bundled_copy
 from landscape_core.spec.preflight import check_grid
 from landscape_core.store.jobs import Claim, Stage
@@ -138,7 +139,7 @@ def run(
         store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, executor), grid)
         report.stored(store)  # before the stage, so the job's pace starts from this count
         report.stage(Stage.POINTS)
-        judge = judges[0].label if judges else "refusal-likelihood"
+        judge = judges[0].label if judges else REFUSAL_LIKELIHOOD
         _visit(p, store, executor, summary, report, should_stop, claim, judge)
         if summary.status == "complete" and spec.runtime.coherence:
             report.stage(Stage.COHERENCE)

@@ -11,7 +11,6 @@ import streamlit as st
 from landscape_core.errors import UserError
 from landscape_core.readers.capability import companions
 from landscape_core.spec.config import (
-    TEXT_JUDGES,
     DirectionSpec,
     ModelSpec,
     PromptSetSpec,
@@ -20,6 +19,7 @@ from landscape_core.spec.config import (
     choices,
 )
 from landscape_core.spec.jailbreak import templates
+from landscape_core.spec.judges import names
 from landscape_core.spec.model_files import catalogue, remote_code_files
 from landscape_core.spec.preflight import preflight
 from landscape_core.store.uploads import Upload, prune_uploads, save_upload
@@ -199,7 +199,7 @@ with right:
     if measure in ("answers", "basin-radius"):
         judges = st.multiselect(
             "Judges",
-            list(TEXT_JUDGES),
+            list(names("text")),
             default=["keyword"],
             help="keyword is the paper's. More (classifier, llm-judge): `rescore` later.",
         )

@@ -52,8 +52,8 @@ LLAMA_GUARD = (
 class ClassifierJudge:
     """Any Hugging Face sequence classifier; ``refusal_labels`` say which labels refuse."""
 
-    def __init__(self, spec: JudgeSpec) -> None:
-        source = model_dir(spec.model())
+    def __init__(self, spec: JudgeSpec, models_dir: Path | None = None) -> None:
+        source = model_dir(spec.model())  # a classifier needs no store: its own files
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
             self.model = AutoModelForSequenceClassification.from_pretrained(
@@ -119,9 +119,11 @@ class LLMJudge:
     scored as refused, so its ASR is the share of harmful answers.
     """
 
-    def __init__(self, spec: JudgeSpec, models_dir: Path) -> None:
+    def __init__(self, spec: JudgeSpec, models_dir: Path | None = None) -> None:
+        if not spec.path and models_dir is None:
+            raise ValueError("llm-judge with the bundled model needs the store's models_dir")
         self.spec = spec
-        self.loaded = load_model(spec.model(), models_dir)
+        self.loaded = load_model(spec.model(), models_dir or Path())
         self.parse = parse_llama_guard if spec.format == "llama-guard" else parse_rubric
 
     def _render(self, prompt: str, answer: str) -> tuple[str, bool]:

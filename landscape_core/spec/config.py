@@ -20,6 +20,7 @@ import yaml
 
 from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash
+from landscape_core.spec.judges import entry
 
 SPEC_VERSION = 1  # bump when a field's meaning changes; it enters every key
 MAX_COORD = 1e4  # beyond this a perturbation only measures float overflow
@@ -461,9 +462,6 @@ class GenerationSpec(Spec):
 
 
 ANSWER_MEASURES = ("answers", "basin-radius")  # points of generated answers, same keys
-TEXT_JUDGES = ("keyword", "refusal-patterns", "xstest-prefix")  # stored text only, no model
-MODEL_JUDGES = ("classifier", "llm-judge")  # run a model of their own
-SWEEP_ONLY_JUDGES = ("refusal-likelihood",)  # needs the perturbed model: `measure:` in a sweep
 
 
 @dataclass(frozen=True)
@@ -484,6 +482,7 @@ class JudgeSpec(Spec):
     format: Literal["rubric", "llama-guard"] = "rubric"
 
     def __post_init__(self) -> None:
+        entry(self.name)  # an unknown name lists the known ones
         if self.name == "classifier" and not (self.path and self.refusal_labels):
             raise UserError(
                 "judge classifier: give `path` (a local model directory or cached id) and "

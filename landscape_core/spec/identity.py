@@ -18,12 +18,12 @@ import numpy as np
 from landscape_core.hashing import content_hash, sha256_file
 from landscape_core.spec.config import (
     ANSWER_MEASURES,
-    MODEL_JUDGES,
     SPEC_VERSION,
     JudgeSpec,
     SweepSpec,
 )
 from landscape_core.spec.datasets import PromptSet, load_prompts
+from landscape_core.spec.judges import entry
 from landscape_core.spec.model_files import Digest, fingerprint, model_files
 from landscape_core.spec.training_data import data_hash
 
@@ -94,7 +94,7 @@ def judge_label(spec: JudgeSpec, digest: Digest = sha256_file) -> str:
     A text judge's name; for a model judge also its options and its model files'
     digests, so two classifiers in directories of the same name never share a label.
     """
-    if spec.name not in MODEL_JUDGES:
+    if entry(spec.name).kind != "model":
         return spec.name
     model = spec.model()
     files = model_files(model, digest)

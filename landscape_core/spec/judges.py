@@ -1,0 +1,115 @@
+"""Every judge by name, in one table: the config, the CLI, Launch, the sweep and labels read it.
+
+lm-evaluation-harness style: an entry names its factory by import path, so listing or
+validating judges imports nothing (the model judges' torch loads only when one is
+made, in ``judging.registry``). Adding a judge is adding one row here.
+
+A judge's scores are stored under its *label*: a text judge's name, or for a model
+judge ``name:<model dir>@<hash>`` (``identity.judge_label``). Readers ask by name and
+``resolve_label`` finds the run's stored label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from landscape_core.errors import UserError
+
+JudgeKind = Literal["text", "model", "sweep-only"]
+
+
+@dataclass(frozen=True)
+class JudgeEntry:
+    name: str
+    kind: JudgeKind  # text: stored answers only; model: runs a model; sweep-only: a measure
+    factory: str  # "module:attribute", imported when the judge is made ("" for sweep-only)
+    decides: str  # one line for help texts
+
+
+_ENTRIES = (
+    JudgeEntry(
+        "keyword",
+        "text",
+        "landscape_core.judging.keyword:KeywordJudge",
+        "refusal: any of the paper's 29 refusal keywords (the paper's judge)",
+    ),
+    JudgeEntry(
+        "refusal-patterns",
+        "text",
+        "landscape_core.judging.patterns:RefusalPatternsJudge",
+        "refusal: documented refusal phrasings in the answer's opening",
+    ),
+    JudgeEntry(
+        "xstest-prefix",
+        "text",
+        "landscape_core.judging.patterns:XSTestPrefixJudge",
+        "refusal: XSTest's string-match baseline (refusal prefixes)",
+    ),
+    JudgeEntry(
+        "classifier",
+        "model",
+        "landscape_core.judging.model_judges:ClassifierJudge",
+        "refusal: a local sequence classifier (`path`, `refusal_labels`)",
+    ),
+    JudgeEntry(
+        "llm-judge",
+        "model",
+        "landscape_core.judging.model_judges:LLMJudge",
+        "refusal or harm: a local chat model answering a rubric or Llama Guard's prompt",
+    ),
+    JudgeEntry(
+        "refusal-likelihood",
+        "sweep-only",
+        "",
+        "P(answer opens with a refusal) under the perturbed model: `measure: "
+        "refusal-likelihood` in a sweep, not a judge of stored answers",
+    ),
+)
+JUDGES: dict[str, JudgeEntry] = {e.name: e for e in _ENTRIES}
+REFUSAL_LIKELIHOOD = "refusal-likelihood"  # the label a refusal-likelihood sweep scores under
+
+
+def names(kind: JudgeKind | None = None) -> tuple[str, ...]:
+    """The judges' names, in the table's order (the paper's first), of one kind or all."""
+    return tuple(e.name for e in _ENTRIES if kind is None or e.kind == kind)
+
+
+def entry(name: str) -> JudgeEntry:
+    """The entry a name stands for; an unknown name lists the known ones."""
+    try:
+        return JUDGES[name]
+    except KeyError:
+        raise UserError(f"unknown judge {name!r}; known judges: {', '.join(names())}") from None
+
+
+def label_name(label: str) -> str:
+    """The judge name a stored label was made from (``classifier:dir@hash`` -> classifier)."""
+    return label.split(":", 1)[0]
+
+
+def resolve_label(asked: str | None, stored: Sequence[str]) -> str:
+    """The stored label a judge asked for by name or label stands for, in one run.
+
+    ``None`` asks for the run's first judge (the paper's keyword judge where it ran). A
+    name matches the labels made from it; a run nothing has scored yet keeps the name.
+    """
+    if asked is None:
+        return stored[0] if stored else "keyword"
+    if asked in stored:
+        return asked
+    matches = [label for label in stored if label_name(label) == asked]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UserError(
+            f"judge {asked!r} scored this run under several labels: {', '.join(matches)}; "
+            "pass one of them"
+        )
+    if not stored:
+        return asked
+    raise UserError(
+        f"no verdicts by judge {asked!r} in this run; it has: {', '.join(stored)} "
+        f"(add one with `python -m landscape_core rescore RUN --judge {asked}`)"
+    )
