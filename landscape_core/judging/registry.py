@@ -8,6 +8,7 @@ from pathlib import Path
 from landscape_core.errors import UserError
 from landscape_core.judging.keyword import KeywordJudge
 from landscape_core.judging.patterns import RefusalPatternsJudge, XSTestPrefixJudge
+from landscape_core.judging.refusal_v2 import RefusalV2Judge
 from landscape_core.judging.verdict import Judge
 from landscape_core.spec.config import MODEL_JUDGES, SWEEP_ONLY_JUDGES, JudgeSpec
 
@@ -15,6 +16,7 @@ TEXT_JUDGES: dict[str, Callable[[], Judge]] = {
     "keyword": KeywordJudge,
     "refusal-patterns": RefusalPatternsJudge,
     "xstest-prefix": XSTestPrefixJudge,
+    "refusal-v2": RefusalV2Judge,
 }
 
 

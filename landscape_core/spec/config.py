@@ -461,7 +461,8 @@ class GenerationSpec(Spec):
 
 
 ANSWER_MEASURES = ("answers", "basin-radius")  # points of generated answers, same keys
-TEXT_JUDGES = ("keyword", "refusal-patterns", "xstest-prefix")  # stored text only, no model
+# stored text only, no model
+TEXT_JUDGES = ("keyword", "refusal-patterns", "xstest-prefix", "refusal-v2")
 MODEL_JUDGES = ("classifier", "llm-judge")  # run a model of their own
 SWEEP_ONLY_JUDGES = ("refusal-likelihood",)  # needs the perturbed model: `measure:` in a sweep
 
