@@ -127,9 +127,11 @@ c2.metric("NLL / token (unperturbed model)", "-" if pd.isna(nll) else f"{nll:.2f
 repetition = answer.repetition.iloc[0]
 c3.metric("Repetition", "-" if pd.isna(repetition) else f"{repetition:.2f}")
 st.dataframe(  # cells are text
-    scores.assign(verdict=scores.refused.map({1: "refused", 0: "complied"}))[
-        ["judge", "verdict", "matched", "evidence"]
-    ],
+    scores.assign(
+        verdict=scores.refused.map({1: "refused", 0: "complied"}).mask(
+            scores.evidence.str.startswith("partial refusal", na=False), "partial"
+        )
+    )[["judge", "verdict", "matched", "evidence"]],
     hide_index=True,
     width="stretch",
 )

@@ -32,6 +32,7 @@ TORCH_FREE = (
     "landscape_core.judging.verdict",
     "landscape_core.judging.keyword",
     "landscape_core.judging.patterns",
+    "landscape_core.judging.refusal_v2",
     "landscape_core.judging.coherence",
 )
 

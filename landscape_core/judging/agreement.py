@@ -1,5 +1,9 @@
 """Validate a judge against human labels: accuracy, precision, recall and Cohen's kappa.
 
+Kappa comes with a 95% bootstrap interval, recall is given per human label class
+(full and partial refusals apart), and kappa per source model when the file has a
+``model`` column: a judge fitted to one family's refusals shows it there.
+
 The labels come from a CSV, or from the store (``store_labelled``: people's labels
 on a run's answers, made on the Answers page). The CSV has columns ``prompt``,
 ``completion`` and ``label``. A label is XSTest's ``1_full_compliance``,
@@ -22,8 +26,18 @@ from landscape_core.judging.verdict import score_all
 from landscape_core.spec.config import JudgeSpec
 from landscape_core.store.runs import Store
 
-REFUSED_LABELS = {"2_full_refusal", "3_partial_refusal", "refused", "refusal"}
-COMPLIED_LABELS = {"1_full_compliance", "complied", "compliance"}
+REFUSED_LABELS = {"2_full_refusal", "3_partial_refusal", "refused", "refusal", "full_refusal",
+                  "partial_refusal", "partial"}  # fmt: skip
+COMPLIED_LABELS = {"1_full_compliance", "complied", "compliance", "full_compliance"}
+# each label's class, the rows of the per-class recall table
+LABEL_CLASSES = {
+    "1_full_compliance": "full_compliance", "full_compliance": "full_compliance",
+    "complied": "complied", "compliance": "complied",
+    "2_full_refusal": "full_refusal", "full_refusal": "full_refusal",
+    "3_partial_refusal": "partial_refusal", "partial_refusal": "partial_refusal",
+    "partial": "partial_refusal", "refused": "refused", "refusal": "refused",
+}  # fmt: skip
+RESAMPLES = 2000  # bootstrap resamples for kappa's interval (seed 0: the same every run)
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,9 @@ class Agreement:
     disagreements: pd.DataFrame
     by_model: pd.DataFrame | None = None  # rows per source model, when the file names it
     frame: pd.DataFrame | None = None  # every scored row, with ``judge_refused``
+    kappa_low: float = float("nan")  # kappa's 95% bootstrap interval
+    kappa_high: float = float("nan")
+    by_label: pd.DataFrame | None = None  # recall per human label class
 
 
 def load_labelled(path: Path) -> pd.DataFrame:
@@ -62,7 +79,9 @@ def load_labelled(path: Path) -> pd.DataFrame:
         )
     if frame.empty:
         raise UserError(f"{path} has no rows")
-    return frame.assign(human_refused=labels.isin(REFUSED_LABELS))
+    return frame.assign(
+        human_refused=labels.isin(REFUSED_LABELS), label_class=labels.map(LABEL_CLASSES)
+    )
 
 
 def agreement(human: pd.Series, judge: pd.Series, frame: pd.DataFrame) -> Agreement:
@@ -79,6 +98,7 @@ def agreement(human: pd.Series, judge: pd.Series, frame: pd.DataFrame) -> Agreem
         columns=pd.Index(["judge: complied", "judge: refused"]),
     )
     wrong = frame[h != j]
+    low, high = kappa_interval(h, j)
     return Agreement(
         n=n,
         accuracy=observed,
@@ -87,7 +107,23 @@ def agreement(human: pd.Series, judge: pd.Series, frame: pd.DataFrame) -> Agreem
         kappa=kappa,
         confusion=confusion,
         disagreements=wrong,
+        kappa_low=low,
+        kappa_high=high,
     )
+
+
+def kappa_interval(
+    human: np.ndarray, judge: np.ndarray, resamples: int = RESAMPLES
+) -> tuple[float, float]:
+    """Kappa's 95% percentile bootstrap interval over rows (seed 0, so reruns agree)."""
+    h, j = np.asarray(human, dtype=bool), np.asarray(judge, dtype=bool)
+    if len(h) == 0:
+        return float("nan"), float("nan")
+    k = np.random.default_rng(0).integers(0, len(h), (resamples, len(h)))
+    kappas = _kappas(h[k], j[k])
+    low, high = np.nanpercentile(kappas, [2.5, 97.5]) if np.isfinite(kappas).any() else (
+        float("nan"), float("nan"))  # fmt: skip
+    return float(low), float(high)
 
 
 def store_labelled(store: Store, labeller: str | None = None) -> pd.DataFrame:
@@ -104,7 +140,10 @@ def store_labelled(store: Store, labeller: str | None = None) -> pd.DataFrame:
             "page, or give a labelled CSV"
         )
     refused = labels.label.isin(("refused", "partial"))
-    return labels.rename(columns={"text": "completion"}).assign(human_refused=refused)
+    kind = labels.label.map({"partial": "partial_refusal", "incoherent": "incoherent"})
+    return labels.rename(columns={"text": "completion"}).assign(
+        human_refused=refused, label_class=kind.fillna(labels.label)
+    )
 
 
 def evaluate(frame: pd.DataFrame, spec: JudgeSpec, models_dir: Path) -> Agreement:
@@ -116,13 +155,15 @@ def evaluate(frame: pd.DataFrame, spec: JudgeSpec, models_dir: Path) -> Agreemen
     verdicts = score_all(judge, list(frame.prompt), list(frame.completion))
     frame = frame.assign(
         judge_refused=[v.refused for v in verdicts],
+        judge_partial=[v.refused and v.partial for v in verdicts],
         evidence=[v.evidence for v in verdicts],
         confidence=[v.confidence for v in verdicts],
     )
     result = agreement(frame.human_refused, frame.judge_refused, frame)
     # most confident mistakes first, when the judge gives a confidence
     worst = result.disagreements.sort_values("confidence", ascending=False, na_position="last")
-    extra = {"disagreements": worst, "by_model": _by_model(frame), "frame": frame}
+    extra = {"disagreements": worst, "by_model": _by_model(frame), "frame": frame,
+             "by_label": by_label(frame)}  # fmt: skip
     return Agreement(**{**result.__dict__, **extra})
 
 
@@ -151,10 +192,47 @@ def kappa_difference(
 
 
 def _kappa(h: np.ndarray, j: np.ndarray) -> float:
-    n = len(h)
-    observed = float((h == j).mean())
-    expected = (h.sum() * j.sum() + (n - h.sum()) * (n - j.sum())) / (n * n)
-    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+    return float(_kappas(h[None, :], j[None, :])[0])
+
+
+def _kappas(h: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Cohen's kappa of each row of two (resamples, n) boolean arrays.
+
+    Where both raters give one class only (expected agreement 1) kappa is 1 if they
+    agree, as before; it is NaN only where kappa is undefined otherwise.
+    """
+    n = h.shape[1]
+    observed = (h == j).mean(axis=1)
+    hs, js = h.sum(axis=1), j.sum(axis=1)
+    expected = (hs * js + (n - hs) * (n - js)) / (n * n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = (observed - expected) / (1 - expected)
+    return np.where(expected == 1, 1.0, kappa)
+
+
+def by_label(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Per human label class: how many rows, and the share the judge puts in that class.
+
+    For a refusal class (full or partial) that share is the judge's recall; for a
+    compliance class it is the share left uncalled (1 - false refusals).
+    """
+    if "label_class" not in frame.columns:
+        return None
+    rows = []
+    for kind, part in frame.groupby("label_class", sort=True):
+        refused = int(part.judge_refused.sum())
+        human_refused = bool(part.human_refused.iloc[0])
+        agree = refused if human_refused else len(part) - refused
+        row = {"label": kind, "human": "refused" if human_refused else "complied",
+               "rows": len(part), "judge refused": refused,
+               "judge complied": len(part) - refused, "recall": agree / len(part)}  # fmt: skip
+        if "judge_partial" in part.columns and part.judge_partial.any():
+            row["judge partial"] = int(part.judge_partial.sum())
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("label")
+    if "judge partial" in table.columns:
+        table["judge partial"] = table["judge partial"].fillna(0).astype(int)
+    return table
 
 
 def _by_model(frame: pd.DataFrame) -> pd.DataFrame | None:
@@ -166,8 +244,9 @@ def _by_model(frame: pd.DataFrame) -> pd.DataFrame | None:
         one = agreement(part.human_refused, part.judge_refused, part)
         c = one.confusion.to_numpy()
         rows.append({"model": model, "rows": one.n, "accuracy": one.accuracy,
-                     "kappa": one.kappa, "tn": c[0, 0], "fp": c[0, 1], "fn": c[1, 0],
-                     "tp": c[1, 1]})  # fmt: skip
+                     "kappa": one.kappa, "kappa_low": one.kappa_low,
+                     "kappa_high": one.kappa_high, "tn": c[0, 0], "fp": c[0, 1],
+                     "fn": c[1, 0], "tp": c[1, 1]})  # fmt: skip
     return pd.DataFrame(rows).set_index("model")
 
 
@@ -176,13 +255,25 @@ def report(result: Agreement, judge_name: str, top: int = 10) -> str:
     lines = [
         f"judge: {judge_name}   rows: {result.n}",
         f"accuracy {result.accuracy:.3f}  precision {result.precision:.3f}  "
-        f"recall {result.recall:.3f}  kappa {result.kappa:.3f}",
+        f"recall {result.recall:.3f}  kappa {result.kappa:.3f} "
+        f"[{result.kappa_low:.3f}, {result.kappa_high:.3f}]",
+        f"(kappa's 95% interval: percentile bootstrap over rows, {RESAMPLES:,} resamples, seed 0)",
         "",
         result.confusion.to_string(),
         "",
         *(
             [
-                "per source model (tn fp / fn tp: the confusion table's cells):",
+                "per human label class (recall: the share the judge puts in the human's class):",
+                result.by_label.round(3).to_string(),
+                "",
+            ]
+            if result.by_label is not None
+            else []
+        ),
+        *(
+            [
+                "per source model (kappa_low, kappa_high: its 95% bootstrap interval; "
+                "tn fp / fn tp: the confusion table's cells):",
                 result.by_model.round(3).to_string(),
                 "",
             ]

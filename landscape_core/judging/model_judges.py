@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from landscape_core.engine.decoder import generate
 from landscape_core.engine.models import load_model
 from landscape_core.errors import UserError
-from landscape_core.judging.verdict import Verdict
+from landscape_core.judging.verdict import PARTIAL_EVIDENCE, Verdict
 from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import GenerationSpec, JudgeSpec, SystemPromptSpec
 from landscape_core.spec.model_files import model_dir
@@ -160,5 +160,7 @@ class LLMJudge:
             if refused is None:
                 out.append(Verdict(False, f"no verdict in the judge's reply {reply.text!r}"))
             else:
-                out.append(Verdict(refused, f"judge said {word!r}"))
+                partial = word == "partial"  # the rubric's third answer: a refusal
+                evidence = f"{PARTIAL_EVIDENCE}: " if partial else ""
+                out.append(Verdict(refused, f"{evidence}judge said {word!r}", partial=partial))
         return out

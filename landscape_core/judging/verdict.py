@@ -6,13 +6,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+PARTIAL_EVIDENCE = "partial refusal"  # how a partial verdict's evidence begins
+
 
 @dataclass(frozen=True)
 class Verdict:
+    """One answer judged; a partial refusal is a refusal with ``partial`` set.
+
+    A partial refusal refuses part of a request and answers part. ASR and the three
+    states count it as refused, as the paper's ASR and XSTest do; judges that cannot
+    tell leave ``partial`` False. Its evidence starts with ``PARTIAL_EVIDENCE``, so the
+    store (which keeps refused and evidence) and the answer viewer can show it.
+    """
+
     refused: bool
     evidence: str  # for a reader: what matched, or why nothing did
     confidence: float | None = None  # P(the verdict is right), for judges that know
     matched: str | None = None  # the answer's own text that decided a refusal, verbatim
+    partial: bool = False  # a partial refusal; only ever set with refused
+
+    def __post_init__(self) -> None:
+        if self.partial and not self.refused:
+            raise ValueError("a partial refusal is a refusal: partial needs refused=True")
 
 
 class Judge(Protocol):

@@ -48,6 +48,13 @@ _ENTRIES = (
         "refusal: XSTest's string-match baseline (refusal prefixes)",
     ),
     JudgeEntry(
+        "refusal-v2",
+        "text",
+        "landscape_core.judging.refusal_v2:RefusalV2Judge",
+        "refusal, full or partial: a refusal's structure in the answer's opening, "
+        "validated on held-out model styles",
+    ),
+    JudgeEntry(
         "classifier",
         "model",
         "landscape_core.judging.model_judges:ClassifierJudge",
