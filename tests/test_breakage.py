@@ -1,0 +1,68 @@
+"""Basin or breakage: each curve's edge by the same rule, and the gap's verdict."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from landscape_core import sweep
+from landscape_core.readers.breakage import Gap, breakage, gap, side_edges
+from landscape_core.readers.capability import companions
+from landscape_core.readers.stats import Interval
+
+ALPHAS = [-0.2, -0.1, 0.0, 0.1, 0.2]
+
+
+def _direction(rep, asr, coherent, fluency):
+    return pd.DataFrame(
+        {"rep": rep, "alpha": ALPHAS, "asr": asr, "coherent_asr": coherent, "fluency": fluency}
+    )
+
+
+def test_each_curve_ends_where_it_first_reaches_its_threshold():
+    basin = _direction(0, [60, 10, 0, 20, 100], [0, 0, 0, 0, 80], [2.0, 0.1, 0.0, 0.3, 1.5])
+    cliff = _direction(1, [100, 55, 0, 60, 100], [np.nan] * 5, [3.0, 1.2, 0.0, 1.1, 4.0])
+    edges = side_edges(pd.concat([basin, cliff]))
+    assert [(e.rep, e.side, e.asr, e.fluency) for e in edges] == [
+        (0, -1, 0.2, 0.2), (0, 1, 0.2, 0.2), (1, -1, 0.1, 0.1), (1, 1, 0.1, 0.1),
+    ]  # fmt: skip
+    assert [e.coherent_asr for e in edges] == [None, 0.2, None, None]  # no coherent answer
+    found = gap(edges, "asr")
+    assert found.per_direction == (0.0, 0.0)
+    assert found.censored == 0
+    assert gap(edges, "coherent_asr").censored == 3
+
+
+def test_a_gap_is_supported_only_when_its_interval_excludes_zero():
+    def verdict(low, high):
+        return Gap("asr", (1.0, 2.0), Interval(1.5, low, high, 2), 0).verdict()
+
+    assert verdict(0.2, 2.5).startswith("supported")
+    assert verdict(-0.5, 2.5).startswith("not shown")
+    assert verdict(-3.0, -0.1).startswith("contradicted")
+    assert Gap("asr", (1.0,), Interval(1.0, None, None, 1), 0).verdict().startswith("not shown")
+    for low, high in [(0.2, 2.5), (-0.5, 2.5), (-3.0, -0.1)]:
+        assert "no difference" not in verdict(low, high)
+
+
+def test_breakage_reads_a_run_and_its_fluency_companion(tiny_spec, store):
+    spec = tiny_spec(directions=[{"seed": 5, "repeats": 2}])
+    fluency = companions(spec)["fluency"]
+    fluency = dataclasses.replace(fluency, prompts=dataclasses.replace(fluency.prompts, limit=2))
+    safety = sweep.run(spec, store)
+    assert breakage(store, safety.run_id) is None  # no fluency measured yet
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            "landscape_core.readers.capability.companions", lambda s: {"fluency": fluency}
+        )
+        sweep.run(fluency, store)
+        found = breakage(store, safety.run_id)
+    assert found is not None
+    assert {(e.rep, e.side) for e in found.edges} == {(0, -1), (0, 1), (1, -1), (1, 1)}
+    assert [g.safety for g in found.gaps] == ["asr", "coherent_asr"]
+    for g in found.gaps:
+        ended = [e for e in found.edges if None not in (getattr(e, g.safety), e.fluency)]
+        assert g.censored == 4 - len(ended)
+        assert len(g.per_direction) == len({e.rep for e in ended})
+        assert g.verdict().split(":")[0] in ("supported", "not shown", "contradicted")
