@@ -68,6 +68,12 @@ SEED = 0
 PAD, EOS = 0, 1  # token ids: "t0" pads, "t1" ends an answer
 IDENTITY_PROMPTS = 16
 ALPHAS = (0.05, -0.1, 0.15)  # perturb + restore is timed at these points
+# Weights ~ N(0, (INIT_GAIN / sqrt(hidden))^2). With HF's default 0.02 the residual
+# stream stays the last token's embedding and a tied head echoes it forever, so
+# token-for-token identity would be trivial; this gain (0.3 for the tiny config, as
+# tests/conftest.py's) gives varied answers with finite bf16 logits (1B on CPU: logit
+# std 2.4, top logits 0.3-0.4 apart).
+INIT_GAIN = 2.4
 
 # Llama-3.2-1B and Llama-3.1-8B shapes; a tiny one for CPU
 CONFIGS: dict[str, dict] = {
@@ -181,7 +187,11 @@ def bench_prompts(shape: Shape, vocab_size: int) -> list[str]:
 def build_model(name: str, device: str, dtype: torch.dtype) -> LlamaForCausalLM:
     """A Llama of ``name``'s shape with random weights (seeded), built on the device."""
     torch.manual_seed(SEED)
-    config = LlamaConfig(**CONFIGS[name], pad_token_id=PAD, eos_token_id=EOS, bos_token_id=EOS)
+    shape = CONFIGS[name]
+    config = LlamaConfig(
+        **shape, initializer_range=INIT_GAIN / shape["hidden_size"] ** 0.5,
+        pad_token_id=PAD, eos_token_id=EOS, bos_token_id=EOS,
+    )  # fmt: skip
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
