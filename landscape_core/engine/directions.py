@@ -2,7 +2,11 @@
 
 A random direction's tensor ``name`` is a Gaussian drawn from a CPU generator seeded
 with ``sha256(f"{seed}:{name}")``, so it is the same in every process and on every
-device. It is then scaled per ``norm`` and zeroed where ``skip`` patterns match.
+device. It is then scaled per ``norm`` and zeroed where ``skip`` patterns match, on
+the CPU too, and only then moved to the weights' device (``place``): a CUDA sweep
+perturbs along the CPU's tensors bit for bit (for weights of the same dtype; the
+point key records the resolved device and dtype, since ``dtype: auto`` is bfloat16
+on CUDA and float32 on CPU, and ``layer`` scaling reads the weights' norm).
 
 A gradient direction's tensor is the data's descent direction (``engine.gradient``,
 computed once by the session and handed in), scaled and skipped the same way.
@@ -46,6 +50,15 @@ def gaussian(seed: int, name: str, shape: torch.Size) -> torch.Tensor:
     """Standard normal float32 tensor for ``(seed, name)``, drawn on the CPU."""
     gen = torch.Generator(device="cpu").manual_seed(tensor_seed(seed, name))
     return torch.randn(shape, generator=gen, dtype=torch.float32)
+
+
+def place(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a tensor drawn on the CPU to the weights' device: the only device-dependent step.
+
+    Every direction is computed on the CPU (draws, scaling, Gram-Schmidt) and moved
+    once, so a CUDA session perturbs along the CPU's tensors bit for bit.
+    """
+    return t.to(device)
 
 
 def _units(t: torch.Tensor, norm: str) -> torch.Tensor:
@@ -196,7 +209,7 @@ class Directions:
             hit = self._target.get(name, self.base[name])
             if self.cache:
                 self._store(f"{name}#target", hit)
-        return hit.to(self._device(name))
+        return place(hit, self._device(name))
 
     def _device(self, name: str) -> torch.device:
         """The weight's device, without reading a spilled base tensor back."""
@@ -212,20 +225,19 @@ class Directions:
 
     def tensor(self, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(d1, d2 or None) for one tensor, float32 on the weight's device."""
+        device = self._device(name)
         d1 = self._cached.get(f"{name}#d1")
         if d1 is not None:
             d2 = self._cached.get(f"{name}#d2")
-            device = self._device(name)
-            return d1.to(device), None if d2 is None else d2.to(device)
-        weight = self.base[name]
-        cpu_weight = weight.float().cpu()
+            return place(d1, device), None if d2 is None else place(d2, device)
+        cpu_weight = self.base[name].float().cpu()
         d1 = self._one(self.specs[0], name, cpu_weight)
         d2 = None
         if self.ndim == 2:
             spec2 = self.specs[1]
             d2 = self._one(spec2, name, cpu_weight)
             d2 = orthogonalize(d2, d1, spec2.norm)
-        pair = (d1.to(weight.device), None if d2 is None else d2.to(weight.device))
+        pair = (place(d1, device), None if d2 is None else place(d2, device))
         if self.cache:
             self._store(f"{name}#d1", pair[0])
             if pair[1] is not None:

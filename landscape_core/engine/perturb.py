@@ -14,6 +14,7 @@ import torch
 from landscape_core.engine.directions import Directions
 from landscape_core.engine.spill import TensorFile
 from landscape_core.errors import NonFiniteError, UserError
+from landscape_core.spec.config import quantised_refusal
 
 QUANTISED_DTYPES = (torch.int8, torch.uint8)
 
@@ -23,29 +24,46 @@ def unique_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
     return dict(model.named_parameters(remove_duplicate=True))
 
 
+def is_quantised(model: torch.nn.Module) -> bool:
+    """Whether any weight is stored as integers (bitsandbytes' 8-bit and 4-bit loading)."""
+    return any(p.dtype in QUANTISED_DTYPES for p in unique_parameters(model).values())
+
+
+def host_copy(t: torch.Tensor) -> torch.Tensor:
+    """A host-memory copy of ``t``, pinned (page-locked) when ``t`` is on a GPU.
+
+    Pinned memory copies to the device by DMA at full link speed and lets the
+    ``non_blocking`` copies in ``Perturber.set`` overlap; pageable memory would be
+    staged through a bounce buffer first. If the OS refuses to lock that much, the
+    copy stays pageable: slower, still exact.
+    """
+    if t.device.type == "cuda":
+        try:
+            return torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t)
+        except RuntimeError:
+            pass
+    return t.to("cpu", copy=True)
+
+
 def snapshot(
     model: torch.nn.Module, directory: Path | None = None, host: bool = False
 ) -> Mapping[str, torch.Tensor]:
     """The one base copy of every unique parameter.
 
     With ``directory`` the copy is a ``TensorFile`` there (CPU: one model-size less
-    RAM); with ``host`` a clone in host memory (a GPU short of memory); else a clone
-    on the weights' device.
+    RAM); with ``host`` a clone in host memory, pinned for CUDA weights (a GPU short
+    of memory); else a clone on the weights' device.
     """
     params = unique_parameters(model)
-    bad = [n for n, p in params.items() if p.dtype in QUANTISED_DTYPES]
-    if bad:
-        raise UserError(
-            "quantised (8/4-bit) weights cannot be perturbed directly; load the model with "
-            "quantization: none in bfloat16 or float16 to sweep it"
-        )
+    if is_quantised(model):
+        raise UserError(quantised_refusal("8bit/4bit"))
     if directory is not None:
         spilled = TensorFile(directory)
         for name, p in params.items():
             spilled.append(name, p)
         return spilled
     if host:
-        return {name: p.detach().to("cpu", copy=True) for name, p in params.items()}
+        return {name: host_copy(p.detach()) for name, p in params.items()}
     return {name: p.detach().clone() for name, p in params.items()}
 
 
@@ -120,3 +138,22 @@ class Perturber:
         for name, p in self.params.items():
             if not torch.isfinite(p).all():
                 raise NonFiniteError(f"non-finite weights in {name}")
+
+
+class FixedWeights(Perturber):
+    """The perturber of a quantised model: theta_0 only, so nothing to copy or restore.
+
+    8-bit and 4-bit weights may generate (``SweepSpec`` allows a grid only at 0);
+    any other point is refused, here too, with the spec's message.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.params = unique_parameters(model)
+
+    @torch.no_grad()
+    def set(self, alpha: float, beta: float = 0.0) -> None:
+        if alpha != 0.0 or beta != 0.0:
+            raise UserError(quantised_refusal("8bit/4bit"))
+
+    def restore(self) -> None:
+        """The weights never moved."""

@@ -18,7 +18,7 @@ from landscape_core.engine.decoder import Generation, generate
 from landscape_core.engine.directions import Directions
 from landscape_core.engine.gradient import data_direction
 from landscape_core.engine.models import LoadedModel, load_model
-from landscape_core.engine.perturb import Perturber, snapshot
+from landscape_core.engine.perturb import FixedWeights, Perturber, is_quantised, snapshot
 from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import DirectionSpec, SweepSpec, TrainingDataSpec
 from landscape_core.spec.resources import (
@@ -62,14 +62,18 @@ class Session:
         self.memory = self._plan_memory(root, prompts, [len(row) for row in ids])
         self._spill = root / "tmp" if self.memory.base_copy == "disk" else None
         self._models = root / "models"
-        self.base = snapshot(model, self._spill, host=self.memory.base_copy == "host")
         self.directions: Directions | None = None
+        self.cosine: float | None = None
         self._gradients: dict[TrainingDataSpec, dict[str, torch.Tensor]] = {}
+        # 8/4-bit weights generate at theta_0 only (SweepSpec refuses other points)
+        self.quantised = is_quantised(model)
+        host = self.memory.base_copy == "host"  # pinned host memory: a GPU short of memory
+        self.base = {} if self.quantised else snapshot(model, self._spill, host=host)
         self.use_directions(spec.replicates()[0])
 
     def use_directions(self, specs: tuple[DirectionSpec, ...]) -> None:
         """Perturb along these (single-seed) directions from now on: one landscape's."""
-        if self.directions is not None and self.directions.specs == specs:
+        if self.quantised or (self.directions is not None and self.directions.specs == specs):
             return
         self.directions = None  # a cached predecessor's memory or file goes first
         for spec in specs:  # the weights are theta_0 here: perturbations restore them
@@ -106,6 +110,8 @@ class Session:
         )  # fmt: skip
 
     def perturber(self) -> Perturber:
+        if self.quantised:
+            return FixedWeights(self.loaded.model)
         assert self.directions is not None
         return Perturber(self.loaded.model, self.base, self.directions)
 

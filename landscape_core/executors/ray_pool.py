@@ -229,6 +229,51 @@ class Slot:
         )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ActorPool:
+    """How many actors, and what each one asks Ray for."""
+
+    cuda: bool
+    actors: int
+    threads: int  # torch threads per actor (0: torch's default)
+    options: dict[str, Any]
+
+
+def actor_pool(spec: SweepSpec, resources: dict[str, float]) -> ActorPool:
+    """One GPU per actor on CUDA, else ``threads`` CPUs each; refuses what cannot start.
+
+    An actor asking for a GPU the cluster lacks would wait in Ray's queue forever, so
+    ``device: cuda`` on a cluster without GPUs, or more actors than GPUs, is a UserError.
+    """
+    runtime = spec.runtime
+    gpus = int(resources.get("GPU", 0))
+    device = spec.model.device
+    if device == "cuda" and gpus == 0:
+        raise UserError(
+            "model.device is cuda but the Ray cluster has no GPU: start Ray on GPU nodes, "
+            "or set model.device to auto or cpu"
+        )
+    cuda = device != "cpu" and gpus > 0
+    if cuda and runtime.ray_actors > gpus:
+        raise UserError(
+            f"runtime.ray_actors {runtime.ray_actors} needs one GPU each but the Ray cluster "
+            f"has {gpus}: set ray_actors to {gpus} or fewer (0: one per GPU)"
+        )
+    per_actor = max(runtime.threads, 1)
+    fits = gpus if cuda else int(resources.get("CPU", 1)) // per_actor
+    return ActorPool(
+        cuda=cuda,
+        actors=runtime.ray_actors or max(fits, 1),
+        # torch threads per actor: its CPU slot, so actors never oversubscribe a node
+        threads=runtime.threads if cuda else per_actor,
+        options={
+            "num_cpus": 0 if cuda else per_actor,
+            "num_gpus": 1 if cuda else 0,
+            "max_restarts": 0,
+        },
+    )
+
+
 class RayExecutor:
     """Points over a pool of Ray actors; see the module docstring."""
 
@@ -246,19 +291,9 @@ class RayExecutor:
         self.published: list[ActorState] = []
         self.expected = file_view(p)
         self.reference: list[str] = []
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0))
-        self.cuda = p.spec.model.device != "cpu" and gpus > 0
-        per_actor = max(runtime.threads, 1)
-        # torch threads per actor: its CPU slot, so actors never oversubscribe a node
-        self.threads = runtime.threads if self.cuda else per_actor
-        fits = gpus if self.cuda else int(resources.get("CPU", 1)) // per_actor
-        n = runtime.ray_actors or max(fits, 1)
-        self.options = {
-            "num_cpus": 0 if self.cuda else per_actor,
-            "num_gpus": 1 if self.cuda else 0,
-            "max_restarts": 0,
-        }
+        pool = actor_pool(p.spec, ray.cluster_resources())
+        self.cuda, self.threads, self.options = pool.cuda, pool.threads, pool.options
+        n = pool.actors
         self.made = 0
         self.slots = [self._new_slot() for _ in range(n)]
         self._publish()

@@ -617,6 +617,17 @@ class DefenceSpec(Spec):
         return self.attack_samples or self.members
 
 
+def quantised_refusal(quantization: str) -> str:
+    """Why 8-bit and 4-bit weights cannot be swept, and what to do instead."""
+    return (
+        f"model.quantization {quantization}: quantised weights cannot be perturbed (they are "
+        "integers with per-block scales, so theta_0 + alpha*d is not a value they can hold). "
+        "To sweep, set quantization: none (dtype bfloat16 halves float32's memory on CUDA); "
+        "8-bit and 4-bit loading is for generation at the origin only "
+        "(grid: [{start: 0, stop: 0, num: 1}])"
+    )
+
+
 @dataclass(frozen=True)
 class SweepSpec(Spec):
     """Everything a sweep needs. One or two directions, one axis each."""
@@ -674,6 +685,13 @@ class SweepSpec(Spec):
             raise UserError("judges: give at least one judge, e.g. [{name: keyword}]")
         for judge in self.judges:
             self.generation.check_judge(judge.name)
+        if self.model.quantization != "none" and self.perturbs():
+            raise UserError(quantised_refusal(self.model.quantization))
+
+    def perturbs(self) -> bool:
+        """Whether any point moves the weights off theta_0 (a grid only at 0 does not)."""
+        moved_grid = any(axis.start != 0 or axis.stop != 0 for axis in self.grid)
+        return moved_grid or self.measure == "basin-radius" or self.defend is not None
 
     @property
     def ndim(self) -> int:

@@ -26,6 +26,7 @@ from landscape_core.spec.resources import (
     estimate_store_bytes,
     free_disk,
     plan_memory,
+    visible_gpu,
 )
 from landscape_core.spec.tokens import check_context, prompt_lengths
 
@@ -83,7 +84,7 @@ def check_grid(spec: SweepSpec, n_prompts: int, store_root: Path) -> None:
         )
 
 
-def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Preflight:
+def preflight(spec: SweepSpec, store_root: Path, cuda: bool | None = None) -> Preflight:
     """Check the model files, prompts and grid; estimate memory and time.
 
     Raises UserError with what to fix. The estimates are rough; the sweep itself makes
@@ -98,16 +99,19 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool = False) -> Prefligh
     n_params = count_parameters(root)
     memory = seconds = None
     if n_params:
-        shape = ModelShape.from_config(_config(root), n_params, _weight_bytes(spec))
+        cuda, free, where = device_memory(spec, cuda)
+        shape = ModelShape.from_config(_config(root), n_params, _weight_bytes(spec, cuda))
         lengths = prompt_lengths(spec, prompts, root)
         longest = None
         if lengths is not None:
             longest = check_context(lengths, prompts, shape.context, spec.generation)
-        free = None if cuda else available_memory()  # a GPU's memory is unknown here
         disk = free_disk(store_root)
-        memory = plan_memory(
-            spec, shape, free=free, disk_free=disk, cuda=cuda, prompt_tokens=longest
-        ).estimate
+        try:
+            memory = plan_memory(
+                spec, shape, free=free, disk_free=disk, cuda=cuda, prompt_tokens=longest
+            ).estimate
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
         rate = CPU_TOKENS_PER_S_135M * REFERENCE_PARAMS / n_params * (CUDA_SPEEDUP if cuda else 1)
         tokens = n_grid_points(spec) * n_prompts * spec.generation.max_new_tokens
         seconds = LOAD_S + n_grid_points(spec) * POINT_OVERHEAD_S + tokens / rate
@@ -169,8 +173,29 @@ def _config(root: Path) -> dict:
     return config
 
 
-def _weight_bytes(spec: SweepSpec) -> int:
-    return 4 if spec.model.dtype in ("auto", "float32") else 2
+def device_memory(spec: SweepSpec, cuda: bool | None) -> tuple[bool, int | None, str]:
+    """Whether the sweep runs on CUDA, the memory it may use there (None: unknown), where.
+
+    ``cuda`` None decides as ``device: auto`` will: CUDA when nvidia-smi sees a GPU.
+    On CUDA the budget is the GPU's free memory, so a spec that cannot fit is refused
+    here, with the numbers, instead of running out of memory after the model loads.
+    """
+    if spec.model.device == "cpu" or cuda is False:
+        return False, available_memory(), "host memory"
+    gpu = visible_gpu()
+    if gpu is not None:
+        where = f"GPU {gpu.name} ({gpu.free / GiB:.1f} of {gpu.total / GiB:.1f} GiB free)"
+        return True, gpu.free, where
+    if cuda or spec.model.device == "cuda":
+        return True, None, "GPU"  # its memory is unknown here: the engine checks at load
+    return False, available_memory(), "host memory"
+
+
+def _weight_bytes(spec: SweepSpec, cuda: bool = False) -> int:
+    """Bytes per weight as loaded: ``auto`` is bfloat16 on CUDA, float32 on CPU."""
+    if spec.model.dtype == "float32" or (spec.model.dtype == "auto" and not cuda):
+        return 4
+    return 2
 
 
 def _duration(seconds: float) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,42 @@ def plan_memory(
         )
     cache = wanted == "yes" or (wanted == "auto" and full.total <= budget)
     return MemoryPlan(cache, base, full if cache else lean)
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """The GPU a CUDA sweep would use, as nvidia-smi reports it."""
+
+    name: str
+    total: int  # bytes
+    free: int  # bytes
+
+
+NVIDIA_SMI_TIMEOUT_S = 10.0
+
+
+def visible_gpu() -> GpuMemory | None:
+    """The first GPU CUDA would use (``CUDA_VISIBLE_DEVICES``), read with nvidia-smi.
+
+    Torch-free, so preflight can size a sweep before anything loads. None when no GPU
+    is visible, nvidia-smi is missing, or it fails: the engine then checks at load,
+    with the memory torch reports.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and not visible.strip():
+        return None
+    query = ["nvidia-smi", "--query-gpu=name,memory.total,memory.free"]
+    query += ["--format=csv,noheader,nounits"]
+    if visible:
+        query += ["-i", visible.split(",")[0].strip()]
+    try:
+        out = subprocess.run(
+            query, capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=True
+        ).stdout
+        name, total, free = (part.strip() for part in out.splitlines()[0].rsplit(",", 2))
+        return GpuMemory(name, int(float(total)) << 20, int(float(free)) << 20)  # MiB
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
 
 
 def available_memory() -> int:
