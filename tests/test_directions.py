@@ -1,8 +1,6 @@
-"""Many random directions in one run, with a bootstrap interval over them."""
+"""Many random directions in one run, with an interval over them (tests/test_stats.py)."""
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import pytest
@@ -76,32 +74,3 @@ def test_a_multi_seed_run_reuses_each_seeds_single_direction_points(tiny_spec, s
     again = sweep.run(tiny_spec(directions=[{"seeds": [7, 8]}]), store)
     assert again.computed == 0
     assert again.run_id == plan(tiny_spec(directions=[{"seeds": [7, 8]}])).run_id
-
-
-def _exact_percentile_interval(values: list[float]) -> tuple[float, float]:
-    """Every one of the n**n resamples, equally likely: the bootstrap's exact law."""
-    means = [np.mean(s) for s in itertools.product(values, repeat=len(values))]
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
-@pytest.mark.parametrize("values", [[68.1, 70.0, 82.5, 75.0], [10.0, 0.0, 0.0, 40.0, 20.0]])
-def test_the_interval_matches_the_exact_bootstrap(values):
-    interval = stats.mean_interval(values)
-    low, high = _exact_percentile_interval(values)
-    step = (max(values) - min(values)) / len(values)  # the spacing of resample means
-    assert interval.mean == pytest.approx(np.mean(values))
-    assert abs(interval.low - low) <= step and abs(interval.high - high) <= step
-    assert interval.low <= interval.mean <= interval.high
-
-
-def test_intervals_of_constant_or_single_values():
-    assert stats.mean_interval([5.0, 5.0, 5.0]) == stats.Interval(5.0, 5.0, 5.0, 3)
-    assert stats.mean_interval([5.0]).low is None
-    assert stats.mean_interval([]) is None
-
-
-def test_differ_says_whether_intervals_overlap():
-    a, b = stats.Interval(70, 65, 75, 5), stats.Interval(40, 30, 50, 5)
-    assert stats.differ(a, b).startswith("differ")
-    assert stats.differ(a, stats.Interval(72, 60, 80, 5)).startswith("no difference")
-    assert stats.differ(a, stats.Interval(72, None, None, 1)).startswith("unknown")
