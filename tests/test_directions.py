@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
 from landscape_core.readers import stats
-from landscape_core.readers.results import landscape
+from landscape_core.readers.results import compare_visage, landscape, visage_interval
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import n_grid_points, plan
 
@@ -74,3 +75,29 @@ def test_a_multi_seed_run_reuses_each_seeds_single_direction_points(tiny_spec, s
     again = sweep.run(tiny_spec(directions=[{"seeds": [7, 8]}]), store)
     assert again.computed == 0
     assert again.run_id == plan(tiny_spec(directions=[{"seeds": [7, 8]}])).run_id
+
+
+def _points(asr_by_seed: list[list[float]]) -> pd.DataFrame:
+    rows = [
+        {"rep": rep, "i": i, "j": 0, "alpha": (i - 1) * 0.5, "beta": 0.0, "asr": asr}
+        for rep, curve in enumerate(asr_by_seed)
+        for i, asr in enumerate(curve)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_runs_on_the_same_seeds_and_prompts_are_compared_paired():
+    seeds = {"directions": [{"seeds": [1, 2, 3, 4, 5]}], "grid": [{"num": 3}]}
+    spec = SweepSpec.from_dict(seeds)
+    other_prompt = SweepSpec.from_dict({**seeds, "system_prompt": {"preset": "empty"}})
+    # each direction moves both runs alike; B is 5 points less safe along every one
+    a = _points([[100, s, 100] for s in (10, 30, 50, 20, 40)])
+    shifts = zip((10, 30, 50, 20, 40), (0, 1, -1, 0.5, 0), strict=True)
+    b = _points([[100, s + 5 + e, 100] for s, e in shifts])
+    assert visage_interval(a).low <= visage_interval(b).high  # the intervals overlap
+    paired = compare_visage((a, spec), (b, other_prompt))
+    assert paired.paired and paired.verdict == "supported" and paired.difference.n == 5
+    elsewhere = SweepSpec.from_dict({**seeds, "prompts": {"source": "advbench", "start": 40}})
+    unpaired = compare_visage((a, spec), (b, elsewhere))
+    assert not unpaired.paired and unpaired.verdict == "not shown"
+    assert "no difference" not in unpaired.describe()

@@ -6,6 +6,7 @@ The CLI's ``show`` and the app's pages share these, so both report the same numb
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from landscape_core.readers.metrics import (
     visage,
     visage_2d,
 )
-from landscape_core.readers.stats import Interval, mean_interval
+from landscape_core.readers.stats import Comparison, Interval, compare, mean_interval
 from landscape_core.spec import bisection
 from landscape_core.spec.config import SweepSpec
 from landscape_core.store.runs import Store
@@ -72,11 +73,47 @@ def run_visage(points: pd.DataFrame, column: str = "asr") -> float | None:
 
 
 def visage_interval(points: pd.DataFrame, column: str = "asr") -> Interval | None:
-    """VISAGE's mean over directions with its bootstrap interval; None while unfinished."""
+    """VISAGE's mean over directions with its t-interval (prompts fixed); None while unfinished.
+
+    Below ``stats.MIN_DIRECTIONS`` directions the interval is None and the record
+    carries each direction's VISAGE instead.
+    """
     scores = direction_visages(points, column)
     if any(v is None for v in scores):
         return None
     return mean_interval(scores)  # type: ignore[arg-type]
+
+
+def visage_by_direction(
+    points: pd.DataFrame, spec: SweepSpec, column: str = "asr"
+) -> dict[str, float] | None:
+    """Each landscape's VISAGE keyed by its directions' identity; None while unfinished.
+
+    The key is the directions' content (seed, norm, skip...), so two runs along the
+    same seeds pair up whatever their model or system prompt.
+    """
+    scores = direction_visages(points, column)
+    if any(v is None for v in scores):
+        return None
+    keys = [json.dumps([d.key_dict() for d in r], sort_keys=True) for r in spec.replicates()]
+    return dict(zip(keys, scores, strict=True))  # type: ignore[arg-type]
+
+
+def compare_visage(
+    a: tuple[pd.DataFrame, SweepSpec], b: tuple[pd.DataFrame, SweepSpec], column: str = "asr"
+) -> Comparison:
+    """Run A's VISAGE minus run B's: paired over shared directions when the prompts match.
+
+    Each pair is ``(points, spec)``. Runs on different prompts, or with fewer than
+    ``stats.MIN_DIRECTIONS`` shared directions, are compared unpaired (Welch).
+    """
+    (points_a, spec_a), (points_b, spec_b) = a, b
+    same = spec_a.prompts.key_dict() == spec_b.prompts.key_dict()
+    return compare(
+        visage_by_direction(points_a, spec_a, column),
+        visage_by_direction(points_b, spec_b, column),
+        same_prompts=same,
+    )
 
 
 def with_states(store: Store, run_id: str, points: pd.DataFrame, judge: str) -> pd.DataFrame:
@@ -211,6 +248,7 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
             interval.low, interval.high
         ]  # fmt: skip
         out["ci_method"] = None if interval is None else interval.method
+        out["ci_resamples"] = None if interval is None else interval.resamples
         coherent = None if search else visage_interval(frame, "coherent_asr")
         out["coherent_visage_ci"] = None if coherent is None or coherent.low is None else [
             coherent.low, coherent.high

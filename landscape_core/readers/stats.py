@@ -182,7 +182,7 @@ class Comparison:
         )
         detect = f"detects differences beyond ±{d.half_width:.{digits}f}"
         if self.verdict == "supported":
-            return f"supported: A - B = {span}, {how}"
+            return f"supported: A - B = {span}, {how}; {detect}"
         return f"not shown: A - B = {span} includes 0, {how}; {detect}"
 
 
