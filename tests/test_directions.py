@@ -101,3 +101,18 @@ def test_runs_on_the_same_seeds_and_prompts_are_compared_paired():
     unpaired = compare_visage((a, spec), (b, elsewhere))
     assert not unpaired.paired and unpaired.verdict == "not shown"
     assert "no difference" not in unpaired.describe()
+
+
+def test_each_prompts_share_averages_to_each_directions_visage(tiny_spec, store):
+    """The crossed interval's matrix: row means are the directions' VISAGE."""
+    from landscape_core.readers.results import prompt_matrix, with_states
+
+    summary = sweep.run(tiny_spec(directions=[{"seeds": [7, 8]}]), store)
+    points = with_states(store, summary.run_id, store.points_frame(summary.run_id), "keyword")
+    gens = store.generations_frame(summary.run_id)
+    matrix = prompt_matrix(points, gens)
+    data = landscape(store, summary.run_id)
+    assert matrix.shape == (2, 3)
+    assert matrix.mean(axis=1) == pytest.approx([d["visage"] for d in data["directions"]])
+    assert data["visage_ci_prompts"] is None  # two directions: no interval
+    assert "directions and prompts" in data["ci_prompts_method"]
