@@ -383,6 +383,8 @@ def cmd_defend(args: argparse.Namespace) -> int:
 
     def line(name: str, value: float, key: str) -> str:
         low, high = ci[key][1], ci[key][2]
+        if low is None or high is None:
+            return f"  {name:<34} {value:6.1f}  (too few goals for an interval)"
         return f"  {name:<34} {value:6.1f}  [{low:.1f}, {high:.1f}]"
 
     print(

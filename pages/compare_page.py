@@ -7,8 +7,15 @@ import streamlit as st
 
 from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, capability_summary
-from landscape_core.readers.results import run_title, run_visage, visage_interval, with_states
-from landscape_core.readers.stats import differ
+from landscape_core.readers.results import (
+    compare_visage,
+    run_title,
+    run_visage,
+    visage_interval,
+    with_states,
+)
+from landscape_core.readers.stats import MIN_DIRECTIONS, t_method
+from landscape_core.spec.config import SweepSpec
 from pages.common import mark_match, md_text, one_decimal, pick_runs, store
 
 st.title("Compare runs")
@@ -26,14 +33,14 @@ if two_d:
     st.plotly_chart(figures.small_multiples_2d(two_d), key="multiples")
 
 rows = []
-intervals = {}
+landscapes = {}
 for run in runs:
     spec = run["spec"]
     points = with_states(store(), run["run_id"], store().points_frame(run["run_id"]), "keyword")
     interval = visage_interval(points)
     coherent = visage_interval(points, "coherent_asr")
     name = f"{run_title(run)} [{run['run_id'][:8]}]"
-    intervals[name] = interval
+    landscapes[name] = (points, SweepSpec.from_dict(spec))
     rows.append(
         {
             "model": run["provenance"]["model"]["name"],
@@ -53,20 +60,31 @@ st.caption("Higher is safer. 'pending': the run's basin is not finished yet.")
 st.dataframe(table.map(lambda v: one_decimal(v, "pending")))
 st.subheader("VISAGE with 95% intervals over directions")
 st.caption(
-    "Mean [low, high] over each run's random directions (bootstrap, percentile). A run "
-    "of one direction has no interval: give its direction `seeds` or `repeats`."
+    f"Mean [low, high] over each run's random directions ({t_method('directions')}). "
+    f"Below {MIN_DIRECTIONS} directions there is no interval, each direction's VISAGE is "
+    "shown instead: give the run's direction more `seeds` or `repeats`."
 )
 st.dataframe(
     pd.DataFrame(rows)[["run", "VISAGE ± CI", "coherent VISAGE ± CI", "directions"]],
     hide_index=True,
 )
-names = list(intervals)
+names = list(landscapes)
 verdicts = [
-    {"run A": a, "run B": b, "VISAGE": differ(intervals[a], intervals[b])}
+    {
+        "run A": a,
+        "run B": b,
+        "VISAGE, A - B": compare_visage(landscapes[a], landscapes[b]).describe(),
+    }
     for k, a in enumerate(names)
     for b in names[k + 1 :]
 ]
 if verdicts:
+    st.caption(
+        "A - B with its 95% interval, paired over the directions both runs share (same "
+        "seeds, same prompts); runs that share none are compared unpaired (Welch). "
+        "*supported*: the interval excludes 0; *not shown*: it holds 0, which is absence of "
+        "evidence, and the cell says the smallest difference the runs could have detected."
+    )
     st.dataframe(pd.DataFrame(verdicts), hide_index=True)
 
 st.subheader("One prompt, side by side")

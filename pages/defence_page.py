@@ -68,7 +68,7 @@ columns[2].metric(
 )  # fmt: skip
 st.plotly_chart(figures.defence_bars(report), key="defence-bars")
 st.caption(
-    "Bars: 95% intervals over prompts (bootstrap, percentile). Paired over goals: the "
+    "Bars: 95% t-intervals over goals. Paired over goals: the "
     f"defence changes ASR by {_ci('defended_minus_undefended')} points; adapting to it "
     f"wins back {_ci('adaptive_minus_defended')}."
 )

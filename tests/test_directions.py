@@ -1,16 +1,15 @@
-"""Many random directions in one run, with a bootstrap interval over them."""
+"""Many random directions in one run, with an interval over them (tests/test_stats.py)."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
+import pandas as pd
 import pytest
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
 from landscape_core.readers import stats
-from landscape_core.readers.results import landscape
+from landscape_core.readers.results import compare_visage, landscape, visage_interval
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import n_grid_points, plan
 
@@ -78,30 +77,42 @@ def test_a_multi_seed_run_reuses_each_seeds_single_direction_points(tiny_spec, s
     assert again.run_id == plan(tiny_spec(directions=[{"seeds": [7, 8]}])).run_id
 
 
-def _exact_percentile_interval(values: list[float]) -> tuple[float, float]:
-    """Every one of the n**n resamples, equally likely: the bootstrap's exact law."""
-    means = [np.mean(s) for s in itertools.product(values, repeat=len(values))]
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+def _points(asr_by_seed: list[list[float]]) -> pd.DataFrame:
+    rows = [
+        {"rep": rep, "i": i, "j": 0, "alpha": (i - 1) * 0.5, "beta": 0.0, "asr": asr}
+        for rep, curve in enumerate(asr_by_seed)
+        for i, asr in enumerate(curve)
+    ]
+    return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("values", [[68.1, 70.0, 82.5, 75.0], [10.0, 0.0, 0.0, 40.0, 20.0]])
-def test_the_interval_matches_the_exact_bootstrap(values):
-    interval = stats.mean_interval(values)
-    low, high = _exact_percentile_interval(values)
-    step = (max(values) - min(values)) / len(values)  # the spacing of resample means
-    assert interval.mean == pytest.approx(np.mean(values))
-    assert abs(interval.low - low) <= step and abs(interval.high - high) <= step
-    assert interval.low <= interval.mean <= interval.high
+def test_runs_on_the_same_seeds_and_prompts_are_compared_paired():
+    seeds = {"directions": [{"seeds": [1, 2, 3, 4, 5]}], "grid": [{"num": 3}]}
+    spec = SweepSpec.from_dict(seeds)
+    other_prompt = SweepSpec.from_dict({**seeds, "system_prompt": {"preset": "empty"}})
+    # each direction moves both runs alike; B is 5 points less safe along every one
+    a = _points([[100, s, 100] for s in (10, 30, 50, 20, 40)])
+    shifts = zip((10, 30, 50, 20, 40), (0, 1, -1, 0.5, 0), strict=True)
+    b = _points([[100, s + 5 + e, 100] for s, e in shifts])
+    assert visage_interval(a).low <= visage_interval(b).high  # the intervals overlap
+    paired = compare_visage((a, spec), (b, other_prompt))
+    assert paired.paired and paired.verdict == "supported" and paired.difference.n == 5
+    elsewhere = SweepSpec.from_dict({**seeds, "prompts": {"source": "advbench", "start": 40}})
+    unpaired = compare_visage((a, spec), (b, elsewhere))
+    assert not unpaired.paired and unpaired.verdict == "not shown"
+    assert "no difference" not in unpaired.describe()
 
 
-def test_intervals_of_constant_or_single_values():
-    assert stats.mean_interval([5.0, 5.0, 5.0]) == stats.Interval(5.0, 5.0, 5.0, 3)
-    assert stats.mean_interval([5.0]).low is None
-    assert stats.mean_interval([]) is None
+def test_each_prompts_share_averages_to_each_directions_visage(tiny_spec, store):
+    """The crossed interval's matrix: row means are the directions' VISAGE."""
+    from landscape_core.readers.results import prompt_matrix, with_states
 
-
-def test_differ_says_whether_intervals_overlap():
-    a, b = stats.Interval(70, 65, 75, 5), stats.Interval(40, 30, 50, 5)
-    assert stats.differ(a, b).startswith("differ")
-    assert stats.differ(a, stats.Interval(72, 60, 80, 5)).startswith("no difference")
-    assert stats.differ(a, stats.Interval(72, None, None, 1)).startswith("unknown")
+    summary = sweep.run(tiny_spec(directions=[{"seeds": [7, 8]}]), store)
+    points = with_states(store, summary.run_id, store.points_frame(summary.run_id), "keyword")
+    gens = store.generations_frame(summary.run_id)
+    matrix = prompt_matrix(points, gens)
+    data = landscape(store, summary.run_id)
+    assert matrix.shape == (2, 3)
+    assert matrix.mean(axis=1) == pytest.approx([d["visage"] for d in data["directions"]])
+    assert data["visage_ci_prompts"] is None  # two directions: no interval
+    assert "directions and prompts" in data["ci_prompts_method"]

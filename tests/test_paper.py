@@ -34,7 +34,9 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
                     "Fig. 1(B)", "Section 6", "perturbed-ensemble defence",
                     "What the miniature supports", "Section 7", "risk preflight"):  # fmt: skip
         assert heading in text
-    assert "VISAGE [95% CI]" in text and "bootstrap over directions" in text
+    assert "VISAGE [95% CI]" in text and "t-interval over directions" in text
+    assert "n directions" in text and "paired" in text
+    assert "no difference" not in text and "stays in the basin" not in text
     assert "| harmful 2-shot |" in text and "| mix 2-shot |" in text
     assert all(f"| {p} |" in text for p in paper.PRESETS)
     assert "| novel-chapter | fiction |" in text and "| adaptive, defence |" in text

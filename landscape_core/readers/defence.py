@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from landscape_core.errors import UserError
-from landscape_core.readers.stats import Interval, mean_interval
+from landscape_core.readers.stats import Interval, mean_interval, t_method
 from landscape_core.spec.identity import round_coord
 from landscape_core.store.runs import Store
 
-OVER_PROMPTS = "bootstrap over prompts, percentile, 10,000 resamples, seed 0"
+OVER_PROMPTS = t_method("goals")  # the intervals below treat the goals as the sample
 
 
 def vote_refuses(refused: Sequence[bool], vote: str) -> bool:
@@ -185,7 +185,7 @@ class DefenceReport:
 
 
 def _interval(values: np.ndarray) -> list[float | None]:
-    found: Interval | None = mean_interval(values)
+    found: Interval | None = mean_interval(values, "goals")
     assert found is not None
     return [found.mean, found.low, found.high]
 

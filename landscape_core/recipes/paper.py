@@ -24,12 +24,13 @@ from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
 from landscape_core.readers.results import (
     at_origin,
+    compare_visage,
     landscape,
     run_visage,
     visage_interval,
     with_states,
 )
-from landscape_core.readers.stats import METHOD, Interval, differ
+from landscape_core.readers.stats import MIN_DIRECTIONS, Interval, t_method
 from landscape_core.recipes import paper_risk
 from landscape_core.recipes.finetune import FinetuneSpec, finetune
 from landscape_core.recipes.paper_risk import Section7, Setup, run_section7
@@ -328,7 +329,13 @@ def _header(seconds: float) -> list[str]:
         "skipped, 13 points over +-0.3. "
         f"Tables 1 and 2 run {len(SEEDS)} random directions each (seeds "
         f"{', '.join(map(str, SEEDS))}) and report VISAGE as mean [95% CI], "
-        f"{METHOD}. *Coherent* VISAGE counts only coherent compliance as an attack "
+        f"{t_method('directions')} (the prompts fixed; below {MIN_DIRECTIONS} directions no "
+        "interval, each direction's value instead). Runs are compared by the difference "
+        "A - B paired over their shared directions (same seeds, same prompts): a t-interval "
+        "of the per-direction differences. A claim is *supported* only when that interval "
+        "excludes 0, otherwise *not shown* (absence of evidence, not evidence of absence); each "
+        "comparison gives the smallest difference it could detect (the interval's half-width). "
+        "*Coherent* VISAGE counts only coherent compliance as an attack "
         "(see Three states). Each number links to its run's config: re-run one with "
         "`python -m landscape_core sweep docs/paper-mini/configs/RUN.yaml`.",
         "",
@@ -370,7 +377,10 @@ def _states(report: _Report, e: Experiment) -> list[str]:
         "gibberish included. Each answer is scored for coherence by the *unperturbed* model "
         f"(mean NLL per token) and for repetition (share of repeated word trigrams); it is "
         f"incoherent above {t.max_nll} nats/token or {t.max_repetition:.0%} repeated "
-        "trigrams, or when empty.",
+        f"trigrams, above {t.max_char_repetition:.0%} repeated character 10-grams (a loop "
+        f"inside one word), with letters under {t.min_letter_share:.0%} of its characters (a "
+        "run of emoji), or when empty. Coherence is decided before refusal, so a looping "
+        "'Sorry' is incoherent, not a refusal.",
         "",
         "| alpha | ASR (paper) | refused | complied (coherent ASR) | incoherent | "
         "median NLL/token | median repetition |",
@@ -396,7 +406,7 @@ def _states(report: _Report, e: Experiment) -> list[str]:
 
 def _table1(report: _Report, table1: dict[str, tuple[Experiment, Experiment]]) -> list[str]:
     store = report.store
-    aligned = visage_interval(table1["aligned"][0].points(store))
+    aligned = table1["aligned"][0]
     lines = [
         "",
         "## Table 1: finetuning drags the model out of its basin",
@@ -406,17 +416,17 @@ def _table1(report: _Report, table1: dict[str, tuple[Experiment, Experiment]]) -
         "paper's 80 AdvBench prompts (rows 0-79, held out) at the model itself.",
         "",
         "| model | AdvBench ASR (80 prompts) | VISAGE [95% CI] | coherent VISAGE [95% CI] "
-        "| against aligned | runs |",
-        "|---|---|---|---|---|---|",
+        "| n directions | VISAGE against aligned (paired) | runs |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, (sweep_, origin) in table1.items():
         asr = origin.origin_asr(store)
         frame = sweep_.points(store)
         interval = visage_interval(frame)
-        versus = "-" if name == "aligned" else differ(interval, aligned)
+        versus = "-" if name == "aligned" else _versus(store, sweep_, aligned)
         lines.append(
             f"| {name} | {_fmt(asr)} | {_ci(interval)} | "
-            f"{_ci(visage_interval(frame, 'coherent_asr'))} | {versus} | "
+            f"{_ci(visage_interval(frame, 'coherent_asr'))} | {_n(interval)} | {versus} | "
             f"{report.link(sweep_)}, {report.link(origin)} |"
         )
     overlay = figures.overlay_1d({n: p[0].points(store) for n, p in table1.items()})
@@ -425,23 +435,24 @@ def _table1(report: _Report, table1: dict[str, tuple[Experiment, Experiment]]) -
 
 def _table2(report: _Report, table2: dict[str, Experiment]) -> list[str]:
     store = report.store
-    default = visage_interval(table2["default"].points(store))
+    default = table2["default"]
     lines = [
         "",
         "## Table 2: the system prompt changes the basin",
         "",
         "| system prompt | ASR at the model | VISAGE [95% CI] | coherent VISAGE [95% CI] | "
-        "against default | run |",
-        "|---|---|---|---|---|---|",
+        "n directions | VISAGE against default (paired) | run |",
+        "|---|---|---|---|---|---|---|",
     ]
     for preset, e in table2.items():
         frame = e.points(store)
         origin = e.origin_asr(store)
         interval = visage_interval(frame)
-        versus = "-" if preset == "default" else differ(interval, default)
+        versus = "-" if preset == "default" else _versus(store, e, default)
         lines.append(
             f"| {preset} | {_fmt(origin)} | {_ci(interval)} | "
-            f"{_ci(visage_interval(frame, 'coherent_asr'))} | {versus} | {report.link(e)} |"
+            f"{_ci(visage_interval(frame, 'coherent_asr'))} | {_n(interval)} | {versus} | "
+            f"{report.link(e)} |"
         )
     overlay = figures.overlay_1d({p: e.points(store) for p, e in table2.items()})
     return [*lines, "", report.fig("table2", overlay)]
@@ -498,23 +509,35 @@ def _ci(interval: Interval | None) -> str:
     return "-" if interval is None else interval.describe()
 
 
+def _n(interval: Interval | None) -> str:
+    return "-" if interval is None else str(interval.n)
+
+
+def _versus(store: Store, a: Experiment, b: Experiment) -> str:
+    """A's VISAGE minus B's, paired over their shared directions, as one table cell."""
+    return compare_visage((a.points(store), a.spec), (b.points(store), b.spec)).describe()
+
+
 def _claims(report: _Report, paper: Paper) -> list[str]:
-    """Which of the paper's claims the miniature supports, once intervals are in."""
+    """Which of the paper's claims the miniature supports: paired differences of VISAGE."""
     store = report.store
-
-    def ci(e: Experiment, column: str = "asr") -> Interval | None:
-        return visage_interval(e.points(store), column)
-
-    aligned = ci(paper.table1["aligned"][0])
-    lines = ["", "## What the miniature supports, with intervals", ""]
+    aligned = paper.table1["aligned"][0]
+    lines = [
+        "",
+        "## What the miniature supports, with paired intervals",
+        "",
+        "A - B is VISAGE's difference paired over the runs' shared directions; *supported* "
+        "when its 95% interval excludes 0, *not shown* otherwise.",
+        "",
+    ]
     for name, (e, _) in paper.table1.items():
         if name != "aligned":
-            lines.append(f"- {name} vs aligned (Table 1): {differ(ci(e), aligned)}.")
-    default = ci(paper.table2["default"])
+            lines.append(f"- {name} vs aligned (Table 1): {_versus(store, e, aligned)}.")
+    default = paper.table2["default"]
     for preset, e in paper.table2.items():
         if preset != "default":
             lines.append(f"- system prompt {preset} vs default (Table 2): "
-                         f"{differ(ci(e), default)}.")  # fmt: skip
+                         f"{_versus(store, e, default)}.")  # fmt: skip
     return lines
 
 
@@ -695,7 +718,7 @@ def _defence_claims(shield: dict[str, Any]) -> list[str]:
             return f"{span}: supported"
         if max(sign * low, sign * high) < 0:
             return f"{span}: contradicted (the whole interval has the other sign)"
-        return f"{span}: not supported (0 is inside the interval)"
+        return f"{span}: not shown (0 is inside the interval)"
 
     member = shield["member_asr"]
     return [
