@@ -58,7 +58,7 @@ class Gap:
     def verdict(self) -> str:
         """Supported only when the interval excludes 0; otherwise not shown."""
         if self.interval is None or self.interval.low is None or self.interval.high is None:
-            return "not shown: fewer than two directions with both edges"
+            return "not shown: too few directions with both edges for an interval"
         if self.interval.low > 0:
             return "supported: safety falls before fluency"
         if self.interval.high < 0:
