@@ -76,7 +76,7 @@ class Spec:
         if unknown:
             more = f" and {len(unknown) - 10:,} more" if len(unknown) > 10 else ""
             raise UserError(
-                f"{where}: unknown key(s) {', '.join(map(shown, unknown[:10]))}{more}; "
+                f"{where}: unknown key(s) {', '.join(k[:40] for k in unknown[:10])}{more}; "
                 f"allowed: {', '.join(sorted(fields))}"
             )
         hints = typing.get_type_hints(cls)

@@ -20,18 +20,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import sys
 from typing import Any
 
-KILLED_BY_CPU = "cpu"  # the answer's "error" when RLIMIT_CPU stopped the render
+from jinja2 import TemplateError
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+class Refused(Exception):
+    """The template's own ``raise_exception``: it does not accept the conversation."""
+
+
+def raise_exception(message: str) -> None:
+    raise Refused(message)
 
 
 def _limit(memory_bytes: int, cpu_seconds: int) -> None:
-    """Cap this process; a platform without the limit (macOS's RLIMIT_AS) keeps the wall timeout."""
-    try:
-        import resource
-    except ImportError:  # Windows: only the parent's timeout applies
-        return
+    """Cap this process; where a limit is refused (macOS's RLIMIT_AS) the wall timeout stays."""
     for name, value in (("RLIMIT_AS", memory_bytes), ("RLIMIT_CPU", cpu_seconds)):
         kind = getattr(resource, name, None)
         if kind is None:
@@ -44,16 +51,6 @@ def _limit(memory_bytes: int, cpu_seconds: int) -> None:
 
 def render(request: dict[str, Any]) -> dict[str, Any]:
     """Each conversation through the template, set up as transformers sets up its own."""
-    from jinja2 import TemplateError
-    from jinja2.ext import loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class Refused(Exception):
-        pass
-
-    def raise_exception(message: str) -> None:
-        raise Refused(message)
-
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
     )
