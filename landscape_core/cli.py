@@ -289,7 +289,7 @@ def _confirm(spec: SweepSpec, store: Store, yes: bool) -> None:
     hours = (check.seconds or 0) / 3600
     if yes or hours <= CONFIRM_HOURS or store.grid(plan(spec, store.file_digest).run_id):
         return
-    what = f"this run may take up to ~{hours:,.1f} h on this machine ({check.describe()})"
+    what = f"this run is estimated past {CONFIRM_HOURS:g} h: {check.describe()}"
     shorter = "fewer points per axis, prompts or max_new_tokens shorten it"
     if sys.stdin.isatty():
         if input(f"{what}. Start it? [y/N] ").strip().lower() in ("y", "yes"):
