@@ -36,11 +36,11 @@ from landscape_core.readers.export import spreadsheet_safe, with_run_columns
 from landscape_core.readers.report import html_report
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import BasinSpec, JudgeSpec, SweepSpec, load_yaml
-from landscape_core.spec.identity import judge_label
+from landscape_core.spec.identity import judge_label, plan
 from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.judges import names as judge_names
 from landscape_core.spec.judges import resolve_label
-from landscape_core.spec.preflight import preflight
+from landscape_core.spec.preflight import CONFIRM_HOURS, preflight
 from landscape_core.spec.risk import (
     BASIN,
     GRADIENT_BASIN,
@@ -98,13 +98,21 @@ def _parser() -> argparse.ArgumentParser:
         help="compute points on Ray actors: the cluster at HOST:PORT, or without an address "
         "the running local cluster (a new one if none runs); same run id and results",
     )
+    long_run = argparse.ArgumentParser(add_help=False)
+    long_run.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"start a run estimated past {CONFIRM_HOURS:g} h without asking (the app asks too)",
+    )
     p = sub.add_parser(
-        "sweep", parents=[common, ray], help="run (or resume) a sweep from a YAML config"
+        "sweep", parents=[common, ray, long_run], help="run (or resume) a sweep from a YAML config"
     )
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("submit", parents=[common, ray], help="queue a sweep for the worker")
+    p = sub.add_parser(
+        "submit", parents=[common, ray, long_run], help="queue a sweep for the worker"
+    )
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_submit)
 
@@ -278,9 +286,30 @@ def _config(args: argparse.Namespace) -> SweepSpec:
     return dataclasses.replace(spec, runtime=runtime)
 
 
+def _confirm(spec: SweepSpec, store: Store, yes: bool) -> None:
+    """The Launch page's guard: a new run estimated past ``CONFIRM_HOURS`` needs a yes.
+
+    Asked on a terminal (y/N); without one, only ``--yes`` starts it. A run already in
+    the store was started once and resumes without asking. Preflight runs either way,
+    so its checks (the model's files, the chat template's limits) come first.
+    """
+    check = preflight(spec, store.root, cuda=spec.model.device == "cuda")
+    hours = (check.seconds or 0) / 3600
+    if yes or hours <= CONFIRM_HOURS or store.grid(plan(spec, store.file_digest).run_id):
+        return
+    what = f"this run is estimated past {CONFIRM_HOURS:g} h: {check.describe()}"
+    shorter = "fewer points per axis, prompts or max_new_tokens shorten it"
+    if sys.stdin.isatty():
+        if input(f"{what}. Start it? [y/N] ").strip().lower() in ("y", "yes"):
+            return
+        raise UserError(f"not started: {shorter}")
+    raise UserError(f"{what}: pass --yes to start it anyway; {shorter}")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     spec = _config(args)
     store = _store(args)
+    _confirm(spec, store, args.yes)
     bar: tqdm | None = None
 
     def on_progress(progress: sweep.Progress) -> None:
@@ -310,7 +339,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     spec = _config(args).resolve_paths(Path.cwd())
     store = _store(args)
-    preflight(spec, store.root)  # the worker should never meet a spec the CLI would refuse
+    _confirm(spec, store, args.yes)  # preflight: the worker never meets a spec the CLI refuses
     queued = store.queue(spec)
     print(
         f"queued job {queued.job_id} (run {queued.run_id}); a worker runs it "

@@ -21,11 +21,10 @@ from landscape_core.spec.config import (
 from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.judges import names
 from landscape_core.spec.model_files import catalogue, remote_code_files
-from landscape_core.spec.preflight import preflight
+from landscape_core.spec.preflight import CONFIRM_HOURS, preflight
 from landscape_core.store.uploads import Upload, prune_uploads, save_upload
 from pages.common import md_text, show_user_error, store, store_root
 
-LONG_RUN_H = 2.0  # a launch estimated longer than this asks for a confirmation
 DIRECTION_TYPES = {
     "1D random": ("random",),
     "2D random": ("random", "random"),
@@ -274,7 +273,7 @@ else:
     with st.expander(f"The first prompts it will send ({check.n_prompts} in all)"):
         st.dataframe(pd.DataFrame({"prompt": check.first_prompts}), hide_index=True)
     hours = (check.seconds or 0) * len(specs) / 3600
-    if hours > LONG_RUN_H:
+    if hours > CONFIRM_HOURS:
         st.warning(
             f"This launch may take up to ~{hours:.1f} h on this machine. Fewer points per "
             "axis, prompts or max_new_tokens shorten it; finished points are kept if you "

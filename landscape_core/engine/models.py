@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from peft import PeftModel
+from safetensors import SafetensorError
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -86,8 +88,13 @@ def load_model(spec: ModelSpec, models_dir: Path) -> LoadedModel:
     try:
         tokenizer = AutoTokenizer.from_pretrained(load_from, **_tok_kwargs(kwargs))
         model = AutoModelForCausalLM.from_pretrained(load_from, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"could not load the model from {source}: {exc}") from None
+    except (OSError, ValueError, TypeError, SafetensorError, StrictDataclassError) as exc:
+        # a malformed file: a broken safetensors header, a config.json size of the wrong type
+        text = str(exc).strip().splitlines()[:3]
+        raise UserError(
+            f"could not load the model from {source} ({type(exc).__name__}: "
+            f"{' '.join(text)[:400]}); re-save it with save_pretrained"
+        ) from None
     _clear_gguf_quantizer(model)
     for directory in adapters(spec):
         model = merge_adapter(model, directory)

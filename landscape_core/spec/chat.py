@@ -13,11 +13,15 @@ from landscape_core.spec.config import SystemPromptSpec
 
 
 class ChatTokenizer(Protocol):
-    """What chat formatting needs of a tokenizer (a transformers tokenizer has it)."""
+    """What chat formatting needs of a tokenizer (a transformers tokenizer has it).
+
+    ``apply_chat_template`` is given a batch of conversations and returns their texts,
+    as transformers does for a list of conversations.
+    """
 
     chat_template: str | None
 
-    def apply_chat_template(self, conversation: list[dict[str, str]], **kw: Any) -> Any: ...
+    def apply_chat_template(self, conversation: list[list[dict[str, str]]], **kw: Any) -> Any: ...
 
 
 LLAMA2_SYSTEM_PROMPT = (
@@ -65,21 +69,35 @@ def render_prompts(
     """
     sys_msg = system_text(system)
     if chat_format == "auto" and getattr(tokenizer, "chat_template", None):
-        return [_apply_template(tokenizer, p, sys_msg) for p in prompts], False
+        return _apply_template(tokenizer, prompts, sys_msg), False
     fmt = "plain" if chat_format == "auto" else chat_format
     return [format_raw(fmt, p, sys_msg) for p in prompts], True
 
 
-def _apply_template(tokenizer: ChatTokenizer, prompt: str, sys_msg: str | None) -> str:
-    messages = [] if sys_msg is None else [{"role": "system", "content": sys_msg}]
-    messages.append({"role": "user", "content": prompt})
+def _apply_template(
+    tokenizer: ChatTokenizer, prompts: tuple[str, ...], sys_msg: str | None
+) -> list[str]:
+    """Every prompt through the template, in one call.
+
+    Preflight's file tokenizer renders the batch in one child process (whose limits
+    bound the template's cost); transformers renders it in a loop.
+    """
+    head = [] if sys_msg is None else [{"role": "system", "content": sys_msg}]
+    conversations = [[*head, {"role": "user", "content": p}] for p in prompts]
+    if not conversations:
+        return []
     try:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        texts = tokenizer.apply_chat_template(
+            conversations, tokenize=False, add_generation_prompt=True
+        )
+    except UserError:  # the file tokenizer's, which says what to do already
+        raise
     except Exception as exc:  # jinja raises TemplateError from the template's own checks
         raise UserError(
-            f"the model's chat template rejected this conversation ({exc}); "
+            f"the model's chat template rejected this conversation ({str(exc)[:500]}); "
             "use system prompt preset 'default' or set model.chat_format"
         ) from None
+    return list(texts)
 
 
 def format_raw(fmt: str, prompt: str, sys_msg: str | None) -> str:

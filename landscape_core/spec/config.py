@@ -21,6 +21,7 @@ import yaml
 from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash
 from landscape_core.spec.judges import entry
+from landscape_core.spec.limits import parse_yaml, shown
 
 SPEC_VERSION = 1  # bump when a field's meaning changes; it enters every key
 MAX_COORD = 1e4  # beyond this a perturbation only measures float overflow
@@ -72,10 +73,11 @@ class Spec:
         if not isinstance(data, Mapping):
             raise UserError(f"{where}: expected a mapping, got {type(data).__name__}")
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - set(fields))
+        unknown = sorted(map(str, set(data) - set(fields)))
         if unknown:
+            more = f" and {len(unknown) - 10:,} more" if len(unknown) > 10 else ""
             raise UserError(
-                f"{where}: unknown key(s) {', '.join(unknown)}; "
+                f"{where}: unknown key(s) {', '.join(k[:40] for k in unknown[:10])}{more}; "
                 f"allowed: {', '.join(sorted(fields))}"
             )
         hints = typing.get_type_hints(cls)
@@ -137,21 +139,21 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return hint.from_dict(value, where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"{where}: expected a list, got {value!r}")
+            raise UserError(f"{where}: expected a list, got {shown(value)}")
         item = args[0] if args and (len(args) == 2 and args[1] is Ellipsis) else None
         if item is None:
             return tuple(value)
         return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is Literal:
         if value not in args:
-            raise UserError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+            raise UserError(f"{where}: {shown(value)} is not one of {', '.join(map(repr, args))}")
         return value
     if hint in (int, float) and isinstance(value, bool):  # True is an int to Python
-        raise UserError(f"{where}: expected {hint.__name__}, got {value!r}")
+        raise UserError(f"{where}: expected {hint.__name__}, got {shown(value)}")
     if hint is float and isinstance(value, int):
         return float(value)
     if hint in (int, float, str, bool) and not isinstance(value, hint):
-        raise UserError(f"{where}: expected {hint.__name__}, got {value!r}")
+        raise UserError(f"{where}: expected {hint.__name__}, got {shown(value)}")
     return value
 
 
@@ -196,9 +198,9 @@ class ModelSpec(Spec):
         if self.kind == "bundled" and self.path:
             raise UserError("model: kind 'bundled' takes no path; remove `path` or set kind")
         if self.kind != "bundled" and not self.path:
-            raise UserError(f"model: kind {self.kind!r} needs a `path` (hub id, dir or .gguf)")
+            raise UserError(f"model: kind {shown(self.kind)} needs a `path` (hub id, dir or .gguf)")
         if self.kind == "gguf" and not self.path.endswith(".gguf"):
-            raise UserError(f"model: {self.path!r} is not a .gguf file; use kind 'local'")
+            raise UserError(f"model: {shown(self.path)} is not a .gguf file; use kind 'local'")
         if self.kind != "bundled" and self.variant != "aligned":
             raise UserError("model: `variant` is only for kind 'bundled'")
 
@@ -772,27 +774,11 @@ def _absolute(path: str, base: Path) -> str:
     return str((base / Path(path).expanduser()).resolve())
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """safe_load that refuses a key given twice (PyYAML silently keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML file holding one mapping (or nothing); every way it can be wrong is a UserError."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: plain data only
     except FileNotFoundError:
         raise UserError(f"config {path} does not exist; see configs/ for examples") from None
     except IsADirectoryError:
@@ -801,8 +787,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise UserError(f"config {path} is not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
         raise UserError(f"cannot read config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"config {path} is not valid YAML: {exc}") from None
+    data = parse_yaml(text, f"config {path}")  # plain data: no aliases, bounded depth
     if data is None:
         return {}
     if not isinstance(data, dict):

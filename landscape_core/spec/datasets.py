@@ -6,7 +6,6 @@ key, so editing a file can never be mistaken for the set that was swept.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash
 from landscape_core.spec.config import PromptSetSpec
 from landscape_core.spec.jailbreak import templates
+from landscape_core.spec.limits import check_columns, check_table_file, parse_json
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"  # package data, vendored
 
@@ -166,6 +166,7 @@ def read_table(path: Path, shown: str = "") -> pd.DataFrame:
     shown = shown or str(path)
     if not path.is_file():
         raise UserError(f"prompt file {shown} does not exist")
+    check_table_file(path, shown)  # before pandas: bounded lines and columns
     try:
         if path.suffix.lower() in (".jsonl", ".json"):
             return pd.DataFrame(_read_jsonl(path, shown))
@@ -175,18 +176,19 @@ def read_table(path: Path, shown: str = "") -> pd.DataFrame:
 
 
 def _read_jsonl(path: Path, shown: str = "") -> list[dict]:
+    """The rows of a JSONL file; their keys are its columns, bounded like a CSV's."""
     shown = shown or str(path)
     rows = []
+    columns: set[str] = set()
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{shown}:{n} is not valid JSON: {exc.msg}") from None
+        row = parse_json(line, f"{shown}:{n}")
         if not isinstance(row, dict):
             raise UserError(
                 f'{shown}:{n}: each JSONL line must be an object, like {{"prompt": ...}}'
             )
+        columns.update(row)
+        check_columns(len(columns), shown)
         rows.append(row)
     return rows

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash
+from landscape_core.spec.limits import check_table_file, parse_yaml
 
 SLOT = "{goal}"
 LIBRARY = Path(__file__).resolve().parents[1] / "data" / "jailbreak" / "templates.yaml"
@@ -44,10 +44,11 @@ def load_templates(path: Path, shown: str = "") -> list[Template]:
         raise UserError(f"template file {shown} does not exist")
     try:
         if path.suffix.lower() == ".csv":
+            check_table_file(path, shown)
             rows = pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
         else:
-            rows = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError, pd.errors.ParserError) as exc:
+            rows = parse_yaml(path.read_text(encoding="utf-8"), shown)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise UserError(f"{shown} could not be read as YAML or CSV: {exc}") from None
     if not isinstance(rows, list) or not rows:
         raise UserError(f"{shown} must be a non-empty list of {{name, family, text}} entries")
@@ -57,7 +58,7 @@ def load_templates(path: Path, shown: str = "") -> list[Template]:
             raise UserError(f"{shown}: entry {n} needs the text fields name, family and text")
         if row["text"].count(SLOT) != 1:
             raise UserError(
-                f"{shown}: template {row['name']!r} must hold {SLOT} exactly once "
+                f"{shown}: template {row['name'][:80]!r} must hold {SLOT} exactly once "
                 f"(it holds it {row['text'].count(SLOT)} times)"
             )
         templates.append(Template(row["name"].strip(), row["family"].strip(), row["text"]))

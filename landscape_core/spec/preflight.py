@@ -17,6 +17,7 @@ from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
 from landscape_core.spec.datasets import load_prompts
 from landscape_core.spec.gguf_meta import read_gguf
 from landscape_core.spec.identity import n_grid_points
+from landscape_core.spec.limits import parse_json
 from landscape_core.spec.model_files import bundled_copy, model_dir
 from landscape_core.spec.resources import (
     GiB,
@@ -31,6 +32,9 @@ from landscape_core.spec.resources import (
 from landscape_core.spec.tokens import check_context, prompt_lengths
 
 MAX_GRID_POINTS = 100_000  # ~2 weeks of CPU at the paper's settings
+# A launch estimated longer than this asks for a confirmation: the Launch page's
+# checkbox, the CLI's y/N or --yes (`sweep`, `submit`).
+CONFIRM_HOURS = 2.0
 # Measured on 2 CPU cores: SmolLM2-135M, fp32, `make bench` (20 prompts a batch)
 # generated 4,440 tokens in 38.6 s -> ~115 new tokens/s, point overheads included.
 CPU_TOKENS_PER_S_135M = 115.0
@@ -99,8 +103,9 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool | None = None) -> Pr
     n_params = count_parameters(root)
     memory = seconds = None
     if n_params:
-        cuda, free, where = device_memory(spec, cuda)
-        shape = ModelShape.from_config(_config(root), n_params, _weight_bytes(spec, cuda))
+        cuda, free, device = device_memory(spec, cuda)
+        config = str(root if root.is_file() else root / "config.json")
+        shape = ModelShape.from_config(_config(root), n_params, _weight_bytes(spec, cuda), config)
         lengths = prompt_lengths(spec, prompts, root)
         longest = None
         if lengths is not None:
@@ -111,7 +116,7 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool | None = None) -> Pr
                 spec, shape, free=free, disk_free=disk, cuda=cuda, prompt_tokens=longest
             ).estimate
         except UserError as exc:
-            raise UserError(f"{where}: {exc}") from None
+            raise UserError(f"{device}: {exc}") from None
         rate = CPU_TOKENS_PER_S_135M * REFERENCE_PARAMS / n_params * (CUDA_SPEEDUP if cuda else 1)
         tokens = n_grid_points(spec) * n_prompts * spec.generation.max_new_tokens
         seconds = LOAD_S + n_grid_points(spec) * POINT_OVERHEAD_S + tokens / rate
@@ -153,8 +158,8 @@ def _safetensors_parameters(path: Path) -> int:
             header = json.loads(fh.read(length))
         header.pop("__metadata__", None)
         return sum(math.prod(t["shape"]) for t in header.values())
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise UserError(f"{bad} ({exc}); re-save it with save_pretrained") from None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise UserError(f"{bad} ({str(exc)[:200]}); re-save it with save_pretrained") from None
 
 
 def _config(root: Path) -> dict:
@@ -165,9 +170,10 @@ def _config(root: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        config = json.loads(path.read_text())
+        text = path.read_text()
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}); re-save the model") from None
+        raise UserError(f"{path} cannot be read ({exc}); re-save the model") from None
+    config = parse_json(text, str(path), "re-save the model")
     if not isinstance(config, dict):
         raise UserError(f"{path} is not a JSON object; re-save the model")
     return config

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from landscape_core.errors import UserError
 from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.limits import shown
 
 GiB = 1 << 30
 OVERHEAD_BYTES = 600 << 20  # interpreter, torch and tokenizer, measured ~0.5 GiB
@@ -88,18 +89,51 @@ class ModelShape:
     context: int | None = None  # the longest sequence it was built for, when known
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], n_params: int, weight_bytes: int) -> ModelShape:
-        """From a Hugging Face ``config.json`` (as a dict); missing sizes count as 0."""
-        heads = cfg.get("num_attention_heads", 1) or 1
-        head_dim = cfg.get("head_dim") or cfg.get("hidden_size", 0) // heads
+    def from_config(
+        cls, cfg: Mapping[str, Any], n_params: int, weight_bytes: int, where: str = "config.json"
+    ) -> ModelShape:
+        """From a Hugging Face ``config.json`` (as a dict); missing sizes count as 0.
+
+        Each size must be a whole number below ``MAX_CONFIG_SIZE``: a text size made
+        ``TypeError``s, and a text size times a huge one built gigabytes of repeated text.
+        """
+        size = {key: _config_size(cfg, key, where) for key in CONFIG_SIZES}
+        heads = size["num_attention_heads"] or 1
+        head_dim = size["head_dim"] or size["hidden_size"] // heads
         return cls(
             n_params=n_params,
             weight_bytes=weight_bytes,
-            n_layers=cfg.get("num_hidden_layers", 0),
-            kv_width=(cfg.get("num_key_value_heads") or heads) * head_dim,
-            vocab_size=cfg.get("vocab_size", 0),
-            context=cfg.get("max_position_embeddings") or cfg.get("n_positions"),
+            n_layers=size["num_hidden_layers"],
+            kv_width=(size["num_key_value_heads"] or heads) * head_dim,
+            vocab_size=size["vocab_size"],
+            context=size["max_position_embeddings"] or size["n_positions"] or None,
         )
+
+
+CONFIG_SIZES = (
+    "num_attention_heads",
+    "head_dim",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_key_value_heads",
+    "vocab_size",
+    "max_position_embeddings",
+    "n_positions",
+)
+MAX_CONFIG_SIZE = 1 << 40  # no model has a size near this; above it the file is broken
+
+
+def _config_size(cfg: Mapping[str, Any], key: str, where: str) -> int:
+    """One size from a config (0 when absent or null), or a UserError naming it."""
+    value = cfg.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_CONFIG_SIZE:
+        raise UserError(
+            f"{where}: {key} is {shown(value)}, not a size (a whole number from 0 to "
+            f"{MAX_CONFIG_SIZE:,}); re-save the model's config"
+        )
+    return value
 
 
 @dataclass(frozen=True)

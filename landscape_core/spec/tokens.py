@@ -4,19 +4,22 @@ Preflight needs them (a prompt longer than the model's context can kill a worker
 the memory estimate needs the longest prompt), and preflight must not import torch or
 transformers. The ``tokenizers`` library and a sandboxed Jinja environment set up as
 transformers sets up its own render the same text and count the same tokens; the
-engine checks again with the real tokenizer once the model is loaded.
+engine checks again with the real tokenizer once the model is loaded. The template is
+a program from whoever made the model, and preflight runs in the Streamlit server, so
+it renders in a child process with bounded memory, time and output
+(``template_child``, which says why a child and not only the sandbox).
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError
-from jinja2.ext import loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
 from tokenizers.models import BPE
 from tokenizers.pre_tokenizers import ByteLevel
@@ -26,12 +29,13 @@ from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import GenerationSpec, SweepSpec
 from landscape_core.spec.gguf_meta import read_gguf
 
+CHILD = Path(__file__).with_name("template_child.py")
+TEMPLATE_CPU_S = 5  # CPU seconds to render every prompt; real templates take ms each
+START_S = 10.0  # the child's start on a busy machine, on top of its CPU seconds
+TEMPLATE_MEMORY = 1 << 30  # the child's address space, on top of 8 x its request
+TEMPLATE_EXTRA_CHARS = 1 << 20  # what a template may add to one prompt's messages (x2)
 SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token")
 CONTROL = 3  # a GGUF token type: special tokens such as <|im_start|>
-
-
-def _raise(message: str) -> None:
-    raise UserError(f"the model's chat template refused the conversation: {message}")
 
 
 class FileTokenizer:
@@ -46,14 +50,7 @@ class FileTokenizer:
             named = {t.get("name"): t.get("template") for t in self.chat_template}
             self.chat_template = named.get("default")
         self._special = special
-        env = ImmutableSandboxedEnvironment(
-            trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
-        )
-        env.globals["raise_exception"] = _raise
-        try:
-            self._template = env.from_string(self.chat_template or "")  # compiled once
-        except TemplateError as exc:
-            raise UserError(f"the chat template in {where} does not parse: {exc}") from None
+        self._where = where
 
     @classmethod
     def from_directory(cls, root: Path) -> FileTokenizer:
@@ -87,15 +84,73 @@ class FileTokenizer:
         return cls(tokenizer, meta.chat_template, meta.special, path)
 
     def apply_chat_template(
-        self, conversation: list[dict[str, str]], add_generation_prompt: bool = False, **_: Any
-    ) -> str:
-        return self._template.render(
-            messages=conversation, add_generation_prompt=add_generation_prompt, **self._special
-        )
+        self,
+        conversations: list[list[dict[str, str]]],
+        add_generation_prompt: bool = False,
+        **_: Any,
+    ) -> list[str]:
+        """A batch of conversations as text, rendered in one bounded child process."""
+        return render_chats(
+            self.chat_template or "", conversations, self._special, add_generation_prompt,
+            self._where,
+        )  # fmt: skip
 
     def count(self, texts: Sequence[str], add_special_tokens: bool) -> list[int]:
         encoded = self._tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
         return [len(e.ids) for e in encoded]
+
+
+def render_chats(
+    template: str,
+    conversations: list[list[dict[str, str]]],
+    special: dict[str, str | None],
+    add_generation_prompt: bool,
+    where: Path,
+) -> list[str]:
+    """Each conversation through ``template`` in a child process; any overrun is a UserError.
+
+    The child may use ``TEMPLATE_CPU_S`` of CPU, ``TEMPLATE_MEMORY`` of address space and
+    write, per prompt, twice its messages plus ``TEMPLATE_EXTRA_CHARS``.
+    """
+    caps = [2 * sum(len(m["content"]) for m in c) + TEMPLATE_EXTRA_CHARS for c in conversations]
+    request = json.dumps(
+        {
+            "template": template,
+            "conversations": conversations,
+            "caps": caps,
+            "special": special,
+            "add_generation_prompt": add_generation_prompt,
+            "cpu_seconds": TEMPLATE_CPU_S,
+        }
+    ).encode()
+    request = request[:-1] + b', "memory_bytes": %d}' % (TEMPLATE_MEMORY + 8 * len(request))
+    fix = "fix the template, or set model.chat_format to a raw format such as llama2"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", str(CHILD)],
+            input=request,
+            capture_output=True,
+            timeout=TEMPLATE_CPU_S + START_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        done = None
+    if done is None or done.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        raise UserError(
+            f"the chat template in {where} ran past its {TEMPLATE_CPU_S} s limit "
+            f"rendering {len(conversations)} prompt(s): {fix}"
+        )
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:  # it died without answering (out of memory inside C code)
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        raise UserError(
+            f"the chat template in {where} stopped its renderer (exit code "
+            f"{done.returncode}, {tail[0][:200]}): {fix}"
+        ) from None
+    if "error" in answer:
+        raise UserError(f"the chat template in {where} {answer['error'][:500]}: {fix}")
+    return answer["texts"]
 
 
 def _token_text(value: Any) -> str | None:
