@@ -140,3 +140,19 @@ def test_a_unique_prefix_or_the_exact_id_names_a_run(store):
     assert store.run("abd")["run_id"] == "abd"  # exact beats prefix
     with pytest.raises(UserError, match="abd2"):
         store.run("ab")
+
+
+def test_opening_a_current_store_takes_no_write_lock(store, monkeypatch):
+    """A writer holding the lock must not stop `runs` or a page from opening the store."""
+    from landscape_core.store import database
+
+    store.create_run("r1", "x", {}, {}, GRID)
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.2)  # not 30 s: the test waits on it
+    writer = sqlite3.connect(store.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a sweep mid-transaction, or a long migration
+    try:
+        reopened = Store.open(store.root)  # was: OperationalError "database is locked"
+        assert reopened.runs_frame().run_id.tolist() == ["r1"]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
