@@ -156,3 +156,22 @@ def test_opening_a_current_store_takes_no_write_lock(store, monkeypatch):
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+@pytest.mark.parametrize("swap", ["in place", "renamed over"])
+def test_a_same_size_swap_with_its_mtime_kept_is_hashed_again(store, tmp_path, swap):
+    """Size and mtime alone let a rewritten model file reuse its old digest (and run)."""
+    import os
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"old weights")
+    stat = path.stat()
+    first = store.file_digest(path)
+    if swap == "in place":
+        path.write_bytes(b"new weights")
+    else:
+        (tmp_path / "new").write_bytes(b"new weights")
+        os.replace(tmp_path / "new", path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as `cp -p` or `touch -r` do
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert store.file_digest(path) != first

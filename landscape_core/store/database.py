@@ -198,6 +198,13 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             created REAL NOT NULL,
             PRIMARY KEY (plane_key, adapter))""",
     ),
+    (
+        # the digest memo's key gains the inode and ctime: a same-size file swapped in
+        # with its mtime kept (cp -p, touch -r) reused the old digest, and a stale run.
+        # Old rows (-1) never match, so each file is hashed once more.
+        "ALTER TABLE file_digests ADD COLUMN inode INTEGER NOT NULL DEFAULT -1",
+        "ALTER TABLE file_digests ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT -1",
+    ),
 )
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another process's write lock
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded

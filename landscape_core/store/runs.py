@@ -81,21 +81,29 @@ class Store(Database):
     # --- file digests ----------------------------------------------------------------
 
     def file_digest(self, path: Path) -> str:
-        """sha256 of a file, memoised by (path, size, mtime) so big models hash once."""
+        """sha256 of a file, memoised by (path, size, mtime, inode, ctime): big models hash once.
+
+        The inode and ctime catch a same-size file swapped in with its mtime kept
+        (``cp -p``, ``touch -r``, a rename over it): the kernel sets ctime on every
+        change, and no call can set it back.
+        """
         stat = path.stat()
         key = str(path.resolve())
+        memo = (key, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
         with self.connect() as conn:
             row = conn.execute(
-                "SELECT sha256 FROM file_digests WHERE path=? AND size=? AND mtime_ns=?",
-                (key, stat.st_size, stat.st_mtime_ns),
+                "SELECT sha256 FROM file_digests "
+                "WHERE path=? AND size=? AND mtime_ns=? AND inode=? AND ctime_ns=?",
+                memo,
             ).fetchone()
         if row:
             return row[0]
         digest = sha256_file(path)
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?, ?)",
-                (key, stat.st_size, stat.st_mtime_ns, digest),
+                "INSERT OR REPLACE INTO file_digests "
+                "(path, size, mtime_ns, inode, ctime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?)",
+                (*memo, digest),
             )
         return digest
 
