@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -263,3 +264,34 @@ def test_on_a_full_disk_the_jobs_error_is_still_recorded(small_disk, tiny_spec):
     assert run_job(store, job) == "failed"
     row = _job(store, job_id)
     assert row.status == "failed" and row.error
+
+
+def _serving(store: Store, **kwargs) -> threading.Thread:
+    """``serve`` in a daemon thread, so a worker that never exits cannot hang the tests."""
+    thread = threading.Thread(target=serve, args=(store,), kwargs=kwargs, daemon=True)
+    thread.start()
+    wait_until(lambda: store.jobs.live_worker() is not None)
+    return thread
+
+
+@pytest.mark.parametrize("deleted", ["the folder", "the file"])
+def test_a_worker_whose_store_is_deleted_exits(store, deleted):
+    """It used to retry 'unable to open database file' forever, past any idle timeout."""
+    thread = _serving(store)  # no idle timeout: only the store's going can stop it
+    if deleted == "the folder":
+        shutil.rmtree(store.root)
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    wait_until(lambda: not thread.is_alive(), timeout=30)
+    assert not store.root.exists() or not store.path.exists()  # nor did it make a fresh one
+
+
+def test_a_worker_that_cannot_read_the_queue_exits_after_its_idle_timeout(store, monkeypatch):
+    def locked(pid):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store.jobs, "claim", locked)
+    thread = _serving(store, idle_timeout=0.3)
+    wait_until(lambda: not thread.is_alive(), timeout=30)
+    assert store.jobs.live_worker() is None

@@ -239,6 +239,14 @@ class Database:
         db._migrate()
         return db
 
+    def gone(self) -> bool:
+        """Whether the store's directory or file was deleted since it was opened.
+
+        ``connect`` would make a fresh store in its place; a worker asks this first
+        and exits instead, so it never serves (or outlives) a store nobody reads.
+        """
+        return not self.path.is_file()
+
     @property
     def models_dir(self) -> Path:
         return self.root / "models"
