@@ -6,7 +6,9 @@ the app can tell a live worker from a dead one; a job whose worker died shows as
 interrupted and resumes from its finished points. Cancellation is read from the store
 before every generation batch. SIGTERM stops the worker between batches and leaves
 its job resumable. Each claim's token is checked before every point is saved, so a
-job never runs in two processes.
+job never runs in two processes. A worker whose registration was taken (it looked
+dead, and another took its job and its place) registers again before its next claim,
+or exits when that other worker lives: one worker per store.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
                 log.warning("the store %s was deleted; this worker exits", store.root)
                 return True
             try:
+                if not store.jobs.still_registered(pid, idle_timeout):
+                    log.warning("another worker took over %s; this one exits", store.root)
+                    return True
                 job = store.jobs.claim(pid)
             except sqlite3.OperationalError as exc:  # locked for long, or the disk is full
                 if idle_too_long():

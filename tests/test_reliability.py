@@ -295,3 +295,30 @@ def test_a_worker_that_cannot_read_the_queue_exits_after_its_idle_timeout(store,
     thread = _serving(store, idle_timeout=0.3)
     wait_until(lambda: not thread.is_alive(), timeout=30)
     assert store.jobs.live_worker() is None
+
+
+def test_a_worker_whose_job_was_taken_over_stands_down(store, tiny_spec, monkeypatch):
+    """It looked dead, another worker took its job and its place: it must not serve on."""
+    import landscape_core.worker as worker
+
+    monkeypatch.setattr(worker, "HEARTBEAT_S", 3600.0)  # silent, as a stalled worker is
+    first = store.jobs.submit(tiny_spec(grid=[{"num": 2}]).to_dict())
+    second = store.jobs.submit(tiny_spec(grid=[{"num": 2}], directions=[{"seed": 3}]).to_dict())
+    other = os.getppid()  # a live process stands in for the worker that takes over
+    real_run_job = worker.run_job
+
+    def taken_over(store_: Store, job) -> str:
+        if job.claim.job_id != first:
+            return real_run_job(store_, job)
+        with store.transaction() as conn:  # this worker has been silent for long
+            conn.execute("UPDATE workers SET heartbeat = 0")
+            conn.execute("UPDATE jobs SET heartbeat = 0")
+        assert store.jobs.register_worker(other)  # removes this worker's registration
+        assert store.jobs.resume(job.claim.job_id) == "queued"
+        assert store.jobs.claim(other).claim.job_id == first
+        return real_run_job(store_, job)
+
+    monkeypatch.setattr(worker, "run_job", taken_over)
+    assert serve(store, exit_when_idle=True)
+    assert _job(store, second).status == "queued"  # was: run by this worker meanwhile
+    assert store.jobs.live_worker() == other
