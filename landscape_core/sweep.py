@@ -327,8 +327,8 @@ def _search(
                 engine = executor().engine
                 key = point_key(p, engine.device, engine.dtype, alpha, 0.0, rep)
                 k = round(alpha / spec.basin.tolerance)
-                point = GridPoint(len(stored), k + spec.basin.max_steps(), 0, alpha, 0.0, key, rep)
-                store.extend_run(p.run_id, [point])
+                point = GridPoint(-1, k + spec.basin.max_steps(), 0, alpha, 0.0, key, rep)
+                point = store.extend_run(p.run_id, point)  # its idx, or another search's row
                 stored[(rep, alpha)] = point
             if store.point_status(point.key) is None:
                 probe = iter([point])

@@ -6,6 +6,7 @@ scores in one transaction, so a killed process leaves it absent, never half ther
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -198,15 +199,32 @@ class Store(Database):
             ).fetchall()
         return [r[0] for r in rows]
 
-    def extend_run(self, run_id: str, points: Sequence[GridPoint]) -> None:
-        """Add points to a run whose points are chosen as it goes (a basin search)."""
+    def extend_run(self, run_id: str, point: GridPoint) -> GridPoint:
+        """Add a point to a run whose points are chosen as it goes (a basin search).
+
+        Its ``idx`` is taken inside the write transaction (the next free one), and a
+        point the run holds already is returned as stored: two searches of one run
+        at once share its points instead of colliding on a stale count.
+        """
         with self.transaction() as conn:
-            _insert_points(conn, run_id, points)
+            row = conn.execute(
+                "SELECT idx, i, j, alpha, beta, point_key, rep FROM run_points "
+                "WHERE run_id = ? AND point_key = ?",
+                (run_id, point.key),
+            ).fetchone()
+            if row is not None:
+                return GridPoint(*row)
+            idx = conn.execute(
+                "SELECT COALESCE(MAX(idx) + 1, 0) FROM run_points WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
+            point = dataclasses.replace(point, idx=idx)
+            _insert_points(conn, run_id, [point])
             conn.execute(
                 "UPDATE runs SET n_points = "
                 "(SELECT COUNT(*) FROM run_points WHERE run_id = ?) WHERE run_id = ?",
                 (run_id, run_id),
             )
+        return point
 
     def run(self, run_id: str) -> dict[str, Any]:
         """A run's row with ``spec`` and ``provenance`` decoded.
