@@ -131,7 +131,7 @@ def run(
         return summary
 
     report.stage(_loading(p, store))
-    with _executor(p, store, judges, report.actors) as executor:
+    with store.leases.hold(p.run_id), _executor(p, store, judges, report.actors) as executor:
         grid = _grid(p, executor.engine, stored_grid)
         if spec.measure == "perplexity":  # before any perturbation: the model's own answers
             executor.use_reference(_reference_answers(p, store, executor, claim))
@@ -283,7 +283,7 @@ def _save(
         log.warning("point %s failed: %s", point.idx, result.error)
         summary.failed += 1
         summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {result.error}")
-    store.save_point(result, claim)
+    store.save_point(result, claim, summary.run_id)
     summary.computed += 1
 
 
@@ -314,6 +314,7 @@ def _search(
         def executor() -> Executor:
             if not opened:
                 report.stage(_loading(p, store))
+                stack.enter_context(store.leases.hold(p.run_id))  # a delete sees this sweep
                 opened.append(stack.enter_context(_executor(p, store, judges, report.actors)))
                 provenance = _provenance(p, opened[0])
                 store.create_run(p.run_id, spec.label, spec.to_dict(), provenance, [])

@@ -205,6 +205,16 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "ALTER TABLE file_digests ADD COLUMN inode INTEGER NOT NULL DEFAULT -1",
         "ALTER TABLE file_digests ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT -1",
     ),
+    (
+        # a sweep's lease on the run it computes, CLI sweeps included (a job names
+        # only a worker's): deleting a run a live process computes is refused
+        """CREATE TABLE run_leases (
+            token TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started TEXT NOT NULL,
+            taken REAL NOT NULL)""",
+    ),
 )
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another process's write lock
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded

@@ -24,6 +24,7 @@ from landscape_core.store.database import Database
 from landscape_core.store.defences import Defences
 from landscape_core.store.jobs import Claim, JobQueue, check_claim
 from landscape_core.store.labels import AnswerLabels
+from landscape_core.store.leases import RunLeases
 from landscape_core.store.records import (
     Deleted,
     GridPoint,
@@ -63,6 +64,11 @@ class Store(Database):
     def jobs(self) -> JobQueue:
         """The job queue and worker registry, on the same file."""
         return JobQueue(self)
+
+    @cached_property
+    def leases(self) -> RunLeases:
+        """Which live processes compute which run (a CLI sweep has no job to show it)."""
+        return RunLeases(self)
 
     @cached_property
     def answer_labels(self) -> AnswerLabels:
@@ -170,7 +176,8 @@ class Store(Database):
 
         Those points' answers, verdicts, measures and people's labels go too; points
         that other runs share stay for them. A run that a queued or running job
-        computes is refused: cancel the job first.
+        computes is refused: cancel the job first. So is one that a live sweep holds
+        a lease on (a CLI sweep): stop it first.
         """
         active = self.jobs.frame()
         if (
@@ -181,6 +188,12 @@ class Store(Database):
         own = """SELECT point_key FROM run_points WHERE run_id = ?1 AND point_key NOT IN
                  (SELECT point_key FROM run_points WHERE run_id != ?1)"""
         with self.transaction() as conn:
+            holders = RunLeases.live_holders(conn, run_id)
+            if holders:
+                raise UserError(
+                    f"a sweep (pid {', '.join(map(str, holders))}) is computing run "
+                    f"{run_id}: stop it (Ctrl-C) or let it finish, then delete the run"
+                )
             points = conn.execute(f"SELECT COUNT(*) FROM ({own})", (run_id,)).fetchone()[0]
             labels = conn.execute(
                 f"SELECT COUNT(*) FROM answer_labels WHERE point_key IN ({own})", (run_id,)
@@ -299,15 +312,27 @@ class Store(Database):
 
     # --- points ----------------------------------------------------------------------
 
-    def save_point(self, result: PointResult, claim: Claim | None = None) -> bool:
+    def save_point(
+        self, result: PointResult, claim: Claim | None = None, run_id: str | None = None
+    ) -> bool:
         """All rows of a point, or none. False if another process stored it first.
 
         With ``claim`` (a worker's job), the point is saved only while that claim
         holds the job, checked in the same transaction; else ClaimLost is raised.
+        With ``run_id``, only while that run exists: a sweep whose run was deleted
+        under it stops with a UserError, and leaves no point that no run holds.
         """
         with self.transaction() as conn:
             if claim is not None:
                 check_claim(conn, claim)
+            if (
+                run_id is not None
+                and not conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            ):
+                raise UserError(
+                    f"run {run_id} was deleted while this sweep computed it; nothing more "
+                    "is saved: run the config again to compute it afresh"
+                )
             cur = conn.execute(
                 "INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
