@@ -322,3 +322,64 @@ def test_a_worker_whose_job_was_taken_over_stands_down(store, tiny_spec, monkeyp
     assert serve(store, exit_when_idle=True)
     assert _job(store, second).status == "queued"  # was: run by this worker meanwhile
     assert store.jobs.live_worker() == other
+
+
+# --- temporaries left by a kill -9 ------------------------------------------------------
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from landscape_core.spec.model_files import atomic_directory
+with atomic_directory(Path(sys.argv[1])) as tmp:
+    (tmp / "model.safetensors").write_bytes(bytes(4 << 20))
+    print(tmp, flush=True)
+    time.sleep(600)
+"""
+
+
+def _writing(target: Path) -> tuple[subprocess.Popen, Path]:
+    """A process inside ``atomic_directory(target)``, as the conversion or a finetune is."""
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    return proc, Path(proc.stdout.readline().strip())
+
+
+def _age(path: Path, seconds: float = 3600.0) -> None:
+    old = time.time() - seconds
+    for p in [path, *path.rglob("*")]:
+        os.utime(p, (old, old))
+
+
+def test_store_open_removes_the_temporaries_of_killed_writers_only(store):
+    """kill -9 mid-conversion left a hidden 340-460 MB directory for good."""
+    import fcntl
+
+    models = store.models_dir
+    killed, killed_tmp = _writing(models / "smollm2-135m-instruct")
+    killed.kill()
+    killed.wait()
+    finetune = models / "harmful-10shot-seed0-abcdef12"
+    live, live_tmp = _writing(finetune / "checkpoints" / "step-4")  # a checkpoint's temporary
+    young = models / ".refusal-classifier-abcd1234"
+    young.mkdir()  # just made by a writer that has not locked it yet
+    old_writer = models / ".other-model-wxyz5678"  # an older version's conversion
+    old_writer.mkdir()
+    try:
+        with open(models / ".other-model.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # its converter holds only the target's lock
+            for path in (killed_tmp, live_tmp, old_writer):
+                _age(path)
+            Store.open(store.root)
+            assert not killed_tmp.exists()  # was: 4 MB left (340-460 MB for the real model)
+            assert live_tmp.is_dir() and young.is_dir() and old_writer.is_dir()
+    finally:
+        live.kill()
+        live.wait()
+    _age(live_tmp)
+    Store.open(store.root)
+    assert not live_tmp.exists() and not old_writer.exists()
+    assert sorted(p.name for p in models.iterdir()) == [
+        ".other-model.lock",
+        ".refusal-classifier-abcd1234",
+        finetune.name,
+    ]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 
@@ -20,6 +20,7 @@ from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import plan
+from landscape_core.spec.model_files import clean_stale_temporaries
 from landscape_core.store.database import Database
 from landscape_core.store.defences import Defences
 from landscape_core.store.jobs import Claim, JobQueue, check_claim
@@ -59,6 +60,14 @@ def _insert_points(conn: Any, run_id: str, grid: Sequence[GridPoint]) -> None:
 
 class Store(Database):
     """Runs, points, generations and scores in ``root/store.sqlite``; jobs in ``jobs``."""
+
+    @classmethod
+    def open(cls, root: str | Path) -> Self:
+        """The store at ``root``, with what writers killed mid-write left in it removed."""
+        store = super().open(root)
+        if not store.read_only:
+            clean_stale_temporaries(store.models_dir)
+        return store
 
     @cached_property
     def jobs(self) -> JobQueue:
