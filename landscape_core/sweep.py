@@ -21,6 +21,7 @@ from landscape_core.errors import Cancelled, UserError
 from landscape_core.executors import ActorState, Engine, Executor, ShouldStop
 from landscape_core.judging import coherence
 from landscape_core.judging.registry import make_judge
+from landscape_core.judging.rescore import fill_missing
 from landscape_core.measure import NamedJudge, judged
 from landscape_core.readers.metrics import asr as metrics_asr
 from landscape_core.spec import bisection
@@ -127,6 +128,7 @@ def run(
     wanted = spec.runtime.coherence
     if stored_grid and not store.pending(p.run_id) and not _incoherent_gaps(p, store, wanted):
         log.info("run %s is already complete", p.run_id)
+        fill_missing(store, p.run_id, judges)  # judges added since it ran: from stored answers
         report.stored(store)
         return summary
 
@@ -140,6 +142,8 @@ def run(
         report.stage(Stage.POINTS)
         judge = judges[0].label if judges else "refusal-likelihood"
         _visit(p, store, executor, summary, report, should_stop, claim, judge)
+        if summary.status == "complete":  # points stored under another `judges` list too
+            fill_missing(store, p.run_id, judges)
         if summary.status == "complete" and spec.runtime.coherence:
             report.stage(Stage.COHERENCE)
             _fill_coherence(p, store, executor)
@@ -344,6 +348,8 @@ def _search(
                 bisection.search(lambda alpha, rep=rep: asr_at(rep, alpha), spec.basin)
         except Cancelled:
             summary.status = "cancelled"
+        if summary.status == "complete":  # probes stored under another `judges` list too
+            fill_missing(store, p.run_id, judges)
         if summary.status == "complete" and _incoherent_gaps(p, store, spec.runtime.coherence):
             report.stage(Stage.COHERENCE)
             _fill_coherence(p, store, executor())
