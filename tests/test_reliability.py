@@ -383,3 +383,83 @@ def test_store_open_removes_the_temporaries_of_killed_writers_only(store):
         ".refusal-classifier-abcd1234",
         finetune.name,
     ]
+
+
+# --- the red team's kills, kept as regression tests --------------------------------------
+
+_OPEN = "import sys; from landscape_core.store.runs import Store; Store.open(sys.argv[1])"
+
+
+def test_a_kill_during_a_migration_leaves_the_old_store_whole(tmp_path):
+    """The migration's steps and version bump are one transaction: a kill undoes them all."""
+    from landscape_core.store.database import MIGRATIONS
+
+    root = tmp_path / "old"
+    root.mkdir()
+    n = 200_000
+    with sqlite3.connect(root / "store.sqlite") as conn:
+        for steps in MIGRATIONS[:3]:
+            for step in steps:
+                step(conn) if callable(step) else conn.execute(step)
+        conn.execute("PRAGMA user_version=3")
+        conn.execute("INSERT INTO runs VALUES ('r', 'old', '{}', '{}', 1, 0)")
+        rows = ((f"k{i}", i % 7, "keyword", 1, "matched 'Sorry'") for i in range(n))
+        conn.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)", rows)
+    proc = subprocess.Popen([sys.executable, "-c", _OPEN, str(root)], cwd=ROOT)
+
+    def migrating() -> bool:  # the child holds the write lock only while it migrates
+        probe = sqlite3.connect(root / "store.sqlite", timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            probe.close()
+
+    wait_until(lambda: migrating() or proc.poll() is not None)
+    assert proc.poll() is None, "the migration ended before the kill"  # it takes ~3 s
+    proc.kill()
+    proc.wait()
+    with sqlite3.connect(root / "store.sqlite") as conn:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        assert version in (3, len(MIGRATIONS))  # all or nothing, never in between
+        assert conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == n
+    store = Store.open(root)  # the next open migrates it whole
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert conn.execute("SELECT COUNT(*) FROM scores WHERE matched = 'Sorry'").fetchone() == (
+            n,
+        )
+    assert store.runs_frame().run_id.tolist() == ["r"]
+
+
+def test_a_sweep_killed_and_resumed_stores_what_an_unbroken_one_does(tmp_path, tiny_spec):
+    """kill -9 of a CLI sweep mid-run, then the same config again: the same rows."""
+    import yaml
+
+    spec = tiny_spec(grid=[{"num": 30}], generation={"max_new_tokens": 12})
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump(spec.to_dict()))
+    broken = Store.open(tmp_path / "broken")
+    cmd = [sys.executable, "-m", "landscape_core", "sweep", str(config)]
+    cmd += ["--store", str(broken.root)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def points() -> int:
+        with broken.connect() as conn:
+            return conn.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+
+    wait_until(lambda: points() >= 2 or proc.poll() is not None)
+    proc.kill()
+    proc.wait()
+    assert points() < 30, "the kill landed after the sweep had finished"
+    run_id = sweep.run(spec, broken).run_id
+    unbroken = Store.open(tmp_path / "unbroken")
+    assert sweep.run(spec, unbroken).run_id == run_id
+    columns = ["idx", "alpha", "prompt_index", "text", "n_tokens", "stop_reason", "refused"]
+    assert broken.generations_frame(run_id)[columns].equals(
+        unbroken.generations_frame(run_id)[columns]
+    )
+    assert broken.points_frame(run_id).status.eq("done").all()
