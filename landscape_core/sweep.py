@@ -21,6 +21,7 @@ from landscape_core.errors import Cancelled, UserError
 from landscape_core.executors import ActorState, Engine, Executor, ShouldStop
 from landscape_core.judging import coherence
 from landscape_core.judging.registry import make_judge
+from landscape_core.judging.rescore import fill_missing
 from landscape_core.measure import NamedJudge, judged
 from landscape_core.readers.metrics import asr as metrics_asr
 from landscape_core.spec import bisection
@@ -128,11 +129,12 @@ def run(
     wanted = spec.runtime.coherence
     if stored_grid and not store.pending(p.run_id) and not _incoherent_gaps(p, store, wanted):
         log.info("run %s is already complete", p.run_id)
+        fill_missing(store, p.run_id, judges)  # judges added since it ran: from stored answers
         report.stored(store)
         return summary
 
     report.stage(_loading(p, store))
-    with _executor(p, store, judges, report.actors) as executor:
+    with store.leases.hold(p.run_id), _executor(p, store, judges, report.actors) as executor:
         grid = _grid(p, executor.engine, stored_grid)
         if spec.measure == "perplexity":  # before any perturbation: the model's own answers
             executor.use_reference(_reference_answers(p, store, executor, claim))
@@ -141,6 +143,8 @@ def run(
         report.stage(Stage.POINTS)
         judge = judges[0].label if judges else REFUSAL_LIKELIHOOD
         _visit(p, store, executor, summary, report, should_stop, claim, judge)
+        if summary.status == "complete":  # points stored under another `judges` list too
+            fill_missing(store, p.run_id, judges)
         if summary.status == "complete" and spec.runtime.coherence:
             report.stage(Stage.COHERENCE)
             _fill_coherence(p, store, executor)
@@ -284,7 +288,7 @@ def _save(
         log.warning("point %s failed: %s", point.idx, result.error)
         summary.failed += 1
         summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {result.error}")
-    store.save_point(result, claim)
+    store.save_point(result, claim, summary.run_id)
     summary.computed += 1
 
 
@@ -315,6 +319,7 @@ def _search(
         def executor() -> Executor:
             if not opened:
                 report.stage(_loading(p, store))
+                stack.enter_context(store.leases.hold(p.run_id))  # a delete sees this sweep
                 opened.append(stack.enter_context(_executor(p, store, judges, report.actors)))
                 provenance = _provenance(p, opened[0])
                 store.create_run(p.run_id, spec.label, spec.to_dict(), provenance, [])
@@ -328,8 +333,8 @@ def _search(
                 engine = executor().engine
                 key = point_key(p, engine.device, engine.dtype, alpha, 0.0, rep)
                 k = round(alpha / spec.basin.tolerance)
-                point = GridPoint(len(stored), k + spec.basin.max_steps(), 0, alpha, 0.0, key, rep)
-                store.extend_run(p.run_id, [point])
+                point = GridPoint(-1, k + spec.basin.max_steps(), 0, alpha, 0.0, key, rep)
+                point = store.extend_run(p.run_id, point)  # its idx, or another search's row
                 stored[(rep, alpha)] = point
             if store.point_status(point.key) is None:
                 probe = iter([point])
@@ -344,6 +349,8 @@ def _search(
                 bisection.search(lambda alpha, rep=rep: asr_at(rep, alpha), spec.basin)
         except Cancelled:
             summary.status = "cancelled"
+        if summary.status == "complete":  # probes stored under another `judges` list too
+            fill_missing(store, p.run_id, judges)
         if summary.status == "complete" and _incoherent_gaps(p, store, spec.runtime.coherence):
             report.stage(Stage.COHERENCE)
             _fill_coherence(p, store, executor())

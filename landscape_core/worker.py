@@ -6,7 +6,9 @@ the app can tell a live worker from a dead one; a job whose worker died shows as
 interrupted and resumes from its finished points. Cancellation is read from the store
 before every generation batch. SIGTERM stops the worker between batches and leaves
 its job resumable. Each claim's token is checked before every point is saved, so a
-job never runs in two processes.
+job never runs in two processes. A worker whose registration was taken (it looked
+dead, and another took its job and its place) registers again before its next claim,
+or exits when that other worker lives: one worker per store.
 """
 
 from __future__ import annotations
@@ -56,17 +58,29 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
     restore = _stop_on_sigterm()
     store.keep_reserve()
     idle_since = time.monotonic()
+
+    def idle_too_long() -> bool:
+        return idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout
+
     try:
         while True:
+            if store.gone():
+                log.warning("the store %s was deleted; this worker exits", store.root)
+                return True
             try:
+                if not store.jobs.still_registered(pid, idle_timeout):
+                    log.warning("another worker took over %s; this one exits", store.root)
+                    return True
                 job = store.jobs.claim(pid)
             except sqlite3.OperationalError as exc:  # locked for long, or the disk is full
+                if idle_too_long():
+                    log.warning("could not read the queue (%s); idle too long, exiting", exc)
+                    return True
                 log.warning("could not read the queue (%s); retrying", exc)
                 time.sleep(POLL_S)
                 continue
             if job is None:
-                idle = time.monotonic() - idle_since
-                if exit_when_idle or (idle_timeout is not None and idle >= idle_timeout):
+                if exit_when_idle or idle_too_long():
                     return True
                 time.sleep(POLL_S)
                 continue
@@ -81,10 +95,21 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
         return True
     finally:
         stop.set()
-        if "claim" in current:
-            store.jobs.release(current["claim"])
-        store.jobs.unregister_worker(pid)
+        beat.join()  # no beat may recreate a deleted store after this
+        _sign_off(store, pid, current.get("claim"))
         restore()
+
+
+def _sign_off(store: Store, pid: int, claim: Claim | None) -> None:
+    """Give back the job and the registration, unless the store is gone (nothing to tell)."""
+    if store.gone():
+        return
+    try:
+        if claim is not None:
+            store.jobs.release(claim)
+        store.jobs.unregister_worker(pid)
+    except sqlite3.OperationalError as exc:
+        log.warning("could not sign off from %s (%s)", store.root, exc)
 
 
 def _stop_on_sigterm() -> Callable[[], object]:
@@ -102,6 +127,8 @@ def _stop_on_sigterm() -> Callable[[], object]:
 def _heartbeat(store: Store, pid: int, current: dict[str, Claim], stop: threading.Event) -> None:
     """Beat every HEARTBEAT_S; a failed write (locked, disk full) is logged and retried."""
     while not stop.wait(HEARTBEAT_S):
+        if store.gone():
+            return  # a write would make a fresh store in its place; serve exits
         try:
             store.jobs.worker_heartbeat(pid)
             claim = current.get("claim")

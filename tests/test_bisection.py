@@ -106,3 +106,23 @@ def test_a_cancelled_search_resumes_from_its_stored_probes(tiny_spec, store, pla
     data = landscape(store, second.run_id)["directions"][0]
     assert data["edges"] == [-0.75, 0.75]
     assert first.computed + second.computed == len(data["points"])
+
+
+def test_two_searches_of_one_run_at_once_share_its_points(tiny_spec, store, planted_edge):
+    """A second process's search ran while this one loaded: its point numbers were stale."""
+    from landscape_core.store.jobs import Stage
+
+    spec = tiny_spec(grid=[{}], measure="basin-radius", basin={"tolerance": 0.25, "max_alpha": 1.5})
+    other = []
+
+    def meanwhile(progress: sweep.Progress) -> None:
+        if progress.stage == Stage.POINTS and not other:  # loaded, no probe stored yet
+            other.append(sweep.run(spec, store))  # the other search, start to end
+
+    first = sweep.run(spec, store, on_progress=meanwhile)  # was: IntegrityError on run_points
+    assert other[0].status == first.status == "complete"
+    data = landscape(store, first.run_id)["directions"][0]
+    assert data["edges"] == [-0.75, 0.75]
+    assert first.computed == 0 and len(data["points"]) == other[0].computed
+    idx = [g.idx for g in store.grid(first.run_id)]
+    assert idx == list(range(len(idx)))

@@ -186,3 +186,45 @@ def test_compare_shows_one_prompt_at_one_point_in_each_run(store, tiny_spec, mon
         expected.append(hit.text.iloc[0])
     shown = [c.value for c in at.code]
     assert all(any(text in s for s in shown) for text in expected)
+
+
+def _orphans(store) -> int:
+    with sqlite3.connect(store.path) as conn:
+        return conn.execute(
+            "SELECT COUNT(*) FROM points WHERE point_key NOT IN (SELECT point_key FROM run_points)"
+        ).fetchone()[0]
+
+
+def test_a_run_a_cli_sweep_computes_cannot_be_deleted(store, tiny_spec):
+    """No job names a CLI sweep's run: the sweep's lease on it must refuse the delete."""
+    refused = []
+
+    def delete_meanwhile(progress: sweep.Progress) -> None:
+        if progress.done == 1 and not refused:  # one point stored, more to come
+            with pytest.raises(UserError, match="a sweep .* is computing") as exc:
+                store.delete_run(progress.run_id)  # was: deleted, and the sweep went on
+            refused.append(str(exc.value))
+
+    summary = sweep.run(tiny_spec(grid=[{"num": 3}]), store, on_progress=delete_meanwhile)
+    assert refused and summary.status == "complete"
+    assert store.points_frame(summary.run_id).status.eq("done").all()
+    assert store.delete_run(summary.run_id).points == 3  # its sweep has ended: allowed
+    assert _orphans(store) == 0
+
+
+def test_a_sweep_whose_run_was_deleted_says_so_and_saves_nothing_more(store, tiny_spec):
+    """A delete that could not see the sweep (another tool, an older version)."""
+    spec = tiny_spec(grid=[{"num": 3}])
+
+    def delete_behind_its_back(progress: sweep.Progress) -> None:
+        if progress.done == 1:
+            with sqlite3.connect(store.path) as conn:
+                for table in ("points", "generations", "scores", "measures"):
+                    conn.execute(f"DELETE FROM {table}")
+                for table in ("run_points", "run_labels", "runs"):
+                    conn.execute(f"DELETE FROM {table}")
+
+    with pytest.raises(UserError, match="was deleted while this sweep"):
+        sweep.run(spec, store, on_progress=delete_behind_its_back)  # was: "complete"
+    assert store.runs_frame().empty
+    assert _orphans(store) == 0  # was: 2 points no run holds

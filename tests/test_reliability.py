@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -263,3 +264,202 @@ def test_on_a_full_disk_the_jobs_error_is_still_recorded(small_disk, tiny_spec):
     assert run_job(store, job) == "failed"
     row = _job(store, job_id)
     assert row.status == "failed" and row.error
+
+
+def _serving(store: Store, **kwargs) -> threading.Thread:
+    """``serve`` in a daemon thread, so a worker that never exits cannot hang the tests."""
+    thread = threading.Thread(target=serve, args=(store,), kwargs=kwargs, daemon=True)
+    thread.start()
+    wait_until(lambda: store.jobs.live_worker() is not None)
+    return thread
+
+
+@pytest.mark.parametrize("deleted", ["the folder", "the file"])
+def test_a_worker_whose_store_is_deleted_exits(store, deleted):
+    """It used to retry 'unable to open database file' forever, past any idle timeout."""
+    thread = _serving(store)  # no idle timeout: only the store's going can stop it
+    if deleted == "the folder":
+        shutil.rmtree(store.root)
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    wait_until(lambda: not thread.is_alive(), timeout=30)
+    assert not store.root.exists() or not store.path.exists()  # nor did it make a fresh one
+
+
+def test_a_worker_that_cannot_read_the_queue_exits_after_its_idle_timeout(store, monkeypatch):
+    def locked(pid):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store.jobs, "claim", locked)
+    thread = _serving(store, idle_timeout=0.3)
+    wait_until(lambda: not thread.is_alive(), timeout=30)
+    assert store.jobs.live_worker() is None
+
+
+def test_a_worker_whose_job_was_taken_over_stands_down(store, tiny_spec, monkeypatch):
+    """It looked dead, another worker took its job and its place: it must not serve on."""
+    import landscape_core.worker as worker
+
+    monkeypatch.setattr(worker, "HEARTBEAT_S", 3600.0)  # silent, as a stalled worker is
+    first = store.jobs.submit(tiny_spec(grid=[{"num": 2}]).to_dict())
+    second = store.jobs.submit(tiny_spec(grid=[{"num": 2}], directions=[{"seed": 3}]).to_dict())
+    other = os.getppid()  # a live process stands in for the worker that takes over
+    real_run_job = worker.run_job
+
+    def taken_over(store_: Store, job) -> str:
+        if job.claim.job_id != first:
+            return real_run_job(store_, job)
+        with store.transaction() as conn:  # this worker has been silent for long
+            conn.execute("UPDATE workers SET heartbeat = 0")
+            conn.execute("UPDATE jobs SET heartbeat = 0")
+        assert store.jobs.register_worker(other)  # removes this worker's registration
+        assert store.jobs.resume(job.claim.job_id) == "queued"
+        assert store.jobs.claim(other).claim.job_id == first
+        return real_run_job(store_, job)
+
+    monkeypatch.setattr(worker, "run_job", taken_over)
+    assert serve(store, exit_when_idle=True)
+    assert _job(store, second).status == "queued"  # was: run by this worker meanwhile
+    assert store.jobs.live_worker() == other
+
+
+# --- temporaries left by a kill -9 ------------------------------------------------------
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from landscape_core.spec.model_files import atomic_directory
+with atomic_directory(Path(sys.argv[1])) as tmp:
+    (tmp / "model.safetensors").write_bytes(bytes(4 << 20))
+    print(tmp, flush=True)
+    time.sleep(600)
+"""
+
+
+def _writing(target: Path) -> tuple[subprocess.Popen, Path]:
+    """A process inside ``atomic_directory(target)``, as the conversion or a finetune is."""
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    return proc, Path(proc.stdout.readline().strip())
+
+
+def _age(path: Path, seconds: float = 3600.0) -> None:
+    old = time.time() - seconds
+    for p in [path, *path.rglob("*")]:
+        os.utime(p, (old, old))
+
+
+def test_store_open_removes_the_temporaries_of_killed_writers_only(store):
+    """kill -9 mid-conversion left a hidden 340-460 MB directory for good."""
+    import fcntl
+
+    models = store.models_dir
+    killed, killed_tmp = _writing(models / "smollm2-135m-instruct")
+    killed.kill()
+    killed.wait()
+    finetune = models / "harmful-10shot-seed0-abcdef12"
+    live, live_tmp = _writing(finetune / "checkpoints" / "step-4")  # a checkpoint's temporary
+    young = models / ".refusal-classifier-abcd1234"
+    young.mkdir()  # just made by a writer that has not locked it yet
+    old_writer = models / ".other-model-wxyz5678"  # an older version's conversion
+    old_writer.mkdir()
+    try:
+        with open(models / ".other-model.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # its converter holds only the target's lock
+            for path in (killed_tmp, live_tmp, old_writer):
+                _age(path)
+            Store.open(store.root)
+            assert not killed_tmp.exists()  # was: 4 MB left (340-460 MB for the real model)
+            assert live_tmp.is_dir() and young.is_dir() and old_writer.is_dir()
+    finally:
+        live.kill()
+        live.wait()
+    _age(live_tmp)
+    Store.open(store.root)
+    assert not live_tmp.exists() and not old_writer.exists()
+    assert sorted(p.name for p in models.iterdir()) == [
+        ".other-model.lock",
+        ".refusal-classifier-abcd1234",
+        finetune.name,
+    ]
+
+
+# --- the red team's kills, kept as regression tests --------------------------------------
+
+_OPEN = "import sys; from landscape_core.store.runs import Store; Store.open(sys.argv[1])"
+
+
+def test_a_kill_during_a_migration_leaves_the_old_store_whole(tmp_path):
+    """The migration's steps and version bump are one transaction: a kill undoes them all."""
+    from landscape_core.store.database import MIGRATIONS
+
+    root = tmp_path / "old"
+    root.mkdir()
+    n = 200_000
+    with sqlite3.connect(root / "store.sqlite") as conn:
+        for steps in MIGRATIONS[:3]:
+            for step in steps:
+                step(conn) if callable(step) else conn.execute(step)
+        conn.execute("PRAGMA user_version=3")
+        conn.execute("INSERT INTO runs VALUES ('r', 'old', '{}', '{}', 1, 0)")
+        rows = ((f"k{i}", i % 7, "keyword", 1, "matched 'Sorry'") for i in range(n))
+        conn.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)", rows)
+    proc = subprocess.Popen([sys.executable, "-c", _OPEN, str(root)], cwd=ROOT)
+
+    def migrating() -> bool:  # the child holds the write lock only while it migrates
+        probe = sqlite3.connect(root / "store.sqlite", timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            probe.close()
+
+    wait_until(lambda: migrating() or proc.poll() is not None)
+    assert proc.poll() is None, "the migration ended before the kill"  # it takes ~3 s
+    proc.kill()
+    proc.wait()
+    with sqlite3.connect(root / "store.sqlite") as conn:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        assert version in (3, len(MIGRATIONS))  # all or nothing, never in between
+        assert conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == n
+    store = Store.open(root)  # the next open migrates it whole
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert conn.execute("SELECT COUNT(*) FROM scores WHERE matched = 'Sorry'").fetchone() == (
+            n,
+        )
+    assert store.runs_frame().run_id.tolist() == ["r"]
+
+
+def test_a_sweep_killed_and_resumed_stores_what_an_unbroken_one_does(tmp_path, tiny_spec):
+    """kill -9 of a CLI sweep mid-run, then the same config again: the same rows."""
+    import yaml
+
+    spec = tiny_spec(grid=[{"num": 30}], generation={"max_new_tokens": 12})
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump(spec.to_dict()))
+    broken = Store.open(tmp_path / "broken")
+    cmd = [sys.executable, "-m", "landscape_core", "sweep", str(config)]
+    cmd += ["--store", str(broken.root)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def points() -> int:
+        with broken.connect() as conn:
+            return conn.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+
+    wait_until(lambda: points() >= 2 or proc.poll() is not None)
+    proc.kill()
+    proc.wait()
+    assert points() < 30, "the kill landed after the sweep had finished"
+    run_id = sweep.run(spec, broken).run_id
+    unbroken = Store.open(tmp_path / "unbroken")
+    assert sweep.run(spec, unbroken).run_id == run_id
+    columns = ["idx", "alpha", "prompt_index", "text", "n_tokens", "stop_reason", "refused"]
+    assert broken.generations_frame(run_id)[columns].equals(
+        unbroken.generations_frame(run_id)[columns]
+    )
+    assert broken.points_frame(run_id).status.eq("done").all()

@@ -140,3 +140,38 @@ def test_a_unique_prefix_or_the_exact_id_names_a_run(store):
     assert store.run("abd")["run_id"] == "abd"  # exact beats prefix
     with pytest.raises(UserError, match="abd2"):
         store.run("ab")
+
+
+def test_opening_a_current_store_takes_no_write_lock(store, monkeypatch):
+    """A writer holding the lock must not stop `runs` or a page from opening the store."""
+    from landscape_core.store import database
+
+    store.create_run("r1", "x", {}, {}, GRID)
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.2)  # not 30 s: the test waits on it
+    writer = sqlite3.connect(store.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a sweep mid-transaction, or a long migration
+    try:
+        reopened = Store.open(store.root)  # was: OperationalError "database is locked"
+        assert reopened.runs_frame().run_id.tolist() == ["r1"]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+@pytest.mark.parametrize("swap", ["in place", "renamed over"])
+def test_a_same_size_swap_with_its_mtime_kept_is_hashed_again(store, tmp_path, swap):
+    """Size and mtime alone let a rewritten model file reuse its old digest (and run)."""
+    import os
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"old weights")
+    stat = path.stat()
+    first = store.file_digest(path)
+    if swap == "in place":
+        path.write_bytes(b"new weights")
+    else:
+        (tmp_path / "new").write_bytes(b"new weights")
+        os.replace(tmp_path / "new", path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as `cp -p` or `touch -r` do
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert store.file_digest(path) != first

@@ -219,3 +219,24 @@ def test_unknown_judge_is_refused_before_anything_is_stored(tiny_spec, store):
     with pytest.raises(UserError, match="unknown judge"):
         sweep.run(tiny_spec(judges=[{"name": "gpt-judge"}]), store)
     assert store.runs_frame().empty
+
+
+def test_a_run_resumed_with_other_judges_gets_every_judges_verdicts(tiny_spec, store):
+    """Points stored before the change had only the old judges' verdicts, for good."""
+    first = sweep.run(tiny_spec(), store, should_stop=lambda: _stored(store) >= 1)
+    assert first.status == "cancelled"
+    both = [{"name": "keyword"}, {"name": "refusal-patterns"}]
+    resumed = sweep.run(tiny_spec(judges=both), store)
+    assert resumed.run_id == first.run_id and resumed.status == "complete"
+    for judge in ("keyword", "refusal-patterns"):
+        verdicts = store.generations_frame(resumed.run_id, judge).refused
+        assert verdicts.notna().sum() == 3 * 3, judge  # was 6 of 9 for refusal-patterns
+    # a finished run given one more judge: scored from the stored answers, nothing generated
+    again = sweep.run(tiny_spec(judges=[*both, {"name": "xstest-prefix"}]), store)
+    assert again.computed == 0
+    assert store.generations_frame(again.run_id, "xstest-prefix").refused.notna().sum() == 9
+
+
+def _stored(store) -> int:
+    with store.connect() as conn:
+        return conn.execute("SELECT COUNT(*) FROM points").fetchone()[0]

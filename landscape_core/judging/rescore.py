@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from landscape_core.errors import UserError
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import score_all
+from landscape_core.measure import NamedJudge
 from landscape_core.spec.config import ANSWER_MEASURES, GenerationSpec, JudgeSpec
 from landscape_core.spec.identity import judge_label
 from landscape_core.store.records import ScoreRow
@@ -32,12 +34,31 @@ def rescore(store: Store, run_id: str, spec: JudgeSpec) -> Rescored:
     GenerationSpec.from_dict(run["spec"].get("generation", {})).check_judge(spec.name)
     judge = make_judge(spec, store.models_dir)
     label = judge_label(spec, store.file_digest)
-    frame = store.generations_frame(run["run_id"], label)
+    n = _score(store, run["run_id"], NamedJudge(label, judge), only_missing=False)
+    return Rescored(n, label)
+
+
+def fill_missing(store: Store, run_id: str, judges: Sequence[NamedJudge]) -> int:
+    """Score the run's stored answers that a judge of ``judges`` has not scored yet.
+
+    A run resumed (or run again) after its config's ``judges`` changed had points
+    judged by the old list only; the sweep calls this so each judge scores them all.
+    Writes nothing when none is missing. Returns how many verdicts it added.
+    """
+    return sum(_score(store, run_id, named, only_missing=True) for named in judges)
+
+
+def _score(store: Store, run_id: str, named: NamedJudge, *, only_missing: bool) -> int:
+    frame = store.generations_frame(run_id, named.label)
+    if only_missing:
+        frame = frame[frame.refused.isna()]
     frame = frame.drop_duplicates(["point_key", "prompt_index"])  # points shared by runs
-    verdicts = score_all(judge, list(frame.prompt), list(frame.text))
+    if frame.empty:
+        return 0
+    verdicts = score_all(named.judge, list(frame.prompt), list(frame.text))
     scores: dict[str, list[ScoreRow]] = defaultdict(list)
     for answer, v in zip(frame.itertuples(), verdicts, strict=True):
-        row = ScoreRow(int(answer.prompt_index), label, v.refused, v.evidence, v.matched)
+        row = ScoreRow(int(answer.prompt_index), named.label, v.refused, v.evidence, v.matched)
         scores[answer.point_key].append(row)
     store.save_scores(scores)
-    return Rescored(len(frame), label)
+    return len(frame)

