@@ -1,6 +1,6 @@
 """Simulated coverage of 95% intervals over directions: old methods against new. Prints only.
 
-The landscape model of ``tests/test_stats.py`` (prompt p's contribution along direction
+The landscape model of ``tests/test_intervals.py`` (prompt p's contribution along direction
 d: the safe share of 7 basin points, refused with probability sigmoid(mu + a_d + b_p +
 e_dp)), at the paper's sizes. Methods:
 
@@ -25,7 +25,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape_core.readers import stats  # noqa: E402
 from tests.test_stats import (  # noqa: E402
     MU,
     SD_DIRECTION,
@@ -34,6 +33,8 @@ from tests.test_stats import (  # noqa: E402
     _expected_safe,
     _landscapes,
 )
+
+from landscape_core.readers import stats  # noqa: E402
 
 RESAMPLES = 2_000
 

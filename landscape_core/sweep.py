@@ -16,15 +16,15 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from landscape_core import __version__, visit
+from landscape_core import __version__
+from landscape_core.basin import bisection, visit
+from landscape_core.basin.visage import asr as metrics_asr
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.executors import ActorState, Engine, Executor, ShouldStop
 from landscape_core.judging import coherence
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.rescore import fill_missing
 from landscape_core.measure import NamedJudge, judged
-from landscape_core.readers.metrics import asr as metrics_asr
-from landscape_core.spec import bisection
 from landscape_core.spec.chat import system_text
 from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
 from landscape_core.spec.identity import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from landscape_core.basin.intervals import MIN_DIRECTIONS, t_method
 from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, capability_summary
 from landscape_core.readers.results import (
@@ -14,7 +15,6 @@ from landscape_core.readers.results import (
     visage_interval,
     with_states,
 )
-from landscape_core.readers.stats import MIN_DIRECTIONS, t_method
 from landscape_core.spec.config import SweepSpec
 from pages.common import mark_match, md_text, one_decimal, pick_runs, store
 

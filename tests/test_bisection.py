@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from landscape_core import sweep
+from landscape_core.basin import bisection
+from landscape_core.basin.visage import grid_edges
 from landscape_core.judging.verdict import Verdict
-from landscape_core.readers.metrics import grid_edges
 from landscape_core.readers.results import landscape
-from landscape_core.spec import bisection
 from landscape_core.spec.config import BasinSpec, SweepSpec
 
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from landscape_core import sweep
+from landscape_core.basin.intervals import Interval
 from landscape_core.readers.breakage import Gap, breakage, gap, side_edges
 from landscape_core.readers.capability import companions
-from landscape_core.readers.stats import Interval
 
 ALPHAS = [-0.2, -0.1, 0.0, 0.1, 0.2]
 

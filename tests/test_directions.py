@@ -1,4 +1,4 @@
-"""Many random directions in one run, with an interval over them (tests/test_stats.py)."""
+"""Many random directions in one run, with an interval over them (tests/test_intervals.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from landscape_core import sweep
+from landscape_core.basin import intervals
 from landscape_core.errors import UserError
-from landscape_core.readers import stats
 from landscape_core.readers.results import compare_visage, landscape, visage_interval
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import n_grid_points, plan
@@ -67,7 +67,7 @@ def test_a_multi_seed_run_reuses_each_seeds_single_direction_points(tiny_spec, s
     assert {p["direction"] for p in data["points"]} == {0, 1}
     scores = [d["visage"] for d in data["directions"]]
     assert data["visage"] == pytest.approx(np.mean(scores))
-    interval = stats.mean_interval(scores)
+    interval = intervals.mean_interval(scores)
     expected = None if interval.low is None else [interval.low, interval.high]
     assert data["visage_ci"] == expected
     assert all(d["edges"] is not None for d in data["directions"])

@@ -24,7 +24,7 @@ TORCH_FREE = (
     "pages",
     "landscape_core.errors",
     "landscape_core.hashing",
-    "landscape_core.visit",
+    "landscape_core.basin",
     "landscape_core.supervisor",
     "landscape_core.spec",
     "landscape_core.store",

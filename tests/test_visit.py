@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 from landscape_core import sweep
+from landscape_core.basin.visit import levels, order
 from landscape_core.engine import perturb
-from landscape_core.visit import levels, order
 
 
 @dataclass

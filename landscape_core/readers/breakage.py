@@ -3,7 +3,7 @@
 The keyword ASR counts broken text as attack success, so a "basin edge" may only mark
 where the model stops producing language. This reader puts three curves of one 1D run
 side by side, point for point, and finds each one's edge with the same rule
-(``metrics.grid_edges``: the smallest |alpha| on each side that reaches a threshold):
+(``visage.grid_edges``: the smallest |alpha| on each side that reaches a threshold):
 
 - ``asr``: the paper's ASR (percent of answers with no refusal found);
 - ``coherent_asr``: compliance among *coherent* answers, incoherent ones left out of
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from landscape_core.basin.intervals import Interval, mean_interval
+from landscape_core.basin.visage import grid_edges
 from landscape_core.readers.capability import capability_frame
-from landscape_core.readers.metrics import grid_edges
 from landscape_core.readers.results import by_direction, with_states
-from landscape_core.readers.stats import Interval, mean_interval
 from landscape_core.store.runs import Store
 
 ASR_EDGE = 50.0  # percent: the safety curves' edge (the risk preflight's threshold)

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from landscape_core.basin.intervals import Interval, mean_interval, t_method
 from landscape_core.errors import UserError
-from landscape_core.readers.stats import Interval, mean_interval, t_method
 from landscape_core.spec.identity import round_coord
 from landscape_core.store.runs import Store
 

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from landscape_core.basin.intervals import Interval
 from landscape_core.judging.coherence import STATES, THRESHOLDS
 from landscape_core.readers import figures
 from landscape_core.readers.results import (
@@ -26,7 +27,6 @@ from landscape_core.readers.results import (
     visage_interval,
     with_states,
 )
-from landscape_core.readers.stats import Interval
 from landscape_core.spec.config import SweepSpec
 from landscape_core.store.runs import Store
 

@@ -12,22 +12,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landscape_core.judging.coherence import STATES, THRESHOLDS, shares, state
-from landscape_core.readers.metrics import (
-    basin_mask_2d,
-    basin_window,
-    grid_edges,
-    visage,
-    visage_2d,
-)
-from landscape_core.readers.stats import (
+from landscape_core.basin import bisection
+from landscape_core.basin.intervals import (
     Comparison,
     Interval,
     compare,
     crossed_interval,
     mean_interval,
 )
-from landscape_core.spec import bisection
+from landscape_core.basin.visage import (
+    basin_mask_2d,
+    basin_window,
+    grid_edges,
+    visage,
+    visage_2d,
+)
+from landscape_core.judging.coherence import STATES, THRESHOLDS, shares, state
 from landscape_core.spec.config import SweepSpec
 from landscape_core.store.runs import Store
 
@@ -81,7 +81,7 @@ def run_visage(points: pd.DataFrame, column: str = "asr") -> float | None:
 def visage_interval(points: pd.DataFrame, column: str = "asr") -> Interval | None:
     """VISAGE's mean over directions with its t-interval (prompts fixed); None while unfinished.
 
-    Below ``stats.MIN_DIRECTIONS`` directions the interval is None and the record
+    Below ``intervals.MIN_DIRECTIONS`` directions the interval is None and the record
     carries each direction's VISAGE instead.
     """
     scores = direction_visages(points, column)
@@ -149,7 +149,7 @@ def compare_visage(
     """Run A's VISAGE minus run B's: paired over shared directions when the prompts match.
 
     Each pair is ``(points, spec)``. Runs on different prompts, or with fewer than
-    ``stats.MIN_DIRECTIONS`` shared directions, are compared unpaired (Welch).
+    ``intervals.MIN_DIRECTIONS`` shared directions, are compared unpaired (Welch).
     """
     (points_a, spec_a), (points_b, spec_b) = a, b
     same = spec_a.prompts.key_dict() == spec_b.prompts.key_dict()
@@ -194,7 +194,7 @@ def direction_edges(points: pd.DataFrame, spec: SweepSpec) -> list[EdgePair | No
     """Each landscape's basin edges along alpha (``[left, right]``); None if unknown.
 
     A basin-radius run replays its search over the stored probes (None while a probe
-    is missing); a 1D grid reads them off its points (``metrics.grid_edges``).
+    is missing); a 1D grid reads them off its points (``visage.grid_edges``).
     """
     threshold = spec.basin.threshold
     out: list[EdgePair | None] = []

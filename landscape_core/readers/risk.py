@@ -14,9 +14,9 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as scipy_stats
 
+from landscape_core.basin.intervals import CONFIDENCE, RESAMPLES, SEED
 from landscape_core.errors import UserError
 from landscape_core.readers.results import direction_edges
-from landscape_core.readers.stats import CONFIDENCE, RESAMPLES, SEED
 from landscape_core.spec.config import SweepSpec
 from landscape_core.store.runs import Store
 

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from landscape_core import defend, sweep
+from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
 from landscape_core.errors import UserError
 from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
@@ -30,7 +31,6 @@ from landscape_core.readers.results import (
     visage_interval,
     with_states,
 )
-from landscape_core.readers.stats import MIN_DIRECTIONS, Interval, t_method
 from landscape_core.recipes import paper_risk
 from landscape_core.recipes.finetune import FinetuneSpec, finetune
 from landscape_core.recipes.paper_risk import Section7, Setup, run_section7

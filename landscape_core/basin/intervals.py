@@ -6,7 +6,7 @@ its 95% interval is a t-interval over them when the prompts are fixed (a percent
 bootstrap of 5 values covers about 85%, not 95%). Where the prompts are a sample too,
 ``crossed_interval`` widens it by the prompts' share of the variance (directions x
 prompts, crossed). Below ``MIN_DIRECTIONS`` values there is no interval: the values
-themselves are shown. ``tests/test_stats.py`` checks by simulation that both cover
+themselves are shown. ``tests/test_intervals.py`` checks by simulation that both cover
 95% +- 2% at 5 and 10 directions, 20 and 80 prompts.
 
 Two runs are compared by the interval of their difference, paired over the directions

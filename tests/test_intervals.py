@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from landscape_core.readers import stats
+from landscape_core.basin import intervals
 
 REPLICATIONS = 4_000
 K_POINTS = 7  # basin points per direction, as along the aligned demo's seeds
@@ -50,11 +50,11 @@ def _coverage(y: np.ndarray, truth: float | np.ndarray) -> float:
     The library's own variance and half-width, vectorised over replications; a few
     are checked against ``crossed_interval`` itself, which calls the same two.
     """
-    var, df = stats.crossed_variance(y)
-    half = stats.t_half_width(var, df)
+    var, df = intervals.crossed_variance(y)
+    half = intervals.t_half_width(var, df)
     means = y.mean(axis=(1, 2))
     for one, mean, h in zip(y[:3], means, half, strict=False):
-        single = stats.crossed_interval(one)
+        single = intervals.crossed_interval(one)
         assert (single.low, single.high) == pytest.approx((mean - h, mean + h))
     return float(np.mean(np.abs(means - truth) <= half))
 
@@ -90,17 +90,17 @@ def test_the_t_interval_over_directions_undercovers_when_prompts_vary():
 
 
 def test_fewer_than_five_directions_give_the_values_and_no_interval():
-    interval = stats.mean_interval([68.1, 70.0, 82.5])
+    interval = intervals.mean_interval([68.1, 70.0, 82.5])
     assert interval.low is None and interval.high is None
     assert interval.values == (68.1, 70.0, 82.5)
     assert "68.1, 70.0, 82.5" in interval.describe() and "no interval" in interval.describe()
-    assert stats.crossed_interval(np.ones((4, 20))).low is None
+    assert intervals.crossed_interval(np.ones((4, 20))).low is None
 
 
 def test_the_t_interval_matches_the_textbook_one():
     """The aligned demo's five VISAGE values (issue 29: the t-interval is [65.2, 94.4])."""
     values = [79.8 + d for d in (-11.0, -9.9, 2.7, 14.0, 4.2)]
-    interval = stats.mean_interval(values)
+    interval = intervals.mean_interval(values)
     half = 2.7764451 * np.std(values, ddof=1) / np.sqrt(5)  # t(0.975, 4)
     assert interval.low == pytest.approx(np.mean(values) - half)
     assert interval.high == pytest.approx(np.mean(values) + half)
@@ -109,14 +109,16 @@ def test_the_t_interval_matches_the_textbook_one():
 
 
 def test_constant_single_and_no_values():
-    assert stats.mean_interval([5.0] * 5) == stats.Interval(5.0, 5.0, 5.0, 5, values=(5.0,) * 5)
-    assert stats.mean_interval([5.0]).low is None
-    assert stats.mean_interval([]) is None
+    assert intervals.mean_interval([5.0] * 5) == intervals.Interval(
+        5.0, 5.0, 5.0, 5, values=(5.0,) * 5
+    )
+    assert intervals.mean_interval([5.0]).low is None
+    assert intervals.mean_interval([]) is None
 
 
 def test_the_crossed_interval_of_one_prompt_is_the_t_interval():
     values = np.array([[60.0], [70.0], [65.0], [90.0], [75.0]])
-    crossed, plain = stats.crossed_interval(values), stats.mean_interval(values[:, 0])
+    crossed, plain = intervals.crossed_interval(values), intervals.mean_interval(values[:, 0])
     assert (crossed.low, crossed.high) == pytest.approx((plain.low, plain.high))
     assert crossed.resamples == "directions and prompts"
 
@@ -125,9 +127,9 @@ def test_a_paired_difference_is_supported_where_unpaired_intervals_overlap():
     """Directions move both runs alike: the pairing removes that shared spread."""
     a = [60.0, 70.0, 80.0, 90.0, 75.0]
     b = [v - 5.0 + e for v, e in zip(a, (0.5, -0.5, 0.3, -0.2, 0.1), strict=True)]
-    ia, ib = stats.mean_interval(a), stats.mean_interval(b)
+    ia, ib = intervals.mean_interval(a), intervals.mean_interval(b)
     assert ia.low <= ib.high and ib.low <= ia.high  # the old rule: "no difference"
-    result = stats.compare(dict(enumerate(a)), dict(enumerate(b)))
+    result = intervals.compare(dict(enumerate(a)), dict(enumerate(b)))
     assert result.paired and result.verdict == "supported"
     assert result.describe().startswith("supported: A - B = +")
 
@@ -135,7 +137,7 @@ def test_a_paired_difference_is_supported_where_unpaired_intervals_overlap():
 def test_an_interval_holding_zero_is_not_shown_never_no_difference():
     a = {k: v for k, v in enumerate([60.0, 70.0, 80.0, 90.0, 75.0])}
     b = {k: v for k, v in enumerate([62.0, 66.0, 83.0, 88.0, 76.0])}
-    result = stats.compare(a, b)
+    result = intervals.compare(a, b)
     assert result.verdict == "not shown"
     text = result.describe()
     assert "no difference" not in text and text.startswith("not shown")
@@ -145,27 +147,27 @@ def test_an_interval_holding_zero_is_not_shown_never_no_difference():
 def test_runs_without_shared_directions_are_compared_unpaired_by_welch():
     a = {("seed", k): v for k, v in enumerate([60.0, 70.0, 80.0, 90.0, 75.0])}
     b = {("other", k): v for k, v in enumerate([20.0, 30.0, 25.0, 35.0, 28.0])}
-    result = stats.compare(a, b)
+    result = intervals.compare(a, b)
     assert not result.paired and result.verdict == "supported"
     assert "unpaired (Welch" in result.describe()
-    few = stats.compare(a, {("other", 0): 1.0, ("other", 1): 2.0})
+    few = intervals.compare(a, {("other", 0): 1.0, ("other", 1): 2.0})
     assert few.verdict == "not comparable" and "unpaired" in few.describe()
 
 
 def test_different_prompts_are_never_paired():
     a = dict(enumerate([60.0, 70.0, 80.0, 90.0, 75.0]))
-    assert not stats.compare(a, a, same_prompts=False).paired
+    assert not intervals.compare(a, a, same_prompts=False).paired
 
 
 def test_an_unfinished_or_small_run_is_not_comparable():
-    assert stats.compare(None, {0: 1.0}).verdict == "not comparable"
-    small = stats.compare({0: 1.0, 1: 2.0}, {0: 3.0, 1: 4.0})
+    assert intervals.compare(None, {0: 1.0}).verdict == "not comparable"
+    small = intervals.compare({0: 1.0, 1: 2.0}, {0: 3.0, 1: 4.0})
     assert small.verdict == "not comparable"
 
 
 def test_mean_interval_is_the_one_column_crossed_interval():
     values = [60.0, 70.0, 65.0, 90.0, 75.0, 81.0]
-    plain = stats.mean_interval(values)
-    var, df = stats.crossed_variance(np.asarray(values)[None, :, None])
+    plain = intervals.mean_interval(values)
+    var, df = intervals.crossed_variance(np.asarray(values)[None, :, None])
     assert df[0] == 5 and var[0] == pytest.approx(np.var(values, ddof=1) / 6)
-    assert plain.half_width == pytest.approx(float(stats.t_half_width(var[0], df[0])))
+    assert plain.half_width == pytest.approx(float(intervals.t_half_width(var[0], df[0])))

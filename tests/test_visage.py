@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from landscape_core.readers.metrics import asr, basin_window, visage, visage_2d
+from landscape_core.basin.visage import asr, basin_window, visage, visage_2d
 from landscape_core.spec.identity import grid_coords
 
 REFERENCE_CHECKS = [
