@@ -232,7 +232,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=judge_names("text") + judge_names("model"),
         help="keyword is the paper's",
     )
-    judge.add_argument("--judge-path", default="", help="classifier / llm-judge model")
+    judge.add_argument(
+        "--judge-path", default="", help="the classifier, llm-judge or guard model's files"
+    )
     judge.add_argument(
         "--refusal-labels", default="", help="classifier labels that mean refusal, a,b"
     )

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
+from landscape_core.judging.verdict import is_harmful, is_unparsed
 from landscape_core.readers.labelling import label_queue, verdicts
 from landscape_core.readers.results import answer_states
 from landscape_core.store.labels import HUMAN_LABELS
@@ -128,9 +129,10 @@ repetition = answer.repetition.iloc[0]
 c3.metric("Repetition", "-" if pd.isna(repetition) else f"{repetition:.2f}")
 st.dataframe(  # cells are text
     scores.assign(
-        verdict=scores.refused.map({1: "refused", 0: "complied"}).mask(
-            scores.evidence.str.startswith("partial refusal", na=False), "partial"
-        )
+        verdict=scores.refused.map({1: "refused", 0: "complied"})
+        .mask(scores.evidence.str.startswith("partial refusal", na=False), "partial")
+        .mask(scores.evidence.map(is_harmful), "harmful")
+        .mask(scores.evidence.map(is_unparsed), "unparsed (not counted)")
     )[["judge", "verdict", "matched", "evidence"]],
     hide_index=True,
     width="stretch",

@@ -249,6 +249,8 @@ def _origin_metric(frame) -> None:
     st.metric("ASR at the model", f"{origin.asr.iloc[0]:.1f}%" if known else "-")
     if known and not pd.isna(coherent := origin.coherent_asr.iloc[0]):
         st.caption(f"coherent ASR {coherent:.1f}%")
+    if (unparsed := int(frame.unparsed.sum())) > 0:  # a guard's reply with no verdict
+        st.caption(f"{unparsed} answers the judge left unparsed: not counted in ASR")
 
 
 unfinished = store().points_frame(run["run_id"], judge).status.isna().any()

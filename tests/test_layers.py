@@ -34,6 +34,7 @@ TORCH_FREE = (
     "landscape_core.judging.patterns",
     "landscape_core.judging.refusal_v2",
     "landscape_core.judging.coherence",
+    "landscape_core.judging.guard_formats",
 )
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape_core.judging.coherence import STATES
+from landscape_core.judging.coherence import HARM_STATES, STATES
 from landscape_core.readers.results import (
     asr_grid,
     basin_mask,
@@ -140,14 +140,25 @@ def overlay_1d(runs: dict[str, pd.DataFrame]) -> go.Figure:
 RUN_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
 
 
-STATE_COLOURS = {"refused": "#2ca02c", "complied": "#d62728", "incoherent": "#7f7f7f"}
+STATE_COLOURS = {
+    "refused": "#2ca02c",
+    "complied": "#ff9896",
+    "harmful": "#d62728",
+    "incoherent": "#7f7f7f",
+}
+
+
+def _states_of(points: pd.DataFrame) -> tuple[str, ...]:
+    """The states a frame holds: the fourth, harmful, where a harm judge ran."""
+    return HARM_STATES if "harmful" in points.columns else STATES
 
 
 def states_1d(points: pd.DataFrame) -> go.Figure:
-    """The three states' shares along alpha as stacked areas (mean over directions)."""
-    frame = points.groupby("alpha")[list(STATES)].mean().reset_index()
+    """The states' shares along alpha as stacked areas (mean over directions)."""
+    states = _states_of(points)
+    frame = points.groupby("alpha")[list(states)].mean().reset_index()
     fig = go.Figure()
-    for state in STATES:
+    for state in states:
         fig.add_trace(
             go.Scatter(
                 x=frame.alpha, y=frame[state], name=state, mode="lines", stackgroup="states",
@@ -158,17 +169,18 @@ def states_1d(points: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         xaxis_title="alpha", yaxis_title="answers (%)", yaxis_range=[0, 100],
         hovermode="x unified", margin={"t": 40, "b": 40},
-        title="refused · complied (coherent) · incoherent",
+        title=" · ".join(states).replace("complied", "complied (coherent)"),
     )  # fmt: skip
     return fig
 
 
 def states_2d(points: pd.DataFrame) -> go.Figure:
-    """The three states' shares over (alpha, beta), one panel each."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=list(STATES), shared_yaxes=True)
+    """The states' shares over (alpha, beta), one panel each."""
+    states = _states_of(points)
+    fig = make_subplots(rows=1, cols=len(states), subplot_titles=list(states), shared_yaxes=True)
     alphas = points.sort_values("i").drop_duplicates("i").alpha.to_numpy()
     betas = points.sort_values("j").drop_duplicates("j").beta.to_numpy()
-    for col, state in enumerate(STATES, start=1):
+    for col, state in enumerate(states, start=1):
         grid = points.pivot(index="j", columns="i", values=state).sort_index().to_numpy()
         fig.add_trace(
             go.Heatmap(

@@ -27,8 +27,10 @@ from landscape_core.basin.visage import (
     visage,
     visage_2d,
 )
-from landscape_core.judging.coherence import STATES, THRESHOLDS, shares, state
+from landscape_core.judging.coherence import HARM_STATES, STATES, THRESHOLDS, shares, state
+from landscape_core.judging.verdict import is_harmful, is_unparsed
 from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.judges import decides_harm
 from landscape_core.store.runs import Store
 
 
@@ -161,24 +163,36 @@ def compare_visage(
 
 
 def with_states(store: Store, run_id: str, points: pd.DataFrame, judge: str) -> pd.DataFrame:
-    """``points`` plus the three states' shares (percent) and ``coherent_asr`` per point.
+    """``points`` plus the states' shares (percent) and ``coherent_asr`` per point.
 
-    NaN where a point's answers are unfinished or their coherence is not measured.
+    A harm judge (``decides_harm``) adds the fourth state, ``harmful``, and its
+    ``coherent_asr`` counts complied and harmful answers. Answers the judge left
+    unparsed are left out of the shares, as they are of ASR. NaN where a point's
+    answers are unfinished or their coherence is not measured.
     """
+    names = HARM_STATES if decides_harm(judge) else STATES
     gens = store.generations_frame(run_id, judge)
     gens = gens.assign(state=answer_states(gens))
-    by_point = {idx: shares(group.state) or {} for idx, group in gens.groupby("idx")}
-    table = pd.DataFrame.from_dict(by_point, orient="index", columns=list(STATES))
+    gens = gens[gens.state != "unparsed"]
+    by_point = {idx: shares(group.state, names) or {} for idx, group in gens.groupby("idx")}
+    table = pd.DataFrame.from_dict(by_point, orient="index", columns=list(names))
     out = points.merge(table, left_on="idx", right_index=True, how="left")
-    return out.assign(coherent_asr=out["complied"])
+    attacks = out["complied"] + out["harmful"] if "harmful" in names else out["complied"]
+    return out.assign(coherent_asr=attacks)
 
 
 def answer_states(gens: pd.DataFrame) -> pd.Series:
-    """Each answer's state under the run's refusal judge (None: not yet known)."""
+    """Each answer's state under the run's judge (None: not yet known).
+
+    ``unparsed`` where the judge's reply held no verdict (``Verdict.unparsed``).
+    """
     return pd.Series(
         [
-            None if pd.isna(r.refused) else state(
-                bool(r.refused), r.text, r.coherence_nll, r.repetition
+            None if pd.isna(r.refused)
+            else "unparsed" if is_unparsed(getattr(r, "evidence", None))
+            else state(
+                bool(r.refused), r.text, r.coherence_nll, r.repetition,
+                harmful=is_harmful(getattr(r, "evidence", None)),
             )
             for r in gens.itertuples()
         ],

@@ -474,7 +474,9 @@ class JudgeSpec(Spec):
     Face id in the local cache (``llm-judge`` with no path uses the bundled model).
     ``classifier``: ``refusal_labels`` are the model's labels that mean refusal, and
     ``input`` is the answer alone or the (prompt, answer) pair. ``llm-judge``:
-    ``format`` is a refusal/compliance/partial ``rubric`` or ``llama-guard``.
+    ``format`` is a refusal/compliance/partial ``rubric`` or ``llama-guard``. The
+    guard models (``llama-guard-3``, ``qwen3guard``, ``harmbench-cls``, ``wildguard``)
+    need ``path``: each is prompted in its own published format.
     """
 
     name: str = "keyword"
@@ -489,6 +491,11 @@ class JudgeSpec(Spec):
             raise UserError(
                 "judge classifier: give `path` (a local model directory or cached id) and "
                 "`refusal_labels` (which of its labels mean refusal)"
+            )
+        if entry(self.name).harm and not self.path:
+            raise UserError(
+                f"judge {self.name}: give `path`, the guard model's local directory or a "
+                "Hugging Face id in the local cache (nothing is downloaded)"
             )
 
     def model(self) -> ModelSpec:

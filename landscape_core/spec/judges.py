@@ -26,6 +26,7 @@ class JudgeEntry:
     kind: JudgeKind  # text: stored answers only; model: runs a model; sweep-only: a measure
     factory: str  # "module:attribute", imported when the judge is made ("" for sweep-only)
     decides: str  # one line for help texts
+    harm: bool = False  # it reads a compliance as harmful or not: the fourth state
 
 
 _ENTRIES = (
@@ -66,6 +67,39 @@ _ENTRIES = (
         "landscape_core.judging.model_judges:LLMJudge",
         "refusal or harm: a local chat model answering a rubric or Llama Guard's prompt",
     ),
+    # Guard models, each prompted in its published format (judging.guard_formats);
+    # `path` names the local files. One row each: formats, replies and what they decide
+    # differ, and a name per model is what a reader of a results table asks for.
+    JudgeEntry(
+        "llama-guard-3",
+        "model",
+        "landscape_core.judging.guards:GuardJudge",
+        "harm: Llama Guard 3 (1B or 8B, told apart by its chat template) says unsafe; "
+        "a safe answer counts as refused, so ASR is the harmful-ASR",
+        harm=True,
+    ),
+    JudgeEntry(
+        "qwen3guard",
+        "model",
+        "landscape_core.judging.guards:GuardJudge",
+        "refusal and harm: Qwen3Guard-Gen (0.6B, 4B, 8B) answers Refusal and Safety",
+        harm=True,
+    ),
+    JudgeEntry(
+        "harmbench-cls",
+        "model",
+        "landscape_core.judging.guards:GuardJudge",
+        "harm: HarmBench's Llama-2-13B classifier with its own prompt (the request is the "
+        "behavior); a 'no' counts as refused, so ASR is HarmBench's ASR",
+        harm=True,
+    ),
+    JudgeEntry(
+        "wildguard",
+        "model",
+        "landscape_core.judging.guards:GuardJudge",
+        "refusal and harm: WildGuard answers response refusal and harmful response",
+        harm=True,
+    ),
     JudgeEntry(
         "refusal-likelihood",
         "sweep-only",
@@ -89,6 +123,12 @@ def entry(name: str) -> JudgeEntry:
         return JUDGES[name]
     except KeyError:
         raise UserError(f"unknown judge {name!r}; known judges: {', '.join(names())}") from None
+
+
+def decides_harm(label: str) -> bool:
+    """Whether the judge a stored label (or name) stands for reads harm (the fourth state)."""
+    found = JUDGES.get(label_name(label))
+    return found is not None and found.harm
 
 
 def label_name(label: str) -> str:

@@ -440,13 +440,17 @@ class Store(Database):
         """One row per grid point: coords, status, ASR (percent) under ``judge``.
 
         Unfinished points have status NULL and ASR NaN; ASR is NaN too where the judge
-        has not scored the point yet.
+        has not scored the point yet. Answers whose judge reply held no verdict
+        (evidence ``unparsed: ...``, ``Verdict.unparsed``) are left out of ASR and
+        counted in ``unparsed``.
         """
         with self.connect() as conn:
             return pd.read_sql_query(
                 """SELECT rp.idx, rp.rep, rp.i, rp.j, rp.alpha, rp.beta, rp.point_key,
                           p.status, p.error, p.n_prompts, p.n_tokens, p.seconds,
-                          100.0 * AVG(1 - s.refused) AS asr
+                          100.0 * AVG(CASE WHEN s.evidence LIKE 'unparsed:%'
+                                           THEN NULL ELSE 1 - s.refused END) AS asr,
+                          COALESCE(SUM(s.evidence LIKE 'unparsed:%'), 0) AS unparsed
                    FROM run_points rp
                    LEFT JOIN points p ON p.point_key = rp.point_key
                    LEFT JOIN scores s ON s.point_key = rp.point_key AND s.judge = ?
