@@ -21,20 +21,21 @@ from typing import Any
 
 from tqdm import tqdm
 
-from landscape_core import defend, risk, sweep
+from landscape_core import risk, sweep
+from landscape_core.defence import defend
 from landscape_core.errors import UserError
 from landscape_core.judging.agreement import (
     evaluate,
     kappa_difference,
     load_labelled,
     report,
-    store_labelled,
 )
-from landscape_core.judging.rescore import rescore
 from landscape_core.readers import capability
 from landscape_core.readers.export import spreadsheet_safe, with_run_columns
+from landscape_core.readers.labelling import store_labelled
 from landscape_core.readers.report import html_report
 from landscape_core.readers.results import landscape
+from landscape_core.rescore import rescore
 from landscape_core.spec.config import BasinSpec, JudgeSpec, SweepSpec, load_yaml
 from landscape_core.spec.identity import judge_label, plan
 from landscape_core.spec.jailbreak import templates

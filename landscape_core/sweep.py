@@ -23,8 +23,8 @@ from landscape_core.errors import Cancelled, UserError
 from landscape_core.executors import ActorState, Engine, Executor, ShouldStop
 from landscape_core.judging import coherence
 from landscape_core.judging.registry import make_judge
-from landscape_core.judging.rescore import fill_missing
 from landscape_core.measure import NamedJudge, judged
+from landscape_core.rescore import fill_coherence, fill_missing
 from landscape_core.spec.chat import system_text
 from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
 from landscape_core.spec.identity import (
@@ -191,7 +191,7 @@ def _fill_coherence(p: Plan, store: Store, executor: Executor) -> int:
     """The unperturbed model's NLL of every answer lacking one (weights are restored)."""
     if p.spec.measure not in ANSWER_MEASURES:
         return 0
-    n = coherence.fill(store, p.run_id, executor.engine.texts, executor.answer_nll)
+    n = fill_coherence(store, p.run_id, executor.engine.texts, executor.answer_nll)
     log.info("coherence of %d answers measured", n)
     return n
 

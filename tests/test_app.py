@@ -248,7 +248,7 @@ def test_runs_with_equal_titles_stay_selected_across_reruns(tmp_path, tiny_spec,
 
 def test_generations_page_highlights_an_apostrophe_keyword(tmp_path, tiny_spec, monkeypatch):
     """The page marks the judge's stored match; a repr-parsing regex missed "I'm sorry"."""
-    from landscape_core.judging.rescore import rescore
+    from landscape_core.rescore import rescore
     from landscape_core.spec.config import JudgeSpec
     from landscape_core.store.runs import Store
 

@@ -206,7 +206,8 @@ def test_defence_report_and_a_jailbreak_landscape_over_the_plain_one(
 ):
     """Issue 16 in the app: the Defence page shows a stored report, and Compare overlays
     a jailbreak's landscape on the plain one."""
-    from landscape_core import defend, sweep
+    from landscape_core import sweep
+    from landscape_core.defence import defend
 
     url, store = server
     shots = _shots(tmp_path)

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from landscape_core import defend, sweep
+from landscape_core import sweep
+from landscape_core.defence import defend
+from landscape_core.defence.report import Answers, ensemble, members_run, vote_refuses
+from landscape_core.defence.spec import ThreatModel, members_spec
 from landscape_core.errors import UserError
-from landscape_core.readers.defence import Answers, ensemble, members_run, vote_refuses
 from landscape_core.spec.config import DefenceSpec
-from landscape_core.spec.defence import ThreatModel, members_spec
 
 TEMPLATES = ["prefix-sure", "persona-dan"]
 

@@ -10,9 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 from landscape_core import cli, sweep
 from landscape_core.errors import UserError
-from landscape_core.judging.rescore import rescore
 from landscape_core.readers.labelling import label_queue
 from landscape_core.readers.results import run_visage
+from landscape_core.rescore import rescore
 from landscape_core.spec.config import JudgeSpec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,6 +29,8 @@ TORCH_FREE = (
     "landscape_core.spec",
     "landscape_core.store",
     "landscape_core.readers",
+    "landscape_core.defence.spec",
+    "landscape_core.defence.report",
     "landscape_core.judging.verdict",
     "landscape_core.judging.keyword",
     "landscape_core.judging.patterns",
@@ -124,6 +126,65 @@ def test_no_import_cycles():
 
     for node in sorted(graph):
         visit(node)
+
+
+def _package(module: str) -> str:
+    """The package a module belongs to: ``landscape_core.X`` for anything under it."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "landscape_core" and len(parts) > 1 else parts[0]
+
+
+def _package_graph() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {}
+    for name, targets in _graph().items():
+        for target in targets:
+            if _package(name) != _package(target):
+                edges.setdefault(_package(name), set()).add(_package(target))
+    return edges
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as a path (first node repeated at the end), or None."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return None
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            found = visit(target)
+            if found:
+                return found
+        path.pop()
+        done.add(node)
+        return None
+
+    return next((c for c in map(visit, sorted(graph)) if c), None)
+
+
+def test_no_import_cycles_between_packages():
+    """A feature's folder depends on the layers below it, never the other way round."""
+    cycle = _cycle(_package_graph())
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_package_rule_would_catch_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+VERBS = ("landscape_core.sweep", "landscape_core.worker", "landscape_core.defence.defend",
+         "landscape_core.rescore")  # fmt: skip
+
+
+def test_the_verbs_never_import_readers():
+    """Writers share the basin maths with the readers; they never read through them."""
+    graph = _graph()
+    bad = [f"{v} -> {t}" for v in VERBS for t in graph[v] if t.startswith("landscape_core.readers")]
+    assert not bad, bad
 
 
 BLOCKED_RUN = """

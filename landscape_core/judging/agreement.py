@@ -4,7 +4,7 @@ Kappa comes with a 95% bootstrap interval, recall is given per human label class
 (full and partial refusals apart), and kappa per source model when the file has a
 ``model`` column: a judge fitted to one family's refusals shows it there.
 
-The labels come from a CSV, or from the store (``store_labelled``: people's labels
+The labels come from a CSV, or from the store (``readers.labelling.store_labelled``: people's labels
 on a run's answers, made on the Answers page). The CSV has columns ``prompt``,
 ``completion`` and ``label``. A label is XSTest's ``1_full_compliance``,
 ``2_full_refusal`` or ``3_partial_refusal`` (partial counts as refusal, as in the
@@ -24,7 +24,6 @@ from landscape_core.errors import UserError
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import score_all
 from landscape_core.spec.config import JudgeSpec
-from landscape_core.store.runs import Store
 
 REFUSED_LABELS = {"2_full_refusal", "3_partial_refusal", "refused", "refusal", "full_refusal",
                   "partial_refusal", "partial"}  # fmt: skip
@@ -126,30 +125,11 @@ def kappa_interval(
     return float(low), float(high)
 
 
-def store_labelled(store: Store, labeller: str | None = None) -> pd.DataFrame:
-    """The store's own labels (the Answers page) as a labelled set, like a CSV's rows.
-
-    A lab validates its judges on its own models' answers this way. Partial counts as
-    a refusal and incoherent as none (it refuses nothing), as ``HUMAN_LABELS`` says.
-    """
-    labels = store.answer_labels.frame(labeller=labeller)
-    if labels.empty:
-        who = f" by {labeller}" if labeller else ""
-        raise UserError(
-            f"the store holds no labels{who} yet: label answers on the app's Answers "
-            "page, or give a labelled CSV"
-        )
-    refused = labels.label.isin(("refused", "partial"))
-    kind = labels.label.map({"partial": "partial_refusal", "incoherent": "incoherent"})
-    return labels.rename(columns={"text": "completion"}).assign(
-        human_refused=refused, label_class=kind.fillna(labels.label)
-    )
-
-
 def evaluate(frame: pd.DataFrame, spec: JudgeSpec, models_dir: Path) -> Agreement:
     """Score every labelled completion with the judge and compare with the humans.
 
-    ``frame``: ``load_labelled`` (a CSV) or ``store_labelled`` (the store's labels).
+    ``frame``: ``load_labelled`` (a CSV) or ``readers.labelling.store_labelled`` (the
+    store's labels).
     """
     judge = make_judge(spec, models_dir)
     verdicts = score_all(judge, list(frame.prompt), list(frame.completion))

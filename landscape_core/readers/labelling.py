@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from landscape_core.errors import UserError
 from landscape_core.readers.results import run_visage
 from landscape_core.store.runs import Store
 
@@ -75,3 +76,23 @@ def label_queue(
     )
     ordered = split.sort_values(["impact", "radius"], ascending=[False, True], na_position="last")
     return ordered[[*QUEUE_COLUMNS, *judges]].reset_index(drop=True)
+
+
+def store_labelled(store: Store, labeller: str | None = None) -> pd.DataFrame:
+    """The store's own labels (the Answers page) as a labelled set, like a CSV's rows.
+
+    A lab validates its judges on its own models' answers this way. Partial counts as
+    a refusal and incoherent as none (it refuses nothing), as ``HUMAN_LABELS`` says.
+    """
+    labels = store.answer_labels.frame(labeller=labeller)
+    if labels.empty:
+        who = f" by {labeller}" if labeller else ""
+        raise UserError(
+            f"the store holds no labels{who} yet: label answers on the app's Answers "
+            "page, or give a labelled CSV"
+        )
+    refused = labels.label.isin(("refused", "partial"))
+    kind = labels.label.map({"partial": "partial_refusal", "incoherent": "incoherent"})
+    return labels.rename(columns={"text": "completion"}).assign(
+        human_refused=refused, label_class=kind.fillna(labels.label)
+    )

@@ -1,18 +1,24 @@
-"""Score a finished run's stored answers with another judge, never loading the generator."""
+"""Judge a finished run's stored answers again, never loading the generator.
+
+The store-writing side of judging: another judge's verdicts (``rescore``), the
+verdicts of judges added since a run ran (``fill_missing``), and each answer's
+coherence measures (``fill_coherence``). ``judging/`` only decides.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from landscape_core.errors import UserError
+from landscape_core.judging.coherence import NLL, REPETITION, repetition
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import score_all
 from landscape_core.measure import NamedJudge
 from landscape_core.spec.config import ANSWER_MEASURES, GenerationSpec, JudgeSpec
 from landscape_core.spec.identity import judge_label
-from landscape_core.store.records import ScoreRow
+from landscape_core.store.records import MeasureRow, ScoreRow
 from landscape_core.store.runs import Store
 
 
@@ -62,3 +68,30 @@ def _score(store: Store, run_id: str, named: NamedJudge, *, only_missing: bool) 
         scores[answer.point_key].append(row)
     store.save_scores(scores)
     return len(frame)
+
+
+Scorer = Callable[[list[str], list[str]], list[tuple[float, int]]]  # (summed NLL, tokens)
+
+
+def fill_coherence(store: Store, run_id: str, texts: Sequence[str], score: Scorer) -> int:
+    """Measure coherence of every stored answer of the run that has none yet.
+
+    ``texts`` are the run's prompts as the model reads them, by prompt index;
+    ``score`` is the unperturbed model's teacher-forced NLL. Returns the answers scored.
+    """
+    todo = store.answers_missing(run_id, NLL)
+    rows: dict[str, list[MeasureRow]] = {}
+    for key, answers in todo.groupby("point_key", sort=False):
+        nll = score([texts[i] for i in answers.prompt_index], list(answers.text))
+        rows[key] = [
+            row
+            for i, text, (total, n) in zip(answers.prompt_index, answers.text, nll, strict=True)
+            for row in (
+                # an empty answer has no tokens: its mean NLL is stored as 0, and
+                # `state` calls it incoherent for saying nothing
+                MeasureRow(int(i), NLL, total / max(n, 1)),
+                MeasureRow(int(i), REPETITION, repetition(text)),
+            )
+        ]
+    store.save_measures(rows)
+    return len(todo)

@@ -1,7 +1,7 @@
 """The perturbed-ensemble defence read off stored points (no torch, nothing generated).
 
 Every number of a defence report comes from answers already in the store: a members
-run (``spec.defence.members_spec``) holds the undefended model at alpha = 0 and one
+run (``defence.spec.members_spec``) holds the undefended model at alpha = 0 and one
 member per seed at alpha = radius. ``ensemble`` applies the vote; ``adaptive_choice``
 is the attacker's pick per goal, made from its own samples only.
 """

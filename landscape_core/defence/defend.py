@@ -4,7 +4,7 @@ The paper's section 6: a jailbreak that works on the model often fails on its
 perturbed neighbours, so answering with perturbed copies is a defence, and an
 attacker who knows the defence adapts by attacking perturbed copies of its own.
 
-Every answer comes from ``sweep.run`` on a members run (``spec.defence``), so members
+Every answer comes from ``sweep.run`` on a members run (``defence.spec``), so members
 are cached points: running ``defend`` again generates nothing and rebuilds the same
 report from the store. Only the suffix search (``suffix_steps`` > 0) loads a model
 outside a sweep, and its result is kept as a template file keyed by its inputs.
@@ -19,11 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from landscape_core import sweep
-from landscape_core.errors import Cancelled
-from landscape_core.executors import ShouldStop
-from landscape_core.readers.defence import DefenceReport, MembersRun, members_run, report
-from landscape_core.spec.config import PromptSetSpec, SweepSpec
-from landscape_core.spec.defence import (
+from landscape_core.defence.report import DefenceReport, MembersRun, members_run, report
+from landscape_core.defence.spec import (
     Say,
     ThreatModel,
     benign_sets,
@@ -32,6 +29,9 @@ from landscape_core.spec.defence import (
     defence_spec,
     members_spec,
 )
+from landscape_core.errors import Cancelled
+from landscape_core.executors import ShouldStop
+from landscape_core.spec.config import PromptSetSpec, SweepSpec
 from landscape_core.spec.identity import plan
 from landscape_core.store.runs import Store
 
@@ -89,7 +89,7 @@ def run(
     extra, also = "", ()
     if threat.suffix_steps:
         # torch, and a model outside a sweep: only when a suffix is asked for
-        from landscape_core.recipes.suffix_attack import suffix_template
+        from landscape_core.defence.suffix_attack import suffix_template
 
         found = suffix_template(target, threat, attacker_seeds(threat), store, say)
         searched, extra, also = found.search, str(found.path), (found.name,)

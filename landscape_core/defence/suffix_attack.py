@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import yaml
 
+from landscape_core.defence.spec import Say, ThreatModel, goals_of, members_spec
 from landscape_core.engine import suffix
 from landscape_core.engine.session import Session
 from landscape_core.errors import UserError
@@ -25,7 +26,6 @@ from landscape_core.hashing import content_hash
 from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import PromptSetSpec, SweepSpec
 from landscape_core.spec.datasets import load_prompts
-from landscape_core.spec.defence import Say, ThreatModel, goals_of, members_spec
 from landscape_core.spec.identity import plan
 from landscape_core.spec.jailbreak import Template, load_templates, templates
 from landscape_core.spec.training_data import advbench_rows
