@@ -46,6 +46,32 @@ def line_1d(points: pd.DataFrame, name: str = "ASR") -> go.Figure:
     return fig
 
 
+def clicked_point(points: list[dict], frame: pd.DataFrame, rep: int = 0) -> int | None:
+    """The ``idx`` of the point a plotly selection names, or None.
+
+    A trace that carries each point's idx as ``customdata`` names it directly: on a
+    1D run of several directions every direction has a point at each alpha, so the
+    coordinates alone cannot tell them apart. Otherwise the coordinates are matched,
+    preferring direction ``rep`` (e.g. a click on the median curve).
+    """
+    if not points:
+        return None
+    first = points[0]
+    custom = first.get("customdata")
+    if isinstance(custom, list | tuple):
+        custom = custom[0] if custom else None
+    if custom is not None and not pd.isna(custom) and int(custom) in set(frame.idx):
+        return int(custom)
+    alpha, beta = first.get("x"), first.get("y") if frame.j.max() > 0 else 0.0
+    if alpha is None or beta is None:
+        return None
+    hit = frame[(frame.alpha - alpha).abs().lt(1e-9) & (frame.beta - beta).abs().lt(1e-9)]
+    if hit.empty:
+        return None
+    mine = hit[hit.rep == rep]
+    return int((mine if not mine.empty else hit).idx.iloc[0])
+
+
 def _shade_basin(fig: go.Figure, frame: pd.DataFrame) -> None:
     mask = basin_mask(frame)
     if mask is None:
@@ -80,10 +106,11 @@ def band_1d(points: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for rep, one in enumerate(by_direction(points)):
         line = one.sort_values("alpha")
-        fig.add_trace(
+        fig.add_trace(  # markers, and each point's idx, so a click opens that point
             go.Scatter(
-                x=line.alpha, y=line.asr, mode="lines", name=f"direction {rep}",
+                x=line.alpha, y=line.asr, mode="lines+markers", name=f"direction {rep}",
                 line={"width": 1, "color": "rgba(100,100,100,0.35)"}, showlegend=False,
+                marker={"size": 5, "color": "rgba(100,100,100,0.5)"}, customdata=line.idx,
                 hovertemplate=f"direction {rep}<br>alpha=%{{x:.3f}}<br>"
                 "ASR=%{y:.1f}%<extra></extra>",
             )
