@@ -32,7 +32,7 @@ from landscape_core.judging.agreement import (
 )
 from landscape_core.judging.rescore import rescore
 from landscape_core.readers import capability
-from landscape_core.readers.export import spreadsheet_safe, with_run_columns
+from landscape_core.readers.export import answers_export, to_csv
 from landscape_core.readers.report import html_report
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import BasinSpec, JudgeSpec, SweepSpec, load_yaml
@@ -503,12 +503,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
         return 0
-    frame = with_run_columns(store.generations_frame(run["run_id"], args.judge), run, args.judge)
-    out = args.out or sys.stdout
-    if args.format == "csv":  # cells that could start a spreadsheet formula get a '
-        spreadsheet_safe(frame).to_csv(out, index=False)
+    frame = answers_export(store, run, args.judge)
+    if args.format == "csv":  # every field quoted; a cell that could start a formula gets a '
+        text = to_csv(frame)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8", newline="")  # its \r\n as they are
+        else:
+            sys.stdout.write(text)
     else:
-        frame.to_json(out, orient="records", lines=True, force_ascii=False)
+        frame.to_json(args.out or sys.stdout, orient="records", lines=True, force_ascii=False)
     if args.out:
         print(f"wrote {len(frame)} generations to {args.out}")
     return 0
