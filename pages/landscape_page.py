@@ -251,8 +251,8 @@ def _states(frame) -> None:
             f"python -m landscape_core rescore {run['run_id']} --coherence"
         )
         return
-    st.plotly_chart(
-        figures.states_1d(measured) if spec.ndim == 1 else figures.states_2d(measured),
+    st.plotly_chart(  # 1D: every point, so a pending one is a gap, not a 0% share
+        figures.states_1d(frame) if spec.ndim == 1 else figures.states_2d(measured),
         key="states",
     )
 

@@ -171,21 +171,34 @@ STATE_COLOURS = {"refused": "#2ca02c", "complied": "#d62728", "incoherent": "#7f
 
 
 def states_1d(points: pd.DataFrame) -> go.Figure:
-    """The three states' shares along alpha as stacked areas (mean over directions)."""
-    frame = points.groupby("alpha")[list(STATES)].mean().reset_index()
+    """The three states' shares along alpha as stacked areas (mean over directions).
+
+    An alpha whose states are not all measured yet (a point pending, failed, or its
+    coherence unmeasured, in any direction) is left out as a gap: a stacked area would
+    draw it as 0% of every state. Each run of measured alphas is its own stack.
+    """
+    by_alpha = points.groupby("alpha")[list(STATES)]
+    frame = by_alpha.agg(lambda s: s.mean() if s.notna().all() else np.nan).reset_index()
+    known = frame[list(STATES)].notna().all(axis=1)
+    segment = (known != known.shift()).cumsum()  # a new number after each gap
     fig = go.Figure()
-    for state in STATES:
-        fig.add_trace(
-            go.Scatter(
-                x=frame.alpha, y=frame[state], name=state, mode="lines", stackgroup="states",
-                line={"color": STATE_COLOURS[state]},
-                hovertemplate=f"{state}: %{{y:.1f}}%<extra></extra>",
-            )
-        )  # fmt: skip
+    for number, part in frame[known].groupby(segment[known]):
+        for state in STATES:
+            fig.add_trace(
+                go.Scatter(
+                    x=part.alpha, y=part[state], name=state, mode="lines",
+                    stackgroup=f"states-{number}", legendgroup=state,
+                    showlegend=len(fig.data) < len(STATES), line={"color": STATE_COLOURS[state]},
+                    hovertemplate=f"{state}: %{{y:.1f}}%<extra></extra>",
+                )
+            )  # fmt: skip
+    pending = int((~known).sum())
     fig.update_layout(
         xaxis_title="alpha", yaxis_title="answers (%)", yaxis_range=[0, 100],
+        xaxis_range=[frame.alpha.min(), frame.alpha.max()] if len(frame) else None,
         hovermode="x unified", margin={"t": 40, "b": 40},
-        title="refused · complied (coherent) · incoherent",
+        title="refused · complied (coherent) · incoherent"
+        + (f" · {pending} of {len(frame)} alphas not measured yet (gaps)" if pending else ""),
     )  # fmt: skip
     return fig
 

@@ -1,0 +1,54 @@
+"""The explorer's smaller defects from issue 32, one test each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+from landscape_core import sweep
+from landscape_core.readers import figures
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def open_page(store, name: str, monkeypatch, query: dict | None = None, **state) -> AppTest:
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}_page.py"), default_timeout=60)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+# 9. The states chart drew unmeasured states as 0 ---------------------------------------
+
+
+def test_the_states_chart_leaves_unmeasured_alphas_as_gaps():
+    alphas = [-0.5, -0.25, 0.0, 0.25, 0.5]
+    points = pd.DataFrame({
+        "idx": range(5), "rep": 0, "i": range(5), "j": 0, "alpha": alphas, "beta": 0.0,
+        "refused": [10.0, 20.0, np.nan, 40.0, np.nan],
+        "complied": [80.0, 70.0, np.nan, 50.0, np.nan],
+        "incoherent": [10.0, 10.0, np.nan, 10.0, np.nan],
+    })  # fmt: skip
+    fig = figures.states_1d(points)
+    drawn = {float(x) for trace in fig.data for x in trace.x}
+    assert drawn == {-0.5, -0.25, 0.25}  # pending alphas are not drawn at 0%
+    groups = {float(x): t.stackgroup for t in fig.data for x in t.x}
+    assert groups[-0.25] != groups[0.25]  # no area bridges the gap
+    assert sum(t.showlegend for t in fig.data) == 3
+
+
+def test_a_direction_not_yet_measured_leaves_its_alpha_out_of_the_mean():
+    points = pd.DataFrame({
+        "idx": range(4), "rep": [0, 0, 1, 1], "i": [0, 1, 0, 1], "j": 0,
+        "alpha": [-0.5, 0.5, -0.5, 0.5], "beta": 0.0,
+        "refused": [100.0, 0.0, 100.0, np.nan], "complied": [0.0, 100.0, 0.0, np.nan],
+        "incoherent": [0.0, 0.0, 0.0, np.nan],
+    })  # fmt: skip
+    drawn = {float(x) for trace in figures.states_1d(points).data for x in trace.x}
+    assert drawn == {-0.5}
