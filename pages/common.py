@@ -245,6 +245,21 @@ def mark_match(text: str, matched: str | None) -> str:
     return f"{text[:start]}⟦{text[start:end]}⟧{text[end:]}"
 
 
+def whole_number(
+    label: str, low: int, high: int, value: int, where: Any = st, **kwargs: Any
+) -> int | None:
+    """A whole-number field that reports a value out of ``low..high``; None then.
+
+    With min and max set, the browser marks an out-of-range entry red but keeps
+    sending the old value, so Launch stayed enabled with a number no longer shown.
+    """
+    number = int(where.number_input(label, value=value, step=1, **kwargs))
+    if low <= number <= high:
+        return number
+    where.error(f"{md_text(label)}: {number} is outside {low}..{high}", icon=":material/error:")
+    return None
+
+
 def one_decimal(value: Any, missing: str) -> str:
     """A figure as the app prints figures (one decimal), or what its absence means."""
     return missing if value is None or pd.isna(value) else f"{float(value):.1f}"

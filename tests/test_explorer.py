@@ -52,3 +52,19 @@ def test_a_direction_not_yet_measured_leaves_its_alpha_out_of_the_mean():
     })  # fmt: skip
     drawn = {float(x) for trace in figures.states_1d(points).data for x in trace.x}
     assert drawn == {-0.5}
+
+
+# 11. Smaller defects -------------------------------------------------------------------
+
+
+def test_a_negative_max_new_tokens_disables_launch(store, tiny_model_dir, monkeypatch):
+    at = open_page(store, "launch", monkeypatch)
+    at.selectbox[0].select("Local directory (safetensors)").run()
+    at.text_input(key="model_path").input(str(tiny_model_dir)).run()
+    field = next(f for f in at.number_input if f.label.startswith("max_new_tokens"))
+    # with a min set, a browser marks -5 red and keeps sending the old value
+    assert not field.proto.has_min and not field.proto.has_max
+    at = field.set_value(-5).run()
+    errors = [e.value.replace("\\", "") for e in at.error]  # md_text's escapes
+    assert any("max_new_tokens" in e and "-5 is outside 1..8192" in e for e in errors)
+    assert next(b for b in at.button if b.label == "Launch").disabled
