@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from landscape_core import sweep
 from landscape_core.readers import figures
+from landscape_core.readers.results import landscape
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,3 +69,27 @@ def test_a_negative_max_new_tokens_disables_launch(store, tiny_model_dir, monkey
     errors = [e.value.replace("\\", "") for e in at.error]  # md_text's escapes
     assert any("max_new_tokens" in e and "-5 is outside 1..8192" in e for e in errors)
     assert next(b for b in at.button if b.label == "Launch").disabled
+
+
+def test_show_prints_coherent_visage(store, tiny_spec, capsys):
+    from landscape_core import cli
+
+    run_id = sweep.run(tiny_spec(directions=[{"seeds": [1, 2]}]), store).run_id
+    capsys.readouterr()
+    assert cli.main(["show", run_id, "--store", str(store.root)]) == 0
+    out = capsys.readouterr().out
+    coherent = landscape(store, run_id)["coherent_visage"]
+    assert coherent is not None
+    assert f"coherent VISAGE {coherent:.2f}" in out
+    assert out.count("coherent VISAGE") >= 3  # the run's, and each direction's
+
+
+def test_a_missing_store_folder_is_said_on_stderr(tmp_path, capsys, store):
+    from landscape_core import cli
+
+    missing = tmp_path / "typo"
+    assert cli.main(["runs", "--store", str(missing)]) == 0
+    assert f"no store in {missing}; creating a new, empty one" in capsys.readouterr().err
+    assert cli.main(["runs", "--store", str(missing)]) == 0  # now it is there: no note
+    assert cli.main(["runs", "--store", str(store.root)]) == 0
+    assert "no store" not in capsys.readouterr().err
