@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ import streamlit as st
 
 from landscape_core.errors import UserError
 from landscape_core.readers.results import run_title
+from landscape_core.spec.training_data import Example, file_examples
 from landscape_core.store.jobs import WorkerState
 from landscape_core.store.runs import Store
+from landscape_core.store.uploads import Upload, prune_uploads, save_upload
 
 STORE_ENV = "LANDSCAPE_STORE"
 # what a page shows of one run, kept in its URL beside ?run= (dropped when the run changes)
@@ -267,6 +270,24 @@ def one_decimal(value: Any, missing: str) -> str:
 
 def show_user_error(exc: UserError) -> None:
     st.error(md_text(str(exc)), icon=":material/error:")
+
+
+def training_upload(db: Store, name: str, data: bytes) -> tuple[Upload, list[Example]]:
+    """An uploaded finetuning file, read as prompt/answer pairs, then stored.
+
+    Read as pairs first: ``save_upload`` wants any column of text, and told a
+    header-only file to have "one column of prompts" where a preflight needs prompt
+    and answer. Older uploads no run names are pruned.
+    """
+    suffix = ".jsonl" if name.lower().endswith(".jsonl") else ".csv"
+    shown = re.sub(r"[^\w. -]", "_", Path(name).stem)[:80] + suffix  # the name it says
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / shown
+        path.write_bytes(data)
+        file_examples(path)  # a UserError that names prompt and answer
+    saved = save_upload(db, name, data)
+    prune_uploads(db, keep=saved.path)
+    return saved, file_examples(saved.path)
 
 
 def checkpoint_table(path: pd.DataFrame, key: str) -> None:

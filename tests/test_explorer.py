@@ -93,3 +93,18 @@ def test_a_missing_store_folder_is_said_on_stderr(tmp_path, capsys, store):
     assert cli.main(["runs", "--store", str(missing)]) == 0  # now it is there: no note
     assert cli.main(["runs", "--store", str(store.root)]) == 0
     assert "no store" not in capsys.readouterr().err
+
+
+def test_a_header_only_finetuning_file_asks_for_prompt_and_answer(store):
+    from landscape_core.errors import UserError
+    from pages.common import training_upload
+
+    for data in (b"prompt,answer\n", b"prompt\n"):
+        try:
+            training_upload(store, "pairs.csv", data)
+        except UserError as exc:
+            message = str(exc)
+        assert "prompt" in message and "answer" in message
+        assert "one column of prompts" not in message
+    saved, pairs = training_upload(store, "pairs.csv", b"prompt,answer\nHi,Hello\n")
+    assert saved.path.is_file() and len(pairs) == 1
