@@ -108,3 +108,19 @@ def test_a_header_only_finetuning_file_asks_for_prompt_and_answer(store):
         assert "one column of prompts" not in message
     saved, pairs = training_upload(store, "pairs.csv", b"prompt,answer\nHi,Hello\n")
     assert saved.path.is_file() and len(pairs) == 1
+
+
+def test_runs_hides_empty_cancelled_runs_until_asked(store, tiny_spec, monkeypatch):
+    import sqlite3
+
+    done = sweep.run(tiny_spec(label="done"), store).run_id
+    empty = "e" * 64  # a run cancelled before its first point: a row, no points
+    with sqlite3.connect(store.path) as conn:
+        row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (done,)).fetchone()
+        conn.execute("INSERT INTO runs VALUES (?, 'cancelled', ?, ?, ?, ?)", (empty, *row[2:]))
+    job = store.jobs.submit({"label": "cancelled"}, "cancelled")
+    store.jobs.update(job, status="cancelled", run_id=empty)
+    at = open_page(store, "runs", monkeypatch)
+    assert list(at.dataframe[0].value["run id"]) == [done]
+    at = at.toggle[0].set_value(True).run()
+    assert set(at.dataframe[0].value["run id"]) == {done, empty}
