@@ -124,3 +124,14 @@ def test_runs_hides_empty_cancelled_runs_until_asked(store, tiny_spec, monkeypat
     assert list(at.dataframe[0].value["run id"]) == [done]
     at = at.toggle[0].set_value(True).run()
     assert set(at.dataframe[0].value["run id"]) == {done, empty}
+
+
+def test_every_page_answers_at_its_own_url(store, monkeypatch):
+    """The default page has no URL of its own: as Launch, /launch showed 'Page not found'."""
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    monkeypatch.setattr("landscape_core.supervisor.ensure_running", lambda store: None)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any("Launch a sweep" in t.value for t in at.title)  # "/" opens Launch
+    urls = {info.get("url_pathname") for info in at._registered_pages.values()}
+    assert {"launch", "jobs", "landscape", "answers", "runs"} <= urls
