@@ -135,3 +135,14 @@ def test_every_page_answers_at_its_own_url(store, monkeypatch):
     assert any("Launch a sweep" in t.value for t in at.title)  # "/" opens Launch
     urls = {info.get("url_pathname") for info in at._registered_pages.values()}
     assert {"launch", "jobs", "landscape", "answers", "runs"} <= urls
+
+
+# 7. The Answers page opened on a dead end for a run with one judge ---------------------
+
+
+def test_answers_opens_on_the_answers_of_a_run_with_one_judge(store, tiny_spec, monkeypatch):
+    run_id = sweep.run(tiny_spec(), store).run_id  # the keyword judge only
+    at = open_page(store, "answers", monkeypatch, {"run": run_id})
+    assert not at.exception
+    assert at.code and any(c.value.startswith("Answer 1 of 3") for c in at.caption)
+    assert next(b for b in at.button if b.label == "refused")  # labelling is offered
