@@ -28,12 +28,25 @@ PAGES = {  # url path -> (title, icon); each page is pages/<url path>_page.py
     "risk": ("Finetuning risk", "warning"),
     "runs": ("Runs", "folder_managed"),
 }
-pages = [
-    st.Page(f"pages/{url}_page.py", url_path=url, title=title, icon=f":material/{icon}:",
-            default=url == "launch")
+pages = {
+    url: st.Page(f"pages/{url}_page.py", url_path=url, title=title, icon=f":material/{icon}:")
     for url, (title, icon) in PAGES.items()
-]  # fmt: skip
-navigation = st.navigation(pages)
+}  # fmt: skip
+
+
+def home() -> None:
+    """The root URL opens Launch at /launch.
+
+    The default page has no URL of its own: while Launch was the default, a link to
+    /launch matched no page and showed "Page not found" before opening it.
+    """
+    st.switch_page(pages["launch"])
+
+
+navigation = st.navigation(
+    [st.Page(home, title="Home", url_path="home", default=True, visibility="hidden"),
+     *pages.values()]
+)  # fmt: skip
 
 
 # A worker starts on a page run (a click), never from the refreshing status line: that

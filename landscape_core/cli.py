@@ -31,7 +31,7 @@ from landscape_core.judging.agreement import (
     report,
 )
 from landscape_core.readers import capability
-from landscape_core.readers.export import spreadsheet_safe, with_run_columns
+from landscape_core.readers.export import answers_export, to_csv
 from landscape_core.readers.labelling import store_labelled
 from landscape_core.readers.report import html_report
 from landscape_core.readers.results import landscape
@@ -50,6 +50,7 @@ from landscape_core.spec.risk import (
     data_spec,
     model_spec,
 )
+from landscape_core.store.database import DB_NAME
 from landscape_core.store.runs import Store
 from landscape_core.worker import serve
 
@@ -277,6 +278,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _store(args: argparse.Namespace) -> Store:
+    """The store at ``--store``; a new one is said on stderr (a mistyped path made one)."""
+    if not (Path(args.store).expanduser() / DB_NAME).exists():
+        print(
+            f"note: no store in {args.store}; creating a new, empty one there "
+            "(check --store if you meant an existing one)",
+            file=sys.stderr,
+        )
     return Store.open(args.store)
 
 
@@ -529,15 +537,29 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     for k, one in enumerate(data.get("directions", [])):
         score = "-" if one["visage"] is None else f"{one['visage']:.2f}"
+        coherent = "-" if one["coherent_visage"] is None else f"{one['coherent_visage']:.2f}"
         edges = one["edges"] or ["?", "?"]
         shown = ["beyond" if e is None else f"{e:+.4f}" for e in edges] if one["edges"] else edges
-        print(f"direction {k} seed {one['seed']}: VISAGE {score}, edges {shown[0]} .. {shown[1]}")
+        print(
+            f"direction {k} seed {one['seed']}: VISAGE {score}, coherent VISAGE {coherent}, "
+            f"edges {shown[0]} .. {shown[1]}"
+        )
     visage = data["visage"]
     if data["spec"].get("measure") not in ("basin-radius", "multiple-choice"):
         print("VISAGE", "pending (run not complete)" if visage is None else f"{visage:.2f}")
-    if data.get("visage_ci"):
-        low, high = data["visage_ci"]
-        print(f"VISAGE 95% CI [{low:.2f}, {high:.2f}] ({data['ci_method']})")
+        coherent = data["coherent_visage"]
+        print(
+            "coherent VISAGE",
+            f"{coherent:.2f}"
+            if coherent is not None
+            else "pending (the run, or its coherence, "
+            f"is not complete; `rescore {data['run_id']} --coherence` measures it)",
+        )
+    for name in ("visage", "coherent_visage"):
+        if data.get(f"{name}_ci"):
+            low, high = data[f"{name}_ci"]
+            title = name.replace("_", " ").replace("visage", "VISAGE")
+            print(f"{title} 95% CI [{low:.2f}, {high:.2f}] ({data['ci_method']})")
     return 0
 
 
@@ -553,12 +575,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
         return 0
-    frame = with_run_columns(store.generations_frame(run["run_id"], args.judge), run, args.judge)
-    out = args.out or sys.stdout
-    if args.format == "csv":  # cells that could start a spreadsheet formula get a '
-        spreadsheet_safe(frame).to_csv(out, index=False)
+    frame = answers_export(store, run, args.judge)
+    if args.format == "csv":  # every field quoted; a cell that could start a formula gets a '
+        text = to_csv(frame)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8", newline="")  # its \r\n as they are
+        else:
+            sys.stdout.write(text)
     else:
-        frame.to_json(out, orient="records", lines=True, force_ascii=False)
+        frame.to_json(args.out or sys.stdout, orient="records", lines=True, force_ascii=False)
     if args.out:
         print(f"wrote {len(frame)} generations to {args.out}")
     return 0

@@ -35,9 +35,12 @@ run_id = run["run_id"]
 labeller = st.text_input(
     "Your name (labeller)", key="labeller", help="Labels are kept per labeller."
 ).strip()
+judges = store().judges(run_id)
+# one judge has nothing to disagree with: such a run opens on its answers, point by point
 way = st.segmented_control(
-    "Read", list(WAYS), format_func=WAYS.get, default="queue", required=True, key="way"
-)
+    "Read", list(WAYS), format_func=WAYS.get, default="queue" if len(judges) > 1 else "point",
+    required=True, key=f"way-{run_id}",
+)  # fmt: skip
 # what the last label click did, shown before anything below can stop the page (the
 # queue may be empty once its last answer is labelled)
 if error := st.session_state.pop("label_error", None):
@@ -48,16 +51,15 @@ answers = verdicts(store(), run_id)
 if answers.empty:
     st.info("This run has no scored answers yet.")
     st.stop()
-judges = store().judges(run_id)
 
+if way == "queue" and len(judges) < 2:
+    st.info(
+        "Only one judge scored this run, so there is nothing to disagree on; here are "
+        "its answers point by point. Add a judge with "
+        f"`python -m landscape_core rescore {run_id} --judge refusal-patterns`."
+    )
+    way = "point"
 if way == "queue":
-    if len(judges) < 2:
-        st.info(
-            "Only one judge scored this run, so there is nothing to disagree on. Add one "
-            f"with `python -m landscape_core rescore {run_id} --judge refusal-patterns`, "
-            "or read one point's answers."
-        )
-        st.stop()
     rows = label_queue(store(), run_id, labeller, answers)
     st.caption(
         f"{len(rows)} answer(s) the judges disagree on that {md_text(labeller or 'you')} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,14 @@ import streamlit as st
 
 from landscape_core.errors import UserError
 from landscape_core.readers.results import run_title
+from landscape_core.spec.training_data import Example, file_examples
 from landscape_core.store.jobs import WorkerState
 from landscape_core.store.runs import Store
+from landscape_core.store.uploads import Upload, prune_uploads, save_upload
 
 STORE_ENV = "LANDSCAPE_STORE"
+# what a page shows of one run, kept in its URL beside ?run= (dropped when the run changes)
+RUN_VIEW_PARAMS = ("point", "judge")
 
 
 def store_root() -> str:
@@ -49,38 +54,131 @@ def runs_table(root: str) -> pd.DataFrame:
 
 
 def pick_runs(label: str, key: str, multiple: bool = False) -> list[dict[str, Any]]:
-    """A run selector; returns the chosen runs' rows (spec and provenance decoded)."""
+    """A run selector that keeps its choice in the URL; returns the chosen runs' rows.
+
+    A link names the run (``/landscape?run=<run id, a unique prefix or latest>``),
+    resolved by ``Store.run`` exactly as the CLI resolves it. A name that resolves to
+    no run shows "no run ..." with the candidates, never another run under that URL.
+    Without a link, the run a launch or a "View" just chose opens, else the newest.
+    """
     store()  # a store that cannot be opened stops the page with its message
     runs = runs_table(store_root())
-    # a link may name the run (/landscape?run=<run_id>), or a launch or "View" just did
-    chosen_default = st.query_params.get("run") or st.session_state.get("run_id")
-    pending = not multiple and chosen_default and chosen_default not in set(runs.run_id)
-    if pending and _announce_pending(chosen_default):
-        return []
+    asked = st.query_params.get_all("run")
+    if not multiple:
+        asked = asked[-1:]
+    wanted = asked or ([st.session_state["run_id"]] if st.session_state.get("run_id") else [])
+    resolved = [resolve_run(name) for name in wanted]
+    for name, run_id in zip(wanted, resolved, strict=True):
+        if run_id is not None:
+            continue
+        if not multiple and _announce_pending(name):
+            return []
+        if asked:  # a link: say so, never open another run under it
+            _no_such_run(name, runs)
+            return []
+        st.session_state.pop("run_id", None)  # e.g. deleted from the CLI since
+        resolved = []
+    if any(run_id not in set(runs.run_id) for run_id in resolved):
+        runs_table.clear()  # stored since the cached table was read
+        runs = runs_table(store_root())
     if runs.empty:
         st.info("No runs yet. Launch one on the Launch page, or from the CLI.")
         return []
     titles = dict(zip(runs.run_id, runs.title, strict=True))
     ids = list(titles)
     if multiple:
-        picked = st.multiselect(label, ids, default=ids[:2], format_func=titles.get, key=key)
+        if asked or key not in st.session_state:  # the URL's runs; a cleared choice stays
+            st.session_state[key] = [r for r in resolved if r in titles] or ids[:2]
+        picked = st.multiselect(
+            label, ids, format_func=titles.get, key=key, on_change=_follow, args=(key,)
+        )
     else:
-        index = ids.index(chosen_default) if chosen_default in ids else 0
-        picked = [st.selectbox(label, ids, index=index, format_func=titles.get, key=key)]
-    return [store().run(run_id) for run_id in picked if run_id]
+        st.session_state[key] = resolved[0] if resolved and resolved[0] in titles else ids[0]
+        one = st.selectbox(
+            label, ids, format_func=titles.get, key=key, on_change=_follow, args=(key,)
+        )
+        picked = [one]
+    picked = [run_id for run_id in picked if run_id]
+    if st.query_params.get_all("run") != picked:
+        st.query_params["run"] = picked  # a reload or a shared link shows these runs
+    return [store().run(run_id) for run_id in picked]
+
+
+def resolve_run(name: str) -> str | None:
+    """The full id of the run ``name`` names, as the CLI resolves it; None if none or many."""
+    try:
+        return store().run(name)["run_id"]
+    except UserError:
+        return None
+
+
+def _follow(key: str) -> None:
+    """A new choice in a run picker: the URL names it, and the last run's point goes."""
+    chosen = st.session_state[key]
+    st.query_params["run"] = chosen
+    for param in RUN_VIEW_PARAMS:
+        st.query_params.pop(param, None)
+    if isinstance(chosen, str):
+        st.session_state["run_id"] = chosen
+
+
+def keep_in_url(param: str, key: str) -> None:
+    """A widget's on_change: its new value goes into the URL as ``param``.
+
+    Pages set a widget from the URL before drawing it, so the URL must learn a choice
+    before the rerun that reads it.
+    """
+    st.query_params[param] = str(st.session_state[key])
+
+
+def _no_such_run(name: str, runs: pd.DataFrame) -> None:
+    """A link that names no run, or several: the runs it could mean, as links."""
+    matches = runs[runs.run_id.str.startswith(name)]
+    if len(matches) > 1:
+        st.error(
+            f"The link's run {md_text(name)} names {len(matches)} runs; open the one you "
+            "mean below.",
+            icon=":material/link_off:",
+        )
+        candidates = matches
+    else:
+        st.error(
+            f"No run {md_text(name)} in this store ({md_text(store_root())}). The link "
+            "may be mistyped, or the run deleted; the newest runs are below.",
+            icon=":material/link_off:",
+        )
+        candidates = runs.head(10)
+    if candidates.empty:
+        st.info("No runs yet. Launch one on the Launch page, or from the CLI.")
+        return
+    page = (st.context.url or "").split("?")[0]
+    st.dataframe(  # cells are text; the links name full run ids
+        pd.DataFrame({
+            "run": candidates.title,
+            "run id": candidates.run_id,
+            "open": [f"{page}?run={r}" for r in candidates.run_id],
+        }),
+        column_config={"open": st.column_config.LinkColumn(display_text="open")},
+        hide_index=True,
+    )  # fmt: skip
 
 
 def _announce_pending(run_id: str) -> bool:
     """Say that a queued run has no stored point yet, rather than show another run.
 
-    Returns False when no job computes ``run_id`` (an old link): the picker then opens
-    as usual.
+    ``run_id`` may be a unique prefix of the job's run. Returns False when no job
+    computes it: the picker then says there is no such run.
     """
     jobs = store().jobs.frame()
-    mine = jobs[jobs.run_id == run_id] if not jobs.empty else jobs
-    if mine.empty:
+    if jobs.empty:
         return False
+    mine = jobs[jobs.run_id == run_id]
+    if mine.empty:  # a prefix, read as the CLI reads one: it must name one run
+        mine = jobs[jobs.run_id.fillna("").str.startswith(run_id)]
+        if mine.run_id.nunique() != 1:
+            return False
     job = mine.iloc[0]
+    run_id = job.run_id
     st.info(
         f"Run {run_id} (job {job.job_id}, {job.status}"
         + (f": {job.stage}" if job.status == "running" and job.stage else "")
@@ -150,6 +248,21 @@ def mark_match(text: str, matched: str | None) -> str:
     return f"{text[:start]}⟦{text[start:end]}⟧{text[end:]}"
 
 
+def whole_number(
+    label: str, low: int, high: int, value: int, where: Any = st, **kwargs: Any
+) -> int | None:
+    """A whole-number field that reports a value out of ``low..high``; None then.
+
+    With min and max set, the browser marks an out-of-range entry red but keeps
+    sending the old value, so Launch stayed enabled with a number no longer shown.
+    """
+    number = int(where.number_input(label, value=value, step=1, **kwargs))
+    if low <= number <= high:
+        return number
+    where.error(f"{md_text(label)}: {number} is outside {low}..{high}", icon=":material/error:")
+    return None
+
+
 def one_decimal(value: Any, missing: str) -> str:
     """A figure as the app prints figures (one decimal), or what its absence means."""
     return missing if value is None or pd.isna(value) else f"{float(value):.1f}"
@@ -157,6 +270,24 @@ def one_decimal(value: Any, missing: str) -> str:
 
 def show_user_error(exc: UserError) -> None:
     st.error(md_text(str(exc)), icon=":material/error:")
+
+
+def training_upload(db: Store, name: str, data: bytes) -> tuple[Upload, list[Example]]:
+    """An uploaded finetuning file, read as prompt/answer pairs, then stored.
+
+    Read as pairs first: ``save_upload`` wants any column of text, and told a
+    header-only file to have "one column of prompts" where a preflight needs prompt
+    and answer. Older uploads no run names are pruned.
+    """
+    suffix = ".jsonl" if name.lower().endswith(".jsonl") else ".csv"
+    shown = re.sub(r"[^\w. -]", "_", Path(name).stem)[:80] + suffix  # the name it says
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / shown
+        path.write_bytes(data)
+        file_examples(path)  # a UserError that names prompt and answer
+    saved = save_upload(db, name, data)
+    prune_uploads(db, keep=saved.path)
+    return saved, file_examples(saved.path)
 
 
 def checkpoint_table(path: pd.DataFrame, key: str) -> None:

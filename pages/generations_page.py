@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from landscape_core.readers.export import to_csv, with_run_columns
+from landscape_core.readers.export import answers_export, to_csv
 from landscape_core.readers.results import flip_radius, prompt_across_grid
 from landscape_core.spec.config import PromptSetSpec
 from landscape_core.spec.datasets import jailbreak_goals
@@ -86,9 +86,11 @@ with tab_prompt:
     )
 
 with tab_export:
-    columns = ["alpha", "beta", "prompt_index", "prompt", "text", "n_tokens", "stop_reason",
-               "refused", "evidence", "matched"]  # fmt: skip
-    out = with_run_columns(gens[columns], run, "keyword")  # concatenable across runs
+    st.caption(
+        "One row per answer, as `python -m landscape_core export` writes it: the run's "
+        "columns first (concatenable across runs), its state and people's labels."
+    )
+    out = answers_export(store(), run, "keyword")
     name = f"generations-{run['run_id']}"
     st.download_button("Download CSV", to_csv(out), f"{name}.csv", "text/csv")
     st.download_button(

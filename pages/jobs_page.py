@@ -68,7 +68,8 @@ def job_list() -> None:
                         st.rerun(scope="fragment")
                 if row.run_id and st.button("View", key=f"view-{row.job_id}"):
                     st.session_state["run_id"] = row.run_id
-                    st.switch_page("pages/landscape_page.py")
+                    # the run in the URL, so a reload shows it again
+                    st.switch_page("pages/landscape_page.py", query_params={"run": row.run_id})
 
 
 def actors(actors_json: str) -> None:

@@ -25,7 +25,7 @@ from landscape_core.readers.results import (
 )
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import plan, plane_key
-from pages.common import checkpoint_table, md_text, pick_runs, store
+from pages.common import checkpoint_table, keep_in_url, md_text, pick_runs, store
 
 
 def run_details_panel(run_id: str) -> None:
@@ -72,9 +72,21 @@ search = spec.measure == "basin-radius"
 st.session_state["run_id"] = run["run_id"]
 run_details_panel(run["run_id"])
 scored = store().judges(run["run_id"]) or ["keyword"]
+if (asked := st.query_params.get("judge")) in scored:  # a link's judge
+    st.session_state["landscape-judge"] = asked
+elif st.session_state.get("landscape-judge") not in scored:
+    st.session_state["landscape-judge"] = scored[0]
 judge = st.selectbox(
-    "Judge", scored, help="Add one with `python -m landscape_core rescore RUN --judge NAME`."
-)
+    "Judge", scored, key="landscape-judge",
+    on_change=keep_in_url, args=("judge", "landscape-judge"),
+    help="Add one with `python -m landscape_core rescore RUN --judge NAME`.",
+)  # fmt: skip
+st.query_params["judge"] = judge  # a reload or a shared link shows the same view
+if st.session_state.get("point_run") != run["run_id"]:  # a run opened: its link's point
+    st.session_state["point_run"] = run["run_id"]
+    asked = st.query_params.get("point", "")
+    st.session_state["point_idx"] = int(asked) if asked.isdigit() else None
+    st.session_state["jump_to_point"] = True  # its direction too, on a run of several
 others = [j for j in scored if j != judge]
 layer = st.radio(
     "Layer",
@@ -104,14 +116,7 @@ def _trajectory_table(name: str, path: pd.DataFrame) -> None:
 
 def _selected_idx(event, frame) -> int | None:
     points = getattr(getattr(event, "selection", None), "points", None) or []
-    if not points:
-        return None
-    p = points[0]
-    alpha, beta = p.get("x"), p.get("y") if spec.ndim == 2 else 0.0
-    if alpha is None or beta is None:
-        return None
-    hit = frame[(frame.alpha - alpha).abs().lt(1e-9) & (frame.beta - beta).abs().lt(1e-9)]
-    return None if hit.empty else int(hit.idx.iloc[0])
+    return figures.clicked_point(points, frame, st.session_state.get("direction") or 0)
 
 
 def _points():
@@ -139,9 +144,14 @@ def _visage_metric(column, frame, name: str, pending: str, **kwargs) -> None:
 
 def _direction(frame):
     """The direction the 2D views and the drill-down show, for a run of several."""
+    jump = st.session_state.pop("jump_to_point", False)
     if n_directions == 1:
         return frame
     seeds = [[d.seed for d in r if d.kind == "random"] for r in spec.replicates()]
+    if jump:  # a click or a link chose a point
+        chosen = frame[frame.idx == st.session_state.get("point_idx")]
+        if not chosen.empty:
+            st.session_state["direction"] = int(chosen.rep.iloc[0])
     rep = st.selectbox(
         "Direction", range(n_directions), key="direction",
         format_func=lambda k: f"{k}: seed {', '.join(map(str, seeds[k]))}",
@@ -196,8 +206,8 @@ def plot() -> None:
         _search_views(frame)
         return
     if spec.ndim == 1 and n_directions > 1:
-        st.plotly_chart(figures.band_1d(frame), key="band")
-        event = None
+        fig = figures.band_1d(frame)
+        event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="band")
     elif spec.ndim == 1:
         fig = figures.line_1d(frame)
         event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="plot1d")
@@ -206,7 +216,8 @@ def plot() -> None:
         fig = figures.heatmap_2d(frame)
         fig.add_trace(  # clickable markers over the cells
             go.Scatter(x=frame.alpha, y=frame.beta, mode="markers", showlegend=False,
-                       marker={"size": 10, "opacity": 0.01}, hoverinfo="skip")
+                       marker={"size": 10, "opacity": 0.01}, hoverinfo="skip",
+                       customdata=frame.idx)
         )  # fmt: skip
         paths = _trajectories(spec)
         for adapter, path in paths.items():
@@ -220,8 +231,12 @@ def plot() -> None:
             _trajectory_table(Path(adapter).name, path)
     _states(frame)
     clicked = None if event is None else _selected_idx(event, frame)
-    if clicked is not None and clicked != st.session_state.get("point_idx"):
+    # a selection stays in the chart's state: act on a new click only, so a point
+    # chosen in the selector below is not taken back by the last click
+    if clicked is not None and (run["run_id"], clicked) != st.session_state.get("last_click"):
+        st.session_state["last_click"] = (run["run_id"], clicked)
         st.session_state["point_idx"] = clicked
+        st.session_state["jump_to_point"] = True  # the drill-down opens its direction
         st.rerun(scope="app")  # the drill-down below lives outside this fragment
 
 
@@ -236,8 +251,8 @@ def _states(frame) -> None:
             f"python -m landscape_core rescore {run['run_id']} --coherence"
         )
         return
-    st.plotly_chart(
-        figures.states_1d(measured) if spec.ndim == 1 else figures.states_2d(measured),
+    st.plotly_chart(  # 1D: every point, so a pending one is a gap, not a 0% share
+        figures.states_1d(frame) if spec.ndim == 1 else figures.states_2d(measured),
         key="states",
     )
 
@@ -319,6 +334,7 @@ current = st.session_state.get("point_idx")
 index = ids.index(current) if current in ids else 0
 idx = st.selectbox("Point (or click one in the plot)", ids, index=index, format_func=labels.get)
 st.session_state["point_idx"] = idx
+st.query_params["point"] = str(idx)
 point = finished[finished.idx == idx].iloc[0]
 if point.status == "failed":
     st.error(f"This point failed: {md_text(point.error)}")

@@ -23,7 +23,7 @@ from landscape_core.spec.judges import names
 from landscape_core.spec.model_files import catalogue, remote_code_files
 from landscape_core.spec.preflight import CONFIRM_HOURS, preflight
 from landscape_core.store.uploads import Upload, prune_uploads, save_upload
-from pages.common import md_text, show_user_error, store, store_root
+from pages.common import md_text, show_user_error, store, store_root, whole_number
 
 DIRECTION_TYPES = {
     "1D random": ("random",),
@@ -130,7 +130,7 @@ with left:
         st.caption("The template, {goal} standing for each goal:")
         st.code(library[name].text, language=None, wrap_lines=True)  # literal text
         prompts["template"] = name
-    prompts["limit"] = int(st.number_input("How many prompts", 1, 1000, value=20))
+    prompts["limit"] = whole_number("How many prompts", 1, 1000, value=20)
 
 with right:
     st.subheader("Directions")
@@ -138,11 +138,9 @@ with right:
     kinds = DIRECTION_TYPES[direction_type]
     norm = st.selectbox("Normalisation (random directions)", choices(DirectionSpec, "norm"))
     seed = int(st.number_input("Seed", 0, 2**31 - 1, value=123))
-    repeats = int(
-        st.number_input(
-            "Random directions (one landscape per seed)", 1, 50, value=1,
-            help="Several give VISAGE a 95% interval over directions; 5 or more is advised.",
-        )
+    repeats = whole_number(
+        "Random directions (one landscape per seed)", 1, 50, value=1,
+        help="Several give VISAGE a 95% interval over directions; 5 or more is advised.",
     )  # fmt: skip
     target: dict[str, Any] = {}
     if "interpolation" in kinds:
@@ -156,8 +154,8 @@ with right:
         if dkind == "interpolation":
             directions.append({"kind": "interpolation", "target": target})
         else:  # d2's seeds follow d1's, so no landscape pairs a direction with itself
-            first = seed + axis * max(repeats, 1)
-            many = {"repeats": repeats} if repeats > 1 else {}
+            first = seed + axis * max(repeats or 1, 1)  # None: out of range, said above
+            many = {"repeats": repeats} if (repeats or 1) > 1 else {}
             directions.append({"kind": "random", "seed": first, "norm": norm, **many})
 
     st.subheader("Measure")
@@ -190,8 +188,8 @@ with right:
         # +-0.3 spans the aligned demo's basin (about |alpha| < 0.15) and its fall.
         start = c1.number_input(f"{name} from", -100.0, 100.0, value=-0.3, step=0.05)
         stop = c2.number_input(f"{name} to", -100.0, 100.0, value=0.3, step=0.05)
-        num = c3.number_input(f"{name} points", 1, 1001, value=13 if axis == 0 else 5)
-        grid.append({"start": float(start), "stop": float(stop), "num": int(num)})
+        num = whole_number(f"{name} points", 1, 1001, value=13 if axis == 0 else 5, where=c3)
+        grid.append({"start": float(start), "stop": float(stop), "num": num})
 
     judges = ["keyword"]
     stop = "eos"
@@ -209,7 +207,7 @@ with right:
                 "verdict": "at its first refusal keyword (faster, keyword judge only)",
             },
         )
-    max_new_tokens = int(st.number_input("max_new_tokens (the paper: 512)", 1, 8192, value=32))
+    max_new_tokens = whole_number("max_new_tokens (the paper: 512)", 1, 8192, value=32)
     capability = st.checkbox(
         "Also measure capability on the same grid",
         help="Fluency (MT-Bench perplexity), over-refusal (XSTest) and MMLU (3 subjects, "
@@ -233,6 +231,8 @@ with right:
 
 def build_specs() -> list[SweepSpec]:
     """One spec per chosen system prompt preset; UserError says what to fix."""
+    if None in (prompts["limit"], repeats, max_new_tokens, *(g["num"] for g in grid)):
+        raise UserError("a number above is outside its range (marked in red); correct it")
     if not presets:
         raise UserError("choose at least one system prompt preset")
     if prompts["source"] == "upload":

@@ -18,9 +18,7 @@ from landscape_core.readers.risk import Unfinished, report
 from landscape_core.spec.config import BasinSpec, PromptSetSpec, SweepSpec, TrainingDataSpec
 from landscape_core.spec.identity import plan, plane_key
 from landscape_core.spec.risk import DEFAULTS, model_spec, risk_sweeps
-from landscape_core.spec.training_data import file_examples
-from landscape_core.store.uploads import prune_uploads, save_upload
-from pages.common import checkpoint_table, md_text, show_user_error, store
+from pages.common import checkpoint_table, md_text, show_user_error, store, training_upload
 
 LEVELS = {"high": st.error, "elevated": st.warning, "typical": st.success,
           "unknown": st.info, "outside": st.error}  # fmt: skip
@@ -66,9 +64,7 @@ with tab_preflight:
                                       type=["csv", "jsonl"])  # fmt: skip
             if upload is not None:
                 try:
-                    saved = save_upload(store(), upload.name, upload.getvalue())
-                    prune_uploads(store(), keep=saved.path)
-                    pairs = file_examples(saved.path)
+                    saved, pairs = training_upload(store(), upload.name, upload.getvalue())
                 except UserError as exc:
                     show_user_error(exc)
                 else:

@@ -31,6 +31,15 @@ runs = runs_table(store_root())
 if runs.empty:
     st.info("No runs yet. Launch one on the Launch page, or from the CLI.")
     st.stop()
+jobs = store().jobs.frame()
+active = set() if jobs.empty else set(jobs[jobs.status.isin(["queued", "running"])].run_id)
+empty = (runs.finished == 0) & ~runs.run_id.isin(active)  # cancelled or failed at once
+if empty.any() and not st.toggle(
+    f"Show {int(empty.sum())} empty run(s)",
+    help="Runs with no stored point and no job computing them: cancelled or failed "
+    "before their first point.",
+):
+    runs = runs[~empty]
 query = st.text_input("Search runs", placeholder="label, run id, model, system prompt").strip()
 shown = runs
 if query:

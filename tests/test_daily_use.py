@@ -379,7 +379,7 @@ def test_the_cli_export_names_its_run(store, tiny_spec, tmp_path):
     assert cli.main(["export", run_id, "--store", str(store.root), "--out", str(out)]) == 0
     frame = pd.read_csv(out)
     assert tuple(frame.columns[:5]) == RUN_COLUMNS
-    assert set(frame.run_id) == {run_id} and set(frame.label) == {"tagged"}
+    assert set(frame.run_id) == {run_id} and set(frame.run_label) == {"tagged"}
     assert set(frame.judge) == {"keyword"}
 
 

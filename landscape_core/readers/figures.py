@@ -46,6 +46,32 @@ def line_1d(points: pd.DataFrame, name: str = "ASR") -> go.Figure:
     return fig
 
 
+def clicked_point(points: list[dict], frame: pd.DataFrame, rep: int = 0) -> int | None:
+    """The ``idx`` of the point a plotly selection names, or None.
+
+    A trace that carries each point's idx as ``customdata`` names it directly: on a
+    1D run of several directions every direction has a point at each alpha, so the
+    coordinates alone cannot tell them apart. Otherwise the coordinates are matched,
+    preferring direction ``rep`` (e.g. a click on the median curve).
+    """
+    if not points:
+        return None
+    first = points[0]
+    custom = first.get("customdata")
+    if isinstance(custom, list | tuple):
+        custom = custom[0] if custom else None
+    if custom is not None and not pd.isna(custom) and int(custom) in set(frame.idx):
+        return int(custom)
+    alpha, beta = first.get("x"), first.get("y") if frame.j.max() > 0 else 0.0
+    if alpha is None or beta is None:
+        return None
+    hit = frame[(frame.alpha - alpha).abs().lt(1e-9) & (frame.beta - beta).abs().lt(1e-9)]
+    if hit.empty:
+        return None
+    mine = hit[hit.rep == rep]
+    return int((mine if not mine.empty else hit).idx.iloc[0])
+
+
 def _shade_basin(fig: go.Figure, frame: pd.DataFrame) -> None:
     mask = basin_mask(frame)
     if mask is None:
@@ -80,10 +106,11 @@ def band_1d(points: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for rep, one in enumerate(by_direction(points)):
         line = one.sort_values("alpha")
-        fig.add_trace(
+        fig.add_trace(  # markers, and each point's idx, so a click opens that point
             go.Scatter(
-                x=line.alpha, y=line.asr, mode="lines", name=f"direction {rep}",
+                x=line.alpha, y=line.asr, mode="lines+markers", name=f"direction {rep}",
                 line={"width": 1, "color": "rgba(100,100,100,0.35)"}, showlegend=False,
+                marker={"size": 5, "color": "rgba(100,100,100,0.5)"}, customdata=line.idx,
                 hovertemplate=f"direction {rep}<br>alpha=%{{x:.3f}}<br>"
                 "ASR=%{y:.1f}%<extra></extra>",
             )
@@ -154,22 +181,35 @@ def _states_of(points: pd.DataFrame) -> tuple[str, ...]:
 
 
 def states_1d(points: pd.DataFrame) -> go.Figure:
-    """The states' shares along alpha as stacked areas (mean over directions)."""
+    """The states' shares along alpha as stacked areas (mean over directions).
+
+    An alpha whose states are not all measured yet (a point pending, failed, or its
+    coherence unmeasured, in any direction) is left out as a gap: a stacked area would
+    draw it as 0% of every state. Each run of measured alphas is its own stack.
+    """
     states = _states_of(points)
-    frame = points.groupby("alpha")[list(states)].mean().reset_index()
+    by_alpha = points.groupby("alpha")[list(states)]
+    frame = by_alpha.agg(lambda s: s.mean() if s.notna().all() else np.nan).reset_index()
+    known = frame[list(states)].notna().all(axis=1)
+    segment = (known != known.shift()).cumsum()  # a new number after each gap
     fig = go.Figure()
-    for state in states:
-        fig.add_trace(
-            go.Scatter(
-                x=frame.alpha, y=frame[state], name=state, mode="lines", stackgroup="states",
-                line={"color": STATE_COLOURS[state]},
-                hovertemplate=f"{state}: %{{y:.1f}}%<extra></extra>",
-            )
-        )  # fmt: skip
+    for number, part in frame[known].groupby(segment[known]):
+        for state in states:
+            fig.add_trace(
+                go.Scatter(
+                    x=part.alpha, y=part[state], name=state, mode="lines",
+                    stackgroup=f"states-{number}", legendgroup=state,
+                    showlegend=len(fig.data) < len(states), line={"color": STATE_COLOURS[state]},
+                    hovertemplate=f"{state}: %{{y:.1f}}%<extra></extra>",
+                )
+            )  # fmt: skip
+    pending = int((~known).sum())
     fig.update_layout(
         xaxis_title="alpha", yaxis_title="answers (%)", yaxis_range=[0, 100],
+        xaxis_range=[frame.alpha.min(), frame.alpha.max()] if len(frame) else None,
         hovermode="x unified", margin={"t": 40, "b": 40},
-        title=" · ".join(states).replace("complied", "complied (coherent)"),
+        title=" · ".join(states).replace("complied", "complied (coherent)")
+        + (f" · {pending} of {len(frame)} alphas not measured yet (gaps)" if pending else ""),
     )  # fmt: skip
     return fig
 

@@ -51,6 +51,7 @@ def html_report(store: Store, run_id: str, judge: str = "keyword") -> str:
     points = with_states(store, run["run_id"], store.points_frame(run["run_id"], judge), judge)
     gens = store.generations_frame(run["run_id"], judge)
     gens = gens.assign(state=answer_states(gens))
+    gens = gens.assign(human_label=_human_labels(store, run["run_id"], gens))
     title = f"{run_title(run)} ({run['run_id']})"
     body = [
         f"<h1>{_e(title)}</h1>",
@@ -83,6 +84,15 @@ def html_report(store: Store, run_id: str, judge: str = "keyword") -> str:
         f"<title>{_e(title)}</title><style>{STYLE}</style>"
         f"<script>{get_plotlyjs()}</script></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+def _human_labels(store: Store, run_id: str, gens: pd.DataFrame) -> list[str]:
+    """Each answer's labels as "labeller: label; ..." ('' when nobody labelled it)."""
+    said: dict[tuple[str, int], list[str]] = {}
+    for r in store.answer_labels.frame(run_id).sort_values("labeller").itertuples():
+        said.setdefault((r.point_key, int(r.prompt_index)), []).append(f"{r.labeller}: {r.label}")
+    keys = zip(gens.point_key, gens.prompt_index, strict=True)
+    return ["; ".join(said.get((k, int(i)), [])) for k, i in keys]
 
 
 def _e(text: object) -> str:
@@ -159,7 +169,7 @@ def _answers(points: pd.DataFrame, gens: pd.DataFrame) -> list[str]:
         rows = [
             {"prompt": g.prompt, "state": g.state or "", "answer": g.text,
              "NLL/token": "" if pd.isna(g.coherence_nll) else f"{g.coherence_nll:.2f}",
-             "evidence": g.evidence}
+             "evidence": g.evidence, "human label": g.human_label}
             for g in here.itertuples()
         ]  # fmt: skip
         asr = "failed" if r.status == "failed" else f"ASR {r.asr:.1f}%"

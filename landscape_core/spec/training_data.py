@@ -97,7 +97,8 @@ def file_examples(path: str | Path) -> list[Example]:
             f"columns 'prompt' and 'answer' (its columns: {', '.join(map(str, frame.columns))})"
         )
     rows = frame[list(FILE_COLUMNS)].dropna()
-    rows = rows[rows.prompt.map(_text) & rows.answer.map(_text)]
+    # astype(bool): mapping an empty column of str keeps its str dtype, which has no &
+    rows = rows[rows.prompt.map(_text).astype(bool) & rows.answer.map(_text).astype(bool)]
     if rows.empty:
         raise UserError(f"{name} has no row with both a prompt and an answer; fill them in")
     if len(rows) > MAX_FILE_ROWS:
