@@ -114,8 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("finetune", parents=[common], help="train an adapter (align, harmful, mix)")
-    p.add_argument("recipe", choices=("align", "harmful", "mix"))
+    p.add_argument("recipe", choices=("align", "harmful", "mix", "file"))
     p.add_argument("--shots", type=int, default=0, help="K examples for harmful and mix")
+    p.add_argument("--data", default="", help="file: a CSV of prompt,answer pairs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--config", type=Path, help="YAML with more FinetuneSpec fields")
@@ -330,6 +331,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
     data.update(recipe=args.recipe, shots=args.shots, seed=args.seed, epochs=args.epochs)
+    if args.data:
+        data["data"] = str(Path(args.data).expanduser().resolve())
     spec = FinetuneSpec.from_dict(data)
     store = _store(args)
     bar = tqdm(desc=f"finetune {spec.name}", unit="step")
