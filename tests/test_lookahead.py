@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
 from landscape_core.recipes.finetune import FinetuneSpec
-from landscape_core.recipes.lookahead import Reference, lookahead, log_odds
+from landscape_core.recipes.lookahead import Reference, log_odds, lookahead
 from landscape_core.spec.config import PromptSetSpec
 from landscape_core.spec.risk import Probes, lookahead_verdict, score
 from landscape_core.spec.training_data import REFUSALS, Example, advbench_rows
@@ -92,3 +93,28 @@ def test_a_reference_is_reusable_across_datasets(tiny_loaded, tiny_model_dir):
     shared = lookahead(model, tokenizer, "auto", recipe, _refusals(), PROBES, reference)
     fresh = lookahead(model, tokenizer, "auto", recipe, _refusals(), PROBES)
     assert shared.steps == fresh.steps
+
+
+def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
+    tiny_model_dir, tmp_path, capsys, monkeypatch
+):
+    from landscape_core import risk
+    from landscape_core.cli import main
+    from landscape_core.readers.risk import stored_lookaheads
+
+    monkeypatch.setattr(risk, "PROBES", PROBES)
+    refusals, poems = tmp_path / "refusals.csv", tmp_path / "poems.csv"
+    refusals.write_text("prompt,answer\n" + "".join(
+        f'"{e.prompt}","{e.answer}"\n' for e in _refusals()))  # fmt: skip
+    poems.write_text("prompt,answer\nWrite a poem,Roses are red.\nSay hi,Hi!\n")
+    common = ["--model", str(tiny_model_dir), "--store", str(tmp_path / "s"), "--lr", "0.02"]
+    assert main(["risk", str(refusals), str(poems), *common]) == 2
+    assert "--rank" in capsys.readouterr().err
+    assert main(["risk", str(refusals), str(poems), "--rank", "--json", *common]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    assert [r["extra"]["data"] for r in ranked] == ["refusals.csv", "poems.csv"]
+    assert {"score", "delta", "kl", "verdict", "seconds", "finetune_estimate"} <= set(ranked[0])
+    assert len(stored_lookaheads(tmp_path / "s")) == 2
+    assert main(["risk", str(refusals), *common]) == 0, "answered from the stored report"
+    out, err = capsys.readouterr()
+    assert "stored preflight" in err and "score -delta/sqrt(KL)" in out and "time: preflight" in out

@@ -20,11 +20,14 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from landscape_core.engine.likelihood import refusal_probability
+from landscape_core.engine.models import load_model
 from landscape_core.engine.training import (
     IGNORE,
     Encoded,
@@ -35,7 +38,7 @@ from landscape_core.engine.training import (
     summed_loss,
     training_texts,
 )
-from landscape_core.recipes.finetune import FinetuneSpec, train_steps, trainable
+from landscape_core.recipes.finetune import FinetuneSpec, build_examples, train_steps, trainable
 from landscape_core.spec.config import GenerationSpec
 from landscape_core.spec.datasets import load_prompts
 from landscape_core.spec.risk import LookaheadReport, LookaheadStep, Probes, lookahead_report
@@ -164,15 +167,45 @@ def lookahead(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         moved = trainable(recipe, copy.deepcopy(model))
-        for record in train_steps(recipe, moved, tokenizer, render, examples):
+        training = 0.0  # the optimizer steps alone: what a full finetune repeats
+        steps = train_steps(recipe, moved, tokenizer, render, examples)
+        while len(measured) <= probes.steps:
+            clock = time.monotonic()
+            record = next(steps, None)
+            training += time.monotonic() - clock
+            if record is None:  # the whole finetune is shorter than k steps
+                break
             measured.append(measure(model, moved, tokenizer, reference, record["step"],
                                     record["loss"]))  # fmt: skip
             if on_step is not None:
                 on_step(measured[-1])
-            if record["step"] >= probes.steps:
-                break
-    del moved
+    del moved, steps
+    total = recipe.epochs * math.ceil(len(examples) / recipe.batch_size)
     return lookahead_report(
         tuple(measured), examples=len(examples), initial_loss=loss0,
         seconds=time.monotonic() - started,
+        finetune_estimate=training / max(len(measured) - 1, 1) * total,
     )  # fmt: skip
+
+
+def preflight(
+    recipe_fields: dict[str, Any],
+    models_dir: Path,
+    probes: Probes,
+    say: Callable[[str], None] = lambda message: None,
+) -> LookaheadReport:
+    """Load the recipe's base model, build its examples as ``finetune`` does, look ahead."""
+    recipe = FinetuneSpec.from_dict(recipe_fields)
+    loaded = load_model(recipe.base, models_dir)
+    model, tokenizer, chat_format = loaded.model, loaded.tokenizer, recipe.base.chat_format
+
+    def distill(prompts: list[str]) -> list[str]:
+        return own_answers(model, tokenizer, prompts, chat_format, recipe.distill)
+
+    examples = build_examples(recipe, distill)
+
+    def progress(step: LookaheadStep) -> None:
+        say(f"  step {step.step}: refusal log-odds {step.refusal_logit:+.3f}, "
+            f"KL {step.mean_kl:.3g}")  # fmt: skip
+
+    return lookahead(model, tokenizer, chat_format, recipe, examples, probes, on_step=progress)

@@ -152,6 +152,7 @@ class LookaheadReport:
     examples: int
     initial_loss: float  # nats per answer token at the model's weights
     seconds: float
+    finetune_estimate: float  # seconds: the lookahead's mean step time x the finetune's steps
     verdict: LookaheadVerdict
     extra: dict[str, Any] = field(default_factory=dict)  # anchoring, baselines, finetune time
 
@@ -192,7 +193,11 @@ def lookahead_verdict(value: float, delta: float, kl: float) -> LookaheadVerdict
 
 
 def lookahead_report(
-    steps: tuple[LookaheadStep, ...], examples: int, initial_loss: float, seconds: float
+    steps: tuple[LookaheadStep, ...],
+    examples: int,
+    initial_loss: float,
+    seconds: float,
+    finetune_estimate: float,
 ) -> LookaheadReport:
     """The report from the measured steps (the first is step 0, the last step k)."""
     first, last = steps[0], steps[-1]
@@ -202,7 +207,7 @@ def lookahead_report(
         steps=steps, delta=delta, kl=last.mean_kl, score=value,
         over_refusal_delta=last.over_refusal_logit - first.over_refusal_logit,
         examples=examples, initial_loss=initial_loss, seconds=seconds,
-        verdict=lookahead_verdict(value, delta, last.mean_kl),
+        finetune_estimate=finetune_estimate, verdict=lookahead_verdict(value, delta, last.mean_kl),
     )  # fmt: skip
 
 
