@@ -83,7 +83,6 @@ class FinetuneSpec(Spec):
     checkpoints: int = field(default=10, metadata=ADDED)
     data: str = field(default="", metadata=ADDED)  # recipe file: the CSV of pairs
 
-
     def __post_init__(self) -> None:
         if self.base is None:
             variant = "base" if self.recipe == "align" else "aligned"
