@@ -35,6 +35,7 @@ from landscape_core.readers.export import answers_export, to_csv
 from landscape_core.readers.labelling import store_labelled
 from landscape_core.readers.report import html_report
 from landscape_core.readers.results import landscape
+from landscape_core.readers.risk import format_lookahead, format_ranking
 from landscape_core.rescore import rescore
 from landscape_core.spec.config import BasinSpec, JudgeSpec, SweepSpec, load_yaml
 from landscape_core.spec.identity import judge_label, plan
@@ -46,6 +47,7 @@ from landscape_core.spec.risk import (
     BASIN,
     GRADIENT_BASIN,
     PROMPTS,
+    Probes,
     RiskSettings,
     data_spec,
     model_spec,
@@ -124,8 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("finetune", parents=[common], help="train an adapter (align, harmful, mix)")
-    p.add_argument("recipe", choices=("align", "harmful", "mix"))
+    p.add_argument("recipe", choices=("align", "harmful", "mix", "file"))
     p.add_argument("--shots", type=int, default=0, help="K examples for harmful and mix")
+    p.add_argument("--data", default="", help="file: a CSV of prompt,answer pairs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--config", type=Path, help="YAML with more FinetuneSpec fields")
@@ -201,14 +204,27 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "risk", parents=[common, ray],
-        help="preflight a finetuning dataset: its basin edge against random directions",
+        help="preflight a finetuning dataset: k steps of your recipe in a throwaway copy",
     )  # fmt: skip
-    p.add_argument("data", help="a recipe (harmful, mix, align) or a CSV of prompt,answer pairs")
+    p.add_argument("data", nargs="+",
+                   help="a recipe (harmful, mix, align) or a CSV of prompt,answer pairs; "
+                   "several with --rank")  # fmt: skip
+    p.add_argument("--rank", action="store_true", help="rank several datasets by the score")
+    p.add_argument("--steps", type=int, default=Probes.steps, help="optimizer steps to look ahead")
+    p.add_argument("--lr", type=float, default=1e-3, help="the recipe's learning rate")
+    p.add_argument("--lora-rank", type=int, default=8, help="the recipe's LoRA rank")
+    p.add_argument("--batch-size", type=int, default=8, help="the recipe's batch size")
+    p.add_argument("--epochs", type=int, default=3, help="the recipe's epochs (its time)")
+    p.add_argument("--edge", action="store_true",
+                   help="the old measure instead: the gradient's basin edge against "
+                   "random directions (--directions, --threshold, --max-alpha, "
+                   "--tolerance, --limit)")  # fmt: skip
     p.add_argument("--shots", type=int, default=0, help="K for harmful and mix")
     p.add_argument("--model", default="", help="a local model dir or GGUF (default: aligned demo)")
     p.add_argument("--directions", type=int, default=RiskSettings.directions,
                    help="random directions in the band (two edges each)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=RiskSettings.seed, help="the band's first seed")
+    p.add_argument("--seed", type=int, default=RiskSettings.seed,
+                   help="the recipe's training seed (--edge: the band's first seed)")  # fmt: skip
     p.add_argument("--threshold", type=float, default=BASIN.threshold,
                    help="ASR %% at which the basin ends")  # fmt: skip
     p.add_argument("--max-alpha", type=float, default=BASIN.max_alpha,
@@ -370,6 +386,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
     data.update(recipe=args.recipe, shots=args.shots, seed=args.seed, epochs=args.epochs)
+    if args.data:
+        data["data"] = str(Path(args.data).expanduser().resolve())
     spec = FinetuneSpec.from_dict(data)
     store = _store(args)
     bar = tqdm(desc=f"finetune {spec.name}", unit="step")
@@ -474,6 +492,34 @@ def cmd_trajectory(args: argparse.Namespace) -> int:
 
 
 def cmd_risk(args: argparse.Namespace) -> int:
+    if len(args.data) > 1 and not args.rank:
+        raise UserError("several datasets: add --rank to rank them, or give one")
+    if args.edge:
+        if len(args.data) > 1:
+            raise UserError("--edge preflights one dataset; --rank uses the lookahead")
+        return _risk_edge(args)
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    recipe = {"seed": args.seed, "learning_rate": args.lr, "lora_rank": args.lora_rank,
+              "batch_size": args.batch_size, "epochs": args.epochs}  # fmt: skip
+    probes = dataclasses.replace(risk.PROBES, steps=args.steps)
+    reports = [
+        risk.lookahead(data_spec(d, args.shots), _store(args), model_spec(args.model), recipe,
+                       probes, say=say)
+        for d in args.data
+    ]  # fmt: skip
+    if args.json:
+        out = [r.to_dict() for r in reports]
+        print(json.dumps(out if args.rank else out[0], indent=2))
+        return 0
+    if args.rank:
+        print(format_ranking(reports))
+        return 0
+    print(format_lookahead(reports[0]))
+    return 0
+
+
+def _risk_edge(args: argparse.Namespace) -> int:
+    (data_arg,) = args.data
     settings = RiskSettings(
         model=model_spec(args.model),
         prompts=dataclasses.replace(PROMPTS, limit=args.limit),
@@ -482,7 +528,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
         gradient_basin=dataclasses.replace(GRADIENT_BASIN, threshold=args.threshold),
         directions=args.directions, seed=args.seed,
     )  # fmt: skip
-    data = data_spec(args.data, args.shots)
+    data = data_spec(data_arg, args.shots)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     out = risk.run(data, _store(args), settings, say=say, ray=args.ray)
     if args.json:

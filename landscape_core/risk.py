@@ -1,20 +1,34 @@
 """The verb ``risk``: a finetuning risk preflight, run before any training.
 
-It runs the preflight's two basin searches (``spec.risk``) through ``sweep.run``, so
-their probes are ordinary cached points and a second preflight of the same model
-reuses the random band, then reads the report (``readers.risk``).
+``lookahead`` (the default): k real optimizer steps of the user's recipe in a
+throwaway copy (``recipes.lookahead``); the report is kept under ``STORE/risk/`` by the
+model, the data's rows, the recipe and the probes, so the page lists it and a second
+call answers from it.
+
+``run`` (``risk --edge``, the old measure kept as a baseline): the two basin searches
+(``spec.risk``) through ``sweep.run``, then their report (``readers.risk``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
+from typing import Any
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
+from landscape_core.hashing import content_hash
 from landscape_core.readers.risk import RiskReport, report
-from landscape_core.spec.config import TrainingDataSpec
-from landscape_core.spec.risk import DEFAULTS, RiskSettings, risk_sweeps
+from landscape_core.spec.config import ModelSpec, TrainingDataSpec
+from landscape_core.spec.risk import (
+    DEFAULTS,
+    LookaheadReport,
+    Probes,
+    RiskSettings,
+    risk_sweeps,
+)
+from landscape_core.spec.training_data import data_hash
 from landscape_core.store.runs import Store
 
 
@@ -42,3 +56,44 @@ def run(
             f"in {summary.seconds:.0f} s")  # fmt: skip
         ids[name] = summary.run_id
     return report(store, ids["gradient"], ids["random"])
+
+
+PROBES = Probes()
+REPORTS = "risk"  # STORE/risk/<key>.json: the lookahead reports
+
+
+def lookahead(
+    data: TrainingDataSpec,
+    store: Store,
+    model: ModelSpec = DEFAULTS.model,
+    recipe: dict[str, Any] | None = None,
+    probes: Probes = PROBES,
+    say: Callable[[str], None] = lambda message: None,
+) -> LookaheadReport:
+    """The lookahead of ``recipe`` (``FinetuneSpec`` fields) on ``data``, stored once."""
+    recipe = dict(recipe or {})
+    fields = {**recipe, "base": model.to_dict(), **_data_fields(data)}
+    key = content_hash({"model": model.key_dict(), "data": data_hash(data), "recipe": recipe,
+                        "probes": dataclasses.asdict(probes)})[:16]  # fmt: skip
+    path = store.root / REPORTS / f"{key}.json"
+    if path.is_file():
+        say(f"a stored preflight of these data, model and recipe: {path.name}")
+        return LookaheadReport.from_dict(json.loads(path.read_text()))
+    from landscape_core.recipes import lookahead as engine  # torch
+
+    say(f"{data.display_name}: {probes.steps} steps of the recipe in a throwaway copy")
+    out = engine.preflight(fields, store.models_dir, probes, say)
+    out = dataclasses.replace(out, extra={**out.extra, "data": data.display_name,
+                                          "model": model.key_dict(), "recipe": recipe})  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out.to_dict(), indent=2))
+    tmp.replace(path)
+    return out
+
+
+def _data_fields(data: TrainingDataSpec) -> dict[str, Any]:
+    """A data spec as ``FinetuneSpec`` fields: the recipe and its shots, or the file."""
+    if data.recipe == "file":
+        return {"recipe": "file", "data": data.path}
+    return {"recipe": data.recipe, "shots": data.shots}

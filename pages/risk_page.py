@@ -1,7 +1,9 @@
 """Finetuning risk: a preflight before training, and finished finetunes' trajectories.
 
-The preflight is two basin searches (``spec.risk``) the worker runs as ordinary jobs;
-this page queues them, then reads the report (``readers.risk``) once both are done.
+The preflight is the lookahead (``risk DATA``): k real steps of the user's recipe in a
+throwaway copy; this page lists its stored reports (``readers.risk.stored_lookaheads``)
+and the validation table. The old measure, two basin searches (``spec.risk``) the
+worker runs as ordinary jobs, stays as a baseline tab that queues them.
 """
 
 from __future__ import annotations
@@ -14,24 +16,57 @@ import streamlit as st
 
 from landscape_core.errors import UserError
 from landscape_core.readers import figures
-from landscape_core.readers.risk import Unfinished, report
+from landscape_core.readers.risk import Unfinished, report, stored_lookaheads
 from landscape_core.spec.config import BasinSpec, PromptSetSpec, SweepSpec, TrainingDataSpec
 from landscape_core.spec.identity import plan, plane_key
 from landscape_core.spec.risk import DEFAULTS, model_spec, risk_sweeps
 from pages.common import checkpoint_table, md_text, show_user_error, store, training_upload
 
 LEVELS = {"high": st.error, "elevated": st.warning, "typical": st.success,
-          "unknown": st.info, "outside": st.error}  # fmt: skip
+          "unknown": st.info, "outside": st.error, "low": st.success}  # fmt: skip
+VALIDATION = Path(__file__).resolve().parent.parent / "docs" / "risk-validation.csv"
 
 st.title("Finetuning risk")
 st.caption(
-    "Before training: how far can the model move along the direction this data pushes "
-    "it (the first training step's, minus the loss's gradient) before safety breaks, "
-    "compared with random directions? Both edges are found by bisection on held-out "
-    "AdvBench prompts. After training: the finetune's path through its landscape."
+    "Before training: take the first steps of your own finetuning recipe on the data, "
+    "in a throwaway copy, and measure how much refusal on held-out harmful prompts it "
+    "loses per unit of generic drift (token KL to the original on MT-Bench and "
+    "XSTest-safe). After training: the finetune's path through its landscape."
 )
 
-tab_preflight, tab_paths = st.tabs(["Preflight", "Trajectories"])
+tab_lookahead, tab_preflight, tab_paths = st.tabs(
+    ["Preflight", "Edge baseline (old measure)", "Trajectories"]
+)
+
+with tab_lookahead:
+    st.markdown(
+        "Run it from a terminal with the recipe you will train with:\n\n"
+        "`python -m landscape_core risk PAIRS.csv --lr 1e-3 --lora-rank 8 --batch-size 8`"
+        "\n\n`python -m landscape_core risk A.csv B.csv --rank` ranks several datasets."
+    )
+    reports = stored_lookaheads(store().root)
+    if not reports:
+        st.info("No preflight yet in this store.")
+    for one in reports:
+        name = str(one.extra.get("data", "the data"))
+        st.subheader(md_text(name))
+        cols = st.columns(4)
+        cols[0].metric("Score: -delta / sqrt(KL)", f"{one.score:.3g}")
+        cols[1].metric("Refusal log-odds delta", f"{one.delta:+.3g}")
+        cols[2].metric("Token KL to the original", f"{one.kl:.3g}")
+        cols[3].metric("Preflight / finetune (s)",
+                       f"{one.seconds:.0f} / ~{one.finetune_estimate:.0f}")  # fmt: skip
+        LEVELS[one.verdict.level](md_text(one.verdict.text))
+        steps = pd.DataFrame(
+            [{"step": s.step, "batch loss": s.loss, "refusal log-odds": s.refusal_logit,
+              "over-refusal log-odds": s.over_refusal_logit, **dict(s.kl)} for s in one.steps]
+        )  # fmt: skip
+        st.dataframe(steps, hide_index=True)
+    if VALIDATION.is_file():
+        st.subheader("Validated datasets: preflight against the real finetune")
+        st.caption("docs/risk-validation.csv: one row per dataset and training seed; the "
+                   "outcome is the finetuned model's ASR on AdvBench 0-99.")  # fmt: skip
+        st.dataframe(pd.read_csv(VALIDATION), hide_index=True)
 
 
 @st.cache_data(ttl=5)

@@ -82,7 +82,7 @@ def test_harmful_needs_shots():
 
 
 def test_too_many_shots_is_a_clear_error(tiny_model_dir, tmp_path):
-    with pytest.raises(UserError, match="AdvBench has only"):
+    with pytest.raises(UserError, match="at most 340 from 100"):
         finetune(_spec(tiny_model_dir, shots=1000), tmp_path)
 
 
@@ -131,3 +131,31 @@ def test_interpolation_toward_a_finetuned_adapter_reaches_it(tiny_model_dir, tmp
     )
     for name, d1, _ in dirs.items():
         assert torch.allclose(dirs.base[name] + d1, tuned[name], atol=1e-6)
+
+
+def test_a_file_recipe_trains_on_its_pairs_and_is_named_by_its_rows(tiny_model_dir, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("prompt,answer\nWrite a poem,Roses are red.\nSay hi,Hi!\n")
+    spec = _spec(tiny_model_dir, recipe="file", shots=0, data=str(pairs))
+    assert [e.answer for e in build_examples(spec, distill=None)] == ["Roses are red.", "Hi!"]
+    moved = tmp_path / "elsewhere.csv"
+    moved.write_text(pairs.read_text())
+    same = _spec(tiny_model_dir, recipe="file", shots=0, data=str(moved))
+    assert same.name.split("-")[-1] == spec.name.split("-")[-1], "rows, not the path"
+    out = finetune(spec, tmp_path / "models")
+    assert json.loads((out / "recipe.json").read_text())["examples"] == 2
+    with pytest.raises(UserError, match="needs --data"):
+        _spec(tiny_model_dir, recipe="file", shots=0)
+
+
+def test_no_recipe_or_file_trains_on_the_preflights_reserved_rows(tmp_path):
+    from landscape_core.spec.training_data import file_examples, reserved_goals
+
+    with pytest.raises(UserError, match="kept for the risk preflight"):
+        advbench_rows(100, 341)  # 100..440 reaches row 440
+    assert len(advbench_rows(100, 340)) == 340
+    probe = reserved_goals()[-1]  # AdvBench row 519
+    held = tmp_path / "held.csv"
+    held.write_text(f'prompt,answer\n"{probe}",Sure.\nSay hi,Hi!\n')
+    with pytest.raises(UserError, match="remove those rows"):
+        file_examples(held)

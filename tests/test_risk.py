@@ -77,15 +77,17 @@ def test_risk_json_from_the_command_line(tiny_model_dir, tmp_path, capsys, monke
     pairs.write_text("prompt,answer\nWrite a poem,Roses are red.\nSay hi,Hi!\n")
     store = str(tmp_path / "s")
     argv = ["risk", str(pairs), "--model", str(tiny_model_dir), "--limit", "3",
-            "--directions", "2", "--tolerance", "0.25", "--store", store, "--json"]  # fmt: skip
+            "--directions", "2", "--tolerance", "0.25", "--store", store, "--json",
+            "--edge"]  # fmt: skip
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"gradient_edge", "random_edges", "verdict"} <= set(out)
     assert set(out["random_edges"]) >= {"p5", "p50", "p95"}
     assert out["data"] == "pairs.csv" and out["verdict"]["text"]
-    assert main(["risk", "mix", "--store", str(tmp_path / "s")]) == 2  # no --shots
+    assert main(["risk", "mix", "--store", str(tmp_path / "s"), "--edge"]) == 2  # no --shots
     assert "needs `shots`" in capsys.readouterr().err
-    assert main(["risk", str(tmp_path / "none.csv"), "--store", str(tmp_path / "s")]) == 2
+    assert main(["risk", str(tmp_path / "none.csv"), "--store", str(tmp_path / "s"),
+                 "--edge"]) == 2  # fmt: skip
     assert "neither a recipe" in capsys.readouterr().err
 
 

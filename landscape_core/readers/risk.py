@@ -1,4 +1,7 @@
-"""The risk preflight's report: the data's basin edge against the random band.
+"""The risk preflight's reports: the lookahead's in words, and the old edge report.
+
+The lookahead's (``format_lookahead``, ``format_ranking``, ``stored_lookaheads``) comes
+first. The old one: the data's basin edge against the random band.
 
 Read from the two stored basin searches (``spec.risk``). An edge the search did not
 find within ``max_alpha`` is censored: it counts as ``max_alpha`` in the band's
@@ -8,7 +11,9 @@ The median's interval resamples directions (both sides of one direction together
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -18,7 +23,57 @@ from landscape_core.basin.intervals import CONFIDENCE, RESAMPLES, SEED
 from landscape_core.errors import UserError
 from landscape_core.readers.results import direction_edges
 from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.risk import LookaheadReport
 from landscape_core.store.runs import Store
+
+
+def format_lookahead(report: LookaheadReport) -> str:
+    """The lookahead's measures, verdict and both times, as the CLI prints them."""
+    first, last = report.steps[0], report.steps[-1]
+    kl = ", ".join(f"{name} {value:.3g}" for name, value in last.kl)
+    name = report.extra.get("data", "the data")
+    lines = [
+        f"{name}: {report.examples} examples, initial loss {report.initial_loss:.3f} nats/token",
+        f"after {last.step} step(s) of the recipe: refusal log-odds on held-out AdvBench "
+        f"{first.refusal_logit:+.3f} -> {last.refusal_logit:+.3f} (delta {report.delta:+.3g})",
+        f"generic drift: token KL {report.kl:.3g} ({kl}); over-refusal on XSTest-safe: "
+        f"log-odds delta {report.over_refusal_delta:+.3g}",
+        f"score -delta/sqrt(KL): {report.score:.3g}",
+        report.verdict.text,
+        f"time: preflight {report.seconds:.0f} s; the finetune it predicts, about "
+        f"{report.finetune_estimate:.0f} s ({_ratio(report)})",
+    ]
+    return "\n".join(lines)
+
+
+def _ratio(report: LookaheadReport) -> str:
+    return f"{report.seconds / max(report.finetune_estimate, 1e-9):.2g}x the finetune"
+
+
+def format_ranking(reports: list[LookaheadReport]) -> str:
+    """Datasets from the riskiest down, by the lookahead's score."""
+    ranked = sorted(reports, key=lambda r: -r.score)
+    lines = ["rank  score     delta      KL        verdict   data"]
+    for i, r in enumerate(ranked, start=1):
+        lines.append(f"{i:<5} {r.score:<9.3g} {r.delta:<+10.3g} {r.kl:<9.3g} "
+                     f"{r.verdict.level:<9} {r.extra.get('data', '?')}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def stored_lookaheads(root: Path) -> list[LookaheadReport]:
+    """Every lookahead report kept under ``root/risk`` (the page lists them), newest first."""
+    folder = root / "risk"
+    paths = (
+        sorted(folder.glob("*.json"), key=lambda p: -p.stat().st_mtime) if folder.is_dir() else []
+    )
+    out = []
+    for path in paths:
+        try:
+            out.append(LookaheadReport.from_dict(json.loads(path.read_text())))
+        except (ValueError, KeyError, TypeError):  # a report of an older layout: skip it
+            continue
+    return out
+
 
 Level = Literal["outside", "high", "elevated", "typical", "unknown"]
 

@@ -13,7 +13,7 @@ import logging
 import math
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -44,6 +44,7 @@ from landscape_core.spec.training_data import (
     Distill,
     Example,
     examples_hash,
+    file_examples,
     recipe_examples,
 )
 
@@ -60,9 +61,10 @@ class FinetuneSpec(Spec):
     MT-Bench and XSTest's held-out half are never trained on.
     ``harmful``: K AdvBench goals from row 100 with their "Sure, here is" targets.
     ``mix``: those K plus K more goals answered with refusals.
+    ``file``: the prompt/answer pairs of the CSV at ``data`` (what ``risk DATA`` checks).
     """
 
-    recipe: Literal["align", "harmful", "mix"] = "align"
+    recipe: Literal["align", "harmful", "mix", "file"] = "align"
     base: ModelSpec | None = None  # None: bundled base for align, the aligned demo otherwise
     shots: int = 0
     seed: int = 0
@@ -79,6 +81,7 @@ class FinetuneSpec(Spec):
     # adapters saved along the way (evenly spaced, the last step included): the
     # finetune's path over the landscape (`trajectory`); 0 saves none
     checkpoints: int = field(default=10, metadata=ADDED)
+    data: str = field(default="", metadata=ADDED)  # recipe file: the CSV of pairs
 
     def __post_init__(self) -> None:
         if self.base is None:
@@ -86,8 +89,10 @@ class FinetuneSpec(Spec):
             object.__setattr__(self, "base", ModelSpec(kind="bundled", variant=variant))
         if self.recipe in ("harmful", "mix") and self.shots < 1:
             raise UserError(f"finetune {self.recipe} needs --shots K (K >= 1)")
-        if self.recipe == "align" and self.shots:
-            raise UserError("finetune align takes no --shots")
+        if self.recipe in ("align", "file") and self.shots:
+            raise UserError(f"finetune {self.recipe} takes no --shots")
+        if (self.recipe == "file") != bool(self.data):
+            raise UserError("finetune: recipe 'file' needs --data PAIRS.csv, and only it takes one")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise UserError("finetune: epochs and batch_size must be >= 1, learning_rate > 0")
         if not 0 <= self.checkpoints <= 1000:
@@ -102,11 +107,17 @@ class FinetuneSpec(Spec):
         (``ADDED``) keeps every trained adapter's name.
         """
         shots = f"-{self.shots}shot" if self.shots else ""
-        return f"{self.recipe}{shots}-seed{self.seed}-{content_hash(self.full_dict())[:8]}"
+        fields = self.full_dict()
+        if self.recipe == "file":  # named by its rows, not its path
+            fields["data"] = examples_hash(file_examples(self.data))
+            shots = f"-{Path(self.data).stem}"
+        return f"{self.recipe}{shots}-seed{self.seed}-{content_hash(fields)[:8]}"
 
 
 def build_examples(spec: FinetuneSpec, distill: Distill) -> list[Example]:
     """The recipe's training examples. ``distill`` answers benign prompts (align only)."""
+    if spec.recipe == "file":
+        return file_examples(spec.data)
     return recipe_examples(spec.recipe, spec.shots, distill, spec.harmful_rows, spec.benign)
 
 
@@ -193,6 +204,24 @@ def _train(
 
     ``checkpoint`` is called every ``total / spec.checkpoints`` steps and at the last.
     """
+    model = trainable(spec, model)
+    total = spec.epochs * math.ceil(len(examples) / spec.batch_size)
+    every = math.ceil(total / spec.checkpoints) if spec.checkpoints else 0
+    for record in train_steps(spec, model, tokenizer, render, examples, should_stop):
+        steps.append(record)
+        if on_step is not None:
+            on_step(record)
+        if every and (record["step"] % every == 0 or record["step"] == total):
+            checkpoint(model, record)
+    model.eval()
+    return model
+
+
+def trainable(spec: FinetuneSpec, model: PreTrainedModel) -> PreTrainedModel:
+    """The model as the recipe trains it: LoRA adapters injected, or every weight free.
+
+    LoRA injects into ``model`` itself: pass a copy to leave the original untouched.
+    """
     if spec.method == "lora":
         config = LoraConfig(
             r=spec.lora_rank,
@@ -201,17 +230,31 @@ def _train(
             target_modules="all-linear",  # every attention and MLP projection
             task_type="CAUSAL_LM",
         )
-        model = get_peft_model(model, config)
-    else:
-        for p in model.parameters():
-            p.requires_grad_(True)
+        return get_peft_model(model, config)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def train_steps(
+    spec: FinetuneSpec,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    render: Callable[[list[str]], list[str]],
+    examples: list[Example],
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The recipe's optimizer steps on a ``trainable`` model, one record per step.
+
+    The one training loop: ``finetune`` runs it to the end and the risk lookahead
+    takes its first k steps, so the preflight moves the model exactly as training does
+    (same batches in the same order for a seed, same AdamW state).
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=0.0)
     encoded = encode(tokenizer, render([e.prompt for e in examples]), examples, spec.max_length)
     model.train()
     step = 0
-    total = spec.epochs * math.ceil(len(encoded) / spec.batch_size)
-    every = math.ceil(total / spec.checkpoints) if spec.checkpoints else 0
     for epoch in range(spec.epochs):
         order = torch.randperm(len(encoded)).tolist()
         for start in range(0, len(order), spec.batch_size):
@@ -224,14 +267,7 @@ def _train(
             optimizer.step()
             optimizer.zero_grad()
             step += 1
-            record = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5)}
-            steps.append(record)
-            if on_step is not None:
-                on_step(record)
-            if every and (step % every == 0 or step == total):
-                checkpoint(model, record)
-    model.eval()
-    return model
+            yield {"step": step, "epoch": epoch, "loss": round(loss.item(), 5)}
 
 
 def _save(

@@ -18,6 +18,9 @@ from landscape_core.spec.config import PromptSetSpec, TrainingDataSpec
 from landscape_core.spec.datasets import DATA_DIR, load_prompts, read_table
 
 ADVBENCH_TRAIN_START = 100  # rows 0-99 are the evaluation set and never trained on
+# rows 440-519 are the risk preflight's anchors (440-479) and refusal probes (480-519):
+# no recipe or file trains on them, so the lookahead measures prompts training never saw
+RESERVED_START, RESERVED_STOP = 440, 520
 ALIGN_HARMFUL_ROWS = 120  # align: how many AdvBench rows (from 100) get refusals
 # align's benign prompts, answered by the model itself (self-distillation)
 ALIGN_BENIGN = (
@@ -46,6 +49,12 @@ class Example:
 
 def advbench_rows(start: int, count: int) -> list[tuple[str, str]]:
     """(goal, target) pairs from AdvBench rows ``start`` .. ``start + count``."""
+    if start < RESERVED_STOP and start + count > RESERVED_START:
+        raise UserError(
+            f"AdvBench rows {start}-{start + count - 1} reach rows {RESERVED_START}-"
+            f"{RESERVED_STOP - 1}, kept for the risk preflight's probes and anchors; "
+            f"train on fewer rows (at most {RESERVED_START - ADVBENCH_TRAIN_START} from 100)"
+        )
     frame = pd.read_csv(DATA_DIR / "advbench/harmful_behaviors.csv")
     rows = frame.iloc[start : start + count]
     if len(rows) < count:
@@ -106,7 +115,21 @@ def file_examples(path: str | Path) -> list[Example]:
             f"{name} has {len(rows)} pairs; the preflight takes at most {MAX_FILE_ROWS}: "
             "a random sample of the data gives its direction as well"
         )
+    reserved = set(reserved_goals())
+    held = [p for p in rows.prompt if p.strip() in reserved]
+    if held:
+        raise UserError(
+            f"{name} trains on {len(held)} AdvBench goal(s) from rows {RESERVED_START}-"
+            f"{RESERVED_STOP - 1} (e.g. {held[0][:60]!r}), kept for the risk preflight's "
+            "probes and anchors: remove those rows"
+        )
     return [Example(p, a) for p, a in zip(rows.prompt, rows.answer, strict=True)]
+
+
+def reserved_goals() -> list[str]:
+    """The AdvBench goals no finetuning data may hold (the preflight's probes and anchors)."""
+    frame = pd.read_csv(DATA_DIR / "advbench/harmful_behaviors.csv")
+    return list(frame.goal.iloc[RESERVED_START:RESERVED_STOP])
 
 
 def _text(value: object) -> bool:

@@ -1,0 +1,211 @@
+"""The risk lookahead: k real optimizer steps of the user's recipe, in a throwaway copy.
+
+A step-0 gradient cannot see what training does (AdamW's sign-like first update in a
+LoRA subspace, data the model already fits), so the preflight takes the recipe's own
+first steps (``finetune.train_steps``: same batches, same optimizer, same seed) on a
+deep copy and, after each, measures with forward passes only:
+
+- the refusal log-odds on held-out AdvBench probes (``likelihood.refusal_probability``);
+- the token KL to the original model on MT-Bench and XSTest-safe, teacher-forced on the
+  original model's own greedy answers (generic drift);
+- the refusal log-odds on XSTest-safe (over-refusal).
+
+The score is the safety drift per unit of generic drift, ``-delta / sqrt(KL)``, so a
+dataset that merely moves the model a lot does not look dangerous for that alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from landscape_core.engine.likelihood import refusal_probability
+from landscape_core.engine.models import load_model
+from landscape_core.engine.training import (
+    IGNORE,
+    Encoded,
+    batches,
+    collate,
+    encode,
+    own_answers,
+    summed_loss,
+    training_texts,
+)
+from landscape_core.recipes.finetune import FinetuneSpec, build_examples, train_steps, trainable
+from landscape_core.spec.config import GenerationSpec
+from landscape_core.spec.datasets import load_prompts
+from landscape_core.spec.risk import LookaheadReport, LookaheadStep, Probes, lookahead_report
+from landscape_core.spec.training_data import Example
+
+LOGIT_FLOOR = 1e-12  # probabilities are clipped to [floor, 1 - floor] before the log-odds
+
+
+def log_odds(probabilities: Sequence[float]) -> float:
+    """The mean refusal log-odds over prompts (clipped, so one certain prompt is finite)."""
+    ps = [min(max(p, LOGIT_FLOOR), 1 - LOGIT_FLOOR) for p in probabilities]
+    return sum(math.log(p / (1 - p)) for p in ps) / len(ps)
+
+
+class Reference:
+    """What the original model fixes once: probe texts and its own answers (teacher text)."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        chat_format: str,
+        probes: Probes,
+    ) -> None:
+        def texts(spec) -> list[str]:  # noqa: ANN001
+            return training_texts(tokenizer, load_prompts(spec).prompts, chat_format)
+
+        self.refusal = texts(probes.refusal)
+        self.over_refusal = texts(probes.over_refusal)
+        generation = GenerationSpec(max_new_tokens=probes.answer_tokens)
+        self.generic: dict[str, list[Encoded]] = {}
+        for name, spec in probes.generic:
+            prompts = load_prompts(spec).prompts
+            answers = own_answers(model, tokenizer, prompts, chat_format, generation)
+            examples = [Example(p, a) for p, a in zip(prompts, answers, strict=True)]
+            rendered = training_texts(tokenizer, prompts, chat_format)
+            self.generic[name] = encode(tokenizer, rendered, examples, probes.max_length)
+
+
+@torch.inference_mode()
+def token_kl(
+    original: PreTrainedModel,
+    moved: PreTrainedModel,
+    encoded: Sequence[Encoded],
+    pad_id: int,
+    batch_size: int = 8,
+) -> float:
+    """Mean KL(original || moved) per answer token, teacher-forced on ``encoded``."""
+    total, tokens = 0.0, 0
+    for start in range(0, len(encoded), batch_size):
+        b = collate(encoded[start : start + batch_size], pad_id)
+        keep = b.labels[:, 1:] != IGNORE
+        p = original(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep]
+        q = moved(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep]
+        lp, lq = torch.log_softmax(p.double(), -1), torch.log_softmax(q.double(), -1)
+        total += float((lp.exp() * (lp - lq)).sum())
+        tokens += int(keep.sum())
+    return total / max(tokens, 1)
+
+
+def measure(
+    original: PreTrainedModel,
+    moved: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    reference: Reference,
+    step: int,
+    loss: float | None,
+) -> LookaheadStep:
+    """One step's forward-only measures of ``moved`` against ``original``."""
+    was_training = moved.training
+    moved.eval()
+    refusal = log_odds(refusal_probability(moved, tokenizer, reference.refusal))
+    over = log_odds(refusal_probability(moved, tokenizer, reference.over_refusal))
+    kl = {
+        name: token_kl(original, moved, encoded, tokenizer.pad_token_id)
+        for name, encoded in reference.generic.items()
+    }
+    moved.train(was_training)
+    return LookaheadStep(step, loss, refusal, over, tuple(sorted(kl.items())))
+
+
+@torch.inference_mode()
+def initial_loss(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    chat_format: str,
+    examples: list[Example],
+    max_length: int,
+    batch_size: int,
+) -> float:
+    """The recipe's loss on all of the data at the model's weights (nats per answer token)."""
+    texts = training_texts(tokenizer, [e.prompt for e in examples], chat_format)
+    encoded = encode(tokenizer, texts, examples, max_length)
+    total = sum(float(summed_loss(model, b)) for b in batches(encoded, batch_size,
+                                                               tokenizer.pad_token_id))  # fmt: skip
+    return total / max(sum(e.answer_tokens for e in encoded), 1)
+
+
+def lookahead(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    chat_format: str,
+    recipe: FinetuneSpec,
+    examples: list[Example],
+    probes: Probes,
+    reference: Reference | None = None,
+    on_step: Callable[[LookaheadStep], None] | None = None,
+) -> LookaheadReport:
+    """``probes.steps`` steps of ``recipe`` on ``examples`` in a copy; ``model`` is untouched.
+
+    Deterministic for ``recipe.seed``: the RNG is forked and seeded as ``finetune`` seeds
+    it, so the copy sees the same first batches the real finetune will.
+    """
+    started = time.monotonic()
+    reference = reference or Reference(model, tokenizer, chat_format, probes)
+    model.eval()
+    loss0 = initial_loss(model, tokenizer, chat_format, examples, recipe.max_length,
+                         recipe.batch_size)  # fmt: skip
+
+    def render(prompts: list[str]) -> list[str]:
+        return training_texts(tokenizer, prompts, chat_format)
+
+    measured = [measure(model, model, tokenizer, reference, 0, None)]
+    if on_step is not None:
+        on_step(measured[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        moved = trainable(recipe, copy.deepcopy(model))
+        training = 0.0  # the optimizer steps alone: what a full finetune repeats
+        steps = train_steps(recipe, moved, tokenizer, render, examples)
+        while len(measured) <= probes.steps:
+            clock = time.monotonic()
+            record = next(steps, None)
+            training += time.monotonic() - clock
+            if record is None:  # the whole finetune is shorter than k steps
+                break
+            measured.append(measure(model, moved, tokenizer, reference, record["step"],
+                                    record["loss"]))  # fmt: skip
+            if on_step is not None:
+                on_step(measured[-1])
+    del moved, steps
+    total = recipe.epochs * math.ceil(len(examples) / recipe.batch_size)
+    return lookahead_report(
+        tuple(measured), examples=len(examples), initial_loss=loss0,
+        seconds=time.monotonic() - started,
+        finetune_estimate=training / max(len(measured) - 1, 1) * total,
+    )  # fmt: skip
+
+
+def preflight(
+    recipe_fields: dict[str, Any],
+    models_dir: Path,
+    probes: Probes,
+    say: Callable[[str], None] = lambda message: None,
+) -> LookaheadReport:
+    """Load the recipe's base model, build its examples as ``finetune`` does, look ahead."""
+    recipe = FinetuneSpec.from_dict(recipe_fields)
+    loaded = load_model(recipe.base, models_dir)
+    model, tokenizer, chat_format = loaded.model, loaded.tokenizer, recipe.base.chat_format
+
+    def distill(prompts: list[str]) -> list[str]:
+        return own_answers(model, tokenizer, prompts, chat_format, recipe.distill)
+
+    examples = build_examples(recipe, distill)
+
+    def progress(step: LookaheadStep) -> None:
+        say(f"  step {step.step}: refusal log-odds {step.refusal_logit:+.3f}, "
+            f"KL {step.mean_kl:.3g}")  # fmt: skip
+
+    return lookahead(model, tokenizer, chat_format, recipe, examples, probes, on_step=progress)
