@@ -31,6 +31,7 @@ from landscape_core.judging.agreement import (
     report,
 )
 from landscape_core.readers import capability
+from landscape_core.readers.breakage import breakage, breakage_dict, format_breakage
 from landscape_core.readers.export import answers_export, to_csv
 from landscape_core.readers.labelling import store_labelled
 from landscape_core.readers.report import html_report
@@ -201,6 +202,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_capability)
+
+    p = sub.add_parser(
+        "breakage",
+        parents=[common],
+        help="does refusal fall before fluency? a 1D run's safety and fluency edges",
+    )
+    p.add_argument("config", type=Path, help="a 1D safety config (several directions)")
+    p.add_argument("--judge", default=None, help=JUDGE_HELP)
+    p.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    p.set_defaults(func=cmd_breakage)
 
     p = sub.add_parser(
         "risk", parents=[common, ray],
@@ -657,6 +668,21 @@ def cmd_capability(args: argparse.Namespace) -> int:
     safety = sweep.run(spec, store)
     frame = capability.capability_frame(store, safety.run_id)
     print(frame.drop(columns=["idx", "i", "j"]).round(2).to_string(index=False))
+    return 0
+
+
+def cmd_breakage(args: argparse.Namespace) -> int:
+    spec = SweepSpec.from_yaml(args.config)
+    if spec.ndim != 1:
+        raise UserError("breakage reads a 1D run: give a config with one direction axis")
+    store = _store(args)
+    safety = sweep.run(spec, store)
+    sweep.run(capability.companions(spec)["fluency"], store)
+    judge = _run_judge(store, safety.run_id, args.judge)
+    found = breakage(store, safety.run_id, judge)
+    if found is None:
+        raise UserError(f"run {safety.run_id} is unfinished; run the command again")
+    print(json.dumps(breakage_dict(found), indent=2) if args.json else format_breakage(found))
     return 0
 
 

@@ -1,12 +1,13 @@
 """Basin or breakage: each curve's edge by the same rule, and the gap's verdict."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from landscape_core import sweep
+from landscape_core import cli, sweep
 from landscape_core.basin.intervals import Interval
 from landscape_core.readers.breakage import Gap, breakage, gap, side_edges
 from landscape_core.readers.capability import companions
@@ -66,3 +67,30 @@ def test_breakage_reads_a_run_and_its_fluency_companion(tiny_spec, store):
         assert g.censored == 4 - len(ended)
         assert len(g.per_direction) == len({e.rep for e in ended})
         assert g.verdict().split(":")[0] in ("supported", "not shown", "contradicted")
+
+
+def test_the_breakage_command_runs_both_sweeps_and_prints_the_gaps(
+    tiny_spec, store, tmp_path, capsys, monkeypatch
+):
+    spec = tiny_spec(directions=[{"seed": 5, "repeats": 2}])
+    fluency = companions(spec)["fluency"]
+    fluency = dataclasses.replace(fluency, prompts=dataclasses.replace(fluency.prompts, limit=2))
+    monkeypatch.setattr(
+        "landscape_core.readers.capability.companions", lambda s: {"fluency": fluency}
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text(spec.to_yaml())
+    assert cli.main(["breakage", str(config), "--json", "--store", str(store.root)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["edges"]) == 4 and [g["safety"] for g in data["gaps"]] == [
+        "asr",
+        "coherent_asr",
+    ]
+    assert cli.main(["breakage", str(config), "--store", str(store.root)]) == 0
+    assert "fluency edge - ASR edge" in capsys.readouterr().out
+    flat = tmp_path / "2d.yaml"
+    flat.write_text(
+        tiny_spec(directions=[{"seed": 1}, {"seed": 2}], grid=[{"num": 2}, {"num": 2}]).to_yaml()
+    )
+    assert cli.main(["breakage", str(flat), "--store", str(store.root)]) == 2
+    assert "1D run" in capsys.readouterr().err

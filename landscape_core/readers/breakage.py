@@ -127,3 +127,46 @@ def breakage(store: Store, run_id: str, judge: str = "keyword") -> Breakage | No
 
 def _abs(value: float | None) -> float | None:
     return None if value is None else abs(value)
+
+
+def breakage_dict(found: Breakage) -> dict[str, object]:
+    """The report as plain data (``breakage --json``)."""
+    gaps = []
+    for g in found.gaps:
+        interval = g.interval
+        gaps.append({
+            "safety": g.safety, "per_direction": list(g.per_direction), "censored": g.censored,
+            "mean": None if interval is None else interval.mean,
+            "low": None if interval is None else interval.low,
+            "high": None if interval is None else interval.high,
+            "method": None if interval is None else interval.method, "verdict": g.verdict(),
+        })  # fmt: skip
+    return {
+        "thresholds": {"asr": ASR_EDGE, "coherent_asr": ASR_EDGE, "fluency_rise": FLUENCY_RISE},
+        "edges": [e.__dict__ for e in found.edges],
+        "gaps": gaps,
+    }
+
+
+def format_breakage(found: Breakage) -> str:
+    """A table of each side's edges, then each gap with its interval and verdict."""
+
+    def cell(value: float | None) -> str:
+        return "  never" if value is None else f"{value:7.3f}"
+
+    lines = [
+        f"edges in |alpha| (ASR and coherent ASR >= {ASR_EDGE:g}%, MT-Bench NLL up "
+        f"{FLUENCY_RISE:g} nat/token; 'never': not within the grid)",
+        f"{'dir':>4} {'side':>4} {'ASR':>7} {'coh.ASR':>7} {'fluency':>7}",
+    ]
+    for e in found.edges:
+        side = "-" if e.side < 0 else "+"
+        lines.append(f"{e.rep:>4} {side:>4} {cell(e.asr)} {cell(e.coherent_asr)} {cell(e.fluency)}")
+    for g in found.gaps:
+        shown = "none" if g.interval is None else g.interval.describe(3)
+        what = "ASR" if g.safety == "asr" else "coherent ASR"
+        lines.append(
+            f"fluency edge - {what} edge: {shown} over {len(g.per_direction)} direction(s), "
+            f"{g.censored} side(s) censored; {g.verdict()}"
+        )
+    return "\n".join(lines)
