@@ -15,6 +15,8 @@ import dataclasses
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2  # how often the driver looks at should_stop while actors compute
 STOP_WAIT_S = 60.0  # how long a stopped actor may take to finish its decoding step
 CONNECT_TIMEOUT_S = 5.0
+LOOPBACK = "127.0.0.1"  # a cluster this tool starts binds here where Ray allows it
+RAY_CURRENT_CLUSTER = "/tmp/ray/ray_current_cluster"  # what `ray start` leaves
 MAX_ATTEMPTS = 3  # a point that takes down this many actors fails the sweep
 
 
@@ -173,10 +177,48 @@ def connect(address: str) -> None:
                 "`ray start --head --port=6379`, give its address as HOST:PORT, or run "
                 "without --ray"
             ) from None
+    own = not address and not local_cluster_address()
+    options = {"address": "local", "_node_ip_address": LOOPBACK, "include_dashboard": False}
     try:
-        ray.init(address=address or None, log_to_driver=False, configure_logging=False)
+        ray.init(
+            **(options if own else {"address": address or None}),
+            log_to_driver=False,
+            configure_logging=False,
+        )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UserError(f"could not join the Ray cluster at {address or 'local'}: {exc}") from None
+    if own:  # a cluster of this process's own ends with it, even after a kill -9
+        watch_driver(os.getpid())
+
+
+def local_cluster_address() -> str | None:
+    """The address of a Ray cluster already running on this machine, as ray.init finds it.
+
+    Ray reads ``RAY_ADDRESS``, then the file ``ray start`` leaves in its temp folder;
+    a file whose cluster no longer answers names none.
+    """
+    address = os.environ.get("RAY_ADDRESS", "")
+    if not address:
+        try:
+            address = Path(RAY_CURRENT_CLUSTER).read_text().strip()
+        except OSError:
+            return None
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or LOOPBACK, int(port)), CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError):
+        return None
+    return address
+
+
+def watch_driver(pid: int) -> subprocess.Popen[bytes]:
+    """Start the watchdog that ends this driver's cluster when the driver dies."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "landscape_core.executors.ray_watchdog", str(pid)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a kill of the driver's process group spares it
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )  # fmt: skip
 
 
 class Points:
