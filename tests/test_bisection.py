@@ -12,6 +12,7 @@ from landscape_core.basin.visage import grid_edges
 from landscape_core.judging.verdict import Verdict
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import BasinSpec, SweepSpec
+from landscape_core.spec.identity import plan
 
 
 def _planted(left: float, right: float):
@@ -106,6 +107,20 @@ def test_a_cancelled_search_resumes_from_its_stored_probes(tiny_spec, store, pla
     data = landscape(store, second.run_id)["directions"][0]
     assert data["edges"] == [-0.75, 0.75]
     assert first.computed + second.computed == len(data["points"])
+
+
+def test_each_direction_of_a_search_keeps_its_own_origin(tiny_spec, store, planted_edge):
+    """Directions share the origin's key; each still holds a row for it (was: the second
+    direction's origin was taken for the first's, and its search never finished)."""
+    spec = tiny_spec(
+        grid=[{}], directions=[{"seed": 5, "repeats": 2}], measure="basin-radius",
+        basin={"tolerance": 0.25, "max_alpha": 1.5},
+    )  # fmt: skip
+    sweep.run(spec, store)
+    data = landscape(store, plan(spec, store.file_digest).run_id)
+    assert [d["edges"] for d in data["directions"]] == [[-0.75, 0.75], [-0.75, 0.75]]
+    origins = [g for g in store.grid(data["run_id"]) if g.alpha == 0.0]
+    assert sorted(g.rep for g in origins) == [0, 1] and len({g.key for g in origins}) == 1
 
 
 def test_two_searches_of_one_run_at_once_share_its_points(tiny_spec, store, planted_edge):

@@ -225,14 +225,15 @@ class Store(Database):
         """Add a point to a run whose points are chosen as it goes (a basin search).
 
         Its ``idx`` is taken inside the write transaction (the next free one), and a
-        point the run holds already is returned as stored: two searches of one run
-        at once share its points instead of colliding on a stale count.
+        point the run holds already (same key, same direction) is returned as stored:
+        two searches of one run at once share its points instead of colliding on a
+        stale count. Directions share their origin's key, but each keeps its own row.
         """
         with self.transaction() as conn:
             row = conn.execute(
                 "SELECT idx, i, j, alpha, beta, point_key, rep FROM run_points "
-                "WHERE run_id = ? AND point_key = ?",
-                (run_id, point.key),
+                "WHERE run_id = ? AND point_key = ? AND rep = ?",
+                (run_id, point.key, point.rep),
             ).fetchone()
             if row is not None:
                 return GridPoint(*row)
