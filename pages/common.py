@@ -272,6 +272,26 @@ def show_user_error(exc: UserError) -> None:
     st.error(md_text(str(exc)), icon=":material/error:")
 
 
+@st.cache_data(max_entries=16)  # parsed once per file, not on every widget change
+def _prompt_upload(root: str, name: str, data: bytes) -> Upload:
+    upload = save_upload(_open_store(root), name, data)
+    prune_uploads(_open_store(root), keep=upload.path)  # files no run or job uses
+    return upload
+
+
+def prompt_upload(root: str, name: str, data: bytes) -> Upload:
+    """An uploaded prompt file, stored once; again if a later upload pruned it since.
+
+    The cache remembers the file's path: after another upload pruned it, that path
+    named a deleted file and Launch stayed disabled.
+    """
+    upload = _prompt_upload(root, name, data)
+    if not upload.path.is_file():
+        _prompt_upload.clear()
+        upload = _prompt_upload(root, name, data)
+    return upload
+
+
 def training_upload(db: Store, name: str, data: bytes) -> tuple[Upload, list[Example]]:
     """An uploaded finetuning file, read as prompt/answer pairs, then stored.
 

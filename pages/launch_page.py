@@ -22,8 +22,7 @@ from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.judges import names
 from landscape_core.spec.model_files import catalogue, remote_code_files
 from landscape_core.spec.preflight import CONFIRM_HOURS, preflight
-from landscape_core.store.uploads import Upload, prune_uploads, save_upload
-from pages.common import md_text, show_user_error, store, store_root, whole_number
+from pages.common import md_text, prompt_upload, show_user_error, store, store_root, whole_number
 
 DIRECTION_TYPES = {
     "1D random": ("random",),
@@ -31,13 +30,6 @@ DIRECTION_TYPES = {
     "1D interpolation toward a checkpoint": ("interpolation",),
     "2D interpolation x random": ("interpolation", "random"),
 }
-
-
-@st.cache_data(max_entries=16)  # parsed once per file, not on every widget change
-def _save_upload(root: str, name: str, data: bytes) -> Upload:
-    upload = save_upload(store(), name, data)
-    prune_uploads(store(), keep=upload.path)  # files no run or job uses
-    return upload
 
 
 def _remote_code_choice(model: dict[str, Any]) -> bool:
@@ -106,7 +98,7 @@ with left:
         upload = st.file_uploader("CSV or JSONL", type=["csv", "jsonl"])
         if upload is not None:
             try:
-                saved = _save_upload(store_root(), upload.name, upload.getvalue())
+                saved = prompt_upload(store_root(), upload.name, upload.getvalue())
             except UserError as exc:
                 show_user_error(exc)
             else:

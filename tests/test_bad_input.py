@@ -121,6 +121,18 @@ def test_uploads_are_kept_once_and_pruned_when_unused(store, tiny_spec):
     assert used.path.is_file() and data.path.is_file(), "a preflight's data is in use too"
 
 
+def test_a_prompt_file_uploaded_again_after_a_prune_is_stored_again(store):
+    """Launch's cached upload: A, then B (which prunes A), then A once more."""
+    from pages.common import prompt_upload
+
+    root = str(store.root)
+    first = prompt_upload(root, "a.csv", b"prompt\nhello\n")
+    prompt_upload(root, "b.csv", b"prompt\nworld\n")
+    assert not first.path.exists()  # pruned: no run used it
+    again = prompt_upload(root, "a.csv", b"prompt\nhello\n")
+    assert again.path == first.path and again.path.is_file()
+
+
 # --- configs ---------------------------------------------------------------------------
 
 
