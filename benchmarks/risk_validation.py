@@ -22,12 +22,12 @@ import pandas as pd
 
 from landscape_core.engine.models import load_model
 from landscape_core.engine.training import own_answers
+from landscape_core.finetune import FinetuneSpec, finetune
 from landscape_core.hashing import content_hash
-from landscape_core.recipes.finetune import FinetuneSpec, finetune
-from landscape_core.recipes.lookahead import Reference, lookahead
+from landscape_core.risk.lookahead import Reference, lookahead
+from landscape_core.risk.spec import Probes
 from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SweepSpec
 from landscape_core.spec.datasets import DATA_DIR, load_prompts
-from landscape_core.spec.risk import Probes
 from landscape_core.spec.training_data import (
     REFUSALS,
     Example,

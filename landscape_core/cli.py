@@ -21,7 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from landscape_core import risk, sweep
+from landscape_core import sweep
 from landscape_core.defence import defend
 from landscape_core.errors import UserError
 from landscape_core.judging.agreement import (
@@ -36,15 +36,10 @@ from landscape_core.readers.export import answers_export, to_csv
 from landscape_core.readers.labelling import store_labelled
 from landscape_core.readers.report import html_report
 from landscape_core.readers.results import landscape
-from landscape_core.readers.risk import format_lookahead, format_ranking
 from landscape_core.rescore import rescore
-from landscape_core.spec.config import BasinSpec, JudgeSpec, SweepSpec, load_yaml
-from landscape_core.spec.identity import judge_label, plan
-from landscape_core.spec.jailbreak import templates
-from landscape_core.spec.judges import names as judge_names
-from landscape_core.spec.judges import resolve_label
-from landscape_core.spec.preflight import CONFIRM_HOURS, preflight
-from landscape_core.spec.risk import (
+from landscape_core.risk import preflight as risk
+from landscape_core.risk.report import format_lookahead, format_ranking
+from landscape_core.risk.spec import (
     BASIN,
     GRADIENT_BASIN,
     PROMPTS,
@@ -53,6 +48,12 @@ from landscape_core.spec.risk import (
     data_spec,
     model_spec,
 )
+from landscape_core.spec.config import BasinSpec, JudgeSpec, SweepSpec, load_yaml
+from landscape_core.spec.identity import judge_label, plan
+from landscape_core.spec.jailbreak import templates
+from landscape_core.spec.judges import names as judge_names
+from landscape_core.spec.judges import resolve_label
+from landscape_core.spec.preflight import CONFIRM_HOURS, preflight
 from landscape_core.store.database import DB_NAME
 from landscape_core.store.runs import Store
 from landscape_core.worker import serve
@@ -393,7 +394,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from landscape_core.recipes.finetune import FinetuneSpec, finetune  # torch
+    from landscape_core.finetune import FinetuneSpec, finetune  # torch
 
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
     data.update(recipe=args.recipe, shots=args.shots, seed=args.seed, epochs=args.epochs)

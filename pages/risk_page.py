@@ -1,8 +1,8 @@
 """Finetuning risk: a preflight before training, and finished finetunes' trajectories.
 
 The preflight is the lookahead (``risk DATA``): k real steps of the user's recipe in a
-throwaway copy; this page lists its stored reports (``readers.risk.stored_lookaheads``)
-and the validation table. The old measure, two basin searches (``spec.risk``) the
+throwaway copy; this page lists its stored reports (``risk.report.stored_lookaheads``)
+and the validation table. The old measure, two basin searches (``risk.spec``) the
 worker runs as ordinary jobs, stays as a baseline tab that queues them.
 """
 
@@ -16,10 +16,10 @@ import streamlit as st
 
 from landscape_core.errors import UserError
 from landscape_core.readers import figures
-from landscape_core.readers.risk import Unfinished, report, stored_lookaheads
+from landscape_core.risk.report import Unfinished, report, stored_lookaheads
+from landscape_core.risk.spec import DEFAULTS, model_spec, risk_sweeps
 from landscape_core.spec.config import BasinSpec, PromptSetSpec, SweepSpec, TrainingDataSpec
 from landscape_core.spec.identity import plan, plane_key
-from landscape_core.spec.risk import DEFAULTS, model_spec, risk_sweeps
 from pages.common import checkpoint_table, md_text, show_user_error, store, training_upload
 
 LEVELS = {"high": st.error, "elevated": st.warning, "typical": st.success,

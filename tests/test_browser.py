@@ -246,11 +246,12 @@ def test_a_finetunes_path_over_its_plane_and_the_risk_preflight(
     the Finetuning risk page's report for a preflight, and its Trajectories tab."""
     import dataclasses
 
-    from landscape_core import risk, sweep
-    from landscape_core.recipes.finetune import FinetuneSpec, finetune
+    from landscape_core import sweep
+    from landscape_core.finetune import FinetuneSpec, finetune
     from landscape_core.recipes.trajectory import plane_spec, trajectory
+    from landscape_core.risk import preflight as risk
+    from landscape_core.risk.spec import DEFAULTS
     from landscape_core.spec.config import AxisSpec, GenerationSpec, ModelSpec, PromptSetSpec
-    from landscape_core.spec.risk import DEFAULTS
     from landscape_core.spec.training_data import TrainingDataSpec
 
     url, store = server

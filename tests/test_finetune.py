@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from landscape_core.engine.models import load_model
 from landscape_core.errors import Cancelled, UserError
-from landscape_core.recipes.finetune import FinetuneSpec, build_examples, finetune
+from landscape_core.finetune import FinetuneSpec, build_examples, finetune
 from landscape_core.spec.config import ModelSpec
 from landscape_core.spec.training_data import advbench_rows
 

@@ -108,7 +108,7 @@ def test_preflight_counts_tokens_and_memory_as_the_engine_does(tiny_spec, tiny_l
 
 def test_options_added_later_rename_no_trained_adapter():
     """The names adapters had before MMLU's prompt fields existed (pinned)."""
-    from landscape_core.recipes.finetune import FinetuneSpec
+    from landscape_core.finetune import FinetuneSpec
     from landscape_core.spec.config import ModelSpec
 
     spec = FinetuneSpec(recipe="harmful", shots=10, base=ModelSpec(kind="bundled"))

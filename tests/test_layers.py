@@ -31,6 +31,8 @@ TORCH_FREE = (
     "landscape_core.readers",
     "landscape_core.defence.spec",
     "landscape_core.defence.report",
+    "landscape_core.risk.spec",
+    "landscape_core.risk.report",
     "landscape_core.judging.verdict",
     "landscape_core.judging.keyword",
     "landscape_core.judging.patterns",
@@ -177,7 +179,7 @@ def test_the_package_rule_would_catch_a_cycle():
 
 
 VERBS = ("landscape_core.sweep", "landscape_core.worker", "landscape_core.defence.defend",
-         "landscape_core.rescore")  # fmt: skip
+         "landscape_core.risk.preflight", "landscape_core.rescore")  # fmt: skip
 
 
 def test_the_verbs_never_import_readers():

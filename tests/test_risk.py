@@ -7,12 +7,13 @@ import json
 
 import pytest
 
-from landscape_core import risk, sweep
+from landscape_core import sweep
 from landscape_core.cli import main
 from landscape_core.judging.verdict import Verdict
-from landscape_core.readers.risk import band, verdict
+from landscape_core.risk import preflight as risk
+from landscape_core.risk.report import band, verdict
+from landscape_core.risk.spec import RiskSettings, risk_sweeps
 from landscape_core.spec.config import BasinSpec, GenerationSpec, ModelSpec, PromptSetSpec
-from landscape_core.spec.risk import RiskSettings, risk_sweeps
 from landscape_core.spec.training_data import TrainingDataSpec
 
 
@@ -126,7 +127,7 @@ def test_the_risk_page_queues_a_preflight_then_shows_its_report(
 
     from streamlit.testing.v1 import AppTest
 
-    from landscape_core.spec import risk as risk_spec
+    from landscape_core.risk import spec as risk_spec
 
     settings = _settings(tiny_model_dir)
     monkeypatch.setattr(risk_spec, "DEFAULTS", settings)

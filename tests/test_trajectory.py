@@ -13,7 +13,7 @@ from landscape_core.engine.models import load_model
 from landscape_core.engine.perturb import unique_parameters
 from landscape_core.engine.projection import project
 from landscape_core.errors import Cancelled, UserError
-from landscape_core.recipes.finetune import FinetuneSpec, finetune
+from landscape_core.finetune import FinetuneSpec, finetune
 from landscape_core.recipes.trajectory import TOKENS, as_json, plane_spec, trajectory
 from landscape_core.spec.checkpoints import read_checkpoints
 from landscape_core.spec.config import DirectionSpec, ModelSpec

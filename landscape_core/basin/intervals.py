@@ -25,7 +25,7 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 MIN_DIRECTIONS = 5  # fewer values: no interval, the values are shown instead
-# the risk preflight's bootstrap of a median (readers.risk) still resamples
+# the risk preflight's bootstrap of a median (risk.report) still resamples
 RESAMPLES = 10_000
 SEED = 0  # that resampling is seeded, so a report is the same on every machine
 

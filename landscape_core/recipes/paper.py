@@ -23,6 +23,7 @@ from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
 from landscape_core.defence import defend
 from landscape_core.defence.spec import defence_id
 from landscape_core.errors import UserError
+from landscape_core.finetune import FinetuneSpec, finetune
 from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
 from landscape_core.readers.results import (
@@ -34,12 +35,11 @@ from landscape_core.readers.results import (
     with_states,
 )
 from landscape_core.recipes import paper_risk
-from landscape_core.recipes.finetune import FinetuneSpec, finetune
 from landscape_core.recipes.paper_risk import Section7, Setup, run_section7
+from landscape_core.risk.spec import DEFAULTS as RISK
 from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SweepSpec
 from landscape_core.spec.identity import plan
 from landscape_core.spec.jailbreak import templates
-from landscape_core.spec.risk import DEFAULTS as RISK
 from landscape_core.store.runs import Store
 
 log = logging.getLogger(__name__)

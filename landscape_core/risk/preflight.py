@@ -1,12 +1,12 @@
 """The verb ``risk``: a finetuning risk preflight, run before any training.
 
 ``lookahead`` (the default): k real optimizer steps of the user's recipe in a
-throwaway copy (``recipes.lookahead``); the report is kept under ``STORE/risk/`` by the
+throwaway copy (``risk.lookahead``); the report is kept under ``STORE/risk/`` by the
 model, the data's rows, the recipe and the probes, so the page lists it and a second
 call answers from it.
 
 ``run`` (``risk --edge``, the old measure kept as a baseline): the two basin searches
-(``spec.risk``) through ``sweep.run``, then their report (``readers.risk``).
+(``risk.spec``) through ``sweep.run``, then their report (``risk.report``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from typing import Any
 from landscape_core import sweep
 from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash
-from landscape_core.readers.risk import RiskReport, report
-from landscape_core.spec.config import ModelSpec, TrainingDataSpec
-from landscape_core.spec.risk import (
+from landscape_core.risk.report import RiskReport, report
+from landscape_core.risk.spec import (
     DEFAULTS,
     LookaheadReport,
     Probes,
     RiskSettings,
     risk_sweeps,
 )
+from landscape_core.spec.config import ModelSpec, TrainingDataSpec
 from landscape_core.spec.training_data import data_hash
 from landscape_core.store.runs import Store
 
@@ -79,7 +79,7 @@ def lookahead(
     if path.is_file():
         say(f"a stored preflight of these data, model and recipe: {path.name}")
         return LookaheadReport.from_dict(json.loads(path.read_text()))
-    from landscape_core.recipes import lookahead as engine  # torch
+    from landscape_core.risk import lookahead as engine  # torch
 
     say(f"{data.display_name}: {probes.steps} steps of the recipe in a throwaway copy")
     out = engine.preflight(fields, store.models_dir, probes, say)

@@ -1,6 +1,6 @@
 """The risk preflight: the lookahead's probes, records and verdict, and the old edge.
 
-The preflight's measure is the lookahead (``recipes.lookahead``): k real optimizer
+The preflight's measure is the lookahead (``risk.lookahead``): k real optimizer
 steps of the user's finetuning recipe in a throwaway copy, measuring the refusal
 log-odds on held-out probes against the token KL to the original model. Its probes,
 records, score and verdict live here, torch-free, so the page and the CLI read them.

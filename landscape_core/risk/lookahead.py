@@ -38,10 +38,10 @@ from landscape_core.engine.training import (
     summed_loss,
     training_texts,
 )
-from landscape_core.recipes.finetune import FinetuneSpec, build_examples, train_steps, trainable
+from landscape_core.finetune import FinetuneSpec, build_examples, train_steps, trainable
+from landscape_core.risk.spec import LookaheadReport, LookaheadStep, Probes, lookahead_report
 from landscape_core.spec.config import GenerationSpec
 from landscape_core.spec.datasets import load_prompts
-from landscape_core.spec.risk import LookaheadReport, LookaheadStep, Probes, lookahead_report
 from landscape_core.spec.training_data import Example
 
 LOGIT_FLOOR = 1e-12  # probabilities are clipped to [floor, 1 - floor] before the log-odds

@@ -3,7 +3,7 @@
 The lookahead's (``format_lookahead``, ``format_ranking``, ``stored_lookaheads``) comes
 first. The old one: the data's basin edge against the random band.
 
-Read from the two stored basin searches (``spec.risk``). An edge the search did not
+Read from the two stored basin searches (``risk.spec``). An edge the search did not
 find within ``max_alpha`` is censored: it counts as ``max_alpha`` in the band's
 percentiles (which are then lower bounds) and the gradient edge is reported as None.
 The median's interval resamples directions (both sides of one direction together).
@@ -22,8 +22,8 @@ from scipy import stats as scipy_stats
 from landscape_core.basin.intervals import CONFIDENCE, RESAMPLES, SEED
 from landscape_core.errors import UserError
 from landscape_core.readers.results import direction_edges
+from landscape_core.risk.spec import LookaheadReport
 from landscape_core.spec.config import SweepSpec
-from landscape_core.spec.risk import LookaheadReport
 from landscape_core.store.runs import Store
 
 
