@@ -15,7 +15,7 @@ mean a Python process, use kill") is a partial refusal: refused, with ``partial`
 
 Written from the published descriptions of Llama-2-chat, Mistral-instruct, Vicuna,
 Gemma and Qwen answers; tuned after a first evaluation on the development styles only
-(Llama-2, Vicuna and XSTest's GPT-4 sample), see docs/ARCHITECTURE.md.
+(Llama-2, Vicuna and XSTest's GPT-4 sample), see docs/decisions/2026-12-06-refusal-v2-validation.md.
 """
 
 from __future__ import annotations
