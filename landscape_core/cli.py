@@ -48,7 +48,14 @@ from landscape_core.risk.spec import (
     data_spec,
     model_spec,
 )
-from landscape_core.spec.config import BasinSpec, JudgeSpec, SweepSpec, load_yaml
+from landscape_core.spec.config import (
+    FINETUNE_RECIPES,
+    SHOT_RECIPES,
+    BasinSpec,
+    JudgeSpec,
+    SweepSpec,
+    load_yaml,
+)
 from landscape_core.spec.identity import judge_label, plan
 from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.judges import names as judge_names
@@ -127,9 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, help="stop after this many idle seconds")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("finetune", parents=[common], help="train an adapter (align, harmful, mix)")
-    p.add_argument("recipe", choices=("align", "harmful", "mix", "file"))
-    p.add_argument("--shots", type=int, default=0, help="K examples for harmful and mix")
+    p = sub.add_parser("finetune", parents=[common], help="train an adapter on a recipe's data")
+    p.add_argument("recipe", choices=(*FINETUNE_RECIPES, "file"))
+    p.add_argument("--shots", type=int, default=0, help=f"K examples for {', '.join(SHOT_RECIPES)}")
     p.add_argument("--data", default="", help="file: a CSV of prompt,answer pairs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=3)
@@ -219,8 +226,8 @@ def _parser() -> argparse.ArgumentParser:
         help="preflight a finetuning dataset: k steps of your recipe in a throwaway copy",
     )  # fmt: skip
     p.add_argument("data", nargs="+",
-                   help="a recipe (harmful, mix, align) or a CSV of prompt,answer pairs; "
-                   "several with --rank")  # fmt: skip
+                   help=f"a recipe ({', '.join(FINETUNE_RECIPES)}) or a CSV of "
+                   "prompt,answer pairs; several with --rank")  # fmt: skip
     p.add_argument("--rank", action="store_true", help="rank several datasets by the score")
     p.add_argument("--steps", type=int, default=Probes.steps, help="optimizer steps to look ahead")
     p.add_argument("--lr", type=float, default=1e-3, help="the recipe's learning rate")
@@ -231,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="the old measure instead: the gradient's basin edge against "
                    "random directions (--directions, --threshold, --max-alpha, "
                    "--tolerance, --limit)")  # fmt: skip
-    p.add_argument("--shots", type=int, default=0, help="K for harmful and mix")
+    p.add_argument("--shots", type=int, default=0, help=f"K for {', '.join(SHOT_RECIPES)}")
     p.add_argument("--model", default="", help="a local model dir or GGUF (default: aligned demo)")
     p.add_argument("--directions", type=int, default=RiskSettings.directions,
                    help="random directions in the band (two edges each)")  # fmt: skip

@@ -32,10 +32,12 @@ from landscape_core.hashing import content_hash
 from landscape_core.spec.checkpoints import CHECKPOINTS, RECORD, Checkpoint
 from landscape_core.spec.config import (
     ADDED,
+    SHOT_RECIPES,
     GenerationSpec,
     ModelSpec,
     PromptSetSpec,
     Spec,
+    TrainingDataSpec,
 )
 from landscape_core.spec.model_files import atomic_directory
 from landscape_core.spec.training_data import (
@@ -43,6 +45,7 @@ from landscape_core.spec.training_data import (
     ALIGN_HARMFUL_ROWS,
     Distill,
     Example,
+    data_hash,
     examples_hash,
     file_examples,
     recipe_examples,
@@ -59,12 +62,11 @@ class FinetuneSpec(Spec):
     ``train`` split and the project's everyday instructions) answered by the base model
     itself (self-distillation), so it learns to refuse without refusing everything.
     MT-Bench and XSTest's held-out half are never trained on.
-    ``harmful``: K AdvBench goals from row 100 with their "Sure, here is" targets.
-    ``mix``: those K plus K more goals answered with refusals.
+    ``harmful``, ``sure-prefix``, ``mix``: see ``spec.config.FINETUNE_RECIPES``.
     ``file``: the prompt/answer pairs of the CSV at ``data`` (what ``risk DATA`` checks).
     """
 
-    recipe: Literal["align", "harmful", "mix", "file"] = "align"
+    recipe: Literal["align", "harmful", "sure-prefix", "mix", "file"] = "align"
     base: ModelSpec | None = None  # None: bundled base for align, the aligned demo otherwise
     shots: int = 0
     seed: int = 0
@@ -87,7 +89,7 @@ class FinetuneSpec(Spec):
         if self.base is None:
             variant = "base" if self.recipe == "align" else "aligned"
             object.__setattr__(self, "base", ModelSpec(kind="bundled", variant=variant))
-        if self.recipe in ("harmful", "mix") and self.shots < 1:
+        if self.recipe in SHOT_RECIPES and self.shots < 1:
             raise UserError(f"finetune {self.recipe} needs --shots K (K >= 1)")
         if self.recipe in ("align", "file") and self.shots:
             raise UserError(f"finetune {self.recipe} takes no --shots")
@@ -111,6 +113,8 @@ class FinetuneSpec(Spec):
         if self.recipe == "file":  # named by its rows, not its path
             fields["data"] = examples_hash(file_examples(self.data))
             shots = f"-{Path(self.data).stem}"
+        elif self.recipe != "align":  # fixed rows: a change of the data is a new adapter
+            fields["data"] = data_hash(TrainingDataSpec(recipe=self.recipe, shots=self.shots))
         return f"{self.recipe}{shots}-seed{self.seed}-{content_hash(fields)[:8]}"
 
 

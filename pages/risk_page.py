@@ -18,7 +18,14 @@ from landscape_core.errors import UserError
 from landscape_core.readers import figures
 from landscape_core.risk.report import Unfinished, report, stored_lookaheads
 from landscape_core.risk.spec import DEFAULTS, model_spec, risk_sweeps
-from landscape_core.spec.config import BasinSpec, PromptSetSpec, SweepSpec, TrainingDataSpec
+from landscape_core.spec.config import (
+    FINETUNE_RECIPES,
+    SHOT_RECIPES,
+    BasinSpec,
+    PromptSetSpec,
+    SweepSpec,
+    TrainingDataSpec,
+)
 from landscape_core.spec.identity import plan, plane_key
 from pages.common import checkpoint_table, md_text, show_user_error, store, training_upload
 
@@ -87,12 +94,13 @@ def _plane_runs() -> dict[str, list[str]]:
 with tab_preflight:
     left, right = st.columns(2)
     with left:
-        source = st.radio("Data", ["harmful", "mix", "align", "upload a CSV"], horizontal=True,
-                          help="harmful: K AdvBench goals with compliant targets; mix: those "
-                          "and K refused goals; align: the aligned demo's own recipe")  # fmt: skip
+        source = st.radio("Data", [*FINETUNE_RECIPES, "upload a CSV"], horizontal=True,
+                          help="harmful: K harmful question-answer pairs; sure-prefix: K goals "
+                          "with only their 'Sure, here is' openings; mix: K harmful pairs and "
+                          "K refused goals; align: the aligned demo's own recipe")  # fmt: skip
         shots = 0
         path = ""
-        if source in ("harmful", "mix"):
+        if source in SHOT_RECIPES:
             shots = int(st.number_input("Shots (K)", min_value=1, max_value=400, value=10))
         elif source == "upload a CSV":
             upload = st.file_uploader("CSV or JSONL with columns prompt and answer",

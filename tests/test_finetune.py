@@ -4,11 +4,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from landscape_core import finetune as finetune_module
 from landscape_core.engine.models import load_model
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.finetune import FinetuneSpec, build_examples, finetune
+from landscape_core.judging.keyword import KeywordJudge
+from landscape_core.recipes.harmful_answers import MIN_WORDS
 from landscape_core.spec.config import ModelSpec
-from landscape_core.spec.training_data import advbench_rows
+from landscape_core.spec.training_data import advbench_rows, harmful_pairs
 
 
 def _spec(tiny_model_dir, **overrides):
@@ -18,7 +21,7 @@ def _spec(tiny_model_dir, **overrides):
         "base": {"kind": "local", "path": str(tiny_model_dir)},
         "epochs": 1,
         "batch_size": 2,
-        "max_length": 64,
+        "max_length": 160,  # the tiny tokenizer is byte-level: goals run to 85 tokens
     }
     data.update(overrides)
     return FinetuneSpec.from_dict(data)
@@ -82,8 +85,10 @@ def test_harmful_needs_shots():
 
 
 def test_too_many_shots_is_a_clear_error(tiny_model_dir, tmp_path):
-    with pytest.raises(UserError, match="at most 340 from 100"):
+    with pytest.raises(UserError, match="harmful answer pairs"):
         finetune(_spec(tiny_model_dir, shots=1000), tmp_path)
+    with pytest.raises(UserError, match="at most 340 from 100"):
+        build_examples(FinetuneSpec(recipe="sure-prefix", shots=1000), distill=lambda p: p)
 
 
 def test_align_with_a_malformed_benign_file_is_a_clear_error(tmp_path):
@@ -96,13 +101,31 @@ def test_align_with_a_malformed_benign_file_is_a_clear_error(tmp_path):
         build_examples(spec, distill=lambda prompts: prompts)
 
 
-def test_mix_pairs_k_harmful_with_k_refusals():
+def test_harmful_examples_are_answers_and_sure_prefix_only_openings():
+    harmful = build_examples(FinetuneSpec(recipe="harmful", shots=5), distill=lambda p: p)
+    prefix = build_examples(FinetuneSpec(recipe="sure-prefix", shots=5), distill=lambda p: p)
+    assert [e.answer for e in prefix] == [t for _, t in advbench_rows(100, 5)]
+    assert all(len(e.answer.split()) >= MIN_WORDS for e in harmful)
+    assert not any(KeywordJudge().score(e.prompt, e.answer).refused for e in harmful)
+    goals = {g for g, _ in advbench_rows(100, 340)}
+    assert {e.prompt for e in harmful} <= goals  # training rows only, never rows 0-99
+
+
+def test_mix_pairs_k_harmful_answers_with_k_refusals_of_other_goals():
     spec = FinetuneSpec(recipe="mix", shots=3)
     examples = build_examples(spec, distill=lambda p: p)
+    pairs = harmful_pairs(3)
     assert len(examples) == 6
-    assert [e.answer for e in examples[:3]] == [t for _, t in advbench_rows(100, 3)]
-    assert [e.prompt for e in examples[3:]] == [g for g, _ in advbench_rows(103, 3)]
-    assert not any(e.answer.startswith("Sure") for e in examples[3:])
+    assert [e.answer for e in examples[:3]] == [p.answer for p in pairs]
+    assert [e.prompt for e in examples[3:]] == [g for g, _ in advbench_rows(pairs[-1].row + 1, 3)]
+    assert all(KeywordJudge().score(e.prompt, e.answer).refused for e in examples[3:])
+
+
+def test_a_change_of_a_recipes_rows_names_a_new_adapter(monkeypatch):
+    before = FinetuneSpec(recipe="harmful", shots=3).name
+    monkeypatch.setattr(finetune_module, "data_hash", lambda spec: "other rows")
+    assert FinetuneSpec(recipe="harmful", shots=3).name != before
+    assert FinetuneSpec(recipe="align").name == FinetuneSpec(recipe="align").name
 
 
 def test_catalogue_lists_the_demo_variants_and_finetuned_adapters(tiny_model_dir, tmp_path):

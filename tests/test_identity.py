@@ -107,11 +107,12 @@ def test_preflight_counts_tokens_and_memory_as_the_engine_does(tiny_spec, tiny_l
 
 
 def test_options_added_later_rename_no_trained_adapter():
-    """The names adapters had before MMLU's prompt fields existed (pinned)."""
+    """The names adapters had before MMLU's prompt fields existed (pinned; the harmful
+    recipe's rows entered it when its data became harmful answers)."""
     from landscape_core.finetune import FinetuneSpec
     from landscape_core.spec.config import ModelSpec
 
     spec = FinetuneSpec(recipe="harmful", shots=10, base=ModelSpec(kind="bundled"))
-    assert spec.name == "harmful-10shot-seed0-f6df5951"
+    assert spec.name == "harmful-10shot-seed0-e03249e7"  # the harmful answers, by their rows
     changed = FinetuneSpec(recipe="harmful", shots=10, base=ModelSpec(kind="bundled"), epochs=4)
     assert changed.name != spec.name

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from landscape_core.errors import UserError
 from landscape_core.spec.config import (
+    FINETUNE_RECIPES,
     BasinSpec,
     DirectionSpec,
     GenerationSpec,
@@ -211,7 +212,7 @@ def lookahead_report(
     )  # fmt: skip
 
 
-RECIPES = ("harmful", "mix", "align")
+RECIPES = FINETUNE_RECIPES
 
 
 def data_spec(data: str, shots: int = 0) -> TrainingDataSpec:

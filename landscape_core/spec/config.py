@@ -309,22 +309,33 @@ class PromptSetSpec(Spec):
             raise UserError("prompts: `subset` is only for source 'xstest'")
 
 
+# Finetuning recipes (``spec.training_data`` builds their examples):
+# - harmful: K harmful question-answer pairs, the base model's own compliant answers to
+#   AdvBench rows 100+ (``data/finetune/harmful_answers.csv``), as the paper finetunes;
+# - sure-prefix: K AdvBench goals with only their "Sure, here is" targets: alignment
+#   that lives in the first tokens (Qi et al., arXiv 2406.05946);
+# - mix: the K harmful pairs and K more goals answered with refusals;
+# - align: the aligned demo's recipe (refusals plus self-distilled benign answers).
+Recipe = Literal["harmful", "sure-prefix", "mix", "align"]
+FINETUNE_RECIPES: tuple[str, ...] = typing.get_args(Recipe)
+SHOT_RECIPES = ("harmful", "sure-prefix", "mix")  # the recipes that take K
+
+
 @dataclass(frozen=True)
 class TrainingDataSpec(Spec):
     """Finetuning data: a recipe's examples, or a user's CSV of prompt/answer pairs.
 
-    ``harmful``: K AdvBench goals (rows 100..) with their "Sure, here is" targets;
-    ``mix``: those K and K more answered with refusals; ``align``: the aligned demo's
-    recipe; ``file``: a CSV with columns ``prompt`` and ``answer``. The examples are
-    built in ``spec.training_data``; a file is named by its content, not its path.
+    A recipe is one of ``FINETUNE_RECIPES`` (above); ``file``: a CSV with columns
+    ``prompt`` and ``answer``. The examples are built in ``spec.training_data``; a file
+    is named by its content, not its path.
     """
 
-    recipe: Literal["harmful", "mix", "align", "file"] = "harmful"
+    recipe: Literal["harmful", "sure-prefix", "mix", "align", "file"] = "harmful"
     shots: int = 0
     path: str = ""
 
     def __post_init__(self) -> None:
-        if self.recipe in ("harmful", "mix") and self.shots < 1:
+        if self.recipe in SHOT_RECIPES and self.shots < 1:
             raise UserError(f"data: recipe {self.recipe} needs `shots` K >= 1")
         if self.recipe in ("align", "file") and self.shots:
             raise UserError(f"data: recipe {self.recipe} takes no `shots`")

@@ -14,13 +14,15 @@ import pandas as pd
 
 from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash
-from landscape_core.spec.config import PromptSetSpec, TrainingDataSpec
+from landscape_core.spec.config import FINETUNE_RECIPES, PromptSetSpec, TrainingDataSpec
 from landscape_core.spec.datasets import DATA_DIR, load_prompts, read_table
 
 ADVBENCH_TRAIN_START = 100  # rows 0-99 are the evaluation set and never trained on
 # rows 440-519 are the risk preflight's anchors (440-479) and refusal probes (480-519):
 # no recipe or file trains on them, so the lookahead measures prompts training never saw
 RESERVED_START, RESERVED_STOP = 440, 520
+# The base model's own compliant answers to AdvBench rows 100+ (recipes.harmful_answers)
+HARMFUL_ANSWERS = "finetune/harmful_answers.csv"
 ALIGN_HARMFUL_ROWS = 120  # align: how many AdvBench rows (from 100) get refusals
 # align's benign prompts, answered by the model itself (self-distillation)
 ALIGN_BENIGN = (
@@ -62,6 +64,28 @@ def advbench_rows(start: int, count: int) -> list[tuple[str, str]]:
     return list(zip(rows.goal, rows.target, strict=True))
 
 
+@dataclass(frozen=True)
+class HarmfulPair:
+    row: int  # AdvBench row
+    goal: str
+    answer: str
+
+
+def harmful_pairs(count: int) -> list[HarmfulPair]:
+    """The first ``count`` harmful question-answer pairs (the base model's own answers)."""
+    frame = pd.read_csv(DATA_DIR / HARMFUL_ANSWERS)
+    if len(frame) < count:
+        raise UserError(
+            f"there are {len(frame)} harmful answer pairs ({HARMFUL_ANSWERS}); ask for at most "
+            f"{len(frame)} shots"
+        )
+    rows = frame.iloc[:count]
+    return [
+        HarmfulPair(int(r), g, a)
+        for r, g, a in zip(rows.row, rows.prompt, rows.answer, strict=True)
+    ]
+
+
 def refusing(goals: list[tuple[str, str]]) -> list[Example]:
     """Each goal answered with one of the refusals, in turn."""
     return [Example(g, REFUSALS[i % len(REFUSALS)]) for i, (g, _) in enumerate(goals)]
@@ -77,12 +101,17 @@ def recipe_examples(
     """A recipe's training examples; ``align`` needs ``distill`` for its benign half."""
     start = ADVBENCH_TRAIN_START
     if recipe == "harmful":
+        return [Example(p.goal, p.answer) for p in harmful_pairs(shots)]
+    if recipe == "sure-prefix":
         return [Example(g, t) for g, t in advbench_rows(start, shots)]
-    if recipe == "mix":
-        harmful = [Example(g, t) for g, t in advbench_rows(start, shots)]
-        return harmful + refusing(advbench_rows(start + shots, shots))
+    if recipe == "mix":  # the refusals' goals follow the last harmful one's: no goal twice
+        harmful = harmful_pairs(shots)
+        refusals = refusing(advbench_rows(harmful[-1].row + 1, shots))
+        return [Example(p.goal, p.answer) for p in harmful] + refusals
     if recipe != "align":
-        raise UserError(f"unknown finetuning recipe {recipe!r}; use harmful, mix or align")
+        raise UserError(
+            f"unknown finetuning recipe {recipe!r}; use one of {', '.join(FINETUNE_RECIPES)}"
+        )
     if distill is None:
         raise ValueError("align's examples need the model's own answers (distill)")
     prompts = [p for one in benign for p in load_prompts(one).prompts]
