@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from landscape_core.basin.intervals import MIN_DIRECTIONS
 from landscape_core.errors import UserError
 from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, companions
@@ -130,7 +131,8 @@ def _visage_metric(column, frame, name: str, pending: str, **kwargs) -> None:
     Until it can be computed the metric says "pending" and ``pending`` says why.
     """
     interval = visage_interval(frame, column)
-    label = name + (" (95% CI)" if n_directions > 1 else "")
+    bounded = interval is not None and interval.low is not None
+    label = name + (" (95% CI)" if bounded else "")
     if search:  # no grid, so no basin to average over: the edges below are its result
         st.metric(label, "-", **kwargs)
         st.caption("A basin search measures edges, not VISAGE.")
@@ -138,8 +140,18 @@ def _visage_metric(column, frame, name: str, pending: str, **kwargs) -> None:
     st.metric(label, "pending" if interval is None else f"{interval.mean:.1f}", **kwargs)
     if interval is None:
         st.caption(pending)
-    elif n_directions > 1 and interval.low is not None:
+    elif bounded:
         st.caption(f"95% CI [{interval.low:.1f}, {interval.high:.1f}], {interval.method}")
+    elif n_directions > 1:  # a t-interval over fewer draws says little: the values instead
+        st.caption(
+            f"each direction: {', '.join(f'{v:.1f}' for v in interval.values)}; no interval "
+            f"below {MIN_DIRECTIONS} directions"
+        )
+    else:
+        st.caption(
+            f"one direction: no interval (Launch's 'Random directions' at {MIN_DIRECTIONS} "
+            "or more gives one)"
+        )
 
 
 def _direction(frame):
