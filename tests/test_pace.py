@@ -55,9 +55,7 @@ def _fingerprint(store: Store, spec) -> str:
 # --- the estimate before a launch -----------------------------------------------------
 
 
-def test_an_estimate_comes_from_this_machines_points_of_the_model_and_says_so(
-    store, tiny_spec
-):
+def test_an_estimate_comes_from_this_machines_points_of_the_model_and_says_so(store, tiny_spec):
     spec = tiny_spec()  # 3 points x 3 prompts x 6 tokens
     # 4 earlier points of this model here: 18 slots each in 9 s -> 0.5 s a slot
     _plant(store, "old", spec, [(3, 10, 9.0, 100.0 + k) for k in range(4)],
@@ -183,3 +181,15 @@ def test_the_history_counts_this_model_on_this_device_only_once_per_point(store,
     assert (both.n_points, both.seconds, both.slots) == (2, 12.0, 36)
     assert store.throughput.history("fp", "cpu", before=200.0).n_points == 1
     assert store.throughput.history("fp", "cuda") is None
+
+
+def test_the_coherence_stage_is_measured_from_finished_jobs(store, tiny_spec):
+    spec = tiny_spec()  # 3 points x 3 prompts x 6 tokens, coherence on
+    fp = _fingerprint(store, spec)
+    _plant(store, "done", spec, [(3, 18, 9.0, 100.0 + k) for k in range(3)], fp=fp)
+    job = store.jobs.submit(spec.to_dict(), "t", "done")
+    # its points ran from 90 s to 102 s, then 18 s of coherence over 3 x 3 answers
+    store.jobs.update(job, status="done", total=3, points_started=90.0, finished=120.0)
+    assert store.throughput.history(fp, "cpu").coherence_s == pytest.approx(2.0)
+    check = preflight.preflight(spec, store.root, cuda=False, measured=store.measured_pace(spec))
+    assert check.seconds == pytest.approx(preflight.LOAD_S + 54 * 0.5 + 9 * 2.0)

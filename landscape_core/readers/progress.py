@@ -60,7 +60,7 @@ def job_clock(store: Store, job: Any, now: float) -> JobClock:
     seconds = time_left(
         left,
         per_slot,
-        coherence_per_answer(int(model["n_params"]), per_slot),
+        coherence_per_answer(int(model["n_params"]), per_slot, prior),
         since=now - last,
         measuring_coherence=job.stage == Stage.COHERENCE,
     )

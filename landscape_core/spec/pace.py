@@ -38,6 +38,7 @@ class Throughput:
     slots: int  # sum over the points of n_prompts x max_new_tokens
     tokens: int  # tokens they generated (early stops make it fewer than slots)
     last: float = 0.0  # when the latest of them finished (epoch seconds)
+    coherence_s: float | None = None  # seconds per answer of finished jobs' coherence stage
 
     @property
     def per_slot(self) -> float:
@@ -56,13 +57,18 @@ def assumed_per_slot(n_params: int, cuda: bool) -> float:
     return 1.0 / rate
 
 
-def coherence_per_answer(n_params: int, per_slot: float | None = None) -> float:
+def coherence_per_answer(
+    n_params: int, per_slot: float | None = None, measured: Throughput | None = None
+) -> float:
     """Seconds to measure one answer's coherence (a teacher-forced pass of the model).
 
-    Its constant was measured on the same idle CPU as ``CPU_TOKENS_PER_S_135M``; a
-    measured generation pace ``per_slot`` scales it by how much slower (or faster, on
-    a GPU) this machine generates than that.
+    Finished jobs' coherence stages (``measured.coherence_s``) say it best. Without
+    them, the constant (measured on the same idle CPU as ``CPU_TOKENS_PER_S_135M``) is
+    scaled by how much slower this machine generates (``per_slot``) than that: an
+    overestimate, since small batches slow generation more than the teacher-forced pass.
     """
+    if measured is not None and measured.coherence_s is not None:
+        return measured.coherence_s
     seconds = COHERENCE_S_PER_ANSWER_135M * n_params / REFERENCE_PARAMS
     if per_slot is None:
         return seconds

@@ -170,7 +170,7 @@ def _seconds(
     slots = n_points * n_prompts * spec.generation.max_new_tokens
     coherence = 0.0
     if spec.measure in ANSWER_MEASURES and spec.runtime.coherence:
-        per_answer = coherence_per_answer(n_params, pace.per_slot if pace else None)
+        per_answer = coherence_per_answer(n_params, pace.per_slot if pace else None, pace)
         coherence = n_points * n_prompts * per_answer
     if pace is not None:
         seconds = LOAD_S + slots * pace.per_slot + coherence
