@@ -333,18 +333,23 @@ def _config(args: argparse.Namespace) -> SweepSpec:
 
 
 def _confirm(spec: SweepSpec, store: Store, yes: bool) -> None:
-    """The Launch page's guard: a new run estimated past ``CONFIRM_HOURS`` needs a yes.
+    """The Launch page's guard: a new run that may pass ``CONFIRM_HOURS`` needs a yes.
+
+    It reads the estimate's high end (``Preflight.upper``), as the app does: a first
+    guess with no measured history asks when its range reaches past the threshold.
 
     Asked on a terminal (y/N); without one, only ``--yes`` starts it. A run already in
     the store was started once and resumes without asking. Preflight runs either way,
     so its checks (the model's files, the chat template's limits) come first.
     """
-    check = preflight(spec, store.root, cuda=spec.model.device == "cuda")
-    hours = (check.seconds or 0) / 3600
-    if yes or hours <= CONFIRM_HOURS or store.grid(plan(spec, store.file_digest).run_id):
+    check = preflight(spec, store.root, measured=store.measured_pace(spec))  # device as the app
+    if not check.needs_confirmation() or store.grid(plan(spec, store.file_digest).run_id):
         return
-    what = f"this run is estimated past {CONFIRM_HOURS:g} h: {check.describe()}"
+    what = f"this run may take more than {CONFIRM_HOURS:g} h: {check.describe()}"
     shorter = "fewer points per axis, prompts or max_new_tokens shorten it"
+    if yes:
+        print(f"note: {what}; starting it (--yes)", file=sys.stderr)
+        return
     if sys.stdin.isatty():
         if input(f"{what}. Start it? [y/N] ").strip().lower() in ("y", "yes"):
             return

@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
-from landscape_core.store.jobs import Stage, remaining_seconds
+from landscape_core.readers.progress import job_clock
+from landscape_core.store.jobs import Stage
 from pages.common import md_text, show_user_error, store
 
 st.title("Jobs")
@@ -17,19 +18,25 @@ st.caption("Refreshes every 2 s. Cancel stops a running job within one generatio
 
 
 def _progress(row) -> str:
-    """'k/N points', and while running its stage and the time left by this job's own pace."""
+    """'k/N points', and while running its stage, the time left as work, and time elapsed."""
     text = f"{row.done}/{row.total} points"
     if row.status != "running":
         return text
-    remaining = remaining_seconds(
-        row.done, row.total, row.done_at_start, row.points_started, time.time()
-    )
-    if remaining is None:
-        return f"{text} · {row.stage or 'starting'}" + (
-            " · time left: after the first point" if row.stage == Stage.POINTS else ""
+    clock = job_clock(store(), row, time.time())
+    elapsed = "" if clock.elapsed is None else f" · {_duration(clock.elapsed)} elapsed"
+    if clock.left is None:
+        return (
+            f"{text} · {row.stage or 'starting'}"
+            + (" · time left: after the first point" if row.stage == Stage.POINTS else "")
+            + elapsed
         )
-    left = f"~{remaining / 60:.1f} min" if remaining > 90 else f"~{remaining:.0f} s"
-    return f"{text} · {row.stage} · {left} left"
+    # at 0 the work under way runs past its estimate: say so, not "~0 s left"
+    left = f"~{_duration(clock.left)} left" if clock.left > 0 else "past its estimate"
+    return f"{text} · {row.stage} · {left}{elapsed}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds > 90 else f"{seconds:.0f} s"
 
 
 @st.fragment(run_every="2s")  # only this block reruns

@@ -21,7 +21,7 @@ from landscape_core.spec.config import (
 from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.judges import names
 from landscape_core.spec.model_files import catalogue, remote_code_files
-from landscape_core.spec.preflight import CONFIRM_HOURS, preflight
+from landscape_core.spec.preflight import preflight
 from pages.common import md_text, prompt_upload, show_user_error, store, store_root, whole_number
 
 DIRECTION_TYPES = {
@@ -255,7 +255,7 @@ st.divider()
 confirmed = True
 try:
     specs = build_specs()
-    check = preflight(specs[0], Path(store_root()))
+    check = preflight(specs[0], Path(store_root()), measured=store().measured_pace(specs[0]))
 except UserError as exc:
     specs = []
     show_user_error(exc)
@@ -264,12 +264,12 @@ else:
     st.info(f"Estimate: {check.describe()}{total}.")
     with st.expander(f"The first prompts it will send ({check.n_prompts} in all)"):
         st.dataframe(pd.DataFrame({"prompt": check.first_prompts}), hide_index=True)
-    hours = (check.seconds or 0) * len(specs) / 3600
-    if hours > CONFIRM_HOURS:
+    hours = (check.upper or 0) * len(specs) / 3600
+    if check.needs_confirmation(len(specs)):  # past CONFIRM_HOURS, as the CLI asks
         st.warning(
-            f"This launch may take up to ~{hours:.1f} h on this machine. Fewer points per "
-            "axis, prompts or max_new_tokens shorten it; finished points are kept if you "
-            "cancel.",
+            f"This launch may take up to ~{hours:.1f} h on this machine ({check.basis()}). "
+            "Fewer points per axis, prompts or max_new_tokens shorten it; finished points "
+            "are kept if you cancel.",
             icon=":material/schedule:",
         )
         confirmed = st.checkbox(f"Yes, launch a run of up to ~{hours:.1f} h")

@@ -146,13 +146,14 @@ def test_preflight_counts_the_bundled_models_first_conversion(tmp_path, monkeypa
 
 
 def test_preflight_counts_the_coherence_pass_and_rounds_up(tmp_path):
+    from landscape_core.spec import pace
     from landscape_core.spec import preflight as module
     from landscape_core.spec.config import SweepSpec
 
     base = {"model": {"kind": "bundled"}, "grid": [{"num": 3}], "prompts": {"limit": 4}}
     on = module.preflight(SweepSpec.from_dict(base), tmp_path)
     off = module.preflight(SweepSpec.from_dict({**base, "runtime": {"coherence": False}}), tmp_path)
-    per_answer = module.COHERENCE_S_PER_ANSWER_135M * on.n_params / module.REFERENCE_PARAMS
+    per_answer = pace.COHERENCE_S_PER_ANSWER_135M * on.n_params / pace.REFERENCE_PARAMS
     assert on.seconds - off.seconds == pytest.approx(3 * 4 * per_answer)
     assert module._duration(121) == "3 min" and module._duration(89.2) == "90 s"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,12 @@ from landscape_core.spec.gguf_meta import read_gguf
 from landscape_core.spec.identity import n_grid_points
 from landscape_core.spec.limits import parse_json
 from landscape_core.spec.model_files import bundled_copy, model_dir
+from landscape_core.spec.pace import (
+    FIRST_GUESS_FACTOR,
+    Throughput,
+    assumed_per_slot,
+    coherence_per_answer,
+)
 from landscape_core.spec.resources import (
     GiB,
     MemoryEstimate,
@@ -32,21 +39,17 @@ from landscape_core.spec.resources import (
 from landscape_core.spec.tokens import check_context, prompt_lengths
 
 MAX_GRID_POINTS = 100_000  # ~2 weeks of CPU at the paper's settings
-# A launch estimated longer than this asks for a confirmation: the Launch page's
-# checkbox, the CLI's y/N or --yes (`sweep`, `submit`).
+# A launch whose estimate may pass this asks for a confirmation: the Launch page's
+# checkbox, the CLI's y/N or --yes (`sweep`, `submit`). Both read ``Preflight.upper``.
 CONFIRM_HOURS = 2.0
-# Measured on 2 CPU cores: SmolLM2-135M, fp32, `make bench` (20 prompts a batch)
-# generated 4,440 tokens in 38.6 s -> ~115 new tokens/s, point overheads included.
-CPU_TOKENS_PER_S_135M = 115.0
-REFERENCE_PARAMS = 135e6
-CUDA_SPEEDUP = 20.0  # a rough factor for a datacentre GPU over 2 CPU cores
 LOAD_S = 10.0  # worker start and model load
 CONVERT_S = 20.0  # the bundled model's first run converts its GGUF, once per store (18 s here)
 POINT_OVERHEAD_S = 1.0  # setting the weights and rebuilding directions, per point
 PREVIEW_PROMPTS = 5
-# The unperturbed model's NLL of every answer, after the points (runtime.coherence):
-# `rescore --coherence` on the demo's 260 answers took 41.5 s here, ~8 s of it loading.
-COHERENCE_S_PER_ANSWER_135M = 0.13
+
+# Where the sweep will run ("cpu" or "cuda") -> this machine's measured throughput of
+# the spec's model there, or None. The caller reads the store (spec/ cannot).
+MeasuredPace = Callable[[str], Throughput | None]
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,20 @@ class Preflight:
     n_prompts: int
     n_params: int | None
     memory: MemoryEstimate | None
-    seconds: float | None  # rough: every answer at full length
+    seconds: float | None  # the estimate; a first guess's low end
     first_prompts: tuple[str, ...] = ()  # what the model will be sent first, for a preview
+    upper: float | None = None  # the high end: what the confirm guard reads
+    measured_points: int = 0  # how many of this machine's points the estimate is from
+
+    def needs_confirmation(self, n_runs: int = 1) -> bool:
+        """Whether ``n_runs`` such runs may pass ``CONFIRM_HOURS`` (the app and CLI ask)."""
+        return (self.upper or 0) * n_runs / 3600 > CONFIRM_HOURS
+
+    def basis(self) -> str:
+        """Where the time estimate comes from, for the message beside it."""
+        if self.measured_points:
+            return f"from {self.measured_points} points of this model on this machine"
+        return "first guess: no run of this model here yet"
 
     def describe(self) -> str:
         parts = [f"{self.n_points} points x {self.n_prompts} prompts"]
@@ -65,8 +80,11 @@ class Preflight:
             parts.append(f"{size:.0f}M parameters" if size >= 1 else f"{size:.2f}M parameters")
         if self.memory is not None:
             parts.append(f"peak memory ~{self.memory.total / GiB:.1f} GiB")
-        if self.seconds is not None:
-            parts.append(f"at most ~{_duration(self.seconds)} on this machine")
+        if self.seconds is not None and self.measured_points:
+            parts.append(f"~{_duration(self.seconds)} on this machine ({self.basis()})")
+        elif self.seconds is not None:
+            span = f"{_duration(self.seconds)}-{_duration(self.upper or self.seconds)}"
+            parts.append(f"~{span} on this machine ({self.basis()})")
         return ", ".join(parts)
 
 
@@ -88,11 +106,18 @@ def check_grid(spec: SweepSpec, n_prompts: int, store_root: Path) -> None:
         )
 
 
-def preflight(spec: SweepSpec, store_root: Path, cuda: bool | None = None) -> Preflight:
+def preflight(
+    spec: SweepSpec,
+    store_root: Path,
+    cuda: bool | None = None,
+    measured: MeasuredPace | None = None,
+) -> Preflight:
     """Check the model files, prompts and grid; estimate memory and time.
 
     Raises UserError with what to fix. The estimates are rough; the sweep itself makes
-    the exact memory check once the model is loaded.
+    the exact memory check once the model is loaded. The time is this machine's
+    ``measured`` pace for the model when it has one, else a range from the constants
+    (``spec.pace``), which the guard reads at its high end.
     """
     root = model_dir(spec.model)
     prompts = load_prompts(spec.prompts).prompts
@@ -101,7 +126,7 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool | None = None) -> Pr
     copy = bundled_copy(store_root / "models") if spec.model.kind == "bundled" else None
     root = copy or root
     n_params = count_parameters(root)
-    memory = seconds = None
+    memory = seconds = upper = pace = None
     if n_params:
         cuda, free, device = device_memory(spec, cuda)
         config = str(root if root.is_file() else root / "config.json")
@@ -117,17 +142,42 @@ def preflight(spec: SweepSpec, store_root: Path, cuda: bool | None = None) -> Pr
             ).estimate
         except UserError as exc:
             raise UserError(f"{device}: {exc}") from None
-        rate = CPU_TOKENS_PER_S_135M * REFERENCE_PARAMS / n_params * (CUDA_SPEEDUP if cuda else 1)
-        tokens = n_grid_points(spec) * n_prompts * spec.generation.max_new_tokens
-        seconds = LOAD_S + n_grid_points(spec) * POINT_OVERHEAD_S + tokens / rate
+        pace = measured("cuda" if cuda else "cpu") if measured is not None else None
+        seconds, upper = _seconds(spec, n_prompts, n_params, cuda, pace)
         if spec.model.kind == "bundled" and copy is None:
-            seconds += CONVERT_S
-        if spec.measure in ANSWER_MEASURES and spec.runtime.coherence:
-            answers = n_grid_points(spec) * n_prompts
-            seconds += answers * COHERENCE_S_PER_ANSWER_135M * n_params / REFERENCE_PARAMS
+            seconds, upper = seconds + CONVERT_S, upper + CONVERT_S
     return Preflight(
-        n_grid_points(spec), n_prompts, n_params, memory, seconds, prompts[:PREVIEW_PROMPTS]
+        n_grid_points(spec),
+        n_prompts,
+        n_params,
+        memory,
+        seconds,
+        prompts[:PREVIEW_PROMPTS],
+        upper,
+        pace.n_points if pace else 0,
     )
+
+
+def _seconds(
+    spec: SweepSpec, n_prompts: int, n_params: int, cuda: bool, pace: Throughput | None
+) -> tuple[float, float]:
+    """The run's time (low, high): from the measured pace, else the constants' range.
+
+    A measured pace is seconds per slot over this machine's recent points of the model,
+    overheads and early stops included, so it needs no per-point term of its own.
+    """
+    n_points = n_grid_points(spec)
+    slots = n_points * n_prompts * spec.generation.max_new_tokens
+    coherence = 0.0
+    if spec.measure in ANSWER_MEASURES and spec.runtime.coherence:
+        per_answer = coherence_per_answer(n_params, pace.per_slot if pace else None, pace)
+        coherence = n_points * n_prompts * per_answer
+    if pace is not None:
+        seconds = LOAD_S + slots * pace.per_slot + coherence
+        return seconds, seconds
+    seconds = LOAD_S + n_points * POINT_OVERHEAD_S + slots * assumed_per_slot(n_params, cuda)
+    seconds += coherence
+    return seconds, seconds * FIRST_GUESS_FACTOR
 
 
 def count_parameters(root: Path) -> int | None:

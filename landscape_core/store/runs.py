@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Self
@@ -20,7 +20,8 @@ from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import plan
-from landscape_core.spec.model_files import clean_stale_temporaries
+from landscape_core.spec.model_files import clean_stale_temporaries, fingerprint, model_files
+from landscape_core.spec.pace import Throughput
 from landscape_core.store.database import Database
 from landscape_core.store.defences import Defences
 from landscape_core.store.jobs import Claim, JobQueue, check_claim
@@ -34,6 +35,7 @@ from landscape_core.store.records import (
     Queued,
     ScoreRow,
 )
+from landscape_core.store.throughput import Throughputs
 from landscape_core.store.trajectories import Trajectories
 
 _INSERT_SCORE = (
@@ -93,6 +95,20 @@ class Store(Database):
     def trajectories(self) -> Trajectories:
         """Finetunes' checkpoints on the planes of 2D runs (the Landscape page draws them)."""
         return Trajectories(self)
+
+    @cached_property
+    def throughput(self) -> Throughputs:
+        """This machine's measured pace per model and device, from the finished points."""
+        return Throughputs(self)
+
+    def measured_pace(self, spec: SweepSpec) -> Callable[[str], Throughput | None]:
+        """For ``preflight(measured=...)``: the pace of ``spec``'s model here, by device.
+
+        It fingerprints the model only when called, after preflight has checked its files.
+        """
+        return lambda device: self.throughput.history(
+            fingerprint(spec.model, model_files(spec.model, self.file_digest)), device
+        )
 
     # --- file digests ----------------------------------------------------------------
 
