@@ -54,6 +54,7 @@ from landscape_core.spec.risk import (
 )
 from landscape_core.store.database import DB_NAME
 from landscape_core.store.runs import Store
+from landscape_core.submit import submit
 from landscape_core.worker import serve
 
 log = logging.getLogger("landscape_core")
@@ -367,7 +368,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     spec = _config(args).resolve_paths(Path.cwd())
     store = _store(args)
     _confirm(spec, store, args.yes)  # preflight: the worker never meets a spec the CLI refuses
-    queued = store.queue(spec)
+    queued = submit(store, spec)
     print(
         f"queued job {queued.job_id} (run {queued.run_id}); a worker runs it "
         "(python -m landscape_core worker)"

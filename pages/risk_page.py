@@ -20,6 +20,7 @@ from landscape_core.readers.risk import Unfinished, report, stored_lookaheads
 from landscape_core.spec.config import BasinSpec, PromptSetSpec, SweepSpec, TrainingDataSpec
 from landscape_core.spec.identity import plan, plane_key
 from landscape_core.spec.risk import DEFAULTS, model_spec, risk_sweeps
+from landscape_core.submit import submit
 from pages.common import checkpoint_table, md_text, show_user_error, store, training_upload
 
 LEVELS = {"high": st.error, "elevated": st.warning, "typical": st.success,
@@ -151,7 +152,7 @@ with tab_preflight:
                     "page shows the report when both searches are done.")  # fmt: skip
         if st.button("Run the preflight", type="primary"):
             for spec in (sweeps.gradient, sweeps.random):
-                store().queue(spec)
+                submit(store(), spec)
             st.success("Queued the two searches (the random band is shared by every "
                        "dataset). Follow them on the Jobs page.")  # fmt: skip
     else:
