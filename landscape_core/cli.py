@@ -6,6 +6,10 @@ Bad input exits with status 2 and a message that says what to fix; Ctrl-C exits 
 The recipes (finetune, paper, train-classifier) import torch at their top, so their
 commands import them when they run; every other command reaches torch only through
 ``sweep.run``, and only when a point is to be computed.
+
+Each command is two functions side by side: ``add_X`` builds its arguments and
+``cmd_X`` runs it; ``COMMANDS`` lists them in ``--help``'s order. Reports are worded
+by the readers (``format_landscape``, ``format_defence``, ``format_edge``, ...).
 """
 
 from __future__ import annotations
@@ -15,14 +19,15 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from landscape_core import sweep
 from landscape_core.defence import defend
+from landscape_core.defence.report import format_defence
 from landscape_core.errors import UserError
 from landscape_core.judging.agreement import (
     evaluate,
@@ -35,10 +40,10 @@ from landscape_core.readers.breakage import breakage, breakage_dict, format_brea
 from landscape_core.readers.export import answers_export, to_csv
 from landscape_core.readers.labelling import store_labelled
 from landscape_core.readers.report import html_report
-from landscape_core.readers.results import landscape
+from landscape_core.readers.results import format_landscape, landscape
 from landscape_core.rescore import rescore
 from landscape_core.risk import preflight as risk
-from landscape_core.risk.report import format_lookahead, format_ranking
+from landscape_core.risk.report import format_edge, format_lookahead, format_ranking
 from landscape_core.risk.spec import (
     BASIN,
     GRADIENT_BASIN,
@@ -63,7 +68,11 @@ from landscape_core.spec.judges import resolve_label
 from landscape_core.spec.preflight import CONFIRM_HOURS, preflight
 from landscape_core.store.database import DB_NAME
 from landscape_core.store.runs import Store
+from landscape_core.submit import submit
 from landscape_core.worker import serve
+
+if TYPE_CHECKING:  # what add_subparsers returns (argparse names it privately)
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 log = logging.getLogger("landscape_core")
 DEFAULT_STORE = "cache"
@@ -93,15 +102,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", default=DEFAULT_STORE, help="data directory (default: cache)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     parser = argparse.ArgumentParser(
         prog="python -m landscape_core",
         description="Measure the safety landscape of a chat model (Peng et al., NeurIPS'24).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
 
+
+def _common() -> argparse.ArgumentParser:
+    """``--store`` and ``-v``, which every command takes."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", default=DEFAULT_STORE, help="data directory (default: cache)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    return common
+
+
+def _ray() -> argparse.ArgumentParser:
+    """``--ray [ADDRESS]``, for the commands that compute points."""
     ray = argparse.ArgumentParser(add_help=False)
     ray.add_argument(
         "--ray",
@@ -111,205 +131,18 @@ def _parser() -> argparse.ArgumentParser:
         help="compute points on Ray actors: the cluster at HOST:PORT, or without an address "
         "the running local cluster (a new one if none runs); same run id and results",
     )
+    return ray
+
+
+def _long_run() -> argparse.ArgumentParser:
+    """``--yes``, for the commands that start a sweep."""
     long_run = argparse.ArgumentParser(add_help=False)
     long_run.add_argument(
         "--yes",
         action="store_true",
         help=f"start a run estimated past {CONFIRM_HOURS:g} h without asking (the app asks too)",
     )
-    p = sub.add_parser(
-        "sweep", parents=[common, ray, long_run], help="run (or resume) a sweep from a YAML config"
-    )
-    p.add_argument("config", type=Path)
-    p.set_defaults(func=cmd_sweep)
-
-    p = sub.add_parser(
-        "submit", parents=[common, ray, long_run], help="queue a sweep for the worker"
-    )
-    p.add_argument("config", type=Path)
-    p.set_defaults(func=cmd_submit)
-
-    p = sub.add_parser("worker", parents=[common], help="run queued jobs in this process")
-    p.add_argument("--exit-when-idle", action="store_true", help="stop when the queue is empty")
-    p.add_argument("--idle-timeout", type=float, help="stop after this many idle seconds")
-    p.set_defaults(func=cmd_worker)
-
-    p = sub.add_parser("finetune", parents=[common], help="train an adapter on a recipe's data")
-    p.add_argument("recipe", choices=(*FINETUNE_RECIPES, "file"))
-    p.add_argument("--shots", type=int, default=0, help=f"K examples for {', '.join(SHOT_RECIPES)}")
-    p.add_argument("--data", default="", help="file: a CSV of prompt,answer pairs")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--config", type=Path, help="YAML with more FinetuneSpec fields")
-    p.add_argument("--out", type=Path, help="output directory (default: STORE/models/NAME)")
-    p.set_defaults(func=cmd_finetune)
-
-    p = sub.add_parser("paper", parents=[common], help="the paper's experiments in miniature")
-    p.add_argument("--out", type=Path, default=Path("docs/paper-mini.md"))
-    p.add_argument(
-        "--report-only",
-        action="store_true",
-        help="write the report from the stored results; train and generate nothing",
-    )
-    p.set_defaults(func=cmd_paper)
-
-    p = sub.add_parser(
-        "defend",
-        parents=[common, ray],
-        help="the perturbed-ensemble defence of a config's `defend:` and the adaptive attack",
-    )
-    p.add_argument("config", type=Path)
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.set_defaults(func=cmd_defend)
-
-    p = sub.add_parser(
-        "trajectory",
-        parents=[common],
-        help="a finetune's checkpoints on the plane of its landscape, with their ASR",
-    )
-    p.add_argument("adapter", type=Path, help="a finetune's output directory (with checkpoints/)")
-    p.add_argument("--seed", type=int, default=123, help="the plane's random direction")
-    p.add_argument("--no-eval", action="store_true", help="coordinates only, no generation")
-    p.add_argument("--on", type=Path, help="draw on this other finetune's plane (same base)")
-    p.add_argument("--plane-config", type=Path, help="also write the plane's 2D sweep config here")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_trajectory)
-
-    p = sub.add_parser(
-        "templates", parents=[common], help="list the jailbreak templates: name<TAB>family"
-    )
-    p.add_argument("--file", default="", help="a YAML or CSV of more templates to check and list")
-    p.set_defaults(func=cmd_templates)
-    p = sub.add_parser("runs", parents=[common], help="list stored runs")
-    p.set_defaults(func=cmd_runs)
-
-    p = sub.add_parser("show", parents=[common], help="a run's landscape and VISAGE")
-    p.add_argument("run", help="run id (or a unique prefix), or 'latest'")
-    p.add_argument("--json", action="store_true", help="one JSON object for scripts")
-    p.add_argument("--judge", default=None, help=JUDGE_HELP)
-    p.set_defaults(func=cmd_show)
-
-    p = sub.add_parser(
-        "export", parents=[common], help="every generation of a run, or an HTML report"
-    )
-    p.add_argument("run")
-    p.add_argument(
-        "--format",
-        choices=("csv", "jsonl", "html"),
-        default="csv",
-        help="html: one offline file with figures, VISAGE +- CI, config, answers",
-    )
-    p.add_argument("--judge", default=None, help=JUDGE_HELP)
-    p.add_argument("--out", type=Path, help="file to write (default: stdout)")
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser(
-        "capability",
-        parents=[common],
-        help="fluency and over-refusal on the same grid as a safety config",
-    )
-    p.add_argument("config", type=Path)
-    p.set_defaults(func=cmd_capability)
-
-    p = sub.add_parser(
-        "breakage",
-        parents=[common],
-        help="does refusal fall before fluency? a 1D run's safety and fluency edges",
-    )
-    p.add_argument("config", type=Path, help="a 1D safety config (several directions)")
-    p.add_argument("--judge", default=None, help=JUDGE_HELP)
-    p.add_argument("--json", action="store_true", help="one JSON object for scripts")
-    p.set_defaults(func=cmd_breakage)
-
-    p = sub.add_parser(
-        "risk", parents=[common, ray],
-        help="preflight a finetuning dataset: k steps of your recipe in a throwaway copy",
-    )  # fmt: skip
-    p.add_argument("data", nargs="+",
-                   help=f"a recipe ({', '.join(FINETUNE_RECIPES)}) or a CSV of "
-                   "prompt,answer pairs; several with --rank")  # fmt: skip
-    p.add_argument("--rank", action="store_true", help="rank several datasets by the score")
-    p.add_argument("--steps", type=int, default=Probes.steps, help="optimizer steps to look ahead")
-    p.add_argument("--lr", type=float, default=1e-3, help="the recipe's learning rate")
-    p.add_argument("--lora-rank", type=int, default=8, help="the recipe's LoRA rank")
-    p.add_argument("--batch-size", type=int, default=8, help="the recipe's batch size")
-    p.add_argument("--epochs", type=int, default=3, help="the recipe's epochs (its time)")
-    p.add_argument("--edge", action="store_true",
-                   help="the old measure instead: the gradient's basin edge against "
-                   "random directions (--directions, --threshold, --max-alpha, "
-                   "--tolerance, --limit)")  # fmt: skip
-    p.add_argument("--shots", type=int, default=0, help=f"K for {', '.join(SHOT_RECIPES)}")
-    p.add_argument("--model", default="", help="a local model dir or GGUF (default: aligned demo)")
-    p.add_argument("--directions", type=int, default=RiskSettings.directions,
-                   help="random directions in the band (two edges each)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=RiskSettings.seed,
-                   help="the recipe's training seed (--edge: the band's first seed)")  # fmt: skip
-    p.add_argument("--threshold", type=float, default=BASIN.threshold,
-                   help="ASR %% at which the basin ends")  # fmt: skip
-    p.add_argument("--max-alpha", type=float, default=BASIN.max_alpha,
-                   help="how far the random band is searched")  # fmt: skip
-    p.add_argument("--tolerance", type=float, default=BASIN.tolerance,
-                   help=f"the random band's step (the data's direction: "
-                   f"{GRADIENT_BASIN.tolerance:g} up to {GRADIENT_BASIN.max_alpha:g})")  # fmt: skip
-    p.add_argument("--limit", type=int, default=PROMPTS.limit, help="held-out AdvBench prompts")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.set_defaults(func=cmd_risk)
-
-    p = sub.add_parser(
-        "train-classifier",
-        parents=[common],
-        help="build a small refusal classifier from the bundled model (for --judge classifier)",
-    )
-    p.set_defaults(func=cmd_train_classifier)
-
-    judge = argparse.ArgumentParser(add_help=False)
-    judge.add_argument(
-        "--judge",
-        default="keyword",
-        choices=judge_names("text") + judge_names("model"),
-        help="keyword is the paper's",
-    )
-    judge.add_argument(
-        "--judge-path", default="", help="the classifier, llm-judge or guard model's files"
-    )
-    judge.add_argument(
-        "--refusal-labels", default="", help="classifier labels that mean refusal, a,b"
-    )
-    judge.add_argument("--input", default="answer", choices=["answer", "pair"])
-    judge.add_argument("--format", default="rubric", choices=["rubric", "llama-guard"])
-
-    p = sub.add_parser(
-        "rescore", parents=[common, judge], help="judge stored generations again, no generator"
-    )
-    p.add_argument("run")
-    p.add_argument(
-        "--coherence",
-        action="store_true",
-        help="measure each answer's coherence (the unperturbed model's NLL, repetition) "
-        "instead of judging; loads the model once, never regenerates",
-    )
-    p.set_defaults(func=cmd_rescore)
-
-    p = sub.add_parser(
-        "judge-eval",
-        parents=[common, judge],
-        help="score a human-labelled CSV with a judge: accuracy, kappa, ...",
-    )
-    p.add_argument(
-        "file", type=Path, nargs="?",
-        help="CSV with prompt, completion and label columns (or --from-store)",
-    )  # fmt: skip
-    p.add_argument(
-        "--from-store", action="store_true",
-        help="use the labels people gave answers in this store (the app's Answers page)",
-    )  # fmt: skip
-    p.add_argument("--labeller", default=None, help="with --from-store: one labeller's only")
-    p.add_argument("--top", type=int, default=10, help="disagreements to print")
-    p.add_argument(
-        "--against", default="", help="a text judge to compare kappa with, e.g. xstest-prefix"
-    )
-    p.set_defaults(func=cmd_judge_eval)
-    return parser
+    return long_run
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -357,6 +190,16 @@ def _confirm(spec: SweepSpec, store: Store, yes: bool) -> None:
     raise UserError(f"{what}: pass --yes to start it anyway; {shorter}")
 
 
+def add_sweep(sub: Commands) -> None:
+    p = sub.add_parser(
+        "sweep",
+        parents=[_common(), _ray(), _long_run()],
+        help="run (or resume) a sweep from a YAML config",
+    )
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_sweep)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     spec = _config(args)
     store = _store(args)
@@ -387,11 +230,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_submit(sub: Commands) -> None:
+    p = sub.add_parser(
+        "submit", parents=[_common(), _ray(), _long_run()], help="queue a sweep for the worker"
+    )
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_submit)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     spec = _config(args).resolve_paths(Path.cwd())
     store = _store(args)
     _confirm(spec, store, args.yes)  # preflight: the worker never meets a spec the CLI refuses
-    queued = store.queue(spec)
+    queued = submit(store, spec)
     print(
         f"queued job {queued.job_id} (run {queued.run_id}); a worker runs it "
         "(python -m landscape_core worker)"
@@ -399,10 +250,29 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_worker(sub: Commands) -> None:
+    p = sub.add_parser("worker", parents=[_common()], help="run queued jobs in this process")
+    p.add_argument("--exit-when-idle", action="store_true", help="stop when the queue is empty")
+    p.add_argument("--idle-timeout", type=float, help="stop after this many idle seconds")
+    p.set_defaults(func=cmd_worker)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     if not serve(_store(args), exit_when_idle=args.exit_when_idle, idle_timeout=args.idle_timeout):
         print("another worker already serves this store", file=sys.stderr)
     return 0
+
+
+def add_finetune(sub: Commands) -> None:
+    p = sub.add_parser("finetune", parents=[_common()], help="train an adapter on a recipe's data")
+    p.add_argument("recipe", choices=(*FINETUNE_RECIPES, "file"))
+    p.add_argument("--shots", type=int, default=0, help=f"K examples for {', '.join(SHOT_RECIPES)}")
+    p.add_argument("--data", default="", help="file: a CSV of prompt,answer pairs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--config", type=Path, help="YAML with more FinetuneSpec fields")
+    p.add_argument("--out", type=Path, help="output directory (default: STORE/models/NAME)")
+    p.set_defaults(func=cmd_finetune)
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -432,6 +302,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_paper(sub: Commands) -> None:
+    p = sub.add_parser("paper", parents=[_common()], help="the paper's experiments in miniature")
+    p.add_argument("--out", type=Path, default=Path("docs/paper-mini.md"))
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the report from the stored results; train and generate nothing",
+    )
+    p.set_defaults(func=cmd_paper)
+
+
 def cmd_paper(args: argparse.Namespace) -> int:
     from landscape_core.recipes.paper import run_paper
 
@@ -445,6 +326,11 @@ def cmd_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_runs(sub: Commands) -> None:
+    p = sub.add_parser("runs", parents=[_common()], help="list stored runs")
+    p.set_defaults(func=cmd_runs)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     frame = _store(args).runs_frame()
     if frame.empty:
@@ -455,47 +341,40 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_defend(sub: Commands) -> None:
+    p = sub.add_parser(
+        "defend",
+        parents=[_common(), _ray()],
+        help="the perturbed-ensemble defence of a config's `defend:` and the adaptive attack",
+    )
+    p.add_argument("config", type=Path)
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_defend)
+
+
 def cmd_defend(args: argparse.Namespace) -> int:
     spec = _config(args)
     out = defend.run(spec, _store(args), say=lambda msg: print(msg, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(out.to_dict(), indent=2))
         return 0
-    d, ci = out.defence, out.intervals
-
-    def line(name: str, value: float, key: str) -> str:
-        low, high = ci[key][1], ci[key][2]
-        if low is None or high is None:
-            return f"  {name:<34} {value:6.1f}  (too few goals for an interval)"
-        return f"  {name:<34} {value:6.1f}  [{low:.1f}, {high:.1f}]"
-
-    print(
-        f"defence: {d['members']} members at radius {d['radius']} (seeds {d['seed']}.., "
-        f"vote {d['vote']}); attack: {out.attack}"
-    )
-    print("ASR % (95% interval, " + out.method + ")")
-    print(line("no defence", out.undefended_asr, "undefended_asr"))
-    print(line("defence, non-adaptive attack", out.defended_asr, "defended_asr"))
-    print(line("defence, adaptive attack", out.adaptive_asr, "adaptive_asr"))
-    print(
-        line("adaptive prompts, no defence", out.adaptive_undefended_asr, "adaptive_undefended_asr")
-    )
-    print("costs")
-    print(
-        line(
-            "XSTest safe refused, no defence",
-            out.over_refusal_undefended,
-            "over_refusal_undefended",
-        )
-    )
-    print(line("XSTest safe refused, defence", out.over_refusal, "over_refusal"))
-    print(f"  {'MT-Bench perplexity, no defence':<34} {out.perplexity_undefended:6.2f}")
-    print(f"  {'MT-Bench perplexity, defence':<34} {out.perplexity:6.2f}")
-    print("per template: ASR at the model, mean over members, defended; goals it was chosen for")
-    for row in out.templates:
-        print(f"  {row['name']:<16} {row['at_model']:6.1f} {row['at_radius']:6.1f} "
-              f"{row['defended']:6.1f}  {row['chosen_for']}")  # fmt: skip
+    print(format_defence(out))
     return 0
+
+
+def add_trajectory(sub: Commands) -> None:
+    p = sub.add_parser(
+        "trajectory",
+        parents=[_common()],
+        help="a finetune's checkpoints on the plane of its landscape, with their ASR",
+    )
+    p.add_argument("adapter", type=Path, help="a finetune's output directory (with checkpoints/)")
+    p.add_argument("--seed", type=int, default=123, help="the plane's random direction")
+    p.add_argument("--no-eval", action="store_true", help="coordinates only, no generation")
+    p.add_argument("--on", type=Path, help="draw on this other finetune's plane (same base)")
+    p.add_argument("--plane-config", type=Path, help="also write the plane's 2D sweep config here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_trajectory)
 
 
 def cmd_trajectory(args: argparse.Namespace) -> int:
@@ -513,6 +392,42 @@ def cmd_trajectory(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(as_json(plane, args.adapter, points), indent=2))
     return 0
+
+
+def add_risk(sub: Commands) -> None:
+    p = sub.add_parser(
+        "risk", parents=[_common(), _ray()],
+        help="preflight a finetuning dataset: k steps of your recipe in a throwaway copy",
+    )  # fmt: skip
+    p.add_argument("data", nargs="+",
+                   help=f"a recipe ({', '.join(FINETUNE_RECIPES)}) or a CSV of "
+                   "prompt,answer pairs; several with --rank")  # fmt: skip
+    p.add_argument("--rank", action="store_true", help="rank several datasets by the score")
+    p.add_argument("--steps", type=int, default=Probes.steps, help="optimizer steps to look ahead")
+    p.add_argument("--lr", type=float, default=1e-3, help="the recipe's learning rate")
+    p.add_argument("--lora-rank", type=int, default=8, help="the recipe's LoRA rank")
+    p.add_argument("--batch-size", type=int, default=8, help="the recipe's batch size")
+    p.add_argument("--epochs", type=int, default=3, help="the recipe's epochs (its time)")
+    p.add_argument("--edge", action="store_true",
+                   help="the old measure instead: the gradient's basin edge against "
+                   "random directions (--directions, --threshold, --max-alpha, "
+                   "--tolerance, --limit)")  # fmt: skip
+    p.add_argument("--shots", type=int, default=0, help=f"K for {', '.join(SHOT_RECIPES)}")
+    p.add_argument("--model", default="", help="a local model dir or GGUF (default: aligned demo)")
+    p.add_argument("--directions", type=int, default=RiskSettings.directions,
+                   help="random directions in the band (two edges each)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=RiskSettings.seed,
+                   help="the recipe's training seed (--edge: the band's first seed)")  # fmt: skip
+    p.add_argument("--threshold", type=float, default=BASIN.threshold,
+                   help="ASR %% at which the basin ends")  # fmt: skip
+    p.add_argument("--max-alpha", type=float, default=BASIN.max_alpha,
+                   help="how far the random band is searched")  # fmt: skip
+    p.add_argument("--tolerance", type=float, default=BASIN.tolerance,
+                   help=f"the random band's step (the data's direction: "
+                   f"{GRADIENT_BASIN.tolerance:g} up to {GRADIENT_BASIN.max_alpha:g})")  # fmt: skip
+    p.add_argument("--limit", type=int, default=PROMPTS.limit, help="held-out AdvBench prompts")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_risk)
 
 
 def cmd_risk(args: argparse.Namespace) -> int:
@@ -558,15 +473,16 @@ def _risk_edge(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out.to_dict(), indent=2))
         return 0
-    band = out.random_edges
-    edge = "not reached" if out.gradient_edge is None else f"{out.gradient_edge:.3g}"
-    print(f"basin edge along {out.data}'s gradient: alpha {edge} "
-          f"(ASR >= {out.threshold:g}%, to {out.gradient_tolerance:g})")  # fmt: skip
-    print(f"random directions ({band.n_directions}, {len(band.edges)} edges): "
-          f"5th {band.p5:.3f}, median {band.p50:.3f}, 95th {band.p95:.3f}"
-          + (f" ({band.censored} beyond {out.max_alpha:g})" if band.censored else ""))  # fmt: skip
-    print(out.verdict.text)
+    print(format_edge(out))
     return 0
+
+
+def add_templates(sub: Commands) -> None:
+    p = sub.add_parser(
+        "templates", parents=[_common()], help="list the jailbreak templates: name<TAB>family"
+    )
+    p.add_argument("--file", default="", help="a YAML or CSV of more templates to check and list")
+    p.set_defaults(func=cmd_templates)
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
@@ -580,6 +496,14 @@ def _run_judge(store: Store, run_id: str, asked: str | None) -> str:
     return resolve_label(asked, store.judges(run_id))
 
 
+def add_show(sub: Commands) -> None:
+    p = sub.add_parser("show", parents=[_common()], help="a run's landscape and VISAGE")
+    p.add_argument("run", help="run id (or a unique prefix), or 'latest'")
+    p.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    p.add_argument("--judge", default=None, help=JUDGE_HELP)
+    p.set_defaults(func=cmd_show)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     store = _store(args)
     run_id = store.run(args.run)["run_id"]
@@ -587,50 +511,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    prov = data["provenance"]
-    print(f"run {data['run_id']}  {data['label']}")
-    print(f"model {prov['model']['name']} ({prov['model']['device']}, {prov['model']['dtype']})")
-    print(
-        f"prompts {prov['prompt_set']['name']} x{prov['prompt_set']['n_prompts']}, "
-        f"system prompt {data['spec']['system_prompt']['preset']}"
-    )
-    if prov.get("cos_d1_d2") is not None:
-        print(f"cos(d1, d2) = {prov['cos_d1_d2']:.2e}")
-    choice = data["spec"].get("measure") == "multiple-choice"
-    value = "accuracy" if choice else "asr"
-    print(f"{'alpha':>9} {'beta':>9} {'acc. %' if choice else 'ASR %':>7}  status")
-    for pt in data["points"]:
-        shown = "-" if pt[value] is None else f"{pt[value]:.1f}"
-        print(
-            f"{pt['coords'][0]:>9.4f} {pt['coords'][1]:>9.4f} {shown:>7}  "
-            f"{pt['status'] or 'pending'}"
-        )
-    for k, one in enumerate(data.get("directions", [])):
-        score = "-" if one["visage"] is None else f"{one['visage']:.2f}"
-        coherent = "-" if one["coherent_visage"] is None else f"{one['coherent_visage']:.2f}"
-        edges = one["edges"] or ["?", "?"]
-        shown = ["beyond" if e is None else f"{e:+.4f}" for e in edges] if one["edges"] else edges
-        print(
-            f"direction {k} seed {one['seed']}: VISAGE {score}, coherent VISAGE {coherent}, "
-            f"edges {shown[0]} .. {shown[1]}"
-        )
-    visage = data["visage"]
-    if data["spec"].get("measure") not in ("basin-radius", "multiple-choice"):
-        print("VISAGE", "pending (run not complete)" if visage is None else f"{visage:.2f}")
-        coherent = data["coherent_visage"]
-        print(
-            "coherent VISAGE",
-            f"{coherent:.2f}"
-            if coherent is not None
-            else "pending (the run, or its coherence, "
-            f"is not complete; `rescore {data['run_id']} --coherence` measures it)",
-        )
-    for name in ("visage", "coherent_visage"):
-        if data.get(f"{name}_ci"):
-            low, high = data[f"{name}_ci"]
-            title = name.replace("_", " ").replace("visage", "VISAGE")
-            print(f"{title} 95% CI [{low:.2f}, {high:.2f}] ({data['ci_method']})")
+    print(format_landscape(data))
     return 0
+
+
+def add_export(sub: Commands) -> None:
+    p = sub.add_parser(
+        "export", parents=[_common()], help="every generation of a run, or an HTML report"
+    )
+    p.add_argument("run")
+    p.add_argument(
+        "--format",
+        choices=("csv", "jsonl", "html"),
+        default="csv",
+        help="html: one offline file with figures, VISAGE +- CI, config, answers",
+    )
+    p.add_argument("--judge", default=None, help=JUDGE_HELP)
+    p.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -659,6 +557,53 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge() -> argparse.ArgumentParser:
+    """The judge's flags, for the commands that judge stored or labelled answers."""
+    judge = argparse.ArgumentParser(add_help=False)
+    judge.add_argument(
+        "--judge",
+        default="keyword",
+        choices=judge_names("text") + judge_names("model"),
+        help="keyword is the paper's",
+    )
+    judge.add_argument(
+        "--judge-path", default="", help="the classifier, llm-judge or guard model's files"
+    )
+    judge.add_argument(
+        "--refusal-labels", default="", help="classifier labels that mean refusal, a,b"
+    )
+    judge.add_argument("--input", default="answer", choices=["answer", "pair"])
+    judge.add_argument("--format", default="rubric", choices=["rubric", "llama-guard"])
+    return judge
+
+
+def _judge_spec(args: argparse.Namespace) -> JudgeSpec:
+    labels = tuple(x.strip() for x in args.refusal_labels.split(",") if x.strip())
+    return JudgeSpec(
+        name=args.judge,
+        path=args.judge_path,
+        refusal_labels=labels,
+        input=args.input,
+        format=args.format,
+    )
+
+
+def add_rescore(sub: Commands) -> None:
+    p = sub.add_parser(
+        "rescore",
+        parents=[_common(), _judge()],
+        help="judge stored generations again, no generator",
+    )
+    p.add_argument("run")
+    p.add_argument(
+        "--coherence",
+        action="store_true",
+        help="measure each answer's coherence (the unperturbed model's NLL, repetition) "
+        "instead of judging; loads the model once, never regenerates",
+    )
+    p.set_defaults(func=cmd_rescore)
+
+
 def cmd_rescore(args: argparse.Namespace) -> int:
     store = _store(args)
     run_id = store.run(args.run)["run_id"]
@@ -672,6 +617,16 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_capability(sub: Commands) -> None:
+    p = sub.add_parser(
+        "capability",
+        parents=[_common()],
+        help="fluency and over-refusal on the same grid as a safety config",
+    )
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_capability)
+
+
 def cmd_capability(args: argparse.Namespace) -> int:
     spec = SweepSpec.from_yaml(args.config)
     store = _store(args)
@@ -682,6 +637,18 @@ def cmd_capability(args: argparse.Namespace) -> int:
     frame = capability.capability_frame(store, safety.run_id)
     print(frame.drop(columns=["idx", "i", "j"]).round(2).to_string(index=False))
     return 0
+
+
+def add_breakage(sub: Commands) -> None:
+    p = sub.add_parser(
+        "breakage",
+        parents=[_common()],
+        help="does refusal fall before fluency? a 1D run's safety and fluency edges",
+    )
+    p.add_argument("config", type=Path, help="a 1D safety config (several directions)")
+    p.add_argument("--judge", default=None, help=JUDGE_HELP)
+    p.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    p.set_defaults(func=cmd_breakage)
 
 
 def cmd_breakage(args: argparse.Namespace) -> int:
@@ -699,6 +666,15 @@ def cmd_breakage(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_train_classifier(sub: Commands) -> None:
+    p = sub.add_parser(
+        "train-classifier",
+        parents=[_common()],
+        help="build a small refusal classifier from the bundled model (for --judge classifier)",
+    )
+    p.set_defaults(func=cmd_train_classifier)
+
+
 def cmd_train_classifier(args: argparse.Namespace) -> int:
     from landscape_core.recipes.refusal_classifier import build
 
@@ -708,15 +684,26 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
-def _judge_spec(args: argparse.Namespace) -> JudgeSpec:
-    labels = tuple(x.strip() for x in args.refusal_labels.split(",") if x.strip())
-    return JudgeSpec(
-        name=args.judge,
-        path=args.judge_path,
-        refusal_labels=labels,
-        input=args.input,
-        format=args.format,
+def add_judge_eval(sub: Commands) -> None:
+    p = sub.add_parser(
+        "judge-eval",
+        parents=[_common(), _judge()],
+        help="score a human-labelled CSV with a judge: accuracy, kappa, ...",
     )
+    p.add_argument(
+        "file", type=Path, nargs="?",
+        help="CSV with prompt, completion and label columns (or --from-store)",
+    )  # fmt: skip
+    p.add_argument(
+        "--from-store", action="store_true",
+        help="use the labels people gave answers in this store (the app's Answers page)",
+    )  # fmt: skip
+    p.add_argument("--labeller", default=None, help="with --from-store: one labeller's only")
+    p.add_argument("--top", type=int, default=10, help="disagreements to print")
+    p.add_argument(
+        "--against", default="", help="a text judge to compare kappa with, e.g. xstest-prefix"
+    )
+    p.set_defaults(func=cmd_judge_eval)
 
 
 def cmd_judge_eval(args: argparse.Namespace) -> int:
@@ -737,3 +724,26 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
             f"[{d.low:+.3f}, {d.high:+.3f}] ({d.method})"
         )
     return 0
+
+
+# Each command's arguments are built by its add_X, right above its handler; this is
+# their order in --help.
+COMMANDS: tuple[Callable[[Commands], None], ...] = (
+    add_sweep,
+    add_submit,
+    add_worker,
+    add_finetune,
+    add_paper,
+    add_defend,
+    add_trajectory,
+    add_templates,
+    add_runs,
+    add_show,
+    add_export,
+    add_capability,
+    add_breakage,
+    add_risk,
+    add_train_classifier,
+    add_rescore,
+    add_judge_eval,
+)

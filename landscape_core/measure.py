@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from landscape_core.engine.perturb import Perturber
     from landscape_core.engine.session import Session
 
-ShouldStop = Callable[[], bool] | None
+ShouldStop = Callable[[], bool] | None  # polled between batches; True ends the work
 
 
 @dataclass(frozen=True)

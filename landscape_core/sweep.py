@@ -20,7 +20,7 @@ from landscape_core import __version__
 from landscape_core.basin import bisection, visit
 from landscape_core.basin.visage import asr as metrics_asr
 from landscape_core.errors import Cancelled, UserError
-from landscape_core.executors import ActorState, Engine, Executor, ShouldStop
+from landscape_core.executors import ActorState, Executor, SessionInfo, ShouldStop
 from landscape_core.judging import coherence
 from landscape_core.judging.registry import make_judge
 from landscape_core.measure import NamedJudge, judged
@@ -135,7 +135,7 @@ def run(
 
     report.stage(_loading(p, store))
     with store.leases.hold(p.run_id), _executor(p, store, judges, report.actors) as executor:
-        grid = _grid(p, executor.engine, stored_grid)
+        grid = _grid(p, executor.session_info, stored_grid)
         if spec.measure == "perplexity":  # before any perturbation: the model's own answers
             executor.use_reference(_reference_answers(p, store, executor, claim))
         store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, executor), grid)
@@ -191,7 +191,7 @@ def _fill_coherence(p: Plan, store: Store, executor: Executor) -> int:
     """The unperturbed model's NLL of every answer lacking one (weights are restored)."""
     if p.spec.measure not in ANSWER_MEASURES:
         return 0
-    n = fill_coherence(store, p.run_id, executor.engine.texts, executor.answer_nll)
+    n = fill_coherence(store, p.run_id, executor.session_info.texts, executor.answer_nll)
     log.info("coherence of %d answers measured", n)
     return n
 
@@ -222,9 +222,9 @@ def _executor(
         executor.close()
 
 
-def _grid(p: Plan, engine: Engine, stored: list[GridPoint]) -> list[GridPoint]:
+def _grid(p: Plan, info: SessionInfo, stored: list[GridPoint]) -> list[GridPoint]:
     """The run's points with their keys; a run resumed on another device is refused."""
-    device, dtype = engine.device, engine.dtype
+    device, dtype = info.device, info.dtype
     grid = [
         GridPoint(
             idx, c.i, c.j, c.alpha, c.beta,
@@ -330,8 +330,8 @@ def _search(
         def asr_at(rep: int, alpha: float) -> float | None:
             point = stored.get((rep, alpha))
             if point is None:
-                engine = executor().engine
-                key = point_key(p, engine.device, engine.dtype, alpha, 0.0, rep)
+                info = executor().session_info
+                key = point_key(p, info.device, info.dtype, alpha, 0.0, rep)
                 k = round(alpha / spec.basin.tolerance)
                 point = GridPoint(-1, k + spec.basin.max_steps(), 0, alpha, 0.0, key, rep)
                 point = store.extend_run(p.run_id, point)  # its idx, or another search's row
@@ -374,8 +374,8 @@ def _reference_answers(p: Plan, store: Store, executor: Executor, claim: Claim |
     generated once, stored there, and shared with that landscape.
     """
     twin = dataclasses.replace(p, spec=dataclasses.replace(p.spec, measure="answers"))
-    engine = executor.engine
-    key = point_key(twin, engine.device, engine.dtype, 0.0, 0.0)
+    info = executor.session_info
+    key = point_key(twin, info.device, info.dtype, 0.0, 0.0)
     answers = store.point_answers(key)
     if answers is None:
         gens = executor.origin_generations()
@@ -386,20 +386,20 @@ def _reference_answers(p: Plan, store: Store, executor: Executor, claim: Claim |
 
 def _provenance(p: Plan, executor: Executor) -> dict[str, Any]:
     spec = p.spec
-    engine = executor.engine.provenance
+    info = executor.session_info.provenance
     return {
         "model": {
             "name": spec.model.display_name,
             "fingerprint": p.model_fingerprint,
             "files": p.model_files,
-            "device": engine["device"],
-            "dtype": engine["dtype"],
-            "n_params": engine["n_params"],
+            "device": info["device"],
+            "dtype": info["dtype"],
+            "n_params": info["n_params"],
         },
         "directions": [d.to_dict() for d in spec.directions],
         "seeds": [d.seed for d in spec.directions if d.kind == "random"],
         "normalisation": [d.norm for d in spec.directions],
-        "cos_d1_d2": engine["cosine"],
+        "cos_d1_d2": info["cosine"],
         "prompt_set": {
             "name": p.prompts.name,
             "hash": p.prompts.hash,
@@ -409,16 +409,16 @@ def _provenance(p: Plan, executor: Executor) -> dict[str, Any]:
         "generation": {**spec.generation.to_dict(), "decoding": "greedy"},
         "runtime": {
             **spec.runtime.to_dict(),
-            "cached_directions": engine["cached_directions"],
-            "base_copy_in": engine["base_copy_in"],
+            "cached_directions": info["cached_directions"],
+            "base_copy_in": info["base_copy_in"],
             "actors": len(executor.actors()),
             "nodes": sorted({a.node for a in executor.actors()}),  # Ray: where they ran
         },
-        "memory_estimate": engine["memory_estimate"],
+        "memory_estimate": info["memory_estimate"],
         "packages": {
             "landscape_core": __version__,
-            "torch": engine["torch"],
-            "transformers": engine["transformers"],
+            "torch": info["torch"],
+            "transformers": info["transformers"],
             "python": platform.python_version(),
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

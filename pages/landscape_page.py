@@ -26,6 +26,7 @@ from landscape_core.readers.results import (
 )
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import plan, plane_key
+from landscape_core.submit import submit
 from pages.common import checkpoint_table, keep_in_url, md_text, pick_runs, store
 
 
@@ -324,7 +325,7 @@ if not search and st.button(
     "Measure capability on this grid", help="Queues fluency and over-refusal sweeps"
 ):
     spec = SweepSpec.from_dict(run["spec"])
-    ids = [store().queue(c).job_id for c in companions(spec).values()]
+    ids = [submit(store(), c).job_id for c in companions(spec).values()]
     st.success(f"Queued jobs {', '.join(map(str, ids))}; follow them on the Jobs page.")
 
 st.subheader("Generations at a point")

@@ -22,6 +22,7 @@ from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.judges import names
 from landscape_core.spec.model_files import catalogue, remote_code_files
 from landscape_core.spec.preflight import preflight
+from landscape_core.submit import submit
 from pages.common import md_text, prompt_upload, show_user_error, store, store_root, whole_number
 
 DIRECTION_TYPES = {
@@ -277,7 +278,7 @@ else:
 if st.button("Launch", type="primary", disabled=not (specs and confirmed)):
     if capability:
         specs = [*specs, *(c for spec in specs for c in companions(spec).values())]
-    queued = [store().queue(spec) for spec in specs]
+    queued = [submit(store(), spec) for spec in specs]
     st.session_state["run_id"] = queued[0].run_id  # Landscape opens the new run, not the last
     st.session_state["last_jobs"] = [q.job_id for q in queued]
     names = ", ".join(str(q.job_id) for q in queued)

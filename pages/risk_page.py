@@ -27,6 +27,7 @@ from landscape_core.spec.config import (
     TrainingDataSpec,
 )
 from landscape_core.spec.identity import plan, plane_key
+from landscape_core.submit import submit
 from pages.common import checkpoint_table, md_text, show_user_error, store, training_upload
 
 LEVELS = {"high": st.error, "elevated": st.warning, "typical": st.success,
@@ -159,7 +160,7 @@ with tab_preflight:
                     "page shows the report when both searches are done.")  # fmt: skip
         if st.button("Run the preflight", type="primary"):
             for spec in (sweeps.gradient, sweeps.random):
-                store().queue(spec)
+                submit(store(), spec)
             st.success("Queued the two searches (the random band is shared by every "
                        "dataset). Follow them on the Jobs page.")  # fmt: skip
     else:

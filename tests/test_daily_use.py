@@ -19,6 +19,7 @@ from landscape_core.spec.identity import plan
 from landscape_core.store.jobs import Stage, remaining_seconds
 from landscape_core.store.runs import Store
 from landscape_core.store.uploads import save_upload
+from landscape_core.submit import submit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +37,7 @@ def page(store: Store, name: str, monkeypatch, **state) -> AppTest:
 
 def test_a_queued_job_knows_its_run_before_the_worker_starts(store, tiny_spec):
     spec = tiny_spec()
-    queued = store.queue(spec)
+    queued = submit(store, spec)
     job = store.jobs.frame().set_index("job_id").loc[queued.job_id]
     assert job.run_id == queued.run_id == plan(spec, store.file_digest).run_id
     assert job.status == "queued"
@@ -44,7 +45,7 @@ def test_a_queued_job_knows_its_run_before_the_worker_starts(store, tiny_spec):
 
 def test_view_on_a_new_job_opens_that_run_not_the_last_one(store, tiny_spec, monkeypatch):
     sweep.run(tiny_spec(label="earlier"), store)  # the run a stale selection would show
-    queued = store.queue(tiny_spec(label="new", grid=[{"num": 5}]))
+    queued = submit(store, tiny_spec(label="new", grid=[{"num": 5}]))
     at = page(store, "jobs", monkeypatch)
     view = next(b for b in at.button if b.key == f"view-{queued.job_id}")
     at = view.click().run()
@@ -103,7 +104,7 @@ def test_a_job_records_its_stages_and_where_its_points_began(store, tiny_spec):
         return real(job_id, claim, **fields)
 
     store.jobs.update = spy  # type: ignore[method-assign]
-    queued = store.queue(spec)
+    queued = submit(store, spec)
     worker.run_job(store, store.jobs.claim(pid=1))
     job = store.jobs.frame().set_index("job_id").loc[queued.job_id]
     assert job.status == "done" and job.done == 5
@@ -118,7 +119,7 @@ def _after_points(store: Store, spec, n: int):
 
 
 def test_jobs_page_shows_the_stage_before_the_first_point(store, tiny_spec, monkeypatch):
-    queued = store.queue(tiny_spec())
+    queued = submit(store, tiny_spec())
     store.jobs.claim(pid=1)
     store.jobs.update(queued.job_id, total=3, stage=Stage.CONVERTING)
     monkeypatch.setattr("landscape_core.store.jobs.worker_gone", lambda *a, **k: False)

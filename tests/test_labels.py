@@ -14,6 +14,7 @@ from landscape_core.readers.labelling import label_queue
 from landscape_core.readers.results import run_visage
 from landscape_core.rescore import rescore
 from landscape_core.spec.config import JudgeSpec
+from landscape_core.submit import submit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,7 +141,7 @@ def _keys(store, run_id):
 
 
 def test_a_run_being_computed_cannot_be_deleted(store, tiny_spec):
-    queued = store.queue(tiny_spec())
+    queued = submit(store, tiny_spec())
     sweep.run(tiny_spec(), store)
     with pytest.raises(UserError, match="cancel it on the Jobs page first"):
         store.delete_run(queued.run_id)

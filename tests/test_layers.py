@@ -26,6 +26,7 @@ TORCH_FREE = (
     "landscape_core.hashing",
     "landscape_core.basin",
     "landscape_core.supervisor",
+    "landscape_core.submit",
     "landscape_core.spec",
     "landscape_core.store",
     "landscape_core.readers",

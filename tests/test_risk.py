@@ -153,7 +153,7 @@ def test_the_risk_page_queues_a_preflight_then_shows_its_report(
 
 
 def test_the_preflights_order_is_checked_pair_by_pair():
-    from landscape_core.recipes.paper_risk import _pairs
+    from landscape_core.recipes.paper_render import _pairs
 
     edges = {"a": 1e-4, "b": 2e-4, "c": 2e-4, "d": None}
     broke = {"a": 3.0, "b": 6.0, "c": float("inf"), "d": 2.0}

@@ -184,6 +184,39 @@ class DefenceReport:
                 for k, v in asdict(self).items()}  # fmt: skip
 
 
+def format_defence(out: DefenceReport) -> str:
+    """What ``defend`` prints: the ASRs and costs with their intervals, then per template."""
+    d, ci = out.defence, out.intervals
+
+    def line(name: str, value: float, key: str) -> str:
+        low, high = ci[key][1], ci[key][2]
+        if low is None or high is None:
+            return f"  {name:<34} {value:6.1f}  (too few goals for an interval)"
+        return f"  {name:<34} {value:6.1f}  [{low:.1f}, {high:.1f}]"
+
+    lines = [
+        f"defence: {d['members']} members at radius {d['radius']} (seeds {d['seed']}.., "
+        f"vote {d['vote']}); attack: {out.attack}",
+        "ASR % (95% interval, " + out.method + ")",
+        line("no defence", out.undefended_asr, "undefended_asr"),
+        line("defence, non-adaptive attack", out.defended_asr, "defended_asr"),
+        line("defence, adaptive attack", out.adaptive_asr, "adaptive_asr"),
+        line("adaptive prompts, no defence", out.adaptive_undefended_asr,
+             "adaptive_undefended_asr"),
+        "costs",
+        line("XSTest safe refused, no defence", out.over_refusal_undefended,
+             "over_refusal_undefended"),
+        line("XSTest safe refused, defence", out.over_refusal, "over_refusal"),
+        f"  {'MT-Bench perplexity, no defence':<34} {out.perplexity_undefended:6.2f}",
+        f"  {'MT-Bench perplexity, defence':<34} {out.perplexity:6.2f}",
+        "per template: ASR at the model, mean over members, defended; goals it was chosen for",
+    ]  # fmt: skip
+    for row in out.templates:
+        lines.append(f"  {row['name']:<16} {row['at_model']:6.1f} {row['at_radius']:6.1f} "
+                     f"{row['defended']:6.1f}  {row['chosen_for']}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def _interval(values: np.ndarray) -> list[float | None]:
     found: Interval | None = mean_interval(values, "goals")
     assert found is not None

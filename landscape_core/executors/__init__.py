@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from landscape_core.measure import ShouldStop
 from landscape_core.store.records import GridPoint, PointResult
 
 if TYPE_CHECKING:
@@ -19,12 +20,14 @@ if TYPE_CHECKING:
 
 Pick = Callable[[], GridPoint | None]  # the next point to compute; None when none is left
 Done = Callable[[GridPoint, PointResult], None]  # the driver stores a finished point
-ShouldStop = Callable[[], bool] | None
 
 
 @dataclass(frozen=True)
-class Engine:
-    """What the model side reports before any point: it decides point keys and provenance."""
+class SessionInfo:
+    """What a loaded model session reports before any point: it decides point keys and provenance.
+
+    A record, not the model: the torch side is ``landscape_core.engine``.
+    """
 
     device: str
     dtype: str
@@ -62,7 +65,7 @@ class ActorState:
 
 
 class Executor(Protocol):
-    engine: Engine
+    session_info: SessionInfo
 
     def use_reference(self, answers: Sequence[str]) -> None:
         """Perplexity sweeps: the unperturbed answers every point scores."""

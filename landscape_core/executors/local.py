@@ -11,7 +11,7 @@ import torch
 from landscape_core.engine.decoder import Generation
 from landscape_core.engine.session import Session
 from landscape_core.errors import Cancelled
-from landscape_core.executors import ActorState, Done, Engine, Pick, ShouldStop
+from landscape_core.executors import ActorState, Done, Pick, SessionInfo, ShouldStop
 from landscape_core.judging import keyword
 from landscape_core.measure import Inputs, NamedJudge, compute
 from landscape_core.spec.identity import Plan
@@ -27,8 +27,8 @@ def open_session(p: Plan, root: Path, threads: int = 0) -> Session:
     return Session.open(p.spec, root, p.prompts.prompts, keyword.REFUSAL_KEYWORDS)
 
 
-def engine_of(session: Session) -> Engine:
-    return Engine(
+def session_info(session: Session) -> SessionInfo:
+    return SessionInfo(
         device=session.loaded.device,
         dtype=session.loaded.dtype,
         texts=tuple(session.texts),
@@ -47,7 +47,7 @@ class LocalExecutor:
 
     def __init__(self, p: Plan, root: Path, judges: list[NamedJudge], threads: int = 0) -> None:
         self.session = open_session(p, root, threads)
-        self.engine = engine_of(self.session)
+        self.session_info = session_info(self.session)
         self.inputs = inputs_of(p, self.session, judges)
 
     def use_reference(self, answers: Sequence[str]) -> None:

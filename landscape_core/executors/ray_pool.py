@@ -31,8 +31,8 @@ from ray.exceptions import RayActorError, RayTaskError
 from landscape_core.engine.decoder import Generation
 from landscape_core.engine.perturb import Perturber
 from landscape_core.errors import Cancelled, UserError
-from landscape_core.executors import ActorState, Done, Engine, Pick, ShouldStop
-from landscape_core.executors.local import engine_of, inputs_of, open_session
+from landscape_core.executors import ActorState, Done, Pick, SessionInfo, ShouldStop
+from landscape_core.executors.local import inputs_of, open_session, session_info
 from landscape_core.hashing import sha256_file
 from landscape_core.judging.registry import make_judge
 from landscape_core.measure import NamedJudge, compute
@@ -105,7 +105,7 @@ class PointActor:
             file_view(self.plan), tuple(judges),
         )  # fmt: skip
 
-    def open(self) -> Engine:
+    def open(self) -> SessionInfo:
         if self.plan is None:
             self.view()
         assert self.plan is not None
@@ -116,7 +116,7 @@ class PointActor:
             for label, j in zip(self.labels, self.spec.judges, strict=False)
         ]
         self.inputs = inputs_of(self.plan, self.session, judges)
-        return engine_of(self.session)
+        return session_info(self.session)
 
     def use_reference(self, answers: list[str]) -> None:
         self.inputs = dataclasses.replace(self.inputs, reference=list(answers))
@@ -343,16 +343,16 @@ class RayExecutor:
             views = ray.get([s.handle.view.remote() for s in self.slots])
             for slot, view in zip(self.slots, views, strict=True):
                 self._check(slot, view)
-            engines = ray.get([s.handle.open.remote() for s in self.slots])
+            infos = ray.get([s.handle.open.remote() for s in self.slots])
         except RayTaskError as exc:
             self.close()
             raise _cause(exc) from None
         except BaseException:
             self.close()
             raise
-        self.engine = engines[0]
-        for slot, engine in zip(self.slots, engines, strict=True):
-            self._agree(slot, engine)
+        self.session_info = infos[0]
+        for slot, info in zip(self.slots, infos, strict=True):
+            self._agree(slot, info)
             slot.state = "idle"
         self._publish()
         log.info("Ray: %d actor(s) on %s", n, sorted({s.node for s in self.slots}))
@@ -386,11 +386,12 @@ class RayExecutor:
                 "same Hugging Face cache) and the same package version:\n  " + "\n  ".join(differ)
             )
 
-    def _agree(self, slot: Slot, engine: Engine) -> None:
-        if (engine.device, engine.dtype) != (self.engine.device, self.engine.dtype):
+    def _agree(self, slot: Slot, info: SessionInfo) -> None:
+        mine = self.session_info
+        if (info.device, info.dtype) != (mine.device, mine.dtype):
             raise UserError(
-                f"Ray actor {slot.name} on {slot.node} runs {engine.device}/{engine.dtype}, "
-                f"others {self.engine.device}/{self.engine.dtype}; one landscape needs one "
+                f"Ray actor {slot.name} on {slot.node} runs {info.device}/{info.dtype}, "
+                f"others {mine.device}/{mine.dtype}; one landscape needs one "
                 "numeric setting: set model.device and model.dtype"
             )
 
@@ -470,11 +471,11 @@ class RayExecutor:
         """A replacement actor has loaded (this waits for it): check it, then use it."""
         try:
             self._check(slot, ray.get(slot.view))
-            engine = ray.get(slot.opening)
+            info = ray.get(slot.opening)
         except RayTaskError as exc:
             raise _cause(exc) from None
         slot.view = slot.opening = None
-        self._agree(slot, engine)
+        self._agree(slot, info)
         if self.reference:
             ray.get(slot.handle.use_reference.remote(self.reference))
         slot.state = "idle"

@@ -320,6 +320,58 @@ def landscape(store: Store, run_id: str, judge: str = "keyword") -> dict[str, An
     return out
 
 
+def format_landscape(data: dict[str, Any]) -> str:
+    """``landscape``'s object as ``show`` prints it: identity, points, directions, VISAGE."""
+    prov = data["provenance"]
+    lines = [
+        f"run {data['run_id']}  {data['label']}",
+        f"model {prov['model']['name']} ({prov['model']['device']}, {prov['model']['dtype']})",
+        f"prompts {prov['prompt_set']['name']} x{prov['prompt_set']['n_prompts']}, "
+        f"system prompt {data['spec']['system_prompt']['preset']}",
+    ]
+    if prov.get("cos_d1_d2") is not None:
+        lines.append(f"cos(d1, d2) = {prov['cos_d1_d2']:.2e}")
+    choice = data["spec"].get("measure") == "multiple-choice"
+    value = "accuracy" if choice else "asr"
+    lines.append(f"{'alpha':>9} {'beta':>9} {'acc. %' if choice else 'ASR %':>7}  status")
+    for pt in data["points"]:
+        shown = "-" if pt[value] is None else f"{pt[value]:.1f}"
+        lines.append(
+            f"{pt['coords'][0]:>9.4f} {pt['coords'][1]:>9.4f} {shown:>7}  "
+            f"{pt['status'] or 'pending'}"
+        )
+    for k, one in enumerate(data.get("directions", [])):
+        score = "-" if one["visage"] is None else f"{one['visage']:.2f}"
+        coherent = "-" if one["coherent_visage"] is None else f"{one['coherent_visage']:.2f}"
+        edges = one["edges"] or ["?", "?"]
+        shown = ["beyond" if e is None else f"{e:+.4f}" for e in edges] if one["edges"] else edges
+        lines.append(
+            f"direction {k} seed {one['seed']}: VISAGE {score}, coherent VISAGE {coherent}, "
+            f"edges {shown[0]} .. {shown[1]}"
+        )
+    visage = data["visage"]
+    if data["spec"].get("measure") not in ("basin-radius", "multiple-choice"):
+        lines.append(
+            "VISAGE " + ("pending (run not complete)" if visage is None else f"{visage:.2f}")
+        )
+        coherent = data["coherent_visage"]
+        lines.append(
+            "coherent VISAGE "
+            + (
+                f"{coherent:.2f}"
+                if coherent is not None
+                else "pending (the run, or its coherence, "
+                f"is not complete; `rescore {data['run_id']} --coherence` measures it)"
+            )
+        )
+    for name in ("visage", "coherent_visage"):
+        if data.get(f"{name}_ci"):
+            low, high = data[f"{name}_ci"]
+            title = name.replace("_", " ").replace("visage", "VISAGE")
+            lines.append(f"{title} 95% CI [{low:.2f}, {high:.2f}] ({data['ci_method']})")
+    return "\n".join(lines)
+
+
 def _points_json(frame: pd.DataFrame, tagged: bool = False) -> list[dict[str, Any]]:
     """Points as JSON; ``tagged`` adds each one's ``direction`` (index into directions)."""
     out = []

@@ -1,5 +1,6 @@
 """The paper's experiments in miniature: ``python -m landscape_core paper``.
 
+This module declares the experiments and runs them; ``paper_render`` writes the report.
 Every number goes through the store (a second run is instant) and ``docs/paper-mini.md``
 is written from the stored results, with each experiment's config saved beside it.
 Sizes are chosen to finish on 2 CPU cores in well under 45 minutes.
@@ -12,29 +13,18 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from landscape_core import sweep
-from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
 from landscape_core.defence import defend
 from landscape_core.defence.spec import defence_id
 from landscape_core.errors import UserError
 from landscape_core.finetune import FinetuneSpec, finetune
-from landscape_core.judging.coherence import THRESHOLDS
-from landscape_core.readers import figures
-from landscape_core.readers.results import (
-    at_origin,
-    compare_visage,
-    landscape,
-    run_visage,
-    visage_interval,
-    with_states,
-)
-from landscape_core.recipes import paper_risk
+from landscape_core.recipes.paper_records import Experiment, Paper, Sizes
+from landscape_core.recipes.paper_render import write_report
 from landscape_core.recipes.paper_risk import Section7, Setup, run_section7
 from landscape_core.risk.spec import DEFAULTS as RISK
 from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SweepSpec
@@ -63,23 +53,6 @@ DEFENCE = {"members": 3, "radius": 0.05, "seed": 1000, "vote": "majority",
 JAILBREAK = "novel-chapter"
 
 
-@dataclass
-class Experiment:
-    """One stored sweep, with where it appears in the report."""
-
-    name: str
-    spec: SweepSpec
-    run_id: str = ""
-
-    def points(self, store: Store) -> pd.DataFrame:
-        """Points with the paper's ASR and the three states' shares (none while pending)."""
-        return with_states(store, self.run_id, store.points_frame(self.run_id), "keyword")
-
-    def origin_asr(self, store: Store) -> float | None:
-        origin = at_origin(self.points(store))
-        return None if origin.empty else origin.asr.iloc[0]
-
-
 def _sweep(name: str, model: dict[str, Any], **fields: Any) -> Experiment:
     data = {
         "label": f"paper: {name}",
@@ -97,24 +70,6 @@ def _origin_asr(name: str, model: dict[str, Any]) -> Experiment:
     grid = [{"start": 0.0, "stop": 0.0, "num": 1}]
     one = [{"kind": "random", "seed": SEEDS[0]}]  # the origin: no direction enters its key
     return _sweep(name, model, prompts=ASR_PROMPTS, grid=grid, directions=one)
-
-
-@dataclass
-class Paper:
-    """Every experiment of the miniature, by the section that reports it."""
-
-    seeds: list[Experiment]
-    table1: dict[str, tuple[Experiment, Experiment]]
-    table2: dict[str, Experiment]
-    interpolations: dict[str, Experiment]
-    search: Experiment
-    jailbreaks: dict[str, Experiment]  # section 6: one landscape per template
-
-    def all(self) -> list[Experiment]:
-        """In the order they run: the aligned demo's landscapes first."""
-        return [*self.seeds, *self.table2.values(), self.search,
-                *(e for pair in self.table1.values() for e in pair),
-                *self.interpolations.values(), *self.jailbreaks.values()]  # fmt: skip
 
 
 def defence_spec() -> SweepSpec:
@@ -199,6 +154,7 @@ def run_paper(
         },
         search=_search(),
         jailbreaks={name: _jailbreak(name) for name in templates()},
+        sizes=Sizes(SEEDS, RANDOM_GRID, INTERPOLATION_GRID, BASIN),
     )
     experiments = paper.all()
     for n, experiment in enumerate(experiments, start=1):
@@ -228,7 +184,7 @@ def run_paper(
     frames += [store.points_frame(r) for r in _section7_runs(section7, store)]
     points = pd.concat(frames).drop_duplicates("point_key")
     seconds = sum(_training_seconds(a) for a in finetunes.values()) + float(points.seconds.sum())
-    return _write_report(store, out, paper, seconds, shield, section7)
+    return write_report(store, out, paper, seconds, shield, section7)
 
 
 def _section7_runs(section: Section7, store: Store) -> list[str]:
@@ -261,475 +217,3 @@ def _training_seconds(adapter: Path) -> float:
     if not recipe.is_file():
         return 0.0
     return float(json.loads(recipe.read_text()).get("seconds", 0.0))
-
-
-@dataclass(frozen=True)
-class _Report:
-    """Where the report's figures and configs go, and how it links to them."""
-
-    store: Store
-    assets: Path  # the folder beside the report
-
-    def fig(self, name: str, figure: Any) -> str:
-        figure.write_html(self.assets / f"{name}.html", include_plotlyjs="directory")
-        return f"[{name}.html]({self.assets.name}/{name}.html)"
-
-    def link(self, e: Experiment) -> str:
-        if not e.run_id or e.run_id not in set(self.store.runs_frame().run_id):
-            return "pending"
-        return f"[`{e.run_id}`]({self.assets.name}/configs/{e.run_id}.yaml)"
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None or pd.isna(value) else f"{value:.{digits}f}"
-
-
-def _write_report(
-    store: Store,
-    out: Path,
-    paper: Paper,
-    seconds: float,
-    shield: dict[str, Any] | None,
-    section7: Section7,
-) -> Path:
-    report = _Report(store, out.parent / out.stem)
-    configs = report.assets / "configs"
-    configs.mkdir(parents=True, exist_ok=True)
-    for e in paper.all():
-        if e.run_id:
-            (configs / f"{e.run_id}.yaml").write_text(e.spec.to_yaml())
-    lines = [
-        *_header(seconds),
-        *_fig2b(report, paper.seeds),
-        *_states(report, paper.seeds[0]),
-        *_table1(report, paper.table1),
-        *_table2(report, paper.table2),
-        *_search_section(report, paper.search, paper.table1["aligned"][0]),
-        *_fig1b(report, paper.interpolations),
-        *_section6(report, paper, shield),
-        *paper_risk.lines(section7, store, report.fig),
-        *_claims(report, paper),
-    ]
-    out.write_text("\n".join(lines))
-    return out
-
-
-def _header(seconds: float) -> list[str]:
-    return [
-        "# The paper's experiments in miniature",
-        "",
-        "Written by `python -m landscape_core paper` (`make paper`) from the stored results.",
-        f"Compute behind these numbers: {seconds / 60:.1f} min on this machine (training plus "
-        "every point's generation, as stored, each shared point once). Points already in the "
-        "store are reused, so a second run takes seconds.",
-        "",
-        "Model: SmolLM2-135M-Instruct with the shipped safety adapter (the *aligned demo*). "
-        "Landscapes: AdvBench rows 0-19 (never trained on), greedy, 32 new tokens (each "
-        "answer stopped at its first refusal keyword, which leaves every verdict as full "
-        "generation gives it), keyword judge, layer-normalised random directions with norms "
-        "skipped, 13 points over +-0.3. "
-        f"Tables 1 and 2 run {len(SEEDS)} random directions each (seeds "
-        f"{', '.join(map(str, SEEDS))}) and report VISAGE as mean [95% CI], "
-        f"{t_method('directions')} (the prompts fixed; below {MIN_DIRECTIONS} directions no "
-        "interval, each direction's value instead). Runs are compared by the difference "
-        "A - B paired over their shared directions (same seeds, same prompts): a t-interval "
-        "of the per-direction differences. A claim is *supported* only when that interval "
-        "excludes 0, otherwise *not shown* (absence of evidence, not evidence of absence); each "
-        "comparison gives the smallest difference it could detect (the interval's half-width). "
-        "*Coherent* VISAGE counts only coherent compliance as an attack "
-        "(see Three states). Each number links to its run's config: re-run one with "
-        "`python -m landscape_core sweep docs/paper-mini/configs/RUN.yaml`.",
-        "",
-    ]
-
-
-def _fig2b(report: _Report, seeds: list[Experiment]) -> list[str]:
-    store = report.store
-    alphas = _alphas(seeds[0], store)
-    lines = [
-        "## Fig. 2(b): 1D random landscapes of the aligned demo",
-        "",
-        report.fig("fig2b", figures.overlay_1d({e.name: e.points(store) for e in seeds})),
-        "",
-        "| seed | ASR at alpha = " + " | ".join(f"{a:+.2f}" for a in alphas)
-        + " | VISAGE | coherent VISAGE | run |",
-        "|---|" + "---|" * (len(alphas) + 3),
-    ]  # fmt: skip
-    for e in seeds:
-        frame = e.points(store).sort_values("alpha")
-        cells = " | ".join(_fmt(v) for v in frame.asr)
-        lines.append(
-            f"| {e.spec.directions[0].seed} | {cells} | {_fmt(run_visage(frame))} | "
-            f"{_fmt(run_visage(frame, 'coherent_asr'))} | {report.link(e)} |"
-        )
-    return lines
-
-
-def _states(report: _Report, e: Experiment) -> list[str]:
-    """The three-state landscape along the first seed."""
-    store = report.store
-    frame = e.points(store).sort_values("alpha")
-    t = THRESHOLDS
-    lines = [
-        "",
-        f"## Three states along seed {e.spec.directions[0].seed}",
-        "",
-        "The keyword judge counts every answer without a refusal keyword as an attack, "
-        "gibberish included. Each answer is scored for coherence by the *unperturbed* model "
-        f"(mean NLL per token) and for repetition (share of repeated word trigrams); it is "
-        f"incoherent above {t.max_nll} nats/token or {t.max_repetition:.0%} repeated "
-        f"trigrams, above {t.max_char_repetition:.0%} repeated character 10-grams (a loop "
-        f"inside one word), with letters under {t.min_letter_share:.0%} of its characters (a "
-        "run of emoji), or when empty. Coherence is decided before refusal, so a looping "
-        "'Sorry' is incoherent, not a refusal.",
-        "",
-        "| alpha | ASR (paper) | refused | complied (coherent ASR) | incoherent | "
-        "median NLL/token | median repetition |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    gens = store.generations_frame(e.run_id)
-    stats = gens.groupby("alpha")[["coherence_nll", "repetition"]].median()
-    for r in frame.itertuples():
-        nll, rep = stats.loc[r.alpha] if r.alpha in stats.index else (None, None)
-        lines.append(
-            f"| {r.alpha:+.2f} | {_fmt(r.asr)} | {_fmt(r.refused)} | {_fmt(r.complied)} | "
-            f"{_fmt(r.incoherent)} | {_fmt(nll, 2)} | {_fmt(rep, 2)} |"
-        )
-    lines += [
-        "",
-        f"VISAGE {_fmt(run_visage(frame))} (paper's ASR) against coherent VISAGE "
-        f"{_fmt(run_visage(frame, 'coherent_asr'))}, over the same basin.",
-        "",
-        report.fig("states", figures.states_1d(frame)),
-    ]
-    return lines
-
-
-def _table1(report: _Report, table1: dict[str, tuple[Experiment, Experiment]]) -> list[str]:
-    store = report.store
-    aligned = table1["aligned"][0]
-    lines = [
-        "",
-        "## Table 1: finetuning drags the model out of its basin",
-        "",
-        'Harmful k-shot: AdvBench goals from row 100 with their "Sure, here is" targets, '
-        "LoRA on the aligned demo. Mix: 100 harmful plus 100 refusal examples. ASR on the "
-        "paper's 80 AdvBench prompts (rows 0-79, held out) at the model itself.",
-        "",
-        "| model | AdvBench ASR (80 prompts) | VISAGE [95% CI] | coherent VISAGE [95% CI] "
-        "| n directions | VISAGE against aligned (paired) | runs |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, (sweep_, origin) in table1.items():
-        asr = origin.origin_asr(store)
-        frame = sweep_.points(store)
-        interval = visage_interval(frame)
-        versus = "-" if name == "aligned" else _versus(store, sweep_, aligned)
-        lines.append(
-            f"| {name} | {_fmt(asr)} | {_ci(interval)} | "
-            f"{_ci(visage_interval(frame, 'coherent_asr'))} | {_n(interval)} | {versus} | "
-            f"{report.link(sweep_)}, {report.link(origin)} |"
-        )
-    overlay = figures.overlay_1d({n: p[0].points(store) for n, p in table1.items()})
-    return [*lines, "", report.fig("table1", overlay)]
-
-
-def _table2(report: _Report, table2: dict[str, Experiment]) -> list[str]:
-    store = report.store
-    default = table2["default"]
-    lines = [
-        "",
-        "## Table 2: the system prompt changes the basin",
-        "",
-        "| system prompt | ASR at the model | VISAGE [95% CI] | coherent VISAGE [95% CI] | "
-        "n directions | VISAGE against default (paired) | run |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for preset, e in table2.items():
-        frame = e.points(store)
-        origin = e.origin_asr(store)
-        interval = visage_interval(frame)
-        versus = "-" if preset == "default" else _versus(store, e, default)
-        lines.append(
-            f"| {preset} | {_fmt(origin)} | {_ci(interval)} | "
-            f"{_ci(visage_interval(frame, 'coherent_asr'))} | {_n(interval)} | {versus} | "
-            f"{report.link(e)} |"
-        )
-    overlay = figures.overlay_1d({p: e.points(store) for p, e in table2.items()})
-    return [*lines, "", report.fig("table2", overlay)]
-
-
-def _search_section(report: _Report, search: Experiment, dense: Experiment) -> list[str]:
-    """Bisection edges against the dense grid, direction by direction."""
-    store = report.store
-    stored = set(store.runs_frame().run_id)
-    if search.run_id not in stored or dense.run_id not in stored:
-        return ["", "## The basin's edges by bisection", "", "pending"]
-    found = landscape(store, search.run_id)["directions"]
-    grid = landscape(store, dense.run_id)["directions"]
-    probes = search.points(store)
-    step = (RANDOM_GRID[0]["stop"] - RANDOM_GRID[0]["start"]) / (RANDOM_GRID[0]["num"] - 1)
-    lines = [
-        "",
-        "## The basin's edges by bisection",
-        "",
-        f"`measure: basin-radius` with tolerance {BASIN['tolerance']} (half the dense grid's "
-        f"step of {step:.3f}) and max_alpha {BASIN['max_alpha']}: probes at k x tolerance, "
-        "doubling outward, then bisection; an edge is the smallest |alpha| with ASR = 100. "
-        "Seconds are the stored generation time of the points each method used (points the "
-        "search shares with the grid count for both).",
-        "",
-        "| seed | grid edges | grid points | grid s | search edges | search points | "
-        "search s | within one grid step |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    frame = dense.points(store)
-    for rep, (a, b) in enumerate(zip(found, grid, strict=True)):
-        mine = probes[probes.rep == rep]
-        theirs = frame[frame.rep == rep]
-        agree = a["edges"] is not None and b["edges"] is not None and all(
-            (x is None and y is None) or (x is not None and y is not None and abs(x - y) <= step
-                                          + 1e-9)
-            for x, y in zip(a["edges"], b["edges"], strict=True)
-        )  # fmt: skip
-        lines.append(
-            f"| {a['seed'][0]} | {_edges(b['edges'])} | {len(theirs)} | "
-            f"{theirs.seconds.sum():.0f} | {_edges(a['edges'])} | {len(mine)} | "
-            f"{mine.seconds.sum():.0f} | {'yes' if agree else 'no'} |"
-        )
-    return [*lines, "", f"Search run: {report.link(search)}."]
-
-
-def _edges(edges: list[float | None] | None) -> str:
-    if edges is None:
-        return "pending"
-    return ", ".join("beyond" if e is None else f"{e:+.3f}" for e in edges)
-
-
-def _ci(interval: Interval | None) -> str:
-    return "-" if interval is None else interval.describe()
-
-
-def _n(interval: Interval | None) -> str:
-    return "-" if interval is None else str(interval.n)
-
-
-def _versus(store: Store, a: Experiment, b: Experiment) -> str:
-    """A's VISAGE minus B's, paired over their shared directions, as one table cell."""
-    return compare_visage((a.points(store), a.spec), (b.points(store), b.spec)).describe()
-
-
-def _claims(report: _Report, paper: Paper) -> list[str]:
-    """Which of the paper's claims the miniature supports: paired differences of VISAGE."""
-    store = report.store
-    aligned = paper.table1["aligned"][0]
-    lines = [
-        "",
-        "## What the miniature supports, with paired intervals",
-        "",
-        "A - B is VISAGE's difference paired over the runs' shared directions; *supported* "
-        "when its 95% interval excludes 0, *not shown* otherwise.",
-        "",
-    ]
-    for name, (e, _) in paper.table1.items():
-        if name != "aligned":
-            lines.append(f"- {name} vs aligned (Table 1): {_versus(store, e, aligned)}.")
-    default = paper.table2["default"]
-    for preset, e in paper.table2.items():
-        if preset != "default":
-            lines.append(f"- system prompt {preset} vs default (Table 2): "
-                         f"{_versus(store, e, default)}.")  # fmt: skip
-    return lines
-
-
-def _fig1b(report: _Report, interpolations: dict[str, Experiment]) -> list[str]:
-    store = report.store
-    alphas = _alphas(next(iter(interpolations.values())), store)
-    lines = [
-        "",
-        "## Fig. 1(B): interpolating from the aligned demo to each finetuned model",
-        "",
-        "alpha = 0 is the aligned demo, alpha = 1 the finetuned model; the axis extends "
-        "past both ends.",
-        "",
-        "| target | ASR at alpha = " + " | ".join(f"{a:+.2f}" for a in alphas) + " | run |",
-        "|---|" + "---|" * (len(INTERPOLATION_GRID) * INTERPOLATION_GRID[0]["num"] + 1),
-    ]
-    for name, e in interpolations.items():
-        cells = " | ".join(_fmt(v) for v in e.points(store).sort_values("alpha").asr)
-        lines.append(f"| {name} | {cells} | {report.link(e)} |")
-    overlay = figures.overlay_1d({n: e.points(store) for n, e in interpolations.items()})
-    return [*lines, "", report.fig("fig1b", overlay), ""]
-
-
-def _alphas(e: Experiment, store: Store) -> list[float]:
-    return sorted(e.points(store).alpha.tolist())
-
-
-def _shape(curve: pd.Series) -> str:
-    """A landscape's shape in words, from ASR by alpha (0, |alpha| <= 0.1, the ends)."""
-    if curve.isna().any():
-        return "pending"
-    at = curve.get(0.0, float("nan"))
-    near = curve[(curve.index != 0.0) & (curve.index.to_series().abs() <= 0.1 + 1e-9)].mean()
-    ends = curve[curve.index.to_series().abs() >= 0.3 - 1e-9].mean()
-    if at >= 20 and near <= at / 2:
-        shape = "peak at the model, falling within ±0.1"
-    elif at >= 20:
-        shape = "high at the model and around it"
-    else:
-        shape = "refused at the model"
-    return shape + (", rising again at ±0.3" if ends >= 50 else "")
-
-
-def _section6(report: _Report, paper: Paper, shield: dict[str, Any] | None) -> list[str]:
-    """Section 6: jailbreak landscapes per template, then the defence against attacks."""
-    store = report.store
-    plain = paper.seeds[0]
-    alphas = _alphas(plain, store)
-    lines = [
-        "",
-        "## Section 6: jailbreaks are fragile to weight perturbation",
-        "",
-        "Each template of the library wraps the landscapes' 20 goals (AdvBench 0-19) and "
-        f"is swept along seed {SEEDS[0]} (the plain landscape's first row in Fig. 2(b)). "
-        "The paper's picture is a peak: high ASR at the model, falling as |alpha| grows, "
-        "until the model leaves its basin and ASR rises again.",
-        "",
-        "| template | family | ASR at alpha = " + " | ".join(f"{a:+.2f}" for a in alphas)
-        + " | coherent ASR at 0 | shape | run |",
-        "|---|---|" + "---|" * (len(alphas) + 3),
-    ]  # fmt: skip
-    library = templates()
-    curves = {"none (plain AdvBench)": (plain, "-")}
-    curves.update({n: (e, library[n].family) for n, e in paper.jailbreaks.items()})
-    for name, (e, family) in curves.items():
-        frame = e.points(store)
-        frame = frame[frame.rep == 0] if "rep" in frame else frame
-        curve = frame.set_index("alpha").asr.sort_index()
-        cells = " | ".join(_fmt(v) for v in curve)
-        coherent = _fmt(at_origin(frame).complied.iloc[0]) if not frame.empty else "-"
-        lines.append(f"| {name} | {family} | {cells} | {coherent} | {_shape(curve)} | "
-                     f"{report.link(e)} |")  # fmt: skip
-    overlay = {n: _rep0(e.points(store)) for n, (e, _) in curves.items()}
-    lines += ["", report.fig("jailbreaks", figures.overlay_1d(overlay)), ""]
-    return lines + _defence_tables(shield) + JAILBREAK_CAVEATS
-
-
-JAILBREAK_CAVEATS = [
-    "Where the miniature differs from the paper's section 6, and why:",
-    "",
-    "- *A success here is refusal avoidance, not harm.* The paper's keyword judge counts "
-    "every answer without a refusal phrase. The 135M demo's complying answers to the "
-    "fiction and payload-splitting frames are mostly story openings and restated "
-    "fragments with nothing actionable in them (read them on the Generations page); the "
-    "coherent column drops broken text but cannot tell harmless fiction from harm.",
-    "- *Model and prompts.* The paper measures 7B chat models (Llama2-7B-chat among "
-    "them); its jailbreak prompts are not in its repository (`jailbreak.yaml` points at "
-    "a CSV that is not there). Here the model is SmolLM2-135M with a LoRA safety adapter "
-    "and the templates were written for this project, one per classic family. The basin "
-    "of the demo is narrow (its edges lie at |alpha| 0.1-0.3), so the defence radius is "
-    "chosen as a fraction of it, not taken from the paper.",
-    "- *The suffix search is small.* GCG usually runs hundreds of steps with hundreds of "
-    "candidates on a GPU; here it runs a few steps with a few dozen candidates on 2 CPU "
-    "cores, so a weak suffix says little about what a full search would find.",
-    "",
-]
-
-
-def _rep0(points: pd.DataFrame) -> pd.DataFrame:
-    return points[points.rep == 0]
-
-
-def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
-    if shield is None:
-        return ["### The perturbed-ensemble defence", "", "pending: run `make paper`.", ""]
-    d, ci = shield["defence"], shield["intervals"]
-
-    def cell(key: str) -> str:
-        mean, low, high = ci[key]
-        return f"{mean:.1f}" if low is None else f"{mean:.1f} [{low:.1f}, {high:.1f}]"
-
-    lines = [
-        "### The perturbed-ensemble defence, and the adaptive attack on it",
-        "",
-        f"`defend` on configs/defend.yaml: AdvBench 0-79 in the {shield['attack']} jailbreak, "
-        f"answered by {d['members']} copies of the aligned demo at alpha = {d['radius']} "
-        f"along seeds {d['seed']}..{d['seed'] + d['members'] - 1}, vote {d['vote']}. The "
-        f"adaptive attacker knows K, r and the vote, samples {d['attack_samples'] or d['members']} "
-        "copies of its own, and picks per goal the template (the library's and its searched "
-        "suffix) that complies most often on them. ASR in percent with 95% intervals "
-        f"({shield['method']}); differences are paired over goals.",
-        "",
-        "| attack | ASR [95% CI] |",
-        "|---|---|",
-        f"| {shield['attack']}, no defence | {cell('undefended_asr')} |",
-        f"| {shield['attack']}, defence (non-adaptive) | {cell('defended_asr')} |",
-        f"| adaptive, defence | {cell('adaptive_asr')} |",
-        f"| adaptive prompts, no defence | {cell('adaptive_undefended_asr')} |",
-        f"| defence minus no defence (paired) | {cell('defended_minus_undefended')} |",
-        f"| adaptive minus non-adaptive, under the defence (paired) | "
-        f"{cell('adaptive_minus_defended')} |",
-        "",
-        "| cost | no defence | defence |",
-        "|---|---|---|",
-        f"| XSTest held-out safe prompts refused (%) | {cell('over_refusal_undefended')} | "
-        f"{cell('over_refusal')} |",
-        f"| MT-Bench perplexity (unperturbed model's NLL of the answers) | "
-        f"{_fmt(shield['perplexity_undefended'], 2)} | {_fmt(shield['perplexity'], 2)} |",
-        "",
-        "Per template, over the 80 goals: ASR at the model, the mean over the defender's "
-        "members (|alpha| = r), defended, and how many goals the adaptive attacker sent it.",
-        "",
-        "| template | at the model | members (mean) | defended | adaptive picks |",
-        "|---|---|---|---|---|",
-    ]  # fmt: skip
-    for row in shield["templates"]:
-        lines.append(f"| {row['name']} | {row['at_model']:.1f} | {row['at_radius']:.1f} | "
-                     f"{row['defended']:.1f} | {row['chosen_for']} |")  # fmt: skip
-    lines += ["", *_defence_claims(shield)]
-    search = shield.get("suffix_search") or {}
-    if search:
-        lines += [
-            "",
-            f"Suffix search (GCG-style, {len(search['losses'])} steps, "
-            f"{len(search['goals'])} held-out goals AdvBench 80+, loss averaged over the "
-            f"attacker's copies): target NLL {search['initial_loss']:.3f} -> "
-            f"{search['loss']:.3f} nats/token in {search['seconds']:.0f} s "
-            f"({search['threads']} threads). The suffix, as text:",
-            "",
-            "~~~text",
-            search["suffix"].strip().replace("~~~", "~ ~ ~"),
-            "~~~",
-        ]  # fmt: skip
-    return [*lines, ""]
-
-
-def _defence_claims(shield: dict[str, Any]) -> list[str]:
-    """The paper's three section-6 findings, each against its paired interval."""
-    ci = shield["intervals"]
-
-    def verdict(key: str, want: str) -> str:
-        mean, low, high = ci[key]
-        if low is None or high is None:
-            return f"{mean:+.1f} points (no interval)"
-        span = f"{mean:+.1f} [{low:+.1f}, {high:+.1f}] points"
-        sign = -1 if want == "down" else 1
-        if min(sign * low, sign * high) > 0:
-            return f"{span}: supported"
-        if max(sign * low, sign * high) < 0:
-            return f"{span}: contradicted (the whole interval has the other sign)"
-        return f"{span}: not shown (0 is inside the interval)"
-
-    member = shield["member_asr"]
-    return [
-        "Against the paper's findings (paired over goals, 95% intervals):",
-        "",
-        f"- *Jailbreaks are fragile to perturbation:* the {shield['attack']} jailbreak's ASR is "
-        f"{shield['undefended_asr']:.1f} at the model and {member:.1f} on average over the "
-        f"members at |alpha| = {shield['defence']['radius']}.",
-        f"- *Perturbing is a defence:* defended minus undefended ASR "
-        f"{verdict('defended_minus_undefended', 'down')}.",
-        f"- *An adaptive attacker wins some of it back:* adaptive minus non-adaptive ASR "
-        f"under the defence {verdict('adaptive_minus_defended', 'up')}.",
-    ]

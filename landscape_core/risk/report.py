@@ -122,6 +122,20 @@ class RiskReport:
         return out
 
 
+def format_edge(out: RiskReport) -> str:
+    """What ``risk --edge`` prints: the data's edge, the random band, the verdict."""
+    band = out.random_edges
+    edge = "not reached" if out.gradient_edge is None else f"{out.gradient_edge:.3g}"
+    return "\n".join([
+        f"basin edge along {out.data}'s gradient: alpha {edge} "
+        f"(ASR >= {out.threshold:g}%, to {out.gradient_tolerance:g})",
+        f"random directions ({band.n_directions}, {len(band.edges)} edges): "
+        f"5th {band.p5:.3f}, median {band.p50:.3f}, 95th {band.p95:.3f}"
+        + (f" ({band.censored} beyond {out.max_alpha:g})" if band.censored else ""),
+        out.verdict.text,
+    ])  # fmt: skip
+
+
 class Unfinished(Exception):
     """A search is still missing probes: no report yet."""
 

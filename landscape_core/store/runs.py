@@ -19,7 +19,6 @@ import pandas as pd
 from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
 from landscape_core.spec.config import SweepSpec
-from landscape_core.spec.identity import plan
 from landscape_core.spec.model_files import clean_stale_temporaries, fingerprint, model_files
 from landscape_core.spec.pace import Throughput
 from landscape_core.store.database import Database
@@ -32,7 +31,6 @@ from landscape_core.store.records import (
     GridPoint,
     MeasureRow,
     PointResult,
-    Queued,
     ScoreRow,
 )
 from landscape_core.store.throughput import Throughputs
@@ -140,15 +138,6 @@ class Store(Database):
         return digest
 
     # --- runs ------------------------------------------------------------------------
-
-    def queue(self, spec: SweepSpec) -> Queued:
-        """Queue a sweep for the worker with its run id known now.
-
-        The app selects that run at once, so "View" on a job launched a second ago
-        opens the new run (announced as pending), never the one viewed before.
-        """
-        run_id = plan(spec, self.file_digest).run_id
-        return Queued(self.jobs.submit(spec.to_dict(), spec.label, run_id), run_id)
 
     def create_run(
         self,

@@ -1,0 +1,62 @@
+"""The paper miniature's records: an experiment, the experiments by section, the sizes.
+
+Running the paper (``paper``) builds them and writing it up (``paper_render``) reads
+them; both import them from here, so neither imports the other's module (no cycle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from landscape_core.readers.results import at_origin, with_states
+from landscape_core.spec.config import SweepSpec
+from landscape_core.store.runs import Store
+
+
+@dataclass
+class Experiment:
+    """One stored sweep, with where it appears in the report."""
+
+    name: str
+    spec: SweepSpec
+    run_id: str = ""
+
+    def points(self, store: Store) -> pd.DataFrame:
+        """Points with the paper's ASR and the three states' shares (none while pending)."""
+        return with_states(store, self.run_id, store.points_frame(self.run_id), "keyword")
+
+    def origin_asr(self, store: Store) -> float | None:
+        origin = at_origin(self.points(store))
+        return None if origin.empty else origin.asr.iloc[0]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The settings the report states in words (read when the paper runs, not imported)."""
+
+    seeds: tuple[int, ...]  # the random directions of Fig. 2(b), Tables 1 and 2
+    random_grid: list[dict[str, Any]]  # the dense 1D grid
+    interpolation_grid: list[dict[str, Any]]  # Fig. 1(B)'s axis
+    basin: dict[str, float]  # the bisection's tolerance and max_alpha
+
+
+@dataclass
+class Paper:
+    """Every experiment of the miniature, by the section that reports it."""
+
+    seeds: list[Experiment]
+    table1: dict[str, tuple[Experiment, Experiment]]
+    table2: dict[str, Experiment]
+    interpolations: dict[str, Experiment]
+    search: Experiment
+    jailbreaks: dict[str, Experiment]  # section 6: one landscape per template
+    sizes: Sizes  # what the report states about them
+
+    def all(self) -> list[Experiment]:
+        """In the order they run: the aligned demo's landscapes first."""
+        return [*self.seeds, *self.table2.values(), self.search,
+                *(e for pair in self.table1.values() for e in pair),
+                *self.interpolations.values(), *self.jailbreaks.values()]  # fmt: skip
