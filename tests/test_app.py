@@ -150,6 +150,15 @@ def test_jobs_page_lists_jobs_with_their_error_text(app):
     assert any(b.label == "Resume" for b in at.button)
 
 
+def _launch(at) -> None:
+    """Press Launch, saying yes first when the page asks (the estimate reads this
+    machine's measured pace, so whether it asks depends on how busy the machine was)."""
+    confirm = [c for c in at.checkbox if c.label.startswith("Yes, launch")]
+    if confirm:
+        confirm[0].check().run()
+    at.button[0].click().run()
+
+
 def test_launch_page_queues_one_job_per_system_prompt(app, filled_store, tiny_model_dir):
     at = app("launch")
     assert not at.exception
@@ -158,7 +167,7 @@ def test_launch_page_queues_one_job_per_system_prompt(app, filled_store, tiny_mo
     at.multiselect[0].select("aoa").run()
     assert not at.error, [e.value for e in at.error]
     before = len(filled_store.jobs.frame())
-    at.button[0].click().run()
+    _launch(at)
     assert len(filled_store.jobs.frame()) == before + 2
 
 
@@ -174,7 +183,7 @@ def test_launch_page_queues_a_basin_search_over_several_directions(
     next(r for r in at.radio if r.label == "At each point").set_value("basin-radius").run()
     assert not at.error, [e.value for e in at.error]
     assert "10 points" not in " ".join(i.value for i in at.info)  # no grid estimate
-    at.button[0].click().run()
+    _launch(at)
     with sqlite3.connect(filled_store.path) as conn:
         (text,) = conn.execute("SELECT spec_json FROM jobs ORDER BY job_id DESC").fetchone()
     queued = json.loads(text)
@@ -327,7 +336,7 @@ def test_launch_page_queues_a_job_for_a_ray_cluster(app, filled_store, tiny_mode
     next(r for r in at.radio if r.label == "Run on").set_value("ray").run()
     next(t for t in at.text_input if t.label == "Ray address").input("10.0.0.5:6379").run()
     assert not at.error, [e.value for e in at.error]
-    at.button[0].click().run()
+    _launch(at)
     with sqlite3.connect(filled_store.path) as conn:
         (text,) = conn.execute("SELECT spec_json FROM jobs ORDER BY job_id DESC").fetchone()
     runtime = json.loads(text)["runtime"]
