@@ -195,7 +195,8 @@ def test_view_at_once_then_label_an_answer_and_compare_answers(
     assert cli.main(["judge-eval", "--from-store", "--store", str(store.root)]) == 0
     assert "rows: 1" in capsys.readouterr().out
 
-    page.get_by_role("link", name="Compare").first.click()
+    runs = "&".join(f"run={r}" for r in store.jobs.frame().run_id)  # both, by their link
+    page.goto(f"{url}/compare?{runs}")
     page.get_by_text("One prompt, side by side").wait_for()
     page.locator("[data-testid='stCode']").nth(1).wait_for()  # one answer per run
     page.screenshot(path=shots / "side-by-side.png", full_page=True)
@@ -283,7 +284,8 @@ def test_a_finetunes_path_over_its_plane_and_the_risk_preflight(
     assert markers.count() == len(points), "one marker per checkpoint"
 
     page.goto(f"{url}/risk")
-    page.get_by_text("Before training: how far").wait_for()
+    page.get_by_text("Before training: take the first steps").wait_for()
+    page.get_by_role("tab", name="Edge baseline (old measure)").click()  # the stored report
     _fill(page, "Shots (K)", "4")
     _fill(page, "Model", str(tiny_model_dir))
     page.get_by_text("Random band and judge").click()

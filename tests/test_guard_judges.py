@@ -426,7 +426,11 @@ def test_a_verdict_cannot_be_harmful_and_refused_nor_unparsed_and_anything():
         Verdict(False, "judge said unsafe", harmful=True)
 
 
-def test_unparsed_answers_leave_asr_and_harmful_ones_make_a_fourth_state(tiny_spec, store):
+def test_unparsed_answers_leave_asr_and_harmful_ones_make_a_fourth_state(
+    tiny_spec, store, monkeypatch
+):
+    # coherence from the planted measures alone: the tiny model's text may look broken
+    monkeypatch.setattr("landscape_core.judging.coherence.broken_text", lambda *a, **k: False)
     summary = sweep.run(tiny_spec(), store)
     label = "harmbench-cls:cls@0123456789ab"
     gens = store.generations_frame(summary.run_id).drop_duplicates(["point_key", "prompt_index"])
