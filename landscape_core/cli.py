@@ -653,8 +653,11 @@ def add_breakage(sub: Commands) -> None:
 
 def cmd_breakage(args: argparse.Namespace) -> int:
     spec = SweepSpec.from_yaml(args.config)
-    if spec.ndim != 1:
-        raise UserError("breakage reads a 1D run: give a config with one direction axis")
+    if spec.ndim != 1 or spec.measure != "answers":
+        raise UserError(
+            "breakage reads a 1D grid of answers: give a config with one direction axis "
+            "and `measure: answers` (a basin search has no grid for its fluency companion)"
+        )
     store = _store(args)
     safety = sweep.run(spec, store)
     sweep.run(capability.companions(spec)["fluency"], store)

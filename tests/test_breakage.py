@@ -93,4 +93,8 @@ def test_the_breakage_command_runs_both_sweeps_and_prints_the_gaps(
         tiny_spec(directions=[{"seed": 1}, {"seed": 2}], grid=[{"num": 2}, {"num": 2}]).to_yaml()
     )
     assert cli.main(["breakage", str(flat), "--store", str(store.root)]) == 2
-    assert "1D run" in capsys.readouterr().err
+    assert "1D grid of answers" in capsys.readouterr().err
+    search = tmp_path / "search.yaml"
+    search.write_text(tiny_spec(grid=[{}], measure="basin-radius").to_yaml())
+    assert cli.main(["breakage", str(search), "--store", str(store.root)]) == 2
+    assert "basin search" in capsys.readouterr().err
