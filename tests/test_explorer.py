@@ -11,18 +11,9 @@ from streamlit.testing.v1 import AppTest
 from landscape_core import sweep
 from landscape_core.readers import figures
 from landscape_core.readers.results import landscape
+from tests.test_links import open_page
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def open_page(store, name: str, monkeypatch, query: dict | None = None, **state) -> AppTest:
-    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}_page.py"), default_timeout=60)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    for key, value in state.items():
-        at.session_state[key] = value
-    return at.run()
 
 
 # 9. The states chart drew unmeasured states as 0 ---------------------------------------
