@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import tomllib
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape_core import sweep
+from landscape_core import cli, sweep
+from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import plan
+from landscape_core.store.runs import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "<script>alert('x')</script> **bold** # heading"
@@ -18,8 +22,6 @@ HOSTILE = "<script>alert('x')</script> **bold** # heading"
 @pytest.fixture(scope="module")
 def filled_store(tmp_path_factory, tiny_model_dir):
     """A store with a 1D run, a 2D run and jobs in several states."""
-    from landscape_core.spec.config import SweepSpec
-    from landscape_core.store.runs import Store
 
     store = Store.open(tmp_path_factory.mktemp("app-store"))
     base = {
@@ -164,8 +166,6 @@ def test_launch_page_queues_one_job_per_system_prompt(app, filled_store, tiny_mo
 def test_launch_page_queues_a_basin_search_over_several_directions(
     app, filled_store, tiny_model_dir
 ):
-    import json
-
     at = app("launch")
     at.selectbox[0].select("Local directory (safetensors)").run()
     at.text_input(key="model_path").input(str(tiny_model_dir)).run()
@@ -202,8 +202,6 @@ def test_launch_page_refuses_a_grid_that_is_too_large(app):
 
 
 def test_landscape_disagreement_layer_between_two_judges(app, filled_store):
-    from landscape_core import cli
-
     one_d = filled_store.runs_frame().set_index("label").loc["one-d", "run_id"]
     argv = ["rescore", one_d, "--store", str(filled_store.root), "--judge", "refusal-patterns"]
     assert cli.main(argv) == 0
@@ -294,8 +292,6 @@ def test_user_text_reaches_markdown_escaped(tmp_path, monkeypatch):
 
 
 def test_the_server_config_keeps_the_app_local_and_quiet():
-    import tomllib
-
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
     assert set(config["server"]["allowedHosts"]) == {"localhost", "127.0.0.1"}  # DNS rebinding
@@ -318,8 +314,6 @@ def test_jobs_page_shows_the_worker_logs_path_and_tail(tmp_path, monkeypatch):
 
 
 def test_launch_page_queues_a_job_for_a_ray_cluster(app, filled_store, tiny_model_dir):
-    import json
-
     at = app("launch")
     at.selectbox[0].select("Local directory (safetensors)").run()
     at.text_input(key="model_path").input(str(tiny_model_dir)).run()

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from landscape_core.cli import main
 from landscape_core.errors import UserError
-from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.config import ModelSpec, SweepSpec
 from landscape_core.spec.datasets import read_table
-from landscape_core.spec.model_files import catalogue
+from landscape_core.spec.model_files import catalogue, model_dir
 from landscape_core.spec.preflight import preflight
 from landscape_core.store.database import MIGRATIONS
 from landscape_core.store.runs import Store
@@ -63,9 +63,6 @@ def test_a_gguf_that_is_not_one_is_reported(tmp_path, store):
 
 
 def test_a_pickled_only_directory_is_refused_without_listing_it(tmp_path):
-    from landscape_core.spec.config import ModelSpec
-    from landscape_core.spec.model_files import model_dir
-
     (tmp_path / "secret-name.bin").write_bytes(b"x")
     with pytest.raises(UserError, match="pickled") as err:
         model_dir(ModelSpec(kind="local", path=str(tmp_path)))

@@ -12,6 +12,7 @@ from landscape_core.basin.visage import grid_edges
 from landscape_core.judging.verdict import Verdict
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import BasinSpec, SweepSpec
+from landscape_core.store.jobs import Stage
 
 
 def _planted(left: float, right: float):
@@ -110,7 +111,6 @@ def test_a_cancelled_search_resumes_from_its_stored_probes(tiny_spec, store, pla
 
 def test_two_searches_of_one_run_at_once_share_its_points(tiny_spec, store, planted_edge):
     """A second process's search ran while this one loaded: its point numbers were stale."""
-    from landscape_core.store.jobs import Stage
 
     spec = tiny_spec(grid=[{}], measure="basin-radius", basin={"tolerance": 0.25, "max_alpha": 1.5})
     other = []

@@ -7,8 +7,9 @@ from safetensors.torch import load_file
 from landscape_core.engine.models import load_model
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.recipes.finetune import FinetuneSpec, build_examples, finetune
-from landscape_core.spec.config import ModelSpec
-from landscape_core.spec.training_data import advbench_rows
+from landscape_core.spec.config import DirectionSpec, ModelSpec
+from landscape_core.spec.model_files import catalogue
+from landscape_core.spec.training_data import advbench_rows, file_examples, reserved_goals
 
 
 def _spec(tiny_model_dir, **overrides):
@@ -106,8 +107,6 @@ def test_mix_pairs_k_harmful_with_k_refusals():
 
 
 def test_catalogue_lists_the_demo_variants_and_finetuned_adapters(tiny_model_dir, tmp_path):
-    from landscape_core.spec.model_files import catalogue
-
     out = finetune(_spec(tiny_model_dir), tmp_path / "models")
     choices = catalogue(tmp_path / "models").choices
     assert {"kind": "bundled", "variant": "aligned"} in choices.values()
@@ -119,7 +118,6 @@ def test_catalogue_lists_the_demo_variants_and_finetuned_adapters(tiny_model_dir
 def test_interpolation_toward_a_finetuned_adapter_reaches_it(tiny_model_dir, tmp_path):
     from landscape_core.engine.directions import Directions
     from landscape_core.engine.perturb import snapshot
-    from landscape_core.spec.config import DirectionSpec
 
     out = finetune(_spec(tiny_model_dir), tmp_path)
     base = ModelSpec(kind="local", path=str(tiny_model_dir))
@@ -149,8 +147,6 @@ def test_a_file_recipe_trains_on_its_pairs_and_is_named_by_its_rows(tiny_model_d
 
 
 def test_no_recipe_or_file_trains_on_the_preflights_reserved_rows(tmp_path):
-    from landscape_core.spec.training_data import file_examples, reserved_goals
-
     with pytest.raises(UserError, match="kept for the risk preflight"):
         advbench_rows(100, 341)  # 100..440 reaches row 440
     assert len(advbench_rows(100, 340)) == 340

@@ -8,6 +8,9 @@ import math
 import pytest
 import torch
 
+from landscape_core import risk
+from landscape_core.cli import main
+from landscape_core.readers.risk import stored_lookaheads
 from landscape_core.recipes.finetune import FinetuneSpec
 from landscape_core.recipes.lookahead import Reference, log_odds, lookahead
 from landscape_core.spec.config import PromptSetSpec
@@ -98,10 +101,6 @@ def test_a_reference_is_reusable_across_datasets(tiny_loaded, tiny_model_dir):
 def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     tiny_model_dir, tmp_path, capsys, monkeypatch
 ):
-    from landscape_core import risk
-    from landscape_core.cli import main
-    from landscape_core.readers.risk import stored_lookaheads
-
     monkeypatch.setattr(risk, "PROBES", PROBES)
     refusals, poems = tmp_path / "refusals.csv", tmp_path / "poems.csv"
     refusals.write_text("prompt,answer\n" + "".join(

@@ -14,6 +14,7 @@ from landscape_core.readers.risk import band, verdict
 from landscape_core.spec.config import BasinSpec, GenerationSpec, ModelSpec, PromptSetSpec
 from landscape_core.spec.risk import RiskSettings, risk_sweeps
 from landscape_core.spec.training_data import TrainingDataSpec
+from landscape_core.store.runs import Store
 
 
 def _settings(tiny_model_dir, **overrides) -> RiskSettings:
@@ -53,8 +54,6 @@ def planted_edges(monkeypatch):
 
 
 def test_the_risk_report_is_deterministic_for_a_seed(tiny_model_dir, tmp_path, planted_edges):
-    from landscape_core.store.runs import Store
-
     data = TrainingDataSpec(recipe="harmful", shots=4)
     settings = _settings(tiny_model_dir)
     one = risk.run(data, Store.open(tmp_path / "a"), settings).to_dict()
