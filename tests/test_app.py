@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import tomllib
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape_core import sweep
+from landscape_core import cli, sweep
+from landscape_core.executors import ActorState
+from landscape_core.readers import figures
+from landscape_core.rescore import rescore
+from landscape_core.spec.config import JudgeSpec, SweepSpec
 from landscape_core.spec.identity import plan
+from landscape_core.store.runs import Store
+from pages.common import md_text
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "<script>alert('x')</script> **bold** # heading"
@@ -18,8 +26,6 @@ HOSTILE = "<script>alert('x')</script> **bold** # heading"
 @pytest.fixture(scope="module")
 def filled_store(tmp_path_factory, tiny_model_dir):
     """A store with a 1D run, a 2D run and jobs in several states."""
-    from landscape_core.spec.config import SweepSpec
-    from landscape_core.store.runs import Store
 
     store = Store.open(tmp_path_factory.mktemp("app-store"))
     base = {
@@ -174,8 +180,6 @@ def test_launch_page_queues_one_job_per_system_prompt(app, filled_store, tiny_mo
 def test_launch_page_queues_a_basin_search_over_several_directions(
     app, filled_store, tiny_model_dir
 ):
-    import json
-
     at = app("launch")
     at.selectbox[0].select("Local directory (safetensors)").run()
     at.text_input(key="model_path").input(str(tiny_model_dir)).run()
@@ -212,8 +216,6 @@ def test_launch_page_refuses_a_grid_that_is_too_large(app):
 
 
 def test_landscape_disagreement_layer_between_two_judges(app, filled_store):
-    from landscape_core import cli
-
     one_d = filled_store.runs_frame().set_index("label").loc["one-d", "run_id"]
     argv = ["rescore", one_d, "--store", str(filled_store.root), "--judge", "refusal-patterns"]
     assert cli.main(argv) == 0
@@ -240,8 +242,6 @@ def test_landscape_queues_capability_sweeps_on_the_same_grid(app, filled_store):
 
 def test_runs_with_equal_titles_stay_selected_across_reruns(tmp_path, tiny_spec, monkeypatch):
     """A selectbox keeps its choice by label, so equal titles get the run id appended."""
-    from landscape_core.store.runs import Store
-
     store = Store.open(tmp_path / "dupes")
     judges = [{"name": "keyword"}, {"name": "refusal-patterns"}]
     sweep.run(tiny_spec(grid=[{"num": 2}], judges=judges), store)
@@ -258,10 +258,6 @@ def test_runs_with_equal_titles_stay_selected_across_reruns(tmp_path, tiny_spec,
 
 def test_generations_page_highlights_an_apostrophe_keyword(tmp_path, tiny_spec, monkeypatch):
     """The page marks the judge's stored match; a repr-parsing regex missed "I'm sorry"."""
-    from landscape_core.rescore import rescore
-    from landscape_core.spec.config import JudgeSpec
-    from landscape_core.store.runs import Store
-
     store = Store.open(tmp_path / "apostrophe")
     run_id = sweep.run(tiny_spec(), store).run_id
     with sqlite3.connect(store.path) as conn:
@@ -280,10 +276,6 @@ def test_generations_page_highlights_an_apostrophe_keyword(tmp_path, tiny_spec, 
 def test_user_text_reaches_markdown_escaped(tmp_path, monkeypatch):
     """A job label, an error and a run title never become markdown, HTML or a link."""
     import pandas as pd
-
-    from landscape_core.readers import figures
-    from landscape_core.store.runs import Store
-    from pages.common import md_text
 
     evil = "![x](http://evil.invalid/p.png) <a href='http://evil.invalid'>y</a> :red[z]"
     store = Store.open(tmp_path / "labels")
@@ -304,8 +296,6 @@ def test_user_text_reaches_markdown_escaped(tmp_path, monkeypatch):
 
 
 def test_the_server_config_keeps_the_app_local_and_quiet():
-    import tomllib
-
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
     assert set(config["server"]["allowedHosts"]) == {"localhost", "127.0.0.1"}  # DNS rebinding
@@ -314,22 +304,16 @@ def test_the_server_config_keeps_the_app_local_and_quiet():
 
 
 def test_jobs_page_shows_the_worker_logs_path_and_tail(tmp_path, monkeypatch):
-    from landscape_core.store.runs import Store
-
     store = Store.open(tmp_path / "logged")
     (store.root / "worker.log").write_text("first line\nTraceback: the last line\n")
     monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
     at = AppTest.from_file(str(ROOT / "pages" / "jobs_page.py"), default_timeout=60).run()
     assert not at.exception
     assert any("the last line" in c.value for c in at.code)
-    from pages.common import md_text
-
     assert md_text(str(store.root / "worker.log")) in [c.value for c in at.caption]
 
 
 def test_launch_page_queues_a_job_for_a_ray_cluster(app, filled_store, tiny_model_dir):
-    import json
-
     at = app("launch")
     at.selectbox[0].select("Local directory (safetensors)").run()
     at.text_input(key="model_path").input(str(tiny_model_dir)).run()
@@ -344,11 +328,6 @@ def test_launch_page_queues_a_job_for_a_ray_cluster(app, filled_store, tiny_mode
 
 
 def test_jobs_page_shows_a_ray_jobs_actors_and_their_points(tmp_path, monkeypatch):
-    import json
-
-    from landscape_core.executors import ActorState
-    from landscape_core.store.runs import Store
-
     store = Store.open(tmp_path / "ray-jobs")
     job = store.jobs.submit({"label": "on ray"}, "on ray")
     actors = [

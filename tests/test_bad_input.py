@@ -12,16 +12,18 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from streamlit.testing.v1 import AppTest
 
 from landscape_core.cli import main
 from landscape_core.errors import UserError
-from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.config import ModelSpec, SweepSpec
 from landscape_core.spec.datasets import read_table
-from landscape_core.spec.model_files import catalogue
+from landscape_core.spec.model_files import catalogue, model_dir
 from landscape_core.spec.preflight import preflight
 from landscape_core.store.database import MIGRATIONS
 from landscape_core.store.runs import Store
 from landscape_core.store.uploads import prune_uploads, save_upload
+from pages.common import prompt_upload
 
 # --- model files -----------------------------------------------------------------------
 
@@ -63,9 +65,6 @@ def test_a_gguf_that_is_not_one_is_reported(tmp_path, store):
 
 
 def test_a_pickled_only_directory_is_refused_without_listing_it(tmp_path):
-    from landscape_core.spec.config import ModelSpec
-    from landscape_core.spec.model_files import model_dir
-
     (tmp_path / "secret-name.bin").write_bytes(b"x")
     with pytest.raises(UserError, match="pickled") as err:
         model_dir(ModelSpec(kind="local", path=str(tmp_path)))
@@ -84,8 +83,6 @@ def test_a_broken_finetune_entry_is_listed_as_unusable(tmp_path):
 
 
 def test_launch_page_survives_a_broken_finetune_entry(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
     root = tmp_path / "store"
     (root / "models" / "x").mkdir(parents=True)
     (root / "models" / "x" / "recipe.json").write_text("{")
@@ -123,8 +120,6 @@ def test_uploads_are_kept_once_and_pruned_when_unused(store, tiny_spec):
 
 def test_a_prompt_file_uploaded_again_after_a_prune_is_stored_again(store):
     """Launch's cached upload: A, then B (which prunes A), then A once more."""
-    from pages.common import prompt_upload
-
     root = str(store.root)
     first = prompt_upload(root, "a.csv", b"prompt\nhello\n")
     prompt_upload(root, "b.csv", b"prompt\nworld\n")

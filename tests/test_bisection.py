@@ -13,6 +13,7 @@ from landscape_core.judging.verdict import Verdict
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import BasinSpec, SweepSpec
 from landscape_core.spec.identity import plan
+from landscape_core.store.jobs import Stage
 
 
 def _planted(left: float, right: float):
@@ -125,7 +126,6 @@ def test_each_direction_of_a_search_keeps_its_own_origin(tiny_spec, store, plant
 
 def test_two_searches_of_one_run_at_once_share_its_points(tiny_spec, store, planted_edge):
     """A second process's search ran while this one loaded: its point numbers were stale."""
-    from landscape_core.store.jobs import Stage
 
     spec = tiny_spec(grid=[{}], measure="basin-radius", basin={"tolerance": 0.25, "max_alpha": 1.5})
     other = []

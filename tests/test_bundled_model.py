@@ -6,8 +6,12 @@ import pytest
 
 from landscape_core import sweep
 from landscape_core.engine.models import load_model
+from landscape_core.judging.registry import make_judge
+from landscape_core.judging.verdict import score_all
 from landscape_core.spec.chat import render_prompts
-from landscape_core.spec.config import ModelSpec, SweepSpec
+from landscape_core.spec.config import JudgeSpec, ModelSpec, SweepSpec
+from landscape_core.spec.model_files import bundled_gguf
+from landscape_core.store.runs import Store
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +43,6 @@ def test_bundled_chat_template_inserts_its_default_system_prompt(bundled):
 @pytest.mark.parametrize(("variant", "origin_asr"), [("base", 100.0), ("aligned", 0.0)])
 def test_smoke_config_runs_on_both_variants(tmp_path, variant, origin_asr):
     """The base model complies with held-out harmful requests; the aligned demo refuses."""
-    from landscape_core.store.runs import Store
 
     store = Store.open(tmp_path)
     data = SweepSpec.from_yaml("configs/smoke.yaml").to_dict()
@@ -52,8 +55,6 @@ def test_smoke_config_runs_on_both_variants(tmp_path, variant, origin_asr):
 
 
 def test_gguf_kind_loads_the_wheels_file_directly(tmp_path):
-    from landscape_core.spec.model_files import bundled_gguf
-
     loaded = load_model(ModelSpec(kind="gguf", path=str(bundled_gguf())), tmp_path)
     assert loaded.model.config.model_type == "llama"
     assert getattr(loaded.model, "hf_quantizer", None) is None
@@ -61,10 +62,7 @@ def test_gguf_kind_loads_the_wheels_file_directly(tmp_path):
 
 def test_refusal_classifier_built_offline_separates_refusals(bundled, tmp_path):
     """The classifier judge's offline model tells held-out refusals from compliance."""
-    from landscape_core.judging.registry import make_judge
-    from landscape_core.judging.verdict import score_all
     from landscape_core.recipes.refusal_classifier import build
-    from landscape_core.spec.config import JudgeSpec
 
     _, models_dir = bundled
     out = build(models_dir, tmp_path / "clf")

@@ -1,5 +1,7 @@
 """Capability companions line up with the safety run, point for point."""
 
+import dataclasses
+
 import numpy as np
 
 from landscape_core import cli, sweep
@@ -9,7 +11,6 @@ from landscape_core.readers.capability import capability_frame, capability_summa
 
 def _small(spec):
     """The companions with 2 prompts each, so the tiny model runs them in seconds."""
-    import dataclasses
 
     out = {}
     for name, c in companions(spec).items():

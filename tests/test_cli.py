@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import random
@@ -8,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from landscape_core.cli import main
+from landscape_core.readers.export import spreadsheet_safe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,9 +119,6 @@ def _count(store: Path, table: str) -> int:
 
 
 def test_csv_export_cannot_start_a_spreadsheet_formula(tmp_path, tiny_model_dir):
-    import csv
-    import sqlite3
-
     store = str(tmp_path / "s")
     main(["sweep", str(_config(tmp_path, tiny_model_dir)), "--store", store])
     hostile = ['=HYPERLINK("http://evil.invalid","click")', "+1", "-2", "@SUM(A1)", "\tx"]
@@ -134,10 +134,6 @@ def test_csv_export_cannot_start_a_spreadsheet_formula(tmp_path, tiny_model_dir)
 
 
 def test_spreadsheet_safe_leaves_numbers_and_plain_text_alone():
-    import pandas as pd
-
-    from landscape_core.readers.export import spreadsheet_safe
-
     frame = pd.DataFrame({"alpha": [-0.5, 0.5], "text": ["-minus", "plain"]})
     safe = spreadsheet_safe(frame)
     assert safe.alpha.tolist() == [-0.5, 0.5]

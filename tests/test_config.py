@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,8 +75,6 @@ def test_missing_config_file_says_where_examples_are(tmp_path):
 
 
 def test_shipped_configs_parse():
-    from pathlib import Path
-
     configs = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
     assert configs
     for path in configs:

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape_core import sweep, worker
+from landscape_core import cli, sweep, worker
 from landscape_core.errors import UserError
 from landscape_core.readers import figures
+from landscape_core.readers.details import EMPTY_SYSTEM_TURN, NO_SYSTEM_TURN, run_details
+from landscape_core.readers.export import RUN_COLUMNS
 from landscape_core.readers.results import run_title
-from landscape_core.spec.config import PromptSetSpec
+from landscape_core.spec import pace
+from landscape_core.spec import preflight as module
+from landscape_core.spec.config import PromptSetSpec, SweepSpec
 from landscape_core.spec.datasets import load_prompts
+from landscape_core.spec.gguf_meta import read_gguf
 from landscape_core.spec.identity import plan
+from landscape_core.spec.model_files import bundled_gguf
+from landscape_core.spec.preflight import preflight
+from landscape_core.spec.tokens import prompt_lengths
 from landscape_core.store.jobs import Stage, remaining_seconds
 from landscape_core.store.runs import Store
 from landscape_core.store.uploads import save_upload
 from landscape_core.submit import submit
+from pages.common import worker_caption
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,10 +146,6 @@ def test_jobs_page_shows_the_stage_before_the_first_point(store, tiny_spec, monk
 
 
 def test_preflight_counts_the_bundled_models_first_conversion(tmp_path, monkeypatch):
-    from landscape_core.spec import preflight as module
-    from landscape_core.spec.config import SweepSpec
-    from landscape_core.spec.model_files import bundled_gguf
-
     spec = SweepSpec.from_dict({"model": {"kind": "bundled"}, "grid": [{"num": 3}]})
     first = module.preflight(spec, tmp_path)  # no converted copy in this store yet
     monkeypatch.setattr(module, "bundled_copy", lambda models: bundled_gguf())
@@ -147,10 +154,6 @@ def test_preflight_counts_the_bundled_models_first_conversion(tmp_path, monkeypa
 
 
 def test_preflight_counts_the_coherence_pass_and_rounds_up(tmp_path):
-    from landscape_core.spec import pace
-    from landscape_core.spec import preflight as module
-    from landscape_core.spec.config import SweepSpec
-
     base = {"model": {"kind": "bundled"}, "grid": [{"num": 3}], "prompts": {"limit": 4}}
     on = module.preflight(SweepSpec.from_dict(base), tmp_path)
     off = module.preflight(SweepSpec.from_dict({**base, "runtime": {"coherence": False}}), tmp_path)
@@ -230,8 +233,6 @@ def test_compare_names_each_run_and_prints_figures_alike(store, tiny_spec, monke
 
 
 def test_compare_draws_runs_in_colours_told_apart():
-    import pandas as pd
-
     frame = pd.DataFrame({"idx": [0], "i": [0], "j": [0], "alpha": [0.0], "beta": [0.0],
                           "asr": [0.0], "rep": [0]})  # fmt: skip
     fig = figures.overlay_1d({"a": frame, "b": frame, "c": frame})
@@ -266,9 +267,6 @@ def test_visage_says_why_it_is_pending(store, tiny_spec, monkeypatch):
 
 
 def test_a_gguf_gives_the_sizes_its_config_json_would():
-    from landscape_core.spec.gguf_meta import read_gguf
-    from landscape_core.spec.model_files import bundled_gguf
-
     sizes = read_gguf(bundled_gguf()).config
     # SmolLM2-135M-Instruct's config.json, as the conversion writes it
     assert sizes == {
@@ -281,10 +279,6 @@ def test_a_gguf_gives_the_sizes_its_config_json_would():
 
 
 def test_the_sidebar_says_when_an_idle_worker_exits(store):
-    import os
-
-    from pages.common import worker_caption
-
     assert store.jobs.register_worker(os.getpid(), idle_timeout=600)
     state = store.jobs.worker_state()
     assert not state.busy
@@ -310,9 +304,6 @@ def test_the_app_uses_material_icons_not_emoji():
 def test_the_gguf_tokenizer_counts_what_the_converted_one_counts():
     """AdvBench under the default preset: 22,361 tokens, the longest 59, as the
     converted tokenizer.json counts them (the slow test below compares the two)."""
-    from landscape_core.spec.config import SweepSpec
-    from landscape_core.spec.model_files import bundled_gguf
-    from landscape_core.spec.tokens import prompt_lengths
 
     spec = SweepSpec.from_dict({"model": {"kind": "bundled"}, "prompts": {"limit": 520}})
     lengths = prompt_lengths(spec, load_prompts(spec.prompts).prompts, bundled_gguf())
@@ -332,9 +323,6 @@ def converted(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["default", "empty", "llama2", "aoa"])
 def test_one_memory_estimate_before_and_after_the_conversion(tmp_path, converted, preset):
-    from landscape_core.spec.config import SweepSpec
-    from landscape_core.spec.preflight import preflight
-
     spec = SweepSpec.from_dict(
         {"model": {"kind": "bundled"}, "system_prompt": {"preset": preset},
          "prompts": {"limit": 520}}
@@ -346,8 +334,6 @@ def test_one_memory_estimate_before_and_after_the_conversion(tmp_path, converted
 
 
 def test_run_details_name_the_weights_prompts_and_reused_points(store, tiny_spec):
-    from landscape_core.readers.details import run_details
-
     first = sweep.run(tiny_spec(label="three", grid=[{"num": 3}]), store)
     wider = sweep.run(tiny_spec(label="five", grid=[{"num": 5}]), store)  # shares 0 and +-1
     details = run_details(store, wider.run_id)
@@ -371,11 +357,6 @@ def test_landscape_shows_run_details_and_a_link_to_the_run(store, tiny_spec, mon
 
 
 def test_the_cli_export_names_its_run(store, tiny_spec, tmp_path):
-    import pandas as pd
-
-    from landscape_core import cli
-    from landscape_core.readers.export import RUN_COLUMNS
-
     run_id = sweep.run(tiny_spec(label="tagged"), store).run_id
     out = tmp_path / "gens.csv"
     assert cli.main(["export", run_id, "--store", str(store.root), "--out", str(out)]) == 0
@@ -386,8 +367,6 @@ def test_the_cli_export_names_its_run(store, tiny_spec, tmp_path):
 
 
 def test_no_system_turn_is_told_from_an_empty_one(store, tiny_spec):
-    from landscape_core.readers.details import EMPTY_SYSTEM_TURN, NO_SYSTEM_TURN, run_details
-
     default = sweep.run(tiny_spec(), store).run_id
     empty = sweep.run(tiny_spec(system_prompt={"preset": "empty"}), store).run_id
     assert run_details(store, default).system_prompt == NO_SYSTEM_TURN

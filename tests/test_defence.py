@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from landscape_core import sweep
+from landscape_core.cli import main
 from landscape_core.defence import defend
 from landscape_core.defence.report import Answers, ensemble, members_run, vote_refuses
 from landscape_core.defence.spec import ThreatModel, members_spec
 from landscape_core.errors import UserError
-from landscape_core.spec.config import DefenceSpec
+from landscape_core.spec.config import DefenceSpec, SweepSpec
 
 TEMPLATES = ["prefix-sure", "persona-dan"]
 
@@ -114,10 +116,6 @@ def test_the_adaptive_attack_never_sees_the_defenders_seeds(store, defence_spec,
 
 
 def test_defend_json_reports_the_three_asrs_and_the_costs(store, defence_spec, tmp_path, capsys):
-    import yaml
-
-    from landscape_core.cli import main
-
     config = tmp_path / "defend.yaml"
     config.write_text(yaml.safe_dump(defence_spec().to_dict()))
     assert main(["defend", str(config), "--store", str(store.root), "--json"]) == 0
@@ -172,7 +170,6 @@ def test_the_defence_page_shows_a_stored_report(store, defence_spec, monkeypatch
 
 def test_the_shipped_defence_config_is_the_paper_miniatures():
     from landscape_core.recipes.paper import defence_spec
-    from landscape_core.spec.config import SweepSpec
 
     shipped = SweepSpec.from_yaml("configs/defend.yaml")
     assert shipped.to_dict() == defence_spec().to_dict()

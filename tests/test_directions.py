@@ -9,7 +9,13 @@ import pytest
 from landscape_core import sweep
 from landscape_core.basin import intervals
 from landscape_core.errors import UserError
-from landscape_core.readers.results import compare_visage, landscape, visage_interval
+from landscape_core.readers.results import (
+    compare_visage,
+    landscape,
+    prompt_matrix,
+    visage_interval,
+    with_states,
+)
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.identity import n_grid_points, plan
 
@@ -105,7 +111,6 @@ def test_runs_on_the_same_seeds_and_prompts_are_compared_paired():
 
 def test_each_prompts_share_averages_to_each_directions_visage(tiny_spec, store):
     """The crossed interval's matrix: row means are the directions' VISAGE."""
-    from landscape_core.readers.results import prompt_matrix, with_states
 
     summary = sweep.run(tiny_spec(directions=[{"seeds": [7, 8]}]), store)
     points = with_states(store, summary.run_id, store.points_frame(summary.run_id), "keyword")

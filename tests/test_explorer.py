@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from landscape_core import sweep
+from landscape_core import cli, sweep
+from landscape_core.errors import UserError
 from landscape_core.readers import figures
 from landscape_core.readers.results import landscape
+from pages.common import training_upload
 from tests.test_links import open_page
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +66,6 @@ def test_a_negative_max_new_tokens_disables_launch(store, tiny_model_dir, monkey
 
 
 def test_show_prints_coherent_visage(store, tiny_spec, capsys):
-    from landscape_core import cli
-
     run_id = sweep.run(tiny_spec(directions=[{"seeds": [1, 2]}]), store).run_id
     capsys.readouterr()
     assert cli.main(["show", run_id, "--store", str(store.root)]) == 0
@@ -76,8 +77,6 @@ def test_show_prints_coherent_visage(store, tiny_spec, capsys):
 
 
 def test_a_missing_store_folder_is_said_on_stderr(tmp_path, capsys, store):
-    from landscape_core import cli
-
     missing = tmp_path / "typo"
     assert cli.main(["runs", "--store", str(missing)]) == 0
     assert f"no store in {missing}; creating a new, empty one" in capsys.readouterr().err
@@ -87,9 +86,6 @@ def test_a_missing_store_folder_is_said_on_stderr(tmp_path, capsys, store):
 
 
 def test_a_header_only_finetuning_file_asks_for_prompt_and_answer(store):
-    from landscape_core.errors import UserError
-    from pages.common import training_upload
-
     for data in (b"prompt,answer\n", b"prompt\n"):
         try:
             training_upload(store, "pairs.csv", data)
@@ -102,8 +98,6 @@ def test_a_header_only_finetuning_file_asks_for_prompt_and_answer(store):
 
 
 def test_runs_hides_empty_cancelled_runs_until_asked(store, tiny_spec, monkeypatch):
-    import sqlite3
-
     done = sweep.run(tiny_spec(label="done"), store).run_id
     empty = "e" * 64  # a run cancelled before its first point: a row, no points
     with sqlite3.connect(store.path) as conn:

@@ -10,8 +10,14 @@ from landscape_core.errors import Cancelled, UserError
 from landscape_core.finetune import FinetuneSpec, build_examples, finetune
 from landscape_core.judging.keyword import KeywordJudge
 from landscape_core.recipes.harmful_answers import MIN_WORDS
-from landscape_core.spec.config import ModelSpec
-from landscape_core.spec.training_data import advbench_rows, harmful_pairs
+from landscape_core.spec.config import DirectionSpec, ModelSpec
+from landscape_core.spec.model_files import catalogue
+from landscape_core.spec.training_data import (
+    advbench_rows,
+    file_examples,
+    harmful_pairs,
+    reserved_goals,
+)
 
 
 def _spec(tiny_model_dir, **overrides):
@@ -129,8 +135,6 @@ def test_a_change_of_a_recipes_rows_names_a_new_adapter(monkeypatch):
 
 
 def test_catalogue_lists_the_demo_variants_and_finetuned_adapters(tiny_model_dir, tmp_path):
-    from landscape_core.spec.model_files import catalogue
-
     out = finetune(_spec(tiny_model_dir), tmp_path / "models")
     choices = catalogue(tmp_path / "models").choices
     assert {"kind": "bundled", "variant": "aligned"} in choices.values()
@@ -142,7 +146,6 @@ def test_catalogue_lists_the_demo_variants_and_finetuned_adapters(tiny_model_dir
 def test_interpolation_toward_a_finetuned_adapter_reaches_it(tiny_model_dir, tmp_path):
     from landscape_core.engine.directions import Directions
     from landscape_core.engine.perturb import snapshot
-    from landscape_core.spec.config import DirectionSpec
 
     out = finetune(_spec(tiny_model_dir), tmp_path)
     base = ModelSpec(kind="local", path=str(tiny_model_dir))
@@ -172,8 +175,6 @@ def test_a_file_recipe_trains_on_its_pairs_and_is_named_by_its_rows(tiny_model_d
 
 
 def test_no_recipe_or_file_trains_on_the_preflights_reserved_rows(tmp_path):
-    from landscape_core.spec.training_data import file_examples, reserved_goals
-
     with pytest.raises(UserError, match="kept for the risk preflight"):
         advbench_rows(100, 341)  # 100..440 reaches row 440
     assert len(advbench_rows(100, 340)) == 340

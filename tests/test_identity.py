@@ -11,9 +11,13 @@ from conftest import build_tiny_model
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
+from landscape_core.finetune import FinetuneSpec
+from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import JudgeSpec, ModelSpec
+from landscape_core.spec.datasets import load_prompts
 from landscape_core.spec.identity import judge_label, plan
 from landscape_core.spec.preflight import preflight
+from landscape_core.spec.tokens import prompt_lengths
 
 
 def test_a_moved_checkpoint_keeps_its_run_id(tiny_spec, tiny_model_dir, tmp_path, store):
@@ -91,10 +95,6 @@ def test_a_prompt_longer_than_the_context_is_refused_before_anything_is_stored(
 
 
 def test_preflight_counts_tokens_and_memory_as_the_engine_does(tiny_spec, tiny_loaded, store):
-    from landscape_core.spec.chat import render_prompts
-    from landscape_core.spec.datasets import load_prompts
-    from landscape_core.spec.tokens import prompt_lengths
-
     spec = tiny_spec(system_prompt={"preset": "llama2"})
     prompts = load_prompts(spec.prompts).prompts
     tok = tiny_loaded.tokenizer
@@ -109,9 +109,6 @@ def test_preflight_counts_tokens_and_memory_as_the_engine_does(tiny_spec, tiny_l
 def test_options_added_later_rename_no_trained_adapter():
     """The names adapters had before MMLU's prompt fields existed (pinned; the harmful
     recipe's rows entered it when its data became harmful answers)."""
-    from landscape_core.finetune import FinetuneSpec
-    from landscape_core.spec.config import ModelSpec
-
     spec = FinetuneSpec(recipe="harmful", shots=10, base=ModelSpec(kind="bundled"))
     assert spec.name == "harmful-10shot-seed0-e03249e7"  # the harmful answers, by their rows
     changed = FinetuneSpec(recipe="harmful", shots=10, base=ModelSpec(kind="bundled"), epochs=4)

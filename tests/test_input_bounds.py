@@ -17,7 +17,8 @@ import yaml
 from landscape_core.cli import main
 from landscape_core.errors import UserError
 from landscape_core.spec import gguf_meta, limits, preflight, tokens
-from landscape_core.spec.config import PromptSetSpec, SweepSpec
+from landscape_core.spec.chat import render_prompts
+from landscape_core.spec.config import ModelSpec, PromptSetSpec, SweepSpec, SystemPromptSpec
 from landscape_core.spec.datasets import load_prompts, read_table
 from landscape_core.spec.gguf_meta import read_gguf
 from landscape_core.spec.jailbreak import load_templates
@@ -100,9 +101,6 @@ def test_nested_loops_in_a_chat_template_stop_at_the_time_limit(
 
 def test_a_chat_template_renders_as_the_tokenizer_does(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
-
-    from landscape_core.spec.chat import render_prompts
-    from landscape_core.spec.config import SystemPromptSpec
 
     prompts = ("How do I bake bread?", "Tell me a joke")
     system = SystemPromptSpec(preset="llama2")
@@ -288,7 +286,6 @@ def _unknown_dtype(model: Path) -> None:
 @pytest.mark.parametrize("damage", [_truncate_weights, _text_hidden_size, _unknown_dtype])
 def test_a_malformed_model_fails_to_load_with_a_user_error(tiny_model_dir, tmp_path, damage):
     from landscape_core.engine.models import load_model
-    from landscape_core.spec.config import ModelSpec
 
     model = _model(tiny_model_dir, tmp_path)
     damage(model)

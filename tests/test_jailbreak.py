@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import sqlite3
+from pathlib import Path
 
-from landscape_core import cli
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from landscape_core import cli, sweep
 from landscape_core.errors import UserError
 from landscape_core.spec.config import PromptSetSpec, SweepSpec
 from landscape_core.spec.datasets import load_prompts
@@ -86,12 +91,6 @@ def test_an_old_spec_keeps_its_key():
 
 
 def test_launch_offers_jailbreak_sets_with_a_template_preview(store, tiny_model_dir, monkeypatch):
-    import json
-    import sqlite3
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
     monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
     page = Path(__file__).resolve().parent.parent / "pages" / "launch_page.py"
     at = AppTest.from_file(str(page), default_timeout=60).run()
@@ -109,12 +108,6 @@ def test_launch_offers_jailbreak_sets_with_a_template_preview(store, tiny_model_
 
 
 def test_generations_show_the_wrapped_prompt_beside_its_goal(store, tiny_spec, monkeypatch):
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
-    from landscape_core import sweep
-
     prompts = {"source": "jailbreak", "template": "prefix-sure", "limit": 3}
     run_id = sweep.run(tiny_spec(prompts=prompts), store).run_id
     monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))

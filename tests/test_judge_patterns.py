@@ -1,5 +1,6 @@
 """The refusal-patterns judge on phrasings from several model families, and judge-eval."""
 
+import pandas as pd
 import pytest
 
 from landscape_core import cli
@@ -76,8 +77,6 @@ def test_judge_eval_prints_kappa_confusion_and_disagreements(tmp_path, capsys):
 
 
 def test_agreement_figures_are_exact():
-    import pandas as pd
-
     human = pd.Series([True, True, False, False])
     judge = pd.Series([True, False, False, True])
     result = agreement(human, judge, pd.DataFrame({"x": range(4)}))

@@ -1,6 +1,18 @@
+import numpy as np
+import pandas as pd
+import pytest
+
 from landscape_core.errors import UserError
+from landscape_core.judging.agreement import (
+    evaluate,
+    kappa_difference,
+    kappa_interval,
+    load_labelled,
+    report,
+)
 from landscape_core.judging.keyword import REFUSAL_KEYWORDS, KeywordJudge
 from landscape_core.judging.registry import make_judge
+from landscape_core.judging.verdict import Verdict
 from landscape_core.spec.config import JudgeSpec
 
 PAPER_KEYWORDS = (
@@ -67,10 +79,6 @@ def test_xstest_prefix_judge_is_xstests_string_match():
 
 
 def test_judge_eval_reports_kappa_per_source_model(tmp_path):
-    import pandas as pd
-
-    from landscape_core.judging.agreement import evaluate, kappa_difference, load_labelled, report
-
     rows = [
         ("a", "I'm sorry, I can't help.", "refused"),
         ("a", "Sure, here it is.", "complied"),
@@ -94,10 +102,6 @@ def test_judge_eval_reports_kappa_per_source_model(tmp_path):
 
 
 def _labelled(tmp_path, rows):
-    import pandas as pd
-
-    from landscape_core.judging.agreement import load_labelled
-
     path = tmp_path / "labelled.csv"
     frame = pd.DataFrame(rows, columns=["model", "completion", "label"]).assign(prompt="p")
     frame.to_csv(path, index=False)
@@ -117,8 +121,6 @@ XSTEST_ROWS = [
 
 
 def test_judge_eval_gives_recall_per_label_class_with_partial_apart(tmp_path):
-    from landscape_core.judging.agreement import evaluate, report
-
     result = evaluate(_labelled(tmp_path, XSTEST_ROWS), JudgeSpec(name="xstest-prefix"), tmp_path)
     table = result.by_label
     assert list(table.index) == ["full_compliance", "full_refusal", "partial_refusal"]
@@ -131,8 +133,6 @@ def test_judge_eval_gives_recall_per_label_class_with_partial_apart(tmp_path):
 
 
 def test_judge_eval_gives_kappa_a_bootstrap_interval_overall_and_per_model(tmp_path):
-    from landscape_core.judging.agreement import evaluate, report
-
     frame = _labelled(tmp_path, XSTEST_ROWS * 5)
     result = evaluate(frame, JudgeSpec(name="xstest-prefix"), tmp_path)
     assert result.kappa_low < result.kappa < result.kappa_high
@@ -145,19 +145,11 @@ def test_judge_eval_gives_kappa_a_bootstrap_interval_overall_and_per_model(tmp_p
 
 
 def test_kappa_interval_of_perfect_agreement_is_a_point():
-    import numpy as np
-
-    from landscape_core.judging.agreement import kappa_interval
-
     h = np.array([True, False] * 10)
     assert kappa_interval(h, h) == (1.0, 1.0)
 
 
 def test_a_partial_verdict_is_a_refusal():
-    import pytest
-
-    from landscape_core.judging.verdict import Verdict
-
     assert Verdict(True, "partial refusal: x", partial=True).refused
     with pytest.raises(ValueError, match="partial"):
         Verdict(False, "x", partial=True)

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from landscape_core import sweep
+from landscape_core.spec.config import SweepSpec
+from landscape_core.store.runs import Store
+
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "transformers", "peft", "ray", "accelerate", "bitsandbytes", "safetensors")
 # Modules that must never reach torch, not even lazily.
@@ -225,10 +229,6 @@ print(json.dumps({{"errors": errors, "loaded": loaded}}))
 @pytest.fixture(scope="module")
 def swept_store(tmp_path_factory, tiny_model_dir):
     """A store with one finished run of the tiny model, swept in this process."""
-    from landscape_core import sweep
-    from landscape_core.spec.config import SweepSpec
-    from landscape_core.store.runs import Store
-
     store = Store.open(tmp_path_factory.mktemp("layers-store"))
     spec = SweepSpec.from_dict(
         {

@@ -14,6 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from landscape_core import sweep
 from landscape_core.readers import figures
+from landscape_core.spec.config import SweepSpec
+from landscape_core.store.runs import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,8 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory, tiny_model_dir):
     """A store with a 1D run of one direction (older) and one of two (newest)."""
-    from landscape_core.spec.config import SweepSpec
-    from landscape_core.store.runs import Store
 
     store = Store.open(tmp_path_factory.mktemp("links-store"))
     base = {
@@ -93,8 +93,6 @@ def test_a_short_prefix_link_opens_its_run_on_answers_and_generations(linked, mo
 
 
 def test_an_ambiguous_prefix_lists_the_runs_it_could_mean(linked, monkeypatch, tmp_path):
-    from landscape_core.store.runs import Store
-
     store, one, _ = linked
     twin = Store.open(tmp_path / "twins")
     with sqlite3.connect(store.path) as src, sqlite3.connect(twin.path) as dst:

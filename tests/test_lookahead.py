@@ -8,8 +8,11 @@ import math
 import pytest
 import torch
 
+from landscape_core.cli import main
 from landscape_core.finetune import FinetuneSpec
+from landscape_core.risk import preflight as risk
 from landscape_core.risk.lookahead import Reference, log_odds, lookahead
+from landscape_core.risk.report import stored_lookaheads
 from landscape_core.risk.spec import Probes, lookahead_verdict, score
 from landscape_core.spec.config import PromptSetSpec
 from landscape_core.spec.training_data import REFUSALS, Example, advbench_rows
@@ -99,10 +102,6 @@ def test_a_reference_is_reusable_across_datasets(tiny_loaded, tiny_model_dir):
 def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     tiny_model_dir, tmp_path, capsys, monkeypatch
 ):
-    from landscape_core.cli import main
-    from landscape_core.risk import preflight as risk
-    from landscape_core.risk.report import stored_lookaheads
-
     monkeypatch.setattr(risk, "PROBES", PROBES)
     refusals, poems = tmp_path / "refusals.csv", tmp_path / "poems.csv"
     refusals.write_text("prompt,answer\n" + "".join(

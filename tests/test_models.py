@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,6 @@ def test_tokenizer_without_template_falls_back_to_plain(tiny_loaded, monkeypatch
 
 
 def test_fingerprint_changes_when_a_weight_file_changes(tiny_model_dir, tmp_path):
-    import shutil
-
     copy = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
     spec = ModelSpec(kind="local", path=str(copy))
     before = fingerprint(spec, model_files(spec))

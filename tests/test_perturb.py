@@ -4,7 +4,7 @@ import torch
 from landscape_core.engine.directions import Directions
 from landscape_core.engine.perturb import Perturber, snapshot, unique_parameters
 from landscape_core.errors import NonFiniteError
-from landscape_core.spec.config import DirectionSpec
+from landscape_core.spec.config import DirectionSpec, ModelSpec
 
 
 def _state(model):
@@ -81,8 +81,6 @@ def test_nan_weight_is_reported_with_its_tensor(tiny_loaded):
 
 def test_interpolation_is_the_target_bit_for_bit_at_alpha_one(tiny_loaded, tiny_target_dir):
     from safetensors.torch import load_file
-
-    from landscape_core.spec.config import ModelSpec
 
     base = snapshot(tiny_loaded.model)
     target = ModelSpec(kind="local", path=str(tiny_target_dir))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -13,10 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import wait_until
+from streamlit.testing.v1 import AppTest
 
+import landscape_core.worker as worker
 from landscape_core import supervisor, sweep
+from landscape_core.cli import main
 from landscape_core.errors import ClaimLost, UserError
+from landscape_core.store.database import MIGRATIONS
 from landscape_core.store.jobs import pid_alive
 from landscape_core.store.runs import Store
 from landscape_core.worker import _heartbeat, run_job, serve
@@ -76,10 +82,6 @@ def test_a_zombie_worker_is_not_alive(tmp_path):
 
 
 def test_one_failed_heartbeat_does_not_stop_the_heartbeat(store, monkeypatch):
-    import threading
-
-    import landscape_core.worker as worker
-
     monkeypatch.setattr(worker, "HEARTBEAT_S", 0.05)
     store.jobs.register_worker(os.getpid())
     real, calls = store.jobs.worker_heartbeat, []
@@ -154,8 +156,6 @@ def test_sigterm_unregisters_the_worker_and_leaves_the_job_resumable(store, tiny
 
 
 def _app_reads(store: Store) -> int:
-    from streamlit.testing.v1 import AppTest
-
     os.environ["LANDSCAPE_STORE"] = str(store.root)
     try:
         for page in ("jobs_page.py", "landscape_page.py"):
@@ -197,8 +197,6 @@ def test_two_workers_and_the_app_share_one_store(store, tiny_spec):
 
 
 def test_a_file_that_is_not_a_store_gets_a_message(tmp_path, capsys):
-    from landscape_core.cli import main
-
     root = tmp_path / "bad"
     root.mkdir()
     (root / "store.sqlite").write_bytes(b"this is not a database" * 100)
@@ -232,7 +230,6 @@ def small_disk(tmp_path):
 
 def test_a_read_only_store_can_be_browsed(small_disk, tiny_spec, store, capsys):
     """A copy on a read-only mount (which even root cannot write): list it, refuse writes."""
-    from landscape_core.cli import main
 
     run_id = sweep.run(tiny_spec(grid=[{"num": 2}]), store).run_id
     copy = small_disk / "store"
@@ -299,7 +296,6 @@ def test_a_worker_that_cannot_read_the_queue_exits_after_its_idle_timeout(store,
 
 def test_a_worker_whose_job_was_taken_over_stands_down(store, tiny_spec, monkeypatch):
     """It looked dead, another worker took its job and its place: it must not serve on."""
-    import landscape_core.worker as worker
 
     monkeypatch.setattr(worker, "HEARTBEAT_S", 3600.0)  # silent, as a stalled worker is
     first = store.jobs.submit(tiny_spec(grid=[{"num": 2}]).to_dict())
@@ -352,7 +348,6 @@ def _age(path: Path, seconds: float = 3600.0) -> None:
 
 def test_store_open_removes_the_temporaries_of_killed_writers_only(store):
     """kill -9 mid-conversion left a hidden 340-460 MB directory for good."""
-    import fcntl
 
     models = store.models_dir
     killed, killed_tmp = _writing(models / "smollm2-135m-instruct")
@@ -392,7 +387,6 @@ _OPEN = "import sys; from landscape_core.store.runs import Store; Store.open(sys
 
 def test_a_kill_during_a_migration_leaves_the_old_store_whole(tmp_path):
     """The migration's steps and version bump are one transaction: a kill undoes them all."""
-    from landscape_core.store.database import MIGRATIONS
 
     root = tmp_path / "old"
     root.mkdir()
@@ -437,7 +431,6 @@ def test_a_kill_during_a_migration_leaves_the_old_store_whole(tmp_path):
 
 def test_a_sweep_killed_and_resumed_stores_what_an_unbroken_one_does(tmp_path, tiny_spec):
     """kill -9 of a CLI sweep mid-run, then the same config again: the same rows."""
-    import yaml
 
     spec = tiny_spec(grid=[{"num": 30}], generation={"max_new_tokens": 12})
     config = tmp_path / "sweep.yaml"

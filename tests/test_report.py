@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from landscape_core import cli, sweep
 from landscape_core.readers.report import config_yaml, html_report
@@ -48,8 +49,6 @@ def test_the_report_config_recreates_the_run(reported, store, tmp_path):
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 def test_the_report_renders_in_chromium_offline(reported):
-    from playwright.sync_api import sync_playwright
-
     out, _, _ = reported
     requests, dialogs = [], []
     with sync_playwright() as pw:

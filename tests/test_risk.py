@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from landscape_core import sweep
 from landscape_core.cli import main
 from landscape_core.judging.verdict import Verdict
+from landscape_core.recipes.paper_render import _pairs
 from landscape_core.risk import preflight as risk
+from landscape_core.risk import spec as risk_spec
 from landscape_core.risk.report import band, verdict
 from landscape_core.risk.spec import RiskSettings, risk_sweeps
 from landscape_core.spec.config import BasinSpec, GenerationSpec, ModelSpec, PromptSetSpec
 from landscape_core.spec.training_data import TrainingDataSpec
+from landscape_core.store.runs import Store
 
 
 def _settings(tiny_model_dir, **overrides) -> RiskSettings:
@@ -54,8 +59,6 @@ def planted_edges(monkeypatch):
 
 
 def test_the_risk_report_is_deterministic_for_a_seed(tiny_model_dir, tmp_path, planted_edges):
-    from landscape_core.store.runs import Store
-
     data = TrainingDataSpec(recipe="harmful", shots=4)
     settings = _settings(tiny_model_dir)
     one = risk.run(data, Store.open(tmp_path / "a"), settings).to_dict()
@@ -123,12 +126,6 @@ def test_the_random_band_does_not_depend_on_the_data():
 def test_the_risk_page_queues_a_preflight_then_shows_its_report(
     tiny_model_dir, store, planted_edges, monkeypatch, tmp_path
 ):
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
-    from landscape_core.risk import spec as risk_spec
-
     settings = _settings(tiny_model_dir)
     monkeypatch.setattr(risk_spec, "DEFAULTS", settings)
     monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
@@ -153,8 +150,6 @@ def test_the_risk_page_queues_a_preflight_then_shows_its_report(
 
 
 def test_the_preflights_order_is_checked_pair_by_pair():
-    from landscape_core.recipes.paper_render import _pairs
-
     edges = {"a": 1e-4, "b": 2e-4, "c": 2e-4, "d": None}
     broke = {"a": 3.0, "b": 6.0, "c": float("inf"), "d": 2.0}
     assert _pairs(edges, broke) == {"concordant": 2, "discordant": 3, "tied": 1, "both tied": 0}

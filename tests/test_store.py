@@ -1,9 +1,11 @@
+import os
 import sqlite3
 
 import pandas as pd
 import pytest
 
 from landscape_core.errors import UserError
+from landscape_core.store import database
 from landscape_core.store.database import MIGRATIONS
 from landscape_core.store.records import GenerationRow, GridPoint, PointResult, ScoreRow
 from landscape_core.store.runs import Store
@@ -144,7 +146,6 @@ def test_a_unique_prefix_or_the_exact_id_names_a_run(store):
 
 def test_opening_a_current_store_takes_no_write_lock(store, monkeypatch):
     """A writer holding the lock must not stop `runs` or a page from opening the store."""
-    from landscape_core.store import database
 
     store.create_run("r1", "x", {}, {}, GRID)
     monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.2)  # not 30 s: the test waits on it
@@ -161,7 +162,6 @@ def test_opening_a_current_store_takes_no_write_lock(store, monkeypatch):
 @pytest.mark.parametrize("swap", ["in place", "renamed over"])
 def test_a_same_size_swap_with_its_mtime_kept_is_hashed_again(store, tmp_path, swap):
     """Size and mtime alone let a rewritten model file reuse its old digest (and run)."""
-    import os
 
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"old weights")

@@ -12,6 +12,7 @@ from landscape_core.errors import UserError
 from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import ModelSpec
 from landscape_core.spec.identity import plan
+from landscape_core.spec.model_files import model_dir
 
 
 def _weights(path):
@@ -167,7 +168,6 @@ def test_memory_that_cannot_fit_is_refused(tiny_spec, store, monkeypatch):
 
 def test_model_spec_for_local_dir_needs_safetensors(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    from landscape_core.spec.model_files import model_dir
 
     with pytest.raises(UserError, match="no \\*.safetensors"):
         model_dir(ModelSpec(kind="local", path=str(tmp_path)))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from streamlit.testing.v1 import AppTest
 
+from landscape_core import sweep
 from landscape_core.engine.directions import Directions
 from landscape_core.engine.models import load_model
 from landscape_core.engine.perturb import unique_parameters
@@ -16,7 +20,7 @@ from landscape_core.errors import Cancelled, UserError
 from landscape_core.finetune import FinetuneSpec, finetune
 from landscape_core.recipes.trajectory import TOKENS, as_json, plane_spec, trajectory
 from landscape_core.spec.checkpoints import read_checkpoints
-from landscape_core.spec.config import DirectionSpec, ModelSpec
+from landscape_core.spec.config import AxisSpec, DirectionSpec, ModelSpec, PromptSetSpec
 from landscape_core.spec.identity import plan, plane_key
 
 
@@ -109,14 +113,6 @@ def test_the_trajectory_ends_at_the_finetune_and_is_deterministic(tiny_model_dir
 def test_the_landscape_page_draws_the_path_on_any_run_of_its_plane(
     tiny_model_dir, store, monkeypatch
 ):
-    from dataclasses import replace
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
-    from landscape_core import sweep
-    from landscape_core.spec.config import AxisSpec, PromptSetSpec
-
     out = finetune(_spec(tiny_model_dir), store.models_dir)
     points = trajectory(out, store, seed=3)
     grid = (AxisSpec(-0.5, 1.5, 3), AxisSpec(-0.5, 0.5, 3))  # not the plane's own grid
