@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from landscape_core import sweep
+from landscape_core.engine import likelihood
 from landscape_core.engine.likelihood import answer_nll, opening_paths, refusal_probability
 from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import SystemPromptSpec
@@ -30,7 +31,10 @@ def rendered(tiny_loaded):
     return render_prompts(tok, PROMPTS, SystemPromptSpec(), "auto")
 
 
-def test_answer_nll_equals_a_plain_forward(tiny_loaded, rendered):
+@pytest.mark.parametrize("positions", [256, 5])
+def test_answer_nll_equals_a_plain_forward(tiny_loaded, rendered, positions, monkeypatch):
+    """Also with chunks of one or two rows, each keeping only its answers' logits."""
+    monkeypatch.setattr(likelihood, "LOGIT_POSITIONS", positions)
     model, tok = tiny_loaded.model, tiny_loaded.tokenizer
     texts, special = rendered
     answers = ["Sure, here is a cake.", "I'm sorry", "", "As an AI language model"]

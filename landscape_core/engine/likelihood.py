@@ -18,6 +18,8 @@ from landscape_core.engine.decoder import PREFILL_TOKENS, Decoder, shared_prefix
 from landscape_core.errors import UserError
 from landscape_core.spec.config import GenerationSpec
 
+LOGIT_POSITIONS = 256  # answer positions whose (vocab,) float32 logits one chunk holds
+
 # How refusals open, in the answer's own words. The probability of a refusal is the
 # sum over these token paths, so none may be a prefix of another (checked).
 REFUSAL_OPENINGS: tuple[str, ...] = (
@@ -52,14 +54,17 @@ def answer_nll(
     prefix = decoder.prefix(prompts[0][:p])
     out: list[tuple[float, int]] = [(0.0, 0)] * len(texts)
     rows = sorted(range(len(texts)), key=lambda i: -(len(prompts[i]) + len(replies[i])))
-    budget = PREFILL_TOKENS // 2  # full logits: (tokens, vocab) float32 per chunk
     start = 0
     while start < len(rows):
         width = len(prompts[rows[start]]) - p + len(replies[rows[start]])
-        chunk = rows[start : start + max(1, budget // max(width, 1))]
+        chunk = rows[start : start + max(1, PREFILL_TOKENS // max(width, 1))]
+        # left-padded, every answer ends its row: the logits of the longest answer's
+        # window are all it needs (the prompts' positions' logits were 200 MB a chunk)
+        keep = max(len(replies[i]) for i in chunk) + 1
+        chunk = chunk[: max(1, LOGIT_POSITIONS // keep)]
         start += len(chunk)
         seqs = [prompts[i][p:] + replies[i] for i in chunk]
-        _, logits = decoder.prefill(chunk, seqs, prefix, keep=0)
+        _, logits = decoder.prefill(chunk, seqs, prefix, keep=keep)
         logp = torch.log_softmax(logits.float(), dim=-1)
         w = logits.shape[1]
         for r, i in enumerate(chunk):
