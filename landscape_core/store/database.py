@@ -215,6 +215,11 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             started TEXT NOT NULL,
             taken REAL NOT NULL)""",
     ),
+    (
+        # the package versions a point was computed under (``spec.versions``), as JSON;
+        # NULL: stored before they were recorded (unknown, never guessed)
+        "ALTER TABLE points ADD COLUMN versions_json TEXT",
+    ),
 )
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another process's write lock
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded
