@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import logging
 import sys
@@ -93,6 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `export RUN | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a file write (an export, a finetune's checkpoint) on a full disk
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(
+            f"error: the disk is full: {exc.filename or 'a file'} could not be written; "
+            "free space there, or write to a disk with room (--store, --out)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished points are kept; run the same command to resume",

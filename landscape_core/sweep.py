@@ -19,7 +19,7 @@ from typing import Any
 from landscape_core import __version__
 from landscape_core.basin import bisection, visit
 from landscape_core.basin.visage import asr as metrics_asr
-from landscape_core.errors import Cancelled, UserError
+from landscape_core.errors import Cancelled, DiskFull, UserError
 from landscape_core.executors import ActorState, Executor, SessionInfo, ShouldStop
 from landscape_core.judging import coherence
 from landscape_core.judging.registry import make_judge
@@ -39,6 +39,8 @@ from landscape_core.spec.identity import (
 from landscape_core.spec.judges import REFUSAL_LIKELIHOOD
 from landscape_core.spec.model_files import bundled_copy
 from landscape_core.spec.preflight import check_grid
+from landscape_core.spec.resources import estimate_store_bytes
+from landscape_core.store.database import is_disk_full
 from landscape_core.store.jobs import Claim, Stage
 from landscape_core.store.records import GridPoint, PointResult
 from landscape_core.store.runs import Store
@@ -119,7 +121,28 @@ def run(
     """
     started = time.monotonic()
     p = plan(spec, store.file_digest)
-    check_grid(spec, len(p.prompts.prompts), store.root)
+    check_grid(spec, p.prompts.prompts, store.root)
+    try:
+        return _run(p, store, on_progress, should_stop, claim, started)
+    except (DiskFull, OSError) as exc:
+        if not (isinstance(exc, DiskFull) or is_disk_full(exc)):
+            raise
+        # the write was rolled back; say how much the rest of the run may need
+        left = len(store.pending(p.run_id)) or n_grid_points(spec)
+        need = estimate_store_bytes(left, p.prompts.prompts, spec.generation.max_new_tokens)
+        raise store.disk_full(need) from None
+
+
+def _run(
+    p: Plan,
+    store: Store,
+    on_progress: Callable[[Progress], None] | None,
+    should_stop: ShouldStop,
+    claim: Claim | None,
+    started: float,
+) -> Summary:
+    """``run``'s work once the grid passed its checks."""
+    spec = p.spec
     judges = _judges(spec, store)  # an unknown judge fails here, before anything is stored
     store.add_label(p.run_id, spec.label)  # a reused run keeps this job's name for it too
     now = _versions()
