@@ -1,10 +1,14 @@
 """Package versions per point: a resume under other torch/transformers never mixes silently."""
 
 import dataclasses
+import json
 import os
+import sqlite3
+from pathlib import Path
 
 import pytest
 import yaml
+from streamlit.testing.v1 import AppTest
 
 from landscape_core import sweep
 from landscape_core.cli import main
@@ -14,6 +18,7 @@ from landscape_core.spec import versions
 from landscape_core.spec.identity import plan
 from landscape_core.worker import run_job
 
+ROOT = Path(__file__).resolve().parent.parent
 REAL = versions.installed()
 OLD = {**REAL, "torch": "1.0.0-old"}
 
@@ -121,3 +126,26 @@ def test_a_resumed_job_carries_the_choice(store, tiny_spec, monkeypatch):
     assert store.jobs.resume(job_id, on_new_versions="recompute") == "queued"
     assert run_job(store, store.jobs.claim(os.getpid())) == "done"
     assert set(_point_torch(store, run_id).values()) == {REAL["torch"]}
+
+
+def test_the_jobs_page_offers_the_two_choices_and_the_job_carries_one(
+    store, tiny_spec, monkeypatch
+):
+    spec = tiny_spec()
+    run_id = _half_run(store, spec, monkeypatch)
+    job_id = store.jobs.submit(spec.to_dict(), spec.label, run_id)
+    assert run_job(store, store.jobs.claim(os.getpid())) == "failed"
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / "jobs_page.py"), default_timeout=60).run()
+    assert not at.exception
+    warning = " ".join(w.value for w in at.warning)
+    assert "1.0.0-old" in warning and REAL["torch"] in warning
+    labels = [b.label for b in at.button]
+    assert "Resume: recompute" in labels and "Resume: keep (mixed)" in labels
+    assert "Resume" not in labels  # a plain resume would only stop again
+    next(b for b in at.button if b.label == "Resume: keep (mixed)").click().run()
+    with sqlite3.connect(store.path) as conn:
+        status, text = conn.execute(
+            "SELECT status, spec_json FROM jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
+    assert status == "queued" and json.loads(text)["runtime"]["on_new_versions"] == "accept"

@@ -18,6 +18,7 @@ import pandas as pd
 
 from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
+from landscape_core.spec import versions
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.model_files import clean_stale_temporaries, fingerprint, model_files
 from landscape_core.spec.pace import Throughput
@@ -400,6 +401,25 @@ class Store(Database):
                 ).fetchall()
                 found.update({k: None if v is None else json.loads(v) for k, v in rows})
         return found
+
+    def version_conflict(self, run_id: str, now: Mapping[str, str]) -> list[dict[str, str]]:
+        """What stops a resume of ``run_id`` under ``now`` (``spec.versions``).
+
+        The torch/transformers versions of its stored points that differ from ``now``,
+        unless its provenance accepted that mix already; empty: it resumes as is.
+        For the pages, which offer the choice before a job stops on it.
+        """
+        sets = []
+        for raw in self.run_versions(run_id).versions:
+            if raw is not None and versions.differs(json.loads(raw), now):
+                sets.append(json.loads(raw))
+        if not sets:
+            return []
+        seen = versions.distinct(sets)
+        accepted = self.run(run_id)["provenance"].get("mixed_versions", [])
+        if all(v in accepted for v in [*seen, versions.deciding(now)]):
+            return []
+        return seen
 
     def run_versions(self, run_id: str) -> pd.DataFrame:
         """How many of the run's stored points each set of versions computed.
