@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import logging
 import sys
@@ -93,6 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `export RUN | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a file write (an export, a finetune's checkpoint) on a full disk
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(
+            f"error: the disk is full: {exc.filename or 'a file'} could not be written; "
+            "free space there, or write to a disk with room (--store, --out)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished points are kept; run the same command to resume",
@@ -134,6 +144,27 @@ def _ray() -> argparse.ArgumentParser:
     return ray
 
 
+def _on_new_versions() -> argparse.ArgumentParser:
+    """``--recompute`` / ``--accept-versions``: a resume under other torch/transformers."""
+    parent = argparse.ArgumentParser(add_help=False)
+    choice = parent.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--recompute",
+        dest="on_new_versions",
+        action="store_const",
+        const="recompute",
+        help="stored points of other torch/transformers versions are computed again",
+    )
+    choice.add_argument(
+        "--accept-versions",
+        dest="on_new_versions",
+        action="store_const",
+        const="accept",
+        help="keep them; the run's provenance records the mixed versions",
+    )
+    return parent
+
+
 def _long_run() -> argparse.ArgumentParser:
     """``--yes``, for the commands that start a sweep."""
     long_run = argparse.ArgumentParser(add_help=False)
@@ -159,6 +190,11 @@ def _store(args: argparse.Namespace) -> Store:
 def _config(args: argparse.Namespace) -> SweepSpec:
     """The config file's spec, on Ray if ``--ray`` says so (runtime only: same run id)."""
     spec = SweepSpec.from_yaml(args.config)
+    choice = getattr(args, "on_new_versions", None)
+    if choice is not None:  # runtime only, like --ray: same run id
+        spec = dataclasses.replace(
+            spec, runtime=dataclasses.replace(spec.runtime, on_new_versions=choice)
+        )
     if args.ray is None:
         return spec
     runtime = dataclasses.replace(spec.runtime, executor="ray", ray_address=args.ray)
@@ -193,7 +229,7 @@ def _confirm(spec: SweepSpec, store: Store, yes: bool) -> None:
 def add_sweep(sub: Commands) -> None:
     p = sub.add_parser(
         "sweep",
-        parents=[_common(), _ray(), _long_run()],
+        parents=[_common(), _ray(), _long_run(), _on_new_versions()],
         help="run (or resume) a sweep from a YAML config",
     )
     p.add_argument("config", type=Path)
@@ -232,7 +268,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def add_submit(sub: Commands) -> None:
     p = sub.add_parser(
-        "submit", parents=[_common(), _ray(), _long_run()], help="queue a sweep for the worker"
+        "submit",
+        parents=[_common(), _ray(), _long_run(), _on_new_versions()],
+        help="queue a sweep for the worker",
     )
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_submit)

@@ -9,6 +9,10 @@ class UserError(Exception):
     """
 
 
+class DiskFull(UserError):
+    """A write found the store's disk full; it was rolled back, the store is intact."""
+
+
 class Cancelled(Exception):
     """The sweep was asked to stop; finished points are kept."""
 

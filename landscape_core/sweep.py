@@ -19,12 +19,13 @@ from typing import Any
 from landscape_core import __version__
 from landscape_core.basin import bisection, visit
 from landscape_core.basin.visage import asr as metrics_asr
-from landscape_core.errors import Cancelled, UserError
+from landscape_core.errors import Cancelled, DiskFull, UserError
 from landscape_core.executors import ActorState, Executor, SessionInfo, ShouldStop
 from landscape_core.judging import coherence
 from landscape_core.judging.registry import make_judge
 from landscape_core.measure import NamedJudge, judged
 from landscape_core.rescore import fill_coherence, fill_missing
+from landscape_core.spec import versions
 from landscape_core.spec.chat import system_text
 from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
 from landscape_core.spec.identity import (
@@ -38,6 +39,8 @@ from landscape_core.spec.identity import (
 from landscape_core.spec.judges import REFUSAL_LIKELIHOOD
 from landscape_core.spec.model_files import bundled_copy
 from landscape_core.spec.preflight import check_grid
+from landscape_core.spec.resources import estimate_store_bytes
+from landscape_core.store.database import is_disk_full
 from landscape_core.store.jobs import Claim, Stage
 from landscape_core.store.records import GridPoint, PointResult
 from landscape_core.store.runs import Store
@@ -118,14 +121,42 @@ def run(
     """
     started = time.monotonic()
     p = plan(spec, store.file_digest)
-    check_grid(spec, len(p.prompts.prompts), store.root)
+    check_grid(spec, p.prompts.prompts, store.root)
+    try:
+        return _run(p, store, on_progress, should_stop, claim, started)
+    except (DiskFull, OSError) as exc:
+        if not (isinstance(exc, DiskFull) or is_disk_full(exc)):
+            raise
+        # the write was rolled back; say how much the rest of the run may need
+        left = len(store.pending(p.run_id)) or n_grid_points(spec)
+        need = estimate_store_bytes(left, p.prompts.prompts, spec.generation.max_new_tokens)
+        raise store.disk_full(need) from None
+
+
+def _run(
+    p: Plan,
+    store: Store,
+    on_progress: Callable[[Progress], None] | None,
+    should_stop: ShouldStop,
+    claim: Claim | None,
+    started: float,
+) -> Summary:
+    """``run``'s work once the grid passed its checks."""
+    spec = p.spec
     judges = _judges(spec, store)  # an unknown judge fails here, before anything is stored
     store.add_label(p.run_id, spec.label)  # a reused run keeps this job's name for it too
+    now = _versions()
+    stored_grid = store.grid(p.run_id)
+    # a resume: stored points of other torch/transformers stop it, or are recomputed or
+    # accepted, before the model loads (a finished run mixes nothing unless recomputed)
+    computes = spec.measure == "basin-radius" or bool(store.pending(p.run_id))
+    learnt: dict[str, Any] = {}
+    if stored_grid and (computes or spec.runtime.on_new_versions == "recompute"):
+        learnt = _check_versions(p, store, [g.key for g in stored_grid], now)
     if spec.measure == "basin-radius":
-        return _search(p, store, judges, on_progress, should_stop, claim, started)
+        return _search(p, store, judges, on_progress, should_stop, claim, started, now, learnt)
     summary = Summary(run_id=p.run_id, status="complete", total=n_grid_points(spec))
     report = Reporter(on_progress, p.run_id, summary.total)
-    stored_grid = store.grid(p.run_id)
     wanted = spec.runtime.coherence
     if stored_grid and not store.pending(p.run_id) and not _incoherent_gaps(p, store, wanted):
         log.info("run %s is already complete", p.run_id)
@@ -136,13 +167,17 @@ def run(
     report.stage(_loading(p, store))
     with store.leases.hold(p.run_id), _executor(p, store, judges, report.actors) as executor:
         grid = _grid(p, executor.session_info, stored_grid)
+        if not stored_grid:  # a new run may share points other runs computed
+            learnt = _check_versions(p, store, [g.key for g in grid], now)
         if spec.measure == "perplexity":  # before any perturbation: the model's own answers
-            executor.use_reference(_reference_answers(p, store, executor, claim))
+            executor.use_reference(_reference_answers(p, store, executor, claim, now))
         store.create_run(p.run_id, spec.label, spec.to_dict(), _provenance(p, executor), grid)
+        if learnt:
+            store.update_provenance(p.run_id, learnt)
         report.stored(store)  # before the stage, so the job's pace starts from this count
         report.stage(Stage.POINTS)
         judge = judges[0].label if judges else REFUSAL_LIKELIHOOD
-        _visit(p, store, executor, summary, report, should_stop, claim, judge)
+        _visit(p, store, executor, summary, report, should_stop, claim, judge, now)
         if summary.status == "complete":  # points stored under another `judges` list too
             fill_missing(store, p.run_id, judges)
         if summary.status == "complete" and spec.runtime.coherence:
@@ -250,6 +285,7 @@ def _visit(
     should_stop: ShouldStop,
     claim: Claim | None,
     judge: str,
+    now: dict[str, str],
 ) -> None:
     """Compute the run's pending points, one landscape (seed) after another.
 
@@ -264,7 +300,7 @@ def _visit(
     shape = (spec.grid[0].num, spec.grid[1].num if spec.ndim == 2 else 1)
 
     def done(point: GridPoint, result: PointResult) -> None:
-        _save(store, point, result, summary, claim)
+        _save(store, point, result, summary, claim, now)
         verdicts = [s.refused for s in result.scores if s.judge == judge]
         if verdicts:
             asr[(point.rep, point.i, point.j)] = metrics_asr(verdicts)
@@ -281,14 +317,19 @@ def _visit(
 
 
 def _save(
-    store: Store, point: GridPoint, result: PointResult, summary: Summary, claim: Claim | None
+    store: Store,
+    point: GridPoint,
+    result: PointResult,
+    summary: Summary,
+    claim: Claim | None,
+    now: dict[str, str],
 ) -> None:
-    """One finished point into the store, in one transaction, counted in the summary."""
+    """One finished point into the store, in one transaction, with the versions it ran under."""
     if result.status == "failed":
         log.warning("point %s failed: %s", point.idx, result.error)
         summary.failed += 1
         summary.errors.append(f"alpha={point.alpha} beta={point.beta}: {result.error}")
-    store.save_point(result, claim, summary.run_id)
+    store.save_point(result, claim, summary.run_id, now)
     summary.computed += 1
 
 
@@ -300,6 +341,8 @@ def _search(
     should_stop: ShouldStop,
     claim: Claim | None,
     started: float,
+    now: dict[str, str],
+    learnt: dict[str, Any],
 ) -> Summary:
     """``measure: basin-radius``: search each direction's basin edges (``bisection``).
 
@@ -323,6 +366,8 @@ def _search(
                 opened.append(stack.enter_context(_executor(p, store, judges, report.actors)))
                 provenance = _provenance(p, opened[0])
                 store.create_run(p.run_id, spec.label, spec.to_dict(), provenance, [])
+                if learnt:
+                    store.update_provenance(p.run_id, learnt)
                 report.points(len(stored))
                 report.stage(Stage.POINTS)
             return opened[0]
@@ -338,7 +383,7 @@ def _search(
                 stored[(rep, alpha)] = point
             if store.point_status(point.key) is None:
                 probe = iter([point])
-                save = lambda g, r: _save(store, g, r, summary, claim)  # noqa: E731
+                save = lambda g, r: _save(store, g, r, summary, claim, now)  # noqa: E731
                 if not executor().landscape(rep, lambda: next(probe, None), save, should_stop):
                     raise Cancelled
             report.points(len(stored))
@@ -367,7 +412,9 @@ def _judges(spec: SweepSpec, store: Store) -> list[NamedJudge]:
     ]
 
 
-def _reference_answers(p: Plan, store: Store, executor: Executor, claim: Claim | None) -> list[str]:
+def _reference_answers(
+    p: Plan, store: Store, executor: Executor, claim: Claim | None, now: dict[str, str]
+) -> list[str]:
     """The unperturbed model's own answers, which a perplexity sweep scores everywhere.
 
     They are the origin point of the same sweep measuring answers, so they are
@@ -379,9 +426,57 @@ def _reference_answers(p: Plan, store: Store, executor: Executor, claim: Claim |
     answers = store.point_answers(key)
     if answers is None:
         gens = executor.origin_generations()
-        store.save_point(judged(key, p.prompts.prompts, gens, _judges(twin.spec, store)), claim)
+        point = judged(key, p.prompts.prompts, gens, _judges(twin.spec, store))
+        store.save_point(point, claim, versions=now)
         answers = [g.text for g in gens]
     return answers
+
+
+def _versions() -> dict[str, str]:
+    """What every point this process computes is stored with (``spec.versions``)."""
+    return {**versions.installed(), "landscape_core": __version__}
+
+
+def _check_versions(p: Plan, store: Store, keys: list[str], now: dict[str, str]) -> dict[str, Any]:
+    """Stored points of ``keys`` computed under other torch/transformers versions.
+
+    None: nothing. Otherwise ``runtime.on_new_versions`` decides: ``stop`` raises a
+    UserError naming both versions and the two choices; ``recompute`` forgets those
+    points, so they are computed again under ``now``; ``accept`` keeps them. Returns
+    what the run's provenance learns: the version sets its points hold when mixed.
+    """
+    stored = store.point_versions(keys)
+    stale = [k for k, v in stored.items() if v is not None and versions.differs(v, now)]
+    if not stale:
+        return {}
+    seen = versions.distinct(stored[k] for k in stale)  # type: ignore[misc]
+    choice = p.spec.runtime.on_new_versions
+    accepted = _accepted(store, p.run_id)
+    if choice == "stop" and all(v in accepted for v in [*seen, versions.deciding(now)]):
+        return {}  # this mix was accepted on an earlier resume
+    if choice == "stop":
+        raise UserError(versions.conflict_message(p.run_id, len(stale), seen, now))
+    if choice == "recompute":
+        labels = store.drop_points(stale)
+        log.warning(
+            "%d point(s) of %s computed under %s are computed again under %s "
+            "(%d answer label(s) on them dropped)",
+            len(stale), p.run_id, "; ".join(map(versions.describe, seen)),
+            versions.describe(now), labels,
+        )  # fmt: skip
+        were = "; ".join(map(versions.describe, seen))
+        return {"mixed_versions": None, "recomputed": f"{len(stale)} point(s) of {were}"}
+    log.warning("run %s keeps %d point(s) of other versions (mixed)", p.run_id, len(stale))
+    return {"mixed_versions": versions.distinct([*seen, now])}
+
+
+def _accepted(store: Store, run_id: str) -> list[dict[str, str]]:
+    """The version sets a run's provenance records as accepted (``mixed_versions``)."""
+    try:
+        provenance = store.run(run_id)["provenance"]
+    except UserError:  # a new run: its shared points were never accepted
+        return []
+    return list(provenance.get("mixed_versions", []))
 
 
 def _provenance(p: Plan, executor: Executor) -> dict[str, Any]:
@@ -419,6 +514,7 @@ def _provenance(p: Plan, executor: Executor) -> dict[str, Any]:
             "landscape_core": __version__,
             "torch": info["torch"],
             "transformers": info["transformers"],
+            "peft": versions.installed().get("peft", "-"),
             "python": platform.python_version(),
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

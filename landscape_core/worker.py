@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable
 
 from landscape_core import sweep
-from landscape_core.errors import ClaimLost, UserError
+from landscape_core.errors import ClaimLost, DiskFull, UserError
 from landscape_core.spec.config import SweepSpec
 from landscape_core.store.jobs import Claim, ClaimedJob, Stage
 from landscape_core.store.runs import Store
@@ -72,7 +72,7 @@ def serve(store: Store, *, exit_when_idle: bool = False, idle_timeout: float | N
                     log.warning("another worker took over %s; this one exits", store.root)
                     return True
                 job = store.jobs.claim(pid)
-            except sqlite3.OperationalError as exc:  # locked for long, or the disk is full
+            except (sqlite3.OperationalError, DiskFull) as exc:  # locked for long, or disk full
                 if idle_too_long():
                     log.warning("could not read the queue (%s); idle too long, exiting", exc)
                     return True
@@ -108,7 +108,7 @@ def _sign_off(store: Store, pid: int, claim: Claim | None) -> None:
         if claim is not None:
             store.jobs.release(claim)
         store.jobs.unregister_worker(pid)
-    except sqlite3.OperationalError as exc:
+    except (sqlite3.OperationalError, DiskFull) as exc:
         log.warning("could not sign off from %s (%s)", store.root, exc)
 
 
@@ -185,7 +185,7 @@ def _finish(store: Store, claim: Claim, status: str, error: str) -> None:
     """Record the job's end; on a full disk, give back the reserve so the error lands."""
     try:
         store.jobs.update(claim.job_id, claim, status=status, error=error, finished=time.time())
-    except sqlite3.OperationalError as exc:
+    except (sqlite3.OperationalError, DiskFull) as exc:
         log.warning("could not record job %s's end (%s); using the reserve", claim.job_id, exc)
         store.release_reserve()
         store.jobs.update(claim.job_id, claim, status=status, error=error, finished=time.time())

@@ -10,6 +10,7 @@ import streamlit as st
 
 from landscape_core.errors import UserError
 from landscape_core.readers.progress import job_clock
+from landscape_core.spec import versions
 from landscape_core.store.jobs import Stage
 from pages.common import md_text, show_user_error, store
 
@@ -49,6 +50,8 @@ def job_list() -> None:
     for row in jobs.itertuples():
         with st.container(border=True):
             head, actions = st.columns([4, 1])
+            stopped = row.status in ("interrupted", "failed", "cancelled")
+            conflict = _version_conflict(row.run_id) if stopped else []
             with head:
                 st.markdown(
                     f"**Job {row.job_id}** · {md_text(row.label or 'sweep')} · `{row.status}`"
@@ -58,6 +61,8 @@ def job_list() -> None:
                 elif row.status == "running":
                     st.caption(row.stage or "starting")
                 actors(row.actors_json)
+                if conflict:
+                    version_warning(conflict)
                 if row.error:
                     st.text(row.error)  # literal text, never markdown or HTML
             with actions:
@@ -65,18 +70,45 @@ def job_list() -> None:
                 if active and st.button("Cancel", key=f"cancel-{row.job_id}"):
                     store().jobs.cancel(row.job_id)
                     st.rerun(scope="fragment")
-                stopped = row.status in ("interrupted", "failed", "cancelled")
-                if stopped and st.button("Resume", key=f"resume-{row.job_id}"):
-                    try:
-                        store().jobs.resume(row.job_id)
-                    except UserError as exc:  # its worker still runs
-                        show_user_error(exc)
-                    else:
-                        st.rerun(scope="fragment")
+                if conflict:  # a plain resume would stop on it: ask which way
+                    choices = {"recompute": "Resume: recompute", "accept": "Resume: keep (mixed)"}
+                    for choice, text in choices.items():
+                        if st.button(text, key=f"resume-{choice}-{row.job_id}"):
+                            _resume(row.job_id, choice)
+                elif stopped and st.button("Resume", key=f"resume-{row.job_id}"):
+                    _resume(row.job_id, None)
                 if row.run_id and st.button("View", key=f"view-{row.job_id}"):
                     st.session_state["run_id"] = row.run_id
                     # the run in the URL, so a reload shows it again
                     st.switch_page("pages/landscape_page.py", query_params={"run": row.run_id})
+
+
+def _version_conflict(run_id: str | None) -> list[dict[str, str]]:
+    """Other torch/transformers versions among the run's stored points (``spec.versions``)."""
+    if not isinstance(run_id, str) or not run_id or not store().grid(run_id):
+        return []
+    return store().version_conflict(run_id, versions.installed())
+
+
+def version_warning(seen: list[dict[str, str]]) -> None:
+    """Say which versions differ, and the two ways on (the CLI's two flags)."""
+    st.warning(
+        f"Some stored points of this run were computed under "
+        f"{'; '.join(map(versions.describe, seen))}; this machine has "
+        f"{versions.describe(versions.installed())}. **Recompute** computes them again "
+        "under the installed versions; **keep** leaves them, and the run's provenance "
+        "records mixed versions.",
+        icon=":material/warning:",
+    )
+
+
+def _resume(job_id: int, on_new_versions: str | None) -> None:
+    try:
+        store().jobs.resume(job_id, on_new_versions)
+    except UserError as exc:  # its worker still runs
+        show_user_error(exc)
+    else:
+        st.rerun(scope="fragment")
 
 
 def actors(actors_json: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import streamlit as st
 
 from landscape_core.errors import UserError
 from landscape_core.readers.capability import companions
+from landscape_core.spec import versions
 from landscape_core.spec.config import (
     DirectionSpec,
     ModelSpec,
@@ -18,6 +20,7 @@ from landscape_core.spec.config import (
     SystemPromptSpec,
     choices,
 )
+from landscape_core.spec.identity import plan
 from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.judges import names
 from landscape_core.spec.model_files import catalogue, remote_code_files
@@ -252,6 +255,42 @@ def build_specs() -> list[SweepSpec]:
     return specs
 
 
+def on_new_versions(specs: list[SweepSpec]) -> tuple[list[SweepSpec], bool]:
+    """Runs stored before under other torch/transformers versions: recompute or keep?
+
+    The CLI's --recompute and --accept-versions; the choice travels in each spec's
+    runtime, so the worker's sweep does what was chosen. False until a choice is made.
+    """
+    now = versions.installed()
+    seen = []
+    for spec in specs:
+        run_id = plan(spec, store().file_digest).run_id
+        if store().grid(run_id):
+            seen += store().version_conflict(run_id, now)
+    if not seen:
+        return specs, True
+    st.warning(
+        f"This run exists already, and some of its points were computed under "
+        f"{'; '.join(map(versions.describe, versions.distinct(seen)))}; this machine has "
+        f"{versions.describe(now)}. Resuming it would mix results of the two.",
+        icon=":material/warning:",
+    )
+    options = {
+        "recompute": "Recompute those points under the installed versions",
+        "accept": "Keep them: the run's provenance records mixed versions",
+    }
+    choice = st.radio(
+        "Stored points of other versions", list(options), format_func=options.get, index=None
+    )
+    if choice is None:
+        return specs, False
+    chosen = []
+    for spec in specs:
+        runtime = dataclasses.replace(spec.runtime, on_new_versions=choice)
+        chosen.append(dataclasses.replace(spec, runtime=runtime))
+    return chosen, True
+
+
 st.divider()
 confirmed = True
 try:
@@ -274,6 +313,8 @@ else:
             icon=":material/schedule:",
         )
         confirmed = st.checkbox(f"Yes, launch a run of up to ~{hours:.1f} h")
+    specs, chosen = on_new_versions(specs)
+    confirmed = confirmed and chosen
 
 if st.button("Launch", type="primary", disabled=not (specs and confirmed)):
     if capability:

@@ -21,9 +21,11 @@ from streamlit.testing.v1 import AppTest
 import landscape_core.worker as worker
 from landscape_core import supervisor, sweep
 from landscape_core.cli import main
-from landscape_core.errors import ClaimLost, UserError
-from landscape_core.store.database import MIGRATIONS
+from landscape_core.errors import ClaimLost, DiskFull, UserError
+from landscape_core.spec.preflight import check_grid
+from landscape_core.store.database import MIGRATIONS, Database
 from landscape_core.store.jobs import pid_alive
+from landscape_core.store.records import GenerationRow, GridPoint, PointResult
 from landscape_core.store.runs import Store
 from landscape_core.worker import _heartbeat, run_job, serve
 
@@ -261,6 +263,70 @@ def test_on_a_full_disk_the_jobs_error_is_still_recorded(small_disk, tiny_spec):
     assert run_job(store, job) == "failed"
     row = _job(store, job_id)
     assert row.status == "failed" and row.error
+
+
+def _cap_pages(monkeypatch) -> None:
+    """Every connection may not grow the file (``max_page_count``): SQLite's SQLITE_FULL."""
+    connection = Database._connection
+
+    def capped(self):
+        conn = connection(self)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count={pages}")
+        return conn
+
+    monkeypatch.setattr(Database, "_connection", capped)
+
+
+def _long_point(key: str) -> PointResult:
+    gens = [GenerationRow(i, "p", "x" * 200_000, 1, "eos") for i in range(3)]
+    return PointResult(key, "done", "", 0.1, gens)
+
+
+def test_a_full_disk_is_a_message_and_the_store_stays_intact(store, monkeypatch):
+    """It was a raw OperationalError "database or disk is full"."""
+    grid = [GridPoint(i, i, 0, float(i), 0.0, f"k{i}") for i in range(2)]
+    store.create_run("r1", "x", {}, {}, grid)
+    assert store.save_point(_long_point("k0"))
+    _cap_pages(monkeypatch)
+    with pytest.raises(DiskFull) as err:
+        store.save_point(_long_point("k1"))
+    message = str(err.value)
+    assert "is full" in message and "free" in message and "--store" in message
+    monkeypatch.undo()
+    assert [p.key for p in store.pending("r1")] == ["k1"]  # rolled back, whole
+    assert store.point_answers("k0") == ["x" * 200_000] * 3  # the earlier rows are there
+    assert store.save_point(_long_point("k1"))  # and the store takes writes again
+
+
+def test_a_sweep_on_a_full_disk_says_how_much_it_needs(store, tiny_spec, monkeypatch, capsys):
+    spec = tiny_spec()
+    real_save = Store.save_point
+
+    def full(self, result, *args, **kwargs):
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM run_labels")  # rolled back with the failure
+            raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Store, "save_point", full)
+    with pytest.raises(DiskFull, match="this run may need up to") as err:
+        sweep.run(spec, store)
+    assert "--store" in str(err.value)
+    run_id = store.runs_frame().run_id.tolist()[0]
+    assert len(store.pending(run_id)) == 3 and store.run_labels(run_id) == ["tiny"]
+    monkeypatch.setattr(Store, "save_point", real_save)
+    assert sweep.run(spec, store).computed == 3  # resumes once there is room
+
+
+def test_the_disk_estimate_counts_the_prompts_stored_at_every_point(
+    tiny_spec, tmp_path, monkeypatch
+):
+    """Each point's rows repeat its prompts' text: 20 points x 2 prompts of 1 MB need ~40 MB."""
+    monkeypatch.setattr("landscape_core.spec.preflight.free_disk", lambda path: 10 << 20)
+    spec = tiny_spec(grid=[{"num": 20}], generation={"max_new_tokens": 8})
+    check_grid(spec, ["short"] * 2, tmp_path)  # answers alone: ~30 kB
+    with pytest.raises(UserError, match="prompts' 2.0 MiB of text"):
+        check_grid(spec, ["x" * (1 << 20)] * 2, tmp_path)
 
 
 def _serving(store: Store, **kwargs) -> threading.Thread:

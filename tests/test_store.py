@@ -117,6 +117,36 @@ def test_a_schema_3_store_migrates_and_its_matches_are_back_filled(tmp_path):
     assert store.runs_frame().run_id.tolist() == ["r1"]
 
 
+def test_a_schema_13_store_opens_and_its_points_versions_read_unknown(tmp_path):
+    """Points stored before versions were recorded read None (never a guess); new ones theirs."""
+    root = tmp_path / "old"
+    root.mkdir()
+    _schema(root / "store.sqlite", 13)
+    with sqlite3.connect(root / "store.sqlite") as conn:
+        conn.execute("INSERT INTO runs VALUES ('r1', 'old run', '{}', '{}', 2, 0)")
+        conn.execute("INSERT INTO run_points VALUES ('r1', 0, 'k0', 0, 0, -0.5, 0.0, 0)")
+        conn.execute("INSERT INTO run_points VALUES ('r1', 1, 'k1', 1, 0, 0.5, 0.0, 0)")
+        conn.execute("INSERT INTO points VALUES ('k0', 'done', '', 2, 6, 0.1, 1.0)")
+    store = Store.open(root)
+    assert store.point_versions(["k0", "k1"]) == {"k0": None}
+    store.save_point(_result("k1"), versions={"torch": "2.5.1", "transformers": "4.46.0"})
+    assert store.point_versions(["k0", "k1"])["k1"] == {"torch": "2.5.1", "transformers": "4.46.0"}
+    assert sorted(store.run_versions("r1").points) == [1, 1]
+
+
+def test_dropped_points_are_pending_again_with_their_rows_gone(store):
+    store.create_run("r1", "x", {}, {}, GRID)
+    store.save_point(_result("k0"))
+    store.save_point(_result("k1"))
+    store.answer_labels.save("k0", 0, "ann", "refused")
+    assert store.drop_points(["k0"]) == 1
+    assert [p.key for p in store.pending("r1")] == ["k0"]
+    with sqlite3.connect(store.path) as conn:
+        for table in ("generations", "scores", "answer_labels"):
+            keys = {r[0] for r in conn.execute(f"SELECT point_key FROM {table}")}
+            assert "k0" not in keys
+
+
 def test_scores_keep_the_match_as_data(store):
     store.create_run("r1", "x", {}, {}, GRID)
     row = ScoreRow(0, "keyword", True, 'matched "I\'m sorry"', "I'm sorry")

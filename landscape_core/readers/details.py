@@ -7,6 +7,7 @@ and settings stand behind a figure without opening the store.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +69,7 @@ def run_details(store: Store, run_id: str) -> RunDetails:
         identity=identity,
         system_prompt=shown_system_prompt(provenance["system_prompt"]),
         spec=run["spec"],
-        packages={k: str(v) for k, v in provenance.get("packages", {}).items()},
+        packages=_packages(store, run["run_id"], provenance),
         created=run["created"],
         last_finished=None if origin.empty else float(origin.finished.max()),
         points=run["n_points"],
@@ -77,3 +78,24 @@ def run_details(store: Store, run_id: str) -> RunDetails:
         reused=int((origin.finished < run["created"]).sum()),
         shared=int((origin.other_runs > 0).sum()),
     )
+
+
+def _packages(store: Store, run_id: str, provenance: dict[str, Any]) -> dict[str, str]:
+    """The run's packages, a package its points hold several versions of marked mixed.
+
+    Each such version is shown with its point count (a resume accepted them). The
+    provenance holds the first process's; each point holds its own.
+    """
+    packages = {k: str(v) for k, v in provenance.get("packages", {}).items()}
+    counts: dict[str, dict[str, int]] = {}
+    for row in store.run_versions(run_id).itertuples():
+        if row.versions is None:
+            continue  # stored before points recorded their versions
+        for name, value in json.loads(row.versions).items():
+            by_value = counts.setdefault(name, {})
+            by_value[value] = by_value.get(value, 0) + int(row.points)
+    for name, by_value in counts.items():
+        if len(by_value) > 1:
+            shown = ", ".join(f"{v} ({n} points)" for v, n in sorted(by_value.items()))
+            packages[name] = f"{shown} (mixed)"
+    return packages

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,21 +88,24 @@ class Preflight:
         return ", ".join(parts)
 
 
-def check_grid(spec: SweepSpec, n_prompts: int, store_root: Path) -> None:
-    """Refuse a grid too large to hold or whose answers could not fit on disk."""
-    n_points = n_grid_points(spec)
+def check_grid(spec: SweepSpec, prompts: Sequence[str], store_root: Path) -> None:
+    """Refuse a grid too large to hold or whose answers and prompts could not fit on disk."""
+    n_points, n_prompts = n_grid_points(spec), len(prompts)
     if n_points > MAX_GRID_POINTS:
         raise UserError(
             f"this grid has {n_points:,} points, more than the {MAX_GRID_POINTS:,} a run may "
             "hold: use fewer points per axis (the paper uses 21)"
         )
-    need = estimate_store_bytes(n_points, n_prompts, spec.generation.max_new_tokens)
+    need = estimate_store_bytes(n_points, prompts, spec.generation.max_new_tokens)
     free = free_disk(store_root)
     if need > free:
+        text = sum(len(p.encode()) for p in prompts) / (1 << 20)
         raise UserError(
             f"this grid ({n_points} points x {n_prompts} prompts x "
-            f"{spec.generation.max_new_tokens} tokens) could need {need / GiB:.1f} GiB of "
-            f"store but {free / GiB:.1f} GiB is free: use fewer points, prompts or tokens"
+            f"{spec.generation.max_new_tokens} tokens, and the prompts' {text:.1f} MiB of "
+            f"text stored again at every point) could need {need / GiB:.1f} GiB of store but "
+            f"{free / GiB:.1f} GiB is free: use fewer points, prompts or tokens, or point "
+            "--store at a disk with room"
         )
 
 
@@ -122,7 +125,7 @@ def preflight(
     root = model_dir(spec.model)
     prompts = load_prompts(spec.prompts).prompts
     n_prompts = len(prompts)
-    check_grid(spec, n_prompts, store_root)
+    check_grid(spec, prompts, store_root)
     copy = bundled_copy(store_root / "models") if spec.model.kind == "bundled" else None
     root = copy or root
     n_params = count_parameters(root)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -278,9 +278,16 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def estimate_store_bytes(n_points: int, n_prompts: int, max_new_tokens: int) -> int:
-    """Disk a sweep's generations may take at most (every answer at full length)."""
-    return n_points * n_prompts * (max_new_tokens + 64) * STORE_BYTES_PER_TOKEN
+def estimate_store_bytes(n_points: int, prompts: Sequence[str], max_new_tokens: int) -> int:
+    """Disk a sweep's generations may take at most.
+
+    Every answer at full length, and every prompt's own text: each point's
+    ``generations`` rows store it again, and a jailbreak template makes a prompt
+    kilobytes long (it used to be left out, so such a sweep passed and filled the disk).
+    """
+    answers = len(prompts) * (max_new_tokens + 64) * STORE_BYTES_PER_TOKEN
+    prompt_text = sum(len(p.encode()) for p in prompts)
+    return n_points * (answers + prompt_text)
 
 
 def free_disk(path: Path) -> int:

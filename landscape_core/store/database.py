@@ -7,8 +7,10 @@ between threads and processes. Every write is ``BEGIN IMMEDIATE ... COMMIT``.
 from __future__ import annotations
 
 import ast
+import errno
 import os
 import re
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import quote
 
-from landscape_core.errors import UserError
+from landscape_core.errors import DiskFull, UserError
 
 DB_NAME = "store.sqlite"
 
@@ -215,6 +217,11 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             started TEXT NOT NULL,
             taken REAL NOT NULL)""",
     ),
+    (
+        # the package versions a point was computed under (``spec.versions``), as JSON;
+        # NULL: stored before they were recorded (unknown, never guessed)
+        "ALTER TABLE points ADD COLUMN versions_json TEXT",
+    ),
 )
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another process's write lock
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded
@@ -304,10 +311,28 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if is_disk_full(exc):
+                    raise self.disk_full() from None
                 raise
-            conn.execute("COMMIT")
+
+    def disk_full(self, need: int | None = None) -> DiskFull:
+        """The message for a write that found the disk full: how much is free, what to do.
+
+        ``need``: the bytes the work in hand may still write, when the caller knows it.
+        """
+        free = shutil.disk_usage(self.root).free if self.root.exists() else 0
+        size = sum(f.stat().st_size for f in self.root.glob(f"{DB_NAME}*") if f.is_file())
+        needs = f"; this run may need up to {_size(need)} more" if need else ""
+        return DiskFull(
+            f"the disk holding the store {self.root} is full ({_size(free)} free, the store "
+            f"file is {_size(size)}){needs}. Nothing was half-written: the last write was "
+            "rolled back and finished points are kept. Free space on that disk, or point "
+            "--store (LANDSCAPE_STORE) at a directory on a disk with room, then run again"
+        )
 
     def _check_version(self) -> None:
         """A read-only store must already be at this version's schema."""
@@ -376,6 +401,17 @@ class Database:
 
     def release_reserve(self) -> None:
         (self.root / RESERVE_NAME).unlink(missing_ok=True)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL, or a file write's ENOSPC."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "database or disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
 
 
 def _writable(path: Path) -> bool:

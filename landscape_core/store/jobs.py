@@ -200,13 +200,15 @@ class JobQueue:
                 (time.time(), job_id),
             )
 
-    def resume(self, job_id: int) -> str:
+    def resume(self, job_id: int, on_new_versions: str | None = None) -> str:
         """Queue an interrupted, failed or cancelled job again; finished points are kept.
 
-        A job whose worker still runs is refused. A job whose worker died under it
-        counts a crash; at ``MAX_CRASHES`` it is failed with the worker log's last
-        lines instead, so a job that kills its worker is not retried forever. Returns
-        the job's new status.
+        ``on_new_versions`` (``recompute`` or ``accept``) goes into the job's spec: what
+        its sweep does with stored points of other torch/transformers versions, which
+        stopped it (``spec.versions``). A job whose worker still runs is refused. A job
+        whose worker died under it counts a crash; at ``MAX_CRASHES`` it is failed with
+        the worker log's last lines instead, so a job that kills its worker is not
+        retried forever. Returns the job's new status.
         """
         with self.db.transaction() as conn:
             row = conn.execute(
@@ -238,6 +240,13 @@ class JobQueue:
                 "worker_pid=NULL, claim_token=NULL, crashes=? WHERE job_id=?",
                 (crashes, job_id),
             )
+            if on_new_versions is not None:
+                row = conn.execute("SELECT spec_json FROM jobs WHERE job_id=?", (job_id,))
+                spec = json.loads(row.fetchone()[0])
+                spec.setdefault("runtime", {})["on_new_versions"] = on_new_versions
+                conn.execute(
+                    "UPDATE jobs SET spec_json=? WHERE job_id=?", (json.dumps(spec), job_id)
+                )
             return "queued"
 
     def frame(self) -> pd.DataFrame:

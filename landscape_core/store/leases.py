@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from landscape_core.errors import DiskFull
 from landscape_core.store.database import Database
 from landscape_core.store.jobs import pid_alive
 
@@ -54,7 +55,7 @@ class RunLeases:
                 try:
                     with self.db.transaction() as conn:
                         conn.execute("DELETE FROM run_leases WHERE token = ?", (token,))
-                except sqlite3.OperationalError:
+                except (sqlite3.OperationalError, DiskFull):
                     pass  # a dead holder's row: the next delete removes it
 
     @staticmethod

@@ -18,6 +18,7 @@ import pandas as pd
 
 from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
+from landscape_core.spec import versions
 from landscape_core.spec.config import SweepSpec
 from landscape_core.spec.model_files import clean_stale_temporaries, fingerprint, model_files
 from landscape_core.spec.pace import Throughput
@@ -328,9 +329,15 @@ class Store(Database):
     # --- points ----------------------------------------------------------------------
 
     def save_point(
-        self, result: PointResult, claim: Claim | None = None, run_id: str | None = None
+        self,
+        result: PointResult,
+        claim: Claim | None = None,
+        run_id: str | None = None,
+        versions: Mapping[str, str] | None = None,
     ) -> bool:
         """All rows of a point, or none. False if another process stored it first.
+
+        ``versions``: the packages it was computed under (``spec.versions``), kept with it.
 
         With ``claim`` (a worker's job), the point is saved only while that claim
         holds the job, checked in the same transaction; else ClaimLost is raised.
@@ -349,7 +356,8 @@ class Store(Database):
                     "is saved: run the config again to compute it afresh"
                 )
             cur = conn.execute(
-                "INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO points (point_key, status, error, n_prompts, n_tokens, "
+                "seconds, finished, versions_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     result.key,
                     result.status,
@@ -358,6 +366,7 @@ class Store(Database):
                     sum(g.n_tokens for g in result.generations),
                     result.seconds,
                     time.time(),
+                    None if versions is None else json.dumps(dict(versions), sort_keys=True),
                 ),
             )
             if cur.rowcount == 0:
@@ -375,6 +384,98 @@ class Store(Database):
                 [_measure_values(result.key, m) for m in result.measures],
             )
         return True
+
+    def point_versions(self, keys: Sequence[str]) -> dict[str, dict[str, str] | None]:
+        """The package versions of each stored point of ``keys`` (None: not recorded).
+
+        Points not stored are left out.
+        """
+        found: dict[str, dict[str, str] | None] = {}
+        with self.connect() as conn:
+            for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+                chunk = list(keys[start : start + 500])
+                marks = ", ".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT point_key, versions_json FROM points WHERE point_key IN ({marks})",
+                    chunk,
+                ).fetchall()
+                found.update({k: None if v is None else json.loads(v) for k, v in rows})
+        return found
+
+    def version_conflict(self, run_id: str, now: Mapping[str, str]) -> list[dict[str, str]]:
+        """What stops a resume of ``run_id`` under ``now`` (``spec.versions``).
+
+        The torch/transformers versions of its stored points that differ from ``now``,
+        unless its provenance accepted that mix already; empty: it resumes as is.
+        For the pages, which offer the choice before a job stops on it.
+        """
+        sets = []
+        for raw in self.run_versions(run_id).versions:
+            if raw is not None and versions.differs(json.loads(raw), now):
+                sets.append(json.loads(raw))
+        if not sets:
+            return []
+        seen = versions.distinct(sets)
+        accepted = self.run(run_id)["provenance"].get("mixed_versions", [])
+        if all(v in accepted for v in [*seen, versions.deciding(now)]):
+            return []
+        return seen
+
+    def run_versions(self, run_id: str) -> pd.DataFrame:
+        """How many of the run's stored points each set of versions computed.
+
+        Columns ``versions`` (the JSON as stored; None: before versions were recorded)
+        and ``points``.
+        """
+        with self.connect() as conn:
+            return pd.read_sql_query(
+                """SELECT p.versions_json AS versions, COUNT(*) AS points
+                   FROM run_points rp JOIN points p ON p.point_key = rp.point_key
+                   WHERE rp.run_id = ? GROUP BY p.versions_json ORDER BY points DESC""",
+                conn,
+                params=(run_id,),
+            )
+
+    def drop_points(self, keys: Sequence[str]) -> int:
+        """Forget stored points, so they are computed again (pending in every run's grid).
+
+        Their answers, verdicts, measures and people's labels on those answers go, in
+        one transaction. The runs keep the points in their grids (pending again); returns how many
+        answer labels went with them.
+        """
+        labels = 0
+        with self.transaction() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ", ".join("?" * len(chunk))
+                labels += conn.execute(
+                    f"SELECT COUNT(*) FROM answer_labels WHERE point_key IN ({marks})", chunk
+                ).fetchone()[0]
+                for table in ("generations", "scores", "measures", "answer_labels", "points"):
+                    conn.execute(f"DELETE FROM {table} WHERE point_key IN ({marks})", chunk)
+        return labels
+
+    def update_provenance(self, run_id: str, changes: Mapping[str, Any]) -> None:
+        """Set top-level keys of a run's provenance (what a resume learnt: mixed versions).
+
+        A key set to None is removed.
+        """
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT provenance_json FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                return
+            provenance = json.loads(row[0])
+            for key, value in changes.items():
+                if value is None:
+                    provenance.pop(key, None)
+                else:
+                    provenance[key] = value
+            conn.execute(
+                "UPDATE runs SET provenance_json = ? WHERE run_id = ?",
+                (json.dumps(provenance), run_id),
+            )
 
     def point_answers(self, point_key: str) -> list[str] | None:
         """A finished point's answers in prompt order; None if it is not stored as done."""
