@@ -11,6 +11,7 @@ from conftest import wait_until
 
 from landscape_core import cli, sweep
 from landscape_core.errors import UserError
+from landscape_core.readers.progress import job_clock
 from landscape_core.spec.config import JudgeSpec
 from landscape_core.store.jobs import Stage
 from landscape_core.submit import submit_rescore
@@ -187,3 +188,18 @@ def test_a_rescore_job_is_refused_for_answers_cut_at_a_refusal_keyword(store, ti
     with pytest.raises(UserError, match="only the keyword judge"):
         submit_rescore(store, run_id, JudgeSpec(name="refusal-v2"))
     assert store.jobs.frame().empty
+
+
+def test_a_rescore_jobs_time_left_is_its_own_points_pace(store, tiny_spec):
+    """Not the generator's pace: judging stored answers generates nothing."""
+    run_id = sweep.run(tiny_spec(), store).run_id  # a pace of generated answers is stored
+    queued = submit_rescore(store, run_id, JudgeSpec(name="refusal-v2"))
+    now = time.time()
+    store.jobs.update(
+        queued.job_id, status="running", done=1, total=3, stage=Stage.JUDGING,
+        points_started=now - 10.0, done_at_start=0, heartbeat=now,
+    )  # fmt: skip
+    row = next(store.jobs.frame().itertuples())
+    clock = job_clock(store, row, now)
+    assert clock.left == 20.0  # 10 s for its one point, two to go
+    assert clock.basis == "its points' pace"
