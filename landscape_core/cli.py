@@ -42,7 +42,7 @@ from landscape_core.readers.export import answers_export, to_csv
 from landscape_core.readers.labelling import store_labelled
 from landscape_core.readers.report import html_report
 from landscape_core.readers.results import format_landscape, landscape
-from landscape_core.rescore import rescore
+from landscape_core.rescore import Judging, rescore
 from landscape_core.risk import preflight as risk
 from landscape_core.risk.report import format_edge, format_lookahead, format_ranking
 from landscape_core.risk.spec import (
@@ -69,7 +69,7 @@ from landscape_core.spec.judges import resolve_label
 from landscape_core.spec.preflight import CONFIRM_HOURS, preflight
 from landscape_core.store.database import DB_NAME
 from landscape_core.store.runs import Store
-from landscape_core.submit import submit
+from landscape_core.submit import submit, submit_rescore
 from landscape_core.worker import serve
 
 if TYPE_CHECKING:  # what add_subparsers returns (argparse names it privately)
@@ -639,18 +639,45 @@ def add_rescore(sub: Commands) -> None:
         help="measure each answer's coherence (the unperturbed model's NLL, repetition) "
         "instead of judging; loads the model once, never regenerates",
     )
+    p.add_argument(
+        "--queue",
+        action="store_true",
+        help="queue it as a job for the worker (progress, cancel and resume on the Jobs "
+        "page) instead of judging here; the job judges only answers the judge lacks",
+    )
     p.set_defaults(func=cmd_rescore)
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     store = _store(args)
     run_id = store.run(args.run)["run_id"]
+    if args.coherence and args.queue:
+        raise UserError("--coherence runs here only; drop --queue")
     if args.coherence:
         n = sweep.measure_coherence(store, run_id)
         print(f"measured the coherence of {n} answers of run {run_id}")
         return 0
     spec = _judge_spec(args)
-    done = rescore(store, run_id, spec)
+    if args.queue:
+        queued = submit_rescore(store, run_id, spec)
+        print(
+            f"queued job {queued.job_id} (judge {spec.name} on run {run_id}); a worker runs "
+            "it (python -m landscape_core worker)"
+        )
+        return 0
+    bar: tqdm | None = None
+
+    def on_progress(progress: Judging) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=progress.total, initial=progress.done, unit="pt", desc=run_id)
+        bar.update(progress.done - bar.n)
+
+    try:
+        done = rescore(store, run_id, spec, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"re-scored {done.n_answers} generations of run {run_id} with {done.label}")
     return 0
 

@@ -1,14 +1,16 @@
 """The background worker: ``python -m landscape_core worker``.
 
-It claims queued jobs from the store one at a time and runs each with the same
-``sweep.run`` as the CLI. A side thread heartbeats (and survives a failed write), so
-the app can tell a live worker from a dead one; a job whose worker died shows as
-interrupted and resumes from its finished points. Cancellation is read from the store
-before every generation batch. SIGTERM stops the worker between batches and leaves
-its job resumable. Each claim's token is checked before every point is saved, so a
-job never runs in two processes. A worker whose registration was taken (it looked
-dead, and another took its job and its place) registers again before its next claim,
-or exits when that other worker lives: one worker per store.
+It claims queued jobs from the store one at a time and runs each with the same verb
+as the CLI: ``sweep.run`` for a sweep job, ``rescore.rescore`` for a rescore job (a
+stored run judged again, nothing generated). A side thread heartbeats (and survives a
+failed write), so the app can tell a live worker from a dead one; a job whose worker
+died shows as interrupted and resumes from its finished points. Cancellation is read
+from the store before every generation batch (a rescore: before every point).
+SIGTERM stops the worker between batches and leaves its job resumable. Each claim's
+token is checked before every point is saved, so a job never runs in two processes.
+A worker whose registration was taken (it looked dead, and another took its job and
+its place) registers again before its next claim, or exits when that other worker
+lives: one worker per store.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from collections.abc import Callable
 
 from landscape_core import sweep
 from landscape_core.errors import ClaimLost, DiskFull, UserError
-from landscape_core.spec.config import SweepSpec
+from landscape_core.rescore import rescore
+from landscape_core.spec.config import RescoreSpec, SweepSpec
 from landscape_core.store.jobs import Claim, ClaimedJob, Stage
 from landscape_core.store.runs import Store
 
@@ -141,34 +144,47 @@ def _heartbeat(store: Store, pid: int, current: dict[str, Claim], stop: threadin
 def run_job(store: Store, job: ClaimedJob) -> str:
     """Run one claimed job to an end state: done, cancelled or failed (with the error).
 
-    Returns ``lost`` without touching the job when another worker took it over.
+    A sweep job runs ``sweep.run``; a rescore job judges a stored run's answers with
+    ``rescore.rescore`` (skipping points already judged, so a resume goes on where it
+    stopped) and generates nothing. Returns ``lost`` without touching the job when
+    another worker took it over.
     """
     claim = job.claim
     timing: dict[str, object] = {}  # when this claim's points began, and how many were done
 
+    def record(run_id: str, done: int, total: int, stage: str, actors: str = "[]") -> None:
+        if stage in (Stage.POINTS, Stage.JUDGING) and not timing:  # the ETA counts from here
+            timing.update(points_started=time.time(), done_at_start=done)
+        store.jobs.update(
+            claim.job_id, claim, run_id=run_id, done=done, total=total,
+            heartbeat=time.time(), actors_json=actors, stage=stage, **timing,
+        )  # fmt: skip
+
     def on_progress(progress: sweep.Progress) -> None:
         actors = json.dumps([a.to_dict() for a in progress.actors])
-        if progress.stage == Stage.POINTS and not timing:  # the ETA counts from here
-            timing.update(points_started=time.time(), done_at_start=progress.done)
-        store.jobs.update(
-            claim.job_id, claim, run_id=progress.run_id, done=progress.done,
-            total=progress.total, heartbeat=time.time(), actors_json=actors,
-            stage=progress.stage, **timing,
-        )  # fmt: skip
+        record(progress.run_id, progress.done, progress.total, progress.stage, actors)
+
+    def should_stop() -> bool:
+        return store.jobs.cancel_requested(claim.job_id)
 
     status, error = "failed", ""
     try:
-        spec = SweepSpec.from_dict(job.spec)
-        summary = sweep.run(
-            spec,
-            store,
-            on_progress=on_progress,
-            should_stop=lambda: store.jobs.cancel_requested(claim.job_id),
-            claim=claim,
-        )
-        status = "done" if summary.status == "complete" else "cancelled"
-        if summary.failed:
-            error = f"{summary.failed} point(s) failed: " + "; ".join(summary.errors[:3])
+        if job.kind == "rescore":
+            asked = RescoreSpec.from_dict(job.spec)
+            rescored = rescore(
+                store, asked.run_id, asked.judge, only_missing=True, should_stop=should_stop,
+                on_progress=lambda p: record(asked.run_id, p.done, p.total, p.stage),
+                claim=claim,
+            )  # fmt: skip
+            status = "done" if rescored.complete else "cancelled"
+        else:
+            spec = SweepSpec.from_dict(job.spec)
+            summary = sweep.run(
+                spec, store, on_progress=on_progress, should_stop=should_stop, claim=claim
+            )
+            status = "done" if summary.status == "complete" else "cancelled"
+            if summary.failed:
+                error = f"{summary.failed} point(s) failed: " + "; ".join(summary.errors[:3])
     except ClaimLost:
         log.warning("job %s was taken over by another worker; this one stops", claim.job_id)
         return "lost"

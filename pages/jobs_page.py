@@ -1,4 +1,7 @@
-"""Jobs: the queue with live progress and ETA, cancel, resume and error text."""
+"""Jobs: the queue with live progress and ETA, cancel, resume and error text.
+
+Sweeps and rescore jobs alike: a rescore's points are points judged, none generated.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ st.title("Jobs")
 st.caption("Refreshes every 2 s. Cancel stops a running job within one generation batch.")
 
 
+TIMED = (Stage.POINTS, Stage.JUDGING)  # the stages whose points give the time left
+
+
 def _progress(row) -> str:
     """'k/N points', and while running its stage, the time left as work, and time elapsed."""
     text = f"{row.done}/{row.total} points"
@@ -28,7 +34,7 @@ def _progress(row) -> str:
     if clock.left is None:
         return (
             f"{text} · {row.stage or 'starting'}"
-            + (" · time left: after the first point" if row.stage == Stage.POINTS else "")
+            + (" · time left: after the first point" if row.stage in TIMED else "")
             + elapsed
         )
     # at 0 the work under way runs past its estimate: say so, not "~0 s left"
@@ -54,7 +60,7 @@ def job_list() -> None:
             conflict = _version_conflict(row.run_id) if stopped else []
             with head:
                 st.markdown(
-                    f"**Job {row.job_id}** · {md_text(row.label or 'sweep')} · `{row.status}`"
+                    f"**Job {row.job_id}** · {md_text(row.label or row.kind)} · `{row.status}`"
                 )
                 if row.total:
                     st.progress(row.done / row.total, text=_progress(row))

@@ -1,4 +1,8 @@
-"""Landscape: a run's 1D curve or 2D surface; click a point to read its answers."""
+"""Landscape: a run's 1D curve or 2D surface; click a point to read its answers.
+
+Its judge selector lists every judge the run has, by name (keyword, the paper's, first);
+"Judge this run with…" queues a rescore job for one it lacks (refusal-v2 first).
+"""
 
 from __future__ import annotations
 
@@ -24,10 +28,18 @@ from landscape_core.readers.results import (
     visage_interval,
     with_states,
 )
-from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.config import ANSWER_MEASURES, JudgeSpec, SweepSpec
 from landscape_core.spec.identity import plan, plane_key
-from landscape_core.submit import submit
-from pages.common import checkpoint_table, keep_in_url, md_text, pick_runs, store
+from landscape_core.spec.judges import entry, not_yet, resolve_label, titles
+from landscape_core.submit import submit, submit_rescore
+from pages.common import (
+    checkpoint_table,
+    keep_in_url,
+    md_text,
+    pick_runs,
+    show_user_error,
+    store,
+)
 
 
 def run_details_panel(run_id: str) -> None:
@@ -63,6 +75,78 @@ def run_details_panel(run_id: str) -> None:
         st.json(details.packages, expanded=False)
 
 
+def _linked_judge(asked: str | None, scored: list[str]) -> str | None:
+    """The stored label a link's ``judge`` (a name or a label) stands for, or None."""
+    if not asked:
+        return None
+    try:
+        return resolve_label(asked, scored)
+    except UserError:  # not in this run: the page's default instead
+        return None
+
+
+def rejudge_control(run_id: str, spec: SweepSpec, scored: list[str]) -> None:
+    """Judge this run with a judge it lacks: one button queues a rescore job.
+
+    The worker judges the stored answers (a model judge loads its model there, never in
+    the page) and regenerates nothing. refusal-v2, the best validated judge, is the
+    first choice: one click. The page's default judge stays keyword, the paper's.
+    """
+    if spec.measure not in ANSWER_MEASURES:
+        return
+    if spec.generation.stop == "verdict":
+        st.caption("Its answers were cut at a refusal keyword: only keyword can judge them.")
+        return
+    offered = not_yet(scored)
+    pending = _judging(run_id)
+    if pending:
+        st.caption(f"Judging now (see Jobs): {md_text(', '.join(pending))}.")
+    if not offered:
+        return
+    pick, press = st.columns([3, 1], vertical_alignment="bottom")
+    name = pick.selectbox(
+        "Judge this run with…", offered, key="rejudge-judge",
+        format_func=lambda n: f"{n} ({entry(n).kind})",
+        help="Scores this run's stored answers with another judge, in the worker; "
+        "nothing is regenerated.",
+    )  # fmt: skip
+    path, labels = "", ""
+    if entry(name).kind == "model":
+        st.caption(md_text(entry(name).decides))
+        path = st.text_input(
+            "Judge model files", key="rejudge-path",
+            help="A local directory or a Hugging Face id in the local cache; nothing is "
+            "downloaded. Empty: the bundled model (llm-judge only).",
+        )  # fmt: skip
+        if name == "classifier":
+            labels = st.text_input("Labels that mean refusal (a,b)", key="rejudge-labels")
+    if press.button("Queue judging", key="rejudge-go", type="primary"):
+        try:
+            refusal = tuple(x.strip() for x in labels.split(",") if x.strip())
+            queued = submit_rescore(
+                store(), run_id, JudgeSpec(name=name, path=path.strip(), refusal_labels=refusal)
+            )
+        except UserError as exc:
+            show_user_error(exc)
+        else:
+            st.success(
+                f"Queued job {queued.job_id}: {name} judges this run's stored answers "
+                "(nothing is regenerated). Follow it on the Jobs page; it joins the Judge "
+                "list above as its verdicts land."
+            )
+
+
+def _judging(run_id: str) -> list[str]:
+    """The labels of this run's queued or running rescore jobs."""
+    jobs = store().jobs.frame()
+    if jobs.empty:
+        return []
+    mine = jobs[
+        (jobs.kind == "rescore") & (jobs.run_id == run_id) & jobs.status.isin(["queued", "running"])
+    ]
+    return list(mine.label)
+
+
 st.title("Landscape")
 runs = pick_runs("Run", key="landscape-run")
 if not runs:
@@ -73,16 +157,20 @@ n_directions = len(spec.replicates())
 search = spec.measure == "basin-radius"
 st.session_state["run_id"] = run["run_id"]
 run_details_panel(run["run_id"])
-scored = store().judges(run["run_id"]) or ["keyword"]
-if (asked := st.query_params.get("judge")) in scored:  # a link's judge
+scored = store().judges(run["run_id"]) or ["keyword"]  # stored labels, keyword first
+if (asked := _linked_judge(st.query_params.get("judge"), scored)) is not None:  # a link's
     st.session_state["landscape-judge"] = asked
 elif st.session_state.get("landscape-judge") not in scored:
     st.session_state["landscape-judge"] = scored[0]
+names = titles(scored)
 judge = st.selectbox(
-    "Judge", scored, key="landscape-judge",
+    "Judge", scored, key="landscape-judge", format_func=names.get,
     on_change=keep_in_url, args=("judge", "landscape-judge"),
-    help="Add one with `python -m landscape_core rescore RUN --judge NAME`.",
+    help="keyword is the paper's judge, so results compare with the paper. Add another "
+    "below (Judge this run with...) or with `python -m landscape_core rescore RUN --judge "
+    "NAME`.",
 )  # fmt: skip
+rejudge_control(run["run_id"], spec, scored)
 st.query_params["judge"] = judge  # a reload or a shared link shows the same view
 if st.session_state.get("point_run") != run["run_id"]:  # a run opened: its link's point
     st.session_state["point_run"] = run["run_id"]

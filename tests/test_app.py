@@ -16,7 +16,9 @@ from landscape_core.readers import figures
 from landscape_core.rescore import rescore
 from landscape_core.spec.config import JudgeSpec, SweepSpec
 from landscape_core.spec.identity import plan
+from landscape_core.store.records import ScoreRow
 from landscape_core.store.runs import Store
+from landscape_core.worker import serve
 from pages.common import md_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,6 +256,55 @@ def test_runs_with_equal_titles_stay_selected_across_reruns(tmp_path, tiny_spec,
     at = at.radio[0].set_value("Judge disagreement").run()
     assert not at.exception
     assert at.selectbox[0].value == first
+
+
+def _by_label(at, label: str):
+    return next(w for w in at.selectbox if w.label == label)
+
+
+def test_landscape_judges_a_run_with_refusal_v2_in_one_click(tmp_path, tiny_spec, monkeypatch):
+    """Pick nothing, press the button: a rescore job; the worker's verdicts join the list."""
+    store = Store.open(tmp_path / "rejudge")
+    run_id = sweep.run(tiny_spec(), store).run_id  # keyword only
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / "landscape_page.py"), default_timeout=60)
+    at.query_params["run"] = run_id
+    at.run()
+    offered = _by_label(at, "Judge this run with…")
+    assert offered.value == "refusal-v2" and "keyword" not in offered.options
+    assert offered.options[0] == "refusal-v2 (text)"
+    at = next(b for b in at.button if b.label == "Queue judging").click().run()
+    assert not at.exception
+    assert any("Queued job" in s.value for s in at.success)
+    job = store.jobs.frame().iloc[0]
+    assert (job.kind, job.status, job.run_id) == ("rescore", "queued", run_id)
+    assert store.judges(run_id) == ["keyword"]  # the page judged nothing itself
+    serve(store, exit_when_idle=True)
+    at = AppTest.from_file(str(ROOT / "pages" / "landscape_page.py"), default_timeout=60)
+    at.query_params["run"] = run_id
+    at.run()
+    judge = _by_label(at, "Judge")
+    assert judge.options == ["keyword", "refusal-v2"] and judge.value == "keyword"
+    assert "refusal-v2" not in _by_label(at, "Judge this run with…").options
+
+
+def test_landscape_judge_selector_names_a_model_judges_label(tmp_path, tiny_spec, monkeypatch):
+    """A model judge's stored label (name:dir@hash) is listed by its name; keyword stays first."""
+    store = Store.open(tmp_path / "names")
+    run_id = sweep.run(tiny_spec(), store).run_id
+    label = "llm-judge:bundled@0123456789ab"
+    keys = store.generations_frame(run_id).point_key.unique()
+    store.save_scores(
+        {k: [ScoreRow(i, label, True, "refusal", None) for i in range(3)] for k in keys}
+    )
+    monkeypatch.setenv("LANDSCAPE_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "pages" / "landscape_page.py"), default_timeout=60)
+    at.query_params["run"] = run_id
+    at.query_params["judge"] = "llm-judge"  # a link may name the judge
+    at.run()
+    judge = _by_label(at, "Judge")
+    assert judge.options == ["keyword", "llm-judge"] and judge.value == label
+    assert "llm-judge (model)" not in _by_label(at, "Judge this run with…").options
 
 
 def test_generations_page_highlights_an_apostrophe_keyword(tmp_path, tiny_spec, monkeypatch):

@@ -1,12 +1,20 @@
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import wait_until
 
+from landscape_core import cli, sweep
+from landscape_core.errors import UserError
+from landscape_core.readers.progress import job_clock
+from landscape_core.spec.config import JudgeSpec
+from landscape_core.store.jobs import Stage
+from landscape_core.submit import submit_rescore
 from landscape_core.worker import run_job, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,3 +99,107 @@ def test_worker_with_an_idle_timeout_exits_when_the_queue_stays_empty(store):
     assert serve(store, idle_timeout=0.5)
     assert time.monotonic() - started < 10
     assert store.jobs.live_worker() is None
+
+
+def _answers(store) -> list[tuple]:
+    """Every stored answer row and point row, as written: a regeneration changes them."""
+    with sqlite3.connect(store.path) as conn:
+        answers = conn.execute("SELECT rowid, * FROM generations ORDER BY rowid").fetchall()
+        points = conn.execute("SELECT rowid, * FROM points ORDER BY rowid").fetchall()
+    return answers + points
+
+
+def _judged_points(store, run_id: str, label: str) -> set[str]:
+    frame = store.generations_frame(run_id, label)
+    return set(frame[frame.refused.notna()].point_key)
+
+
+def test_a_rescore_job_judges_every_stored_answer_and_generates_nothing(
+    store, tiny_spec, monkeypatch
+):
+    run_id = sweep.run(tiny_spec(), store).run_id  # judged by keyword only
+    before = _answers(store)
+    assert store.judges(run_id) == ["keyword"]
+    dones: list[int] = []
+    update = store.jobs.update
+
+    def recording(job_id, claim=None, **fields):
+        if "done" in fields:
+            dones.append(fields["done"])
+        return update(job_id, claim, **fields)
+
+    monkeypatch.setattr(store.jobs, "update", recording)
+    queued = submit_rescore(store, run_id, JudgeSpec(name="refusal-v2"))
+    assert serve(store, exit_when_idle=True)
+    job = store.jobs.frame().set_index("job_id").loc[queued.job_id]
+    assert (job.kind, job.status, job.run_id) == ("rescore", "done", run_id)
+    assert (job.done, job.total, job.stage) == (3, 3, Stage.JUDGING)
+    assert dones[-4:] == [0, 1, 2, 3]  # progress after every point, like a sweep's
+    assert store.generations_frame(run_id, "refusal-v2").refused.notna().all()
+    assert store.judges(run_id) == ["keyword", "refusal-v2"]
+    assert _answers(store) == before  # not one answer or point written again
+
+
+def test_a_cancelled_rescore_job_resumes_where_it_stopped(store, tiny_spec, monkeypatch):
+    run_id = sweep.run(tiny_spec(), store).run_id
+    before = _answers(store)
+    queued = submit_rescore(store, run_id, JudgeSpec(name="refusal-v2"))
+    saved: list[set[str]] = []
+    save_scores = store.save_scores
+
+    def cancelling(scores, claim=None):  # the user presses Cancel after the first point
+        save_scores(scores, claim)
+        saved.append(set(scores))
+        store.jobs.cancel(queued.job_id)
+
+    monkeypatch.setattr(store, "save_scores", cancelling)
+    assert run_job(store, store.jobs.claim(os.getpid())) == "cancelled"
+    job = lambda: store.jobs.frame().set_index("job_id").loc[queued.job_id]  # noqa: E731
+    assert (job().done, job().total) == (1, 3)
+    first = _judged_points(store, run_id, "refusal-v2")
+    assert len(first) == 1 and saved == [first]
+
+    def recording(scores, claim=None):
+        save_scores(scores, claim)
+        saved.append(set(scores))
+
+    monkeypatch.setattr(store, "save_scores", recording)
+    assert store.jobs.resume(queued.job_id) == "queued"
+    serve(store, exit_when_idle=True)
+    assert job().status == "done" and (job().done, job().total) == (3, 3)
+    assert len(saved) == 3 and not (saved[1] | saved[2]) & first  # the judged point skipped
+    assert len(_judged_points(store, run_id, "refusal-v2")) == 3
+    assert _answers(store) == before
+
+
+def test_rescore_queue_on_the_cli_queues_a_job_for_the_worker(store, tiny_spec):
+    run_id = sweep.run(tiny_spec(), store).run_id
+    argv = ["rescore", run_id[:10], "--store", str(store.root), "--judge", "refusal-v2", "--queue"]
+    assert cli.main(argv) == 0
+    assert store.judges(run_id) == ["keyword"]  # queued, not judged here
+    job = store.jobs.frame().iloc[0]
+    assert (job.kind, job.status, job.run_id) == ("rescore", "queued", run_id)
+    serve(store, exit_when_idle=True)
+    assert store.judges(run_id) == ["keyword", "refusal-v2"]
+
+
+def test_a_rescore_job_is_refused_for_answers_cut_at_a_refusal_keyword(store, tiny_spec):
+    run_id = sweep.run(tiny_spec(generation={"max_new_tokens": 6, "stop": "verdict"}), store).run_id
+    with pytest.raises(UserError, match="only the keyword judge"):
+        submit_rescore(store, run_id, JudgeSpec(name="refusal-v2"))
+    assert store.jobs.frame().empty
+
+
+def test_a_rescore_jobs_time_left_is_its_own_points_pace(store, tiny_spec):
+    """Not the generator's pace: judging stored answers generates nothing."""
+    run_id = sweep.run(tiny_spec(), store).run_id  # a pace of generated answers is stored
+    queued = submit_rescore(store, run_id, JudgeSpec(name="refusal-v2"))
+    now = time.time()
+    store.jobs.update(
+        queued.job_id, status="running", done=1, total=3, stage=Stage.JUDGING,
+        points_started=now - 10.0, done_at_start=0, heartbeat=now,
+    )  # fmt: skip
+    row = next(store.jobs.frame().itertuples())
+    clock = job_clock(store, row, now)
+    assert clock.left == 20.0  # 10 s for its one point, two to go
+    assert clock.basis == "its points' pace"

@@ -3,8 +3,8 @@
 The time left prices the remaining points' answer slots (prompts x max_new_tokens)
 at the job's own measured pace, blended with this machine's earlier points of the
 model (``spec.pace``), and adds the coherence stage that follows the points. Jobs
-whose run is not stored yet, or that generate no answers, keep the points' pace
-(``store.jobs.remaining_seconds``).
+whose run is not stored yet, that generate no answers, or that judge stored answers
+(a rescore job) keep the points' pace (``store.jobs.remaining_seconds``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def job_clock(store: Store, job: Any, now: float) -> JobClock:
         run = store.run(job.run_id) if _known(job.run_id) else None
     except UserError:  # queued or loading: the run's row is written once the model loads
         run = None
-    if run is None or run["spec"].get("measure", "answers") not in ANSWER_MEASURES:
+    judging = getattr(job, "kind", "sweep") == "rescore"  # generates nothing: its own pace
+    if judging or run is None or run["spec"].get("measure", "answers") not in ANSWER_MEASURES:
         points = remaining_seconds(job.done, job.total, job.done_at_start, started, now)
         return JobClock(elapsed, points, "its points' pace" if points is not None else "")
     model, spec = run["provenance"]["model"], run["spec"]

@@ -518,6 +518,31 @@ class JudgeSpec(Spec):
 
 
 @dataclass(frozen=True)
+class RescoreSpec(Spec):
+    """A rescore job: judge the stored answers of ``run_id`` with ``judge``.
+
+    The worker reads it back from the job's ``spec_json``; it generates nothing.
+    """
+
+    run_id: str
+    judge: JudgeSpec = JudgeSpec()
+
+    def check(self, run_spec: Mapping[str, Any]) -> None:
+        """Refuse, before anything is queued or loaded, what this run cannot be judged by.
+
+        ``run_spec``: the stored run's spec. A run that stored no answers, a judge of
+        no stored answers (sweep-only), or answers cut at a refusal keyword for any
+        judge but keyword.
+        """
+        if run_spec.get("measure", "answers") not in ANSWER_MEASURES:
+            raise UserError(f"run {self.run_id} stored no answers to judge")
+        found = entry(self.judge.name)
+        if found.kind == "sweep-only":
+            raise UserError(f"{found.name} is no judge of stored answers: {found.decides}")
+        GenerationSpec.from_dict(run_spec.get("generation", {})).check_judge(self.judge.name)
+
+
+@dataclass(frozen=True)
 class BasinSpec(Spec):
     """The basin-edge search of ``measure: basin-radius`` (one direction).
 

@@ -110,6 +110,10 @@ _ENTRIES = (
 )
 JUDGES: dict[str, JudgeEntry] = {e.name: e for e in _ENTRIES}
 REFUSAL_LIKELIHOOD = "refusal-likelihood"  # the label a refusal-likelihood sweep scores under
+# The best validated refusal judge (decisions/2026-12-06-refusal-v2-validation.md): the
+# first a finished run is offered to be judged by. The default stays keyword, the
+# paper's, so results stay comparable to the paper.
+BEST = "refusal-v2"
 
 
 def names(kind: JudgeKind | None = None) -> tuple[str, ...]:
@@ -129,6 +133,29 @@ def decides_harm(label: str) -> bool:
     """Whether the judge a stored label (or name) stands for reads harm (the fourth state)."""
     found = JUDGES.get(label_name(label))
     return found is not None and found.harm
+
+
+def not_yet(stored: Sequence[str]) -> tuple[str, ...]:
+    """The judges of stored answers a run has no verdicts of yet (by name), the best first.
+
+    ``stored``: the run's labels. What the Landscape page offers to judge it with.
+    """
+    have = {label_name(label) for label in stored}
+    judges = names("text") + names("model")
+    ordered = (BEST, *(n for n in judges if n != BEST))
+    return tuple(n for n in ordered if n not in have)
+
+
+def titles(stored: Sequence[str]) -> dict[str, str]:
+    """Each stored label as a reader names it: its judge's name.
+
+    The whole label where two of the run's labels share a name (two classifiers, say).
+    """
+    made_from = [label_name(label) for label in stored]
+    return {
+        label: name if made_from.count(name) == 1 else label
+        for label, name in zip(stored, made_from, strict=True)
+    }
 
 
 def label_name(label: str) -> str:

@@ -222,6 +222,11 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         # NULL: stored before they were recorded (unknown, never guessed)
         "ALTER TABLE points ADD COLUMN versions_json TEXT",
     ),
+    (
+        # what a job does: a sweep (its spec in spec_json), or a rescore of a stored
+        # run by one judge (spec_json: run_id and judge), which never generates
+        "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'sweep'",
+    ),
 )
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another process's write lock
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded

@@ -16,13 +16,14 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from landscape_core.errors import ClaimLost, UserError
 from landscape_core.store.database import Database
 
+JobKind = Literal["sweep", "rescore"]  # jobs.kind: what the worker runs for it
 STALE_S = 600.0  # a worker silent this long counts as gone even if its pid is alive
 MAX_CRASHES = 2  # a job that kills its worker this often is failed, not queued again
 WORKER_LOG = "worker.log"  # in the store's directory
@@ -69,6 +70,7 @@ class Stage(StrEnum):
     CONVERTING = "converting the bundled model (first run only), then loading it"
     POINTS = "computing points"
     COHERENCE = "measuring coherence"
+    JUDGING = "judging stored answers"  # a rescore job: points judged, none generated
 
 
 def remaining_seconds(
@@ -107,6 +109,7 @@ class Claim:
 class ClaimedJob:
     claim: Claim
     spec: dict[str, Any]
+    kind: JobKind = "sweep"
 
 
 def check_claim(conn: sqlite3.Connection, claim: Claim) -> None:
@@ -122,17 +125,24 @@ class JobQueue:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def submit(self, spec: dict[str, Any], label: str = "", run_id: str | None = None) -> int:
-        """Queue a sweep spec (as a dict) for the worker; returns the job id.
+    def submit(
+        self,
+        spec: dict[str, Any],
+        label: str = "",
+        run_id: str | None = None,
+        kind: JobKind = "sweep",
+    ) -> int:
+        """Queue a job's spec (as a dict) for the worker; returns the job id.
 
-        ``run_id``, when the submitter knows it, is the job's run from the start, so
-        "View" opens it before the worker has even loaded the model.
+        ``kind``: a sweep spec, or a rescore's run and judge. ``run_id``, when the
+        submitter knows it, is the job's run from the start, so "View" opens it before
+        the worker has even loaded the model.
         """
         with self.db.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO jobs (label, spec_json, run_id, status, created) "
-                "VALUES (?, ?, ?, 'queued', ?)",
-                (label, json.dumps(spec), run_id, time.time()),
+                "INSERT INTO jobs (label, spec_json, run_id, status, created, kind) "
+                "VALUES (?, ?, ?, 'queued', ?, ?)",
+                (label, json.dumps(spec), run_id, time.time(), kind),
             )
             return int(cur.lastrowid)
 
@@ -141,7 +151,7 @@ class JobQueue:
         token = uuid.uuid4().hex
         with self.db.transaction() as conn:
             row = conn.execute(
-                "SELECT job_id, spec_json FROM jobs WHERE status='queued' "
+                "SELECT job_id, spec_json, kind FROM jobs WHERE status='queued' "
                 "AND cancel_requested=0 ORDER BY job_id LIMIT 1"
             ).fetchone()
             if row is None:
@@ -153,7 +163,7 @@ class JobQueue:
                 (pid, now, now, token, row[0]),
             )
             conn.execute("UPDATE workers SET idle_since=NULL WHERE pid=?", (pid,))  # busy
-        return ClaimedJob(Claim(row[0], token), json.loads(row[1]))
+        return ClaimedJob(Claim(row[0], token), json.loads(row[1]), row[2])
 
     def update(self, job_id: int, claim: Claim | None = None, **fields: Any) -> bool:
         """Set some of: run_id, done, total, heartbeat, status, error, finished, actors_json.
@@ -259,7 +269,7 @@ class JobQueue:
             frame = pd.read_sql_query(
                 "SELECT job_id, label, run_id, status, done, total, cancel_requested, "
                 "worker_pid, heartbeat, error, created, started, finished, crashes, "
-                "actors_json, stage, points_started, done_at_start FROM jobs "
+                "actors_json, stage, points_started, done_at_start, kind FROM jobs "
                 "ORDER BY job_id DESC",
                 conn,
             )

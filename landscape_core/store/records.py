@@ -60,7 +60,7 @@ class PointResult:
 
 @dataclass(frozen=True)
 class Queued:
-    """A sweep handed to the worker: its job, and the run it computes."""
+    """A job handed to the worker: its id, and the run it computes (or judges)."""
 
     job_id: int
     run_id: str

@@ -537,10 +537,18 @@ class Store(Database):
         with self.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO measures VALUES (?, ?, ?, ?)", rows)
 
-    def save_scores(self, scores: Mapping[str, Sequence[ScoreRow]]) -> None:
-        """Score rows by point key, replacing a judge's earlier verdicts on them."""
+    def save_scores(
+        self, scores: Mapping[str, Sequence[ScoreRow]], claim: Claim | None = None
+    ) -> None:
+        """Score rows by point key, replacing a judge's earlier verdicts on them.
+
+        With ``claim`` (a worker's rescore job), only while that claim holds the job,
+        checked in the same transaction; else ClaimLost is raised.
+        """
         rows = [_score_values(key, s) for key, batch in scores.items() for s in batch]
         with self.transaction() as conn:
+            if claim is not None:
+                check_claim(conn, claim)
             conn.executemany(_INSERT_SCORE.replace("INSERT", "INSERT OR REPLACE"), rows)
 
     def points_frame(self, run_id: str, judge: str = "keyword") -> pd.DataFrame:
