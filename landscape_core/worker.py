@@ -4,11 +4,12 @@ It claims queued jobs from the store one at a time and runs each with the same
 ``sweep.run`` as the CLI. A side thread heartbeats (and survives a failed write), so
 the app can tell a live worker from a dead one; a job whose worker died shows as
 interrupted and resumes from its finished points. Cancellation is read from the store
-before every generation batch. SIGTERM stops the worker between batches and leaves
-its job resumable. Each claim's token is checked before every point is saved, so a
-job never runs in two processes. A worker whose registration was taken (it looked
-dead, and another took its job and its place) registers again before its next claim,
-or exits when that other worker lives: one worker per store.
+before the model loads and before every generation batch. SIGTERM stops the worker
+between batches and leaves its job resumable. Each claim's token is checked before
+every point is saved, so a job never runs in two processes. A worker whose
+registration was taken (it looked dead, and another took its job and its place)
+registers again before its next claim, or exits when that other worker lives: one
+worker per store.
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ def run_job(store: Store, job: ClaimedJob) -> str:
             stage=progress.stage, **timing,
         )  # fmt: skip
 
+    if store.jobs.cancel_requested(claim.job_id):  # cancelled as it was claimed
+        _finish(store, claim, "cancelled", "")  # and the model is never loaded
+        return "cancelled"
     status, error = "failed", ""
     try:
         spec = SweepSpec.from_dict(job.spec)

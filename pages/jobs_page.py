@@ -14,13 +14,17 @@ from landscape_core.store.jobs import Stage
 from pages.common import md_text, show_user_error, store
 
 st.title("Jobs")
-st.caption("Refreshes every 2 s. Cancel stops a running job within one generation batch.")
+st.caption(
+    "Refreshes every 2 s. Cancel stops a running job within one generation batch; it "
+    "shows *cancelling…* until its worker has stopped it."
+)
+SHOWN_STATUS = {"cancelling": "cancelling…"}  # derived states, in words
 
 
 def _progress(row) -> str:
     """'k/N points', and while running its stage, the time left as work, and time elapsed."""
     text = f"{row.done}/{row.total} points"
-    if row.status != "running":
+    if row.status not in ("running", "cancelling"):
         return text
     clock = job_clock(store(), row, time.time())
     elapsed = "" if clock.elapsed is None else f" · {_duration(clock.elapsed)} elapsed"
@@ -51,11 +55,12 @@ def job_list() -> None:
             head, actions = st.columns([4, 1])
             with head:
                 st.markdown(
-                    f"**Job {row.job_id}** · {md_text(row.label or 'sweep')} · `{row.status}`"
+                    f"**Job {row.job_id}** · {md_text(row.label or 'sweep')} · "
+                    f"`{SHOWN_STATUS.get(row.status, row.status)}`"
                 )
                 if row.total:
                     st.progress(row.done / row.total, text=_progress(row))
-                elif row.status == "running":
+                elif row.status in ("running", "cancelling"):
                     st.caption(row.stage or "starting")
                 actors(row.actors_json)
                 if row.error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -131,3 +132,16 @@ def test_answers_opens_on_the_answers_of_a_run_with_one_judge(store, tiny_spec, 
     assert not at.exception
     assert at.code and any(c.value.startswith("Answer 1 of 3") for c in at.caption)
     assert next(b for b in at.button if b.label == "refused")  # labelling is offered
+
+
+# 10. Cancel had no "cancelling…" state ---------------------------------------------------
+
+
+def test_the_jobs_page_shows_cancelling_until_the_worker_stops_the_job(store, monkeypatch):
+    job = store.jobs.submit({"label": "long"}, "long")
+    store.jobs.claim(os.getpid())  # this process stands in for the job's live worker
+    store.jobs.cancel(job)
+    at = open_page(store, "jobs", monkeypatch)
+    assert not at.exception
+    assert any("`cancelling…`" in m.value for m in at.markdown)
+    assert not any(b.key == f"cancel-{job}" for b in at.button)  # asked already
