@@ -164,6 +164,9 @@ def _run(
         report.stored(store)
         return summary
 
+    if should_stop is not None and should_stop():  # cancelled before the model loaded
+        summary.status = "cancelled"
+        return summary
     report.stage(_loading(p, store))
     with store.leases.hold(p.run_id), _executor(p, store, judges, report.actors) as executor:
         grid = _grid(p, executor.session_info, stored_grid)

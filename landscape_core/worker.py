@@ -5,7 +5,8 @@ as the CLI: ``sweep.run`` for a sweep job, ``rescore.rescore`` for a rescore job
 stored run judged again, nothing generated). A side thread heartbeats (and survives a
 failed write), so the app can tell a live worker from a dead one; a job whose worker
 died shows as interrupted and resumes from its finished points. Cancellation is read
-from the store before every generation batch (a rescore: before every point).
+from the store before the model loads and before every generation batch (a rescore:
+before every point).
 SIGTERM stops the worker between batches and leaves its job resumable. Each claim's
 token is checked before every point is saved, so a job never runs in two processes.
 A worker whose registration was taken (it looked dead, and another took its job and
@@ -167,6 +168,9 @@ def run_job(store: Store, job: ClaimedJob) -> str:
     def should_stop() -> bool:
         return store.jobs.cancel_requested(claim.job_id)
 
+    if store.jobs.cancel_requested(claim.job_id):  # cancelled as it was claimed
+        _finish(store, claim, "cancelled", "")  # and the model is never loaded
+        return "cancelled"
     status, error = "failed", ""
     try:
         if job.kind == "rescore":

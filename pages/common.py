@@ -59,7 +59,9 @@ def pick_runs(label: str, key: str, multiple: bool = False) -> list[dict[str, An
     A link names the run (``/landscape?run=<run id, a unique prefix or latest>``),
     resolved by ``Store.run`` exactly as the CLI resolves it. A name that resolves to
     no run shows "no run ..." with the candidates, never another run under that URL.
-    Without a link, the run a launch or a "View" just chose opens, else the newest.
+    Without a link, the run a launch or a "View" just chose opens, else the newest;
+    several runs (``multiple``) default to the two newest with stored points, so a run
+    cancelled before its first point is not compared.
     """
     store()  # a store that cannot be opened stops the page with its message
     runs = runs_table(store_root())
@@ -88,7 +90,8 @@ def pick_runs(label: str, key: str, multiple: bool = False) -> list[dict[str, An
     ids = list(titles)
     if multiple:
         if asked or key not in st.session_state:  # the URL's runs; a cleared choice stays
-            st.session_state[key] = [r for r in resolved if r in titles] or ids[:2]
+            stored = list(runs.run_id[runs.finished > 0])  # newest first
+            st.session_state[key] = [r for r in resolved if r in titles] or (stored or ids)[:2]
         picked = st.multiselect(
             label, ids, format_func=titles.get, key=key, on_change=_follow, args=(key,)
         )

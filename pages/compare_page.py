@@ -15,8 +15,16 @@ from landscape_core.readers.results import (
     visage_interval,
     with_states,
 )
-from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.config import DirectionSpec, SweepSpec
 from pages.common import mark_match, md_text, one_decimal, pick_runs, store
+
+
+def _direction(replicates: tuple[tuple[DirectionSpec, ...], ...], rep: int) -> str:
+    """'direction 1 (seed 3)': which of a run's random directions the answers lie along."""
+    own = replicates[rep] if rep < len(replicates) else ()
+    seeds = [d.seed for d in own if d.kind == "random"]
+    return f"direction {rep}" + (f" (seed {', '.join(map(str, seeds))})" if seeds else "")
+
 
 st.title("Compare runs")
 st.caption("For example one run per system prompt: launch them together on the Launch page.")
@@ -24,7 +32,25 @@ runs = pick_runs("Runs", key="compare-runs", multiple=True)
 if not runs:
     st.stop()
 
-frames = {run_title(r): store().points_frame(r["run_id"]) for r in runs}
+scored = [store().judges(r["run_id"]) for r in runs]
+shared = [j for j in scored[0] if all(j in others for others in scored[1:])]  # keyword first
+if not shared:
+    st.warning(
+        "These runs share no judge, so their ASR and VISAGE cannot be compared. Score "
+        "them with one: `python -m landscape_core rescore RUN --judge NAME`. (A run with "
+        "no stored answer has no judge yet.)"
+    )
+    st.stop()
+if st.session_state.get("compare-judge") not in shared:  # e.g. a run without it was added
+    st.session_state["compare-judge"] = shared[0]
+judge = st.selectbox(
+    "Judge", shared, key="compare-judge",
+    help="The judges every chosen run was scored with. Add one with "
+    "`python -m landscape_core rescore RUN --judge NAME`.",
+)  # fmt: skip
+st.caption(f"ASR and VISAGE below are by the **{md_text(judge)}** judge, for every run.")
+
+frames = {run_title(r): store().points_frame(r["run_id"], judge) for r in runs}
 one_d = {name: f for name, f in frames.items() if f.j.max() == 0}
 two_d = {name: f for name, f in frames.items() if f.j.max() > 0}
 if one_d:
@@ -36,7 +62,7 @@ rows = []
 landscapes = {}
 for run in runs:
     spec = run["spec"]
-    points = with_states(store(), run["run_id"], store().points_frame(run["run_id"]), "keyword")
+    points = with_states(store(), run["run_id"], store().points_frame(run["run_id"], judge), judge)
     interval = visage_interval(points)
     coherent = visage_interval(points, "coherent_asr")
     name = f"{run_title(run)} [{run['run_id'][:8]}]"
@@ -56,10 +82,14 @@ table = pd.DataFrame(rows).pivot_table(
     index="model", columns="system prompt", values="VISAGE", aggfunc="mean"
 )
 st.subheader("VISAGE (rows: models, columns: system prompts)")
-st.caption("Higher is safer. 'pending': the run's basin is not finished yet.")
+st.caption(
+    f"By the {md_text(judge)} judge. Higher is safer. 'pending': the run's basin is not "
+    "finished yet."
+)
 st.dataframe(table.map(lambda v: one_decimal(v, "pending")))
 st.subheader("VISAGE with 95% intervals over directions")
 st.caption(
+    f"By the {md_text(judge)} judge. "
     f"Mean [low, high] over each run's random directions ({t_method('directions')}). "
     f"Below {MIN_DIRECTIONS} directions there is no interval, each direction's VISAGE is "
     "shown instead: give the run's direction more `seeds` or `repeats`."
@@ -89,16 +119,24 @@ if verdicts:
 
 st.subheader("One prompt, side by side")
 st.caption(
-    "The same prompt at the same point in each run (e.g. under each system prompt), the "
-    "text that decided the verdict marked ⟦like this⟧. Only prompts and points that every "
-    "chosen run has are offered."
+    "The same prompt at the same point along the same direction in each run (e.g. under "
+    "each system prompt), the text that decided the verdict marked ⟦like this⟧. Only "
+    "prompts, points and directions that every chosen run has are offered."
 )
-answers = {r["run_id"]: store().generations_frame(r["run_id"]) for r in runs}
-answers = {k: v[v.rep == 0] for k, v in answers.items() if not v.empty}
+answers = {r["run_id"]: store().generations_frame(r["run_id"], judge) for r in runs}
+answers = {k: v for k, v in answers.items() if not v.empty}
 if len(answers) < 2:
     st.info("Choose two or more runs with stored answers.")
 else:
-    frames = list(answers.values())
+    directions = sorted(set.intersection(*(set(f.rep) for f in answers.values())))
+    seeds = {r["run_id"]: SweepSpec.from_dict(r["spec"]).replicates() for r in runs}
+    rep = st.selectbox(
+        "Direction", directions, key="side-direction",
+        format_func=lambda k: f"direction {k}",
+        help="A run of several random directions has answers along each; the same "
+        "direction index pairs the runs' k-th seeds.",
+    )  # fmt: skip
+    frames = [f[f.rep == rep] for f in answers.values()]
     prompts = set.intersection(*(set(f.prompt) for f in frames))
     points = set.intersection(*(set(zip(f.alpha, f.beta, strict=True)) for f in frames))
     if not prompts or not points:
@@ -113,16 +151,17 @@ else:
             key="side-point",
         )  # fmt: skip
         titles = {r["run_id"]: run_title(r) for r in runs}
-        for column, (run_id, frame) in zip(st.columns(len(answers)), answers.items(), strict=True):
+        columns = st.columns(len(answers))
+        for column, run_id, frame in zip(columns, answers, frames, strict=True):
             hit = frame[(frame.prompt == prompt) & (frame.alpha == alpha) & (frame.beta == beta)]
             with column:
-                st.caption(md_text(titles[run_id]))
+                st.caption(f"{md_text(titles[run_id])} · {_direction(seeds[run_id], rep)}")
                 if hit.empty:
                     st.text("(not computed yet)")
                     continue
                 row = hit.iloc[0]
                 verdict = {1: "refused", 0: "complied"}.get(row.refused, "not scored")
-                st.text(f"keyword: {verdict}")
+                st.text(f"{judge}: {verdict}")
                 st.code(mark_match(row.text, row.matched), language=None, wrap_lines=True)
 
 st.subheader("Capability beside safety")
@@ -136,7 +175,9 @@ for run in runs:
     capability.append(
         {
             "run": f"{run_title(run)} [{run['run_id'][:8]}]",
-            "VISAGE": one_decimal(run_visage(store().points_frame(run["run_id"])), "pending"),
+            "VISAGE": one_decimal(
+                run_visage(store().points_frame(run["run_id"], judge)), "pending"
+            ),
             **{k: one_decimal(v, "not measured") for k, v in figures_.items()},
         }
     )

@@ -18,7 +18,11 @@ from landscape_core.store.jobs import Stage
 from pages.common import md_text, show_user_error, store
 
 st.title("Jobs")
-st.caption("Refreshes every 2 s. Cancel stops a running job within one generation batch.")
+st.caption(
+    "Refreshes every 2 s. Cancel stops a running job within one generation batch; it "
+    "shows *cancelling…* until its worker has stopped it."
+)
+SHOWN_STATUS = {"cancelling": "cancelling…"}  # derived states, in words
 
 
 TIMED = (Stage.POINTS, Stage.JUDGING)  # the stages whose points give the time left
@@ -27,7 +31,7 @@ TIMED = (Stage.POINTS, Stage.JUDGING)  # the stages whose points give the time l
 def _progress(row) -> str:
     """'k/N points', and while running its stage, the time left as work, and time elapsed."""
     text = f"{row.done}/{row.total} points"
-    if row.status != "running":
+    if row.status not in ("running", "cancelling"):
         return text
     clock = job_clock(store(), row, time.time())
     elapsed = "" if clock.elapsed is None else f" · {_duration(clock.elapsed)} elapsed"
@@ -60,11 +64,12 @@ def job_list() -> None:
             conflict = _version_conflict(row.run_id) if stopped else []
             with head:
                 st.markdown(
-                    f"**Job {row.job_id}** · {md_text(row.label or row.kind)} · `{row.status}`"
+                    f"**Job {row.job_id}** · {md_text(row.label or row.kind)} · "
+                    f"`{SHOWN_STATUS.get(row.status, row.status)}`"
                 )
                 if row.total:
                     st.progress(row.done / row.total, text=_progress(row))
-                elif row.status == "running":
+                elif row.status in ("running", "cancelling"):
                     st.caption(row.stage or "starting")
                 actors(row.actors_json)
                 if conflict:

@@ -27,6 +27,7 @@ from landscape_core.spec.config import (
     TrainingDataSpec,
 )
 from landscape_core.spec.identity import plan, plane_key
+from landscape_core.store.jobs import ACTIVE
 from landscape_core.submit import submit
 from pages.common import checkpoint_table, md_text, show_user_error, store, training_upload
 
@@ -154,7 +155,7 @@ with tab_preflight:
         out = None
     if out is None:
         jobs = store().jobs.frame()
-        waiting = set(jobs.run_id[jobs.status.isin(["queued", "running"])])
+        waiting = set(jobs.run_id[jobs.status.isin(ACTIVE)])
         if set(ids) & waiting:
             st.info("The preflight is queued or running; follow it on the Jobs page. This "
                     "page shows the report when both searches are done.")  # fmt: skip

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
+from landscape_core.store.jobs import ACTIVE
 from pages.common import md_text, runs_table, show_user_error, store, store_root
 
 
@@ -32,7 +33,7 @@ if runs.empty:
     st.info("No runs yet. Launch one on the Launch page, or from the CLI.")
     st.stop()
 jobs = store().jobs.frame()
-active = set() if jobs.empty else set(jobs[jobs.status.isin(["queued", "running"])].run_id)
+active = set() if jobs.empty else set(jobs[jobs.status.isin(ACTIVE)].run_id)
 empty = (runs.finished == 0) & ~runs.run_id.isin(active)  # cancelled or failed at once
 if empty.any() and not st.toggle(
     f"Show {int(empty.sum())} empty run(s)",

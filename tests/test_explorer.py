@@ -2,21 +2,131 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from landscape_core import cli, sweep
 from landscape_core.errors import UserError
 from landscape_core.readers import figures
 from landscape_core.readers.results import landscape
+from landscape_core.rescore import rescore
+from landscape_core.spec.config import JudgeSpec, SweepSpec
+from landscape_core.store.runs import Store
 from pages.common import training_upload
-from tests.test_links import open_page
+from tests.test_links import open_page, url
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# 8. Compare's defaults and display ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory, tiny_model_dir):
+    """Runs of one direction, of two (seeds 1, 3) and of two (seeds 2, 4), then an empty one.
+
+    The first two are scored by ``refusal-patterns`` too, the third by ``xstest-prefix``.
+    """
+    store = Store.open(tmp_path_factory.mktemp("compare-store"))
+    base = {
+        "model": {"kind": "local", "path": str(tiny_model_dir)},
+        "prompts": {"source": "advbench", "limit": 2},
+        "generation": {"max_new_tokens": 3},
+        "grid": [{"num": 4}],  # no alpha 0: runs along other seeds share no point
+    }
+    ids = {}
+    for age, (label, directions) in enumerate(
+        (("one", [{"seed": 1}]), ("many", [{"seeds": [1, 3]}]), ("pair", [{"seeds": [2, 4]}]))
+    ):
+        spec = SweepSpec.from_dict({**base, "label": label, "directions": directions})
+        ids[label] = sweep.run(spec, store).run_id
+        with sqlite3.connect(store.path) as conn:  # newer in this order, whatever the clock
+            conn.execute("UPDATE runs SET created = ? WHERE run_id = ?", (age, ids[label]))
+    for label in ("one", "many"):
+        rescore(store, ids[label], JudgeSpec(name="refusal-patterns"))
+    rescore(store, ids["pair"], JudgeSpec(name="xstest-prefix"))
+    ids["empty"] = "e" * 64  # a run cancelled before its first point: a row, no points
+    with sqlite3.connect(store.path) as conn:
+        row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (ids["one"],)).fetchone()
+        conn.execute(
+            "INSERT INTO runs VALUES (?, 'cancelled', ?, ?, ?, 10)", (ids["empty"], *row[2:5])
+        )
+    return store, ids
+
+
+def test_compare_opens_on_the_two_newest_runs_with_points(compared, monkeypatch):
+    store, ids = compared
+    at = open_page(store, "compare", monkeypatch)
+    assert not at.exception
+    assert sorted(url(at, "run")) == sorted([ids["pair"], ids["many"]])  # not the empty one
+
+
+def test_compare_draws_a_band_around_a_runs_mean_over_directions(compared, monkeypatch):
+    store, ids = compared
+    at = open_page(store, "compare", monkeypatch, {"run": [ids["one"], ids["many"]]})
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    lines = [t for t in figure["data"] if t.get("mode") == "lines+markers"]
+    assert len(lines) == 2  # one line per run, not one per direction
+    assert "mean of 2 directions" in lines[1]["name"]
+    bands = [t["name"] for t in figure["data"] if t.get("fill") == "tonexty"]
+    assert len(bands) == 1 and "range of 2 directions (no interval below 5)" in bands[0]
+
+
+def test_a_band_is_the_95_interval_from_five_directions_and_the_range_below():
+    def run(n: int) -> pd.DataFrame:
+        asr = [[10.0 * d, 50.0 + d, 90.0 - 5 * d] for d in range(n)]
+        return pd.DataFrame({
+            "rep": np.repeat(range(n), 3), "alpha": [-0.5, 0.0, 0.5] * n,
+            "asr": np.ravel(asr),
+        })  # fmt: skip
+
+    few, five = figures.mean_band(run(2)), figures.mean_band(run(5))
+    assert "range of 2 directions" in few.label
+    assert few.frame.low.tolist() == [0.0, 50.0, 85.0]
+    assert few.frame.high.tolist() == [10.0, 51.0, 90.0]
+    assert five.label.startswith("95% CI over 5 directions")
+    middle = five.frame.iloc[1]  # 50..54: mean 52, t-interval narrower than the range
+    assert middle["mean"] == 52.0 and 50.0 < middle.low < 52.0 < middle.high < 54.0
+
+
+def test_compare_offers_the_judges_every_run_has_and_uses_the_chosen_one(compared, monkeypatch):
+    store, ids = compared
+    with sqlite3.connect(store.path) as conn:  # this judge calls every answer a refusal
+        conn.execute("UPDATE scores SET refused = 1 WHERE judge = 'refusal-patterns'")
+    at = open_page(store, "compare", monkeypatch, {"run": [ids["one"], ids["many"]]})
+    judge = next(s for s in at.selectbox if s.label == "Judge")
+    assert judge.options == ["keyword", "refusal-patterns"] and judge.value == "keyword"
+    at = judge.set_value("refusal-patterns").run()
+    assert not at.exception
+    assert any("by the **refusal-patterns** judge" in c.value.replace("\\", "") for c in at.caption)
+    table = next(d.value for d in at.dataframe if "VISAGE ± CI" in d.value.columns)
+    assert table["VISAGE ± CI"].str.startswith("100.0").all()
+    at = open_page(store, "compare", monkeypatch, {"run": [ids["one"], ids["pair"]]})
+    assert next(s for s in at.selectbox if s.label == "Judge").options == ["keyword"]
+
+
+def test_side_by_side_says_which_direction_it_shows_and_offers_the_others(compared, monkeypatch):
+    store, ids = compared
+    at = open_page(store, "compare", monkeypatch, {"run": [ids["many"], ids["pair"]]})
+    direction = next(s for s in at.selectbox if s.label == "Direction")
+    assert direction.options == ["direction 0", "direction 1"]
+    at = direction.set_value(1).run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert any(c.endswith("direction 1 (seed 3)") for c in captions)
+    assert any(c.endswith("direction 1 (seed 4)") for c in captions)
+    prompt = next(s for s in at.selectbox if s.label == "Prompt").value
+    alpha, beta = next(s for s in at.selectbox if s.label == "Point").value
+    gens = store.generations_frame(ids["many"])
+    shown = gens[(gens.rep == 1) & (gens.prompt == prompt) & (gens.alpha == alpha)]
+    assert at.code[0].value == shown.text.iloc[0]  # mark_match leaves an unmatched text as is
 
 
 # 9. The states chart drew unmeasured states as 0 ---------------------------------------
@@ -131,3 +241,16 @@ def test_answers_opens_on_the_answers_of_a_run_with_one_judge(store, tiny_spec, 
     assert not at.exception
     assert at.code and any(c.value.startswith("Answer 1 of 3") for c in at.caption)
     assert next(b for b in at.button if b.label == "refused")  # labelling is offered
+
+
+# 10. Cancel had no "cancelling…" state ---------------------------------------------------
+
+
+def test_the_jobs_page_shows_cancelling_until_the_worker_stops_the_job(store, monkeypatch):
+    job = store.jobs.submit({"label": "long"}, "long")
+    store.jobs.claim(os.getpid())  # this process stands in for the job's live worker
+    store.jobs.cancel(job)
+    at = open_page(store, "jobs", monkeypatch)
+    assert not at.exception
+    assert any("`cancelling…`" in m.value for m in at.markdown)
+    assert not any(b.key == f"cancel-{job}" for b in at.button)  # asked already

@@ -34,6 +34,7 @@ TORCH_FREE = (
     "landscape_core.spec",
     "landscape_core.store",
     "landscape_core.readers",
+    "landscape_core.api",
     "landscape_core.defence.spec",
     "landscape_core.defence.report",
     "landscape_core.risk.spec",

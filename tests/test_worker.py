@@ -53,6 +53,35 @@ def test_cancel_of_a_running_job_stops_it_at_the_next_batch(store, tiny_spec):
     assert store.jobs.frame().set_index("job_id").loc[job_id].done == 0
 
 
+def test_a_job_cancelled_as_it_is_claimed_never_loads_the_model(store, tiny_spec, monkeypatch):
+    loads = []
+
+    def load_model(*args, **kwargs):
+        loads.append(args)
+        raise RuntimeError("the model was loaded")
+
+    monkeypatch.setattr("landscape_core.engine.session.load_model", load_model)
+    job_id = store.jobs.submit(tiny_spec().to_dict())
+    job = store.jobs.claim(os.getpid())  # the worker took it as the user pressed Cancel
+    store.jobs.cancel(job_id)
+    assert run_job(store, job) == "cancelled"
+    assert loads == []
+    assert store.jobs.frame().set_index("job_id").loc[job_id].status == "cancelled"
+
+
+def test_a_running_job_shows_cancelling_until_its_worker_stops_it(store, tiny_spec):
+    job_id = store.jobs.submit(tiny_spec().to_dict())
+    job = store.jobs.claim(os.getpid())  # this process stands in for a live worker
+    status = lambda: store.jobs.frame().set_index("job_id").loc[job_id].status  # noqa: E731
+    assert status() == "running"
+    store.jobs.cancel(job_id)
+    assert status() == "cancelling"
+    with pytest.raises(UserError, match="still running"):
+        store.jobs.resume(job_id)  # its worker still holds it
+    run_job(store, job)
+    assert status() == "cancelled"
+
+
 def test_two_claims_never_share_a_job(store, tiny_spec):
     store.jobs.submit(tiny_spec().to_dict())
     assert store.jobs.claim(1) is not None

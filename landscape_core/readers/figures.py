@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from landscape_core.basin.intervals import MIN_DIRECTIONS, mean_interval, t_method
 from landscape_core.judging.coherence import HARM_STATES, STATES
 from landscape_core.readers.results import (
     asr_grid,
@@ -142,25 +144,85 @@ def band_1d(points: pd.DataFrame) -> go.Figure:
 
 
 def overlay_1d(runs: dict[str, pd.DataFrame]) -> go.Figure:
-    """Several 1D runs on one axis, each labelled with its VISAGE.
+    """Several 1D runs on one axis, one line each, labelled with its VISAGE.
 
-    A run of many directions is drawn as its median curve, with VISAGE +- CI.
+    A run of several directions is drawn as its mean curve with a band around it
+    (``mean_band``: a 95% interval, or the directions' range below ``MIN_DIRECTIONS``),
+    the band named in the legend.
     """
     fig = go.Figure()
-    for name, points in runs.items():
-        many = len(by_direction(points)) > 1
-        frame = across_directions(points) if many else points.sort_values("alpha")
-        y = frame["median"] if many else frame.asr
-        score = run_visage(points)
-        label = html.escape(name)
-        if score is not None:
-            label += f" ({_visage_label(points)})" if many else f" (VISAGE {score:.1f})"
-        colour = RUN_COLOURS[len(fig.data) % len(RUN_COLOURS)]
+    for k, (name, points) in enumerate(runs.items()):
+        colour, group = RUN_COLOURS[k % len(RUN_COLOURS)], html.escape(name)
+        n = len(by_direction(points))
+        if n > 1:
+            band = mean_band(points)
+            x, y = band.frame.alpha, band.frame["mean"]
+            label = f"{group} (mean of {n} directions; {_visage_label(points)})"
+            fig.add_trace(
+                go.Scatter(
+                    x=x, y=band.frame.high, mode="lines", line={"width": 0},
+                    legendgroup=group, showlegend=False, hoverinfo="skip",
+                )
+            )  # fmt: skip
+            fig.add_trace(  # filled up to the trace before: the band
+                go.Scatter(
+                    x=x, y=band.frame.low, mode="lines", line={"width": 0}, fill="tonexty",
+                    fillcolor=_rgba(colour, 0.2), legendgroup=group, hoverinfo="skip",
+                    name=f"{group}: {band.label}",
+                )
+            )  # fmt: skip
+        else:
+            frame = points.sort_values("alpha")
+            x, y = frame.alpha, frame.asr
+            score = run_visage(points)
+            label = group if score is None else f"{group} (VISAGE {score:.1f})"
         fig.add_trace(
-            go.Scatter(x=frame.alpha, y=y, mode="lines+markers", name=label, line={"color": colour})
-        )
+            go.Scatter(x=x, y=y, mode="lines+markers", name=label, line={"color": colour},
+                       legendgroup=group)
+        )  # fmt: skip
     fig.update_layout(xaxis_title="alpha", yaxis_title="ASR (%)", yaxis_range=[-3, 103])
     return fig
+
+
+@dataclass(frozen=True)
+class Band:
+    """A run's ASR per alpha over its directions: the mean and a band around it."""
+
+    frame: pd.DataFrame  # alpha, mean, low, high (NaN where unknown)
+    label: str  # what the band is, for the legend
+
+
+def mean_band(points: pd.DataFrame, column: str = "asr") -> Band:
+    """The mean over directions at each alpha, with the interval VISAGE gets.
+
+    From ``MIN_DIRECTIONS`` directions on, the band is the 95% t-interval over
+    directions (``intervals.mean_interval``, as the Landscape page's VISAGE); below,
+    a t-interval of so few draws says little, so the band is the directions' range.
+    """
+    n = len(by_direction(points))
+    bounded = n >= MIN_DIRECTIONS
+    rows = []
+    for alpha, values in points.groupby("alpha")[column]:
+        values = values.dropna()
+        interval = mean_interval(values.tolist())
+        if interval is None:
+            rows.append((alpha, np.nan, np.nan, np.nan))
+        elif bounded:
+            low = np.nan if interval.low is None else max(interval.low, ASR_RANGE[0])
+            high = np.nan if interval.high is None else min(interval.high, ASR_RANGE[1])
+            rows.append((alpha, interval.mean, low, high))
+        else:
+            rows.append((alpha, interval.mean, values.min(), values.max()))
+    frame = pd.DataFrame(rows, columns=["alpha", "mean", "low", "high"])
+    if bounded:
+        return Band(frame, f"95% CI over {n} directions ({t_method('directions')})")
+    return Band(frame, f"range of {n} directions (no interval below {MIN_DIRECTIONS})")
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    """'#0072B2' with an opacity, as plotly's 'rgba(...)'."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
 
 
 # Okabe-Ito: distinct for colour-blind readers too (Streamlit's theme starts with two blues)

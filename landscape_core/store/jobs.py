@@ -1,9 +1,11 @@
 """The job queue and the worker registry, beside the results in the same store.
 
-"Interrupted" is not stored: a running job whose worker process is gone shows as
-interrupted, and ``resume`` queues it again. A job runs in one process at a time:
-``claim`` gives each run of it a token, every point's save checks the token in the
-same transaction (``check_claim``), and a worker whose token was taken stops.
+"Interrupted" and "cancelling" are not stored: a running job whose worker process is
+gone shows as interrupted, and ``resume`` queues it again; a running job asked to
+cancel shows as cancelling until its worker stops it (``cancelled``). A job runs in
+one process at a time: ``claim`` gives each run of it a token, every point's save
+checks the token in the same transaction (``check_claim``), and a worker whose token
+was taken stops.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ STALE_S = 600.0  # a worker silent this long counts as gone even if its pid is a
 MAX_CRASHES = 2  # a job that kills its worker this often is failed, not queued again
 WORKER_LOG = "worker.log"  # in the store's directory
 LOG_TAIL_LINES = 20
+# statuses of a job that a worker holds or will take (``frame``'s, derived ones included)
+ACTIVE = ("queued", "running", "cancelling")
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -202,7 +206,11 @@ class JobQueue:
             return bool(row.fetchone()[0])
 
     def cancel(self, job_id: int) -> None:
-        """A queued job is cancelled at once; a running one within one batch."""
+        """A queued job is cancelled at once; a running one within one batch.
+
+        Until its worker stops it, a running job shows ``cancelling``; a worker that
+        claimed it a moment before stops before loading the model (``worker.run_job``).
+        """
         with self.db.transaction() as conn:
             conn.execute("UPDATE jobs SET cancel_requested=1 WHERE job_id=?", (job_id,))
             conn.execute(
@@ -263,7 +271,8 @@ class JobQueue:
         """All jobs, newest first, with dead workers' jobs shown as ``interrupted``.
 
         A running job whose worker is gone shows ``interrupted``; ``resume`` queues
-        it again and it finishes from its stored points.
+        it again and it finishes from its stored points. A running job asked to
+        cancel shows ``cancelling`` until its worker acknowledges (``cancelled``).
         """
         with self.db.connect() as conn:
             frame = pd.read_sql_query(
@@ -278,6 +287,8 @@ class JobQueue:
         now = time.time()
         gone = frame.apply(lambda r: worker_gone(r.worker_pid, r.heartbeat, now), axis=1)
         frame.loc[(frame.status == "running") & gone.astype(bool), "status"] = "interrupted"
+        asked = frame.cancel_requested.astype(bool)
+        frame.loc[(frame.status == "running") & asked, "status"] = "cancelling"
         return frame
 
     @property

@@ -24,7 +24,7 @@ from landscape_core.spec.model_files import clean_stale_temporaries, fingerprint
 from landscape_core.spec.pace import Throughput
 from landscape_core.store.database import Database
 from landscape_core.store.defences import Defences
-from landscape_core.store.jobs import Claim, JobQueue, check_claim
+from landscape_core.store.jobs import ACTIVE, Claim, JobQueue, check_claim
 from landscape_core.store.labels import AnswerLabels
 from landscape_core.store.leases import RunLeases
 from landscape_core.store.records import (
@@ -195,10 +195,7 @@ class Store(Database):
         a lease on (a CLI sweep): stop it first.
         """
         active = self.jobs.frame()
-        if (
-            not active.empty
-            and ((active.run_id == run_id) & active.status.isin(["queued", "running"])).any()
-        ):
+        if not active.empty and ((active.run_id == run_id) & active.status.isin(ACTIVE)).any():
             raise UserError(f"a job is computing run {run_id}: cancel it on the Jobs page first")
         own = """SELECT point_key FROM run_points WHERE run_id = ?1 AND point_key NOT IN
                  (SELECT point_key FROM run_points WHERE run_id != ?1)"""
