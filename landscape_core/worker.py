@@ -168,12 +168,11 @@ def run_job(store: Store, job: ClaimedJob) -> str:
     def should_stop() -> bool:
         return store.jobs.cancel_requested(claim.job_id)
 
-    if store.jobs.cancel_requested(claim.job_id):  # cancelled as it was claimed
-        _finish(store, claim, "cancelled", "")  # and the model is never loaded
-        return "cancelled"
     status, error = "failed", ""
     try:
-        if job.kind == "rescore":
+        if should_stop():  # cancelled as it was claimed: the model is never loaded
+            status = "cancelled"
+        elif job.kind == "rescore":
             asked = RescoreSpec.from_dict(job.spec)
             rescored = rescore(
                 store, asked.run_id, asked.judge, only_missing=True, should_stop=should_stop,
