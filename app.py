@@ -18,6 +18,7 @@ st.set_page_config(
 
 # Material icons: emoji showed as empty boxes in browsers without an emoji font
 PAGES = {  # url path -> (title, icon); each page is pages/<url path>_page.py
+    "start": ("Start", "home"),
     "launch": ("Launch", "rocket_launch"),
     "jobs": ("Jobs", "pending_actions"),
     "landscape": ("Landscape", "landscape"),
@@ -35,12 +36,12 @@ pages = {
 
 
 def home() -> None:
-    """The root URL opens Launch at /launch.
+    """The root URL opens Start (what the tool is, and the first run) at /start.
 
     The default page has no URL of its own: while Launch was the default, a link to
     /launch matched no page and showed "Page not found" before opening it.
     """
-    st.switch_page(pages["launch"])
+    st.switch_page(pages["start"])
 
 
 navigation = st.navigation(

@@ -39,6 +39,7 @@ from landscape_core.judging.agreement import (
 from landscape_core.readers import capability
 from landscape_core.readers.breakage import breakage, breakage_dict, format_breakage
 from landscape_core.readers.export import answers_export, to_csv
+from landscape_core.readers.inspect_log import inspect_log
 from landscape_core.readers.labelling import store_labelled
 from landscape_core.readers.report import html_report
 from landscape_core.readers.results import format_landscape, landscape
@@ -560,9 +561,10 @@ def add_export(sub: Commands) -> None:
     p.add_argument("run")
     p.add_argument(
         "--format",
-        choices=("csv", "jsonl", "html"),
+        choices=("csv", "jsonl", "html", "inspect"),
         default="csv",
-        help="html: one offline file with figures, VISAGE +- CI, config, answers",
+        help="html: one offline file with figures, VISAGE +- CI, config, answers; "
+        "inspect: an Inspect AI eval log (JSON) for `inspect view`",
     )
     p.add_argument("--judge", default=None, help=JUDGE_HELP)
     p.add_argument("--out", type=Path, help="file to write (default: stdout)")
@@ -578,6 +580,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.out:
             args.out.write_text(text, encoding="utf-8")
             print(f"wrote the report of run {run['run_id']} to {args.out}")
+        else:
+            sys.stdout.write(text)
+        return 0
+    if args.format == "inspect":
+        log = inspect_log(store, run, args.judge)
+        text = json.dumps(log, ensure_ascii=False)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+            print(f"wrote {len(log['samples'])} samples of run {run['run_id']} to {args.out}")
         else:
             sys.stdout.write(text)
         return 0

@@ -13,6 +13,7 @@ from landscape_core.errors import UserError
 from landscape_core.readers.capability import companions
 from landscape_core.spec import versions
 from landscape_core.spec.config import (
+    AxisSpec,
     DirectionSpec,
     ModelSpec,
     PromptSetSpec,
@@ -20,6 +21,7 @@ from landscape_core.spec.config import (
     SystemPromptSpec,
     choices,
 )
+from landscape_core.spec.first_run import DEFAULT, first_run
 from landscape_core.spec.identity import plan
 from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.judges import names
@@ -28,6 +30,12 @@ from landscape_core.spec.preflight import preflight
 from landscape_core.submit import submit
 from pages.common import md_text, prompt_upload, show_user_error, store, store_root, whole_number
 
+CUSTOM_MODELS = {
+    "Local directory (safetensors)": "local",
+    "Hugging Face id (local cache only)": "hub",
+    "GGUF file": "gguf",
+}
+BETA_POINTS = 5  # a second axis the first run lacks: fewer points, as 2D costs the square
 DIRECTION_TYPES = {
     "1D random": ("random",),
     "2D random": ("random", "random"),
@@ -56,13 +64,42 @@ def _remote_code_choice(model: dict[str, Any]) -> bool:
     )
 
 
-def _choice(label: str, options: dict[str, str]) -> str:
+def _choice(label: str, options: dict[str, str], default: str = "") -> str:
     """A radio over the keys of ``options``, each shown as its description."""
-    return st.radio(label, list(options), format_func=options.get)
+    index = list(options).index(default) if default in options else 0
+    return st.radio(label, list(options), format_func=options.get, index=index)
+
+
+def _index(options: Any, value: Any) -> int:
+    """Where ``value`` is among ``options``; the first when it is not there."""
+    options = list(options)
+    return options.index(value) if value in options else 0
+
+
+def _model_source(model: ModelSpec, ready: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """The form's model source and path for the first run's model."""
+    for label, choice in ready.items():
+        if dataclasses.replace(ModelSpec.from_dict(choice), dtype=model.dtype) == model:
+            return label, ""
+    kinds = {kind: label for label, kind in CUSTOM_MODELS.items()}
+    if model.kind in kinds:
+        return kinds[model.kind], model.path
+    return next(iter(ready)), ""
+
+
+def _first_run() -> SweepSpec:
+    """The run the form starts from (the Start page's); a bad first-run.yaml is said."""
+    try:
+        return first_run(Path(store_root()))
+    except UserError as exc:
+        show_user_error(exc)
+        return SweepSpec.from_dict(DEFAULT)
 
 
 st.title("Launch a sweep")
 st.caption("The sweep runs in the background worker; follow it on the Jobs page.")
+start = _first_run()
+first_direction = start.directions[0]
 
 left, right = st.columns(2)
 with left:
@@ -71,32 +108,36 @@ with left:
     ready = found.choices
     for directory, reason in found.problems.items():
         st.warning(md_text(f"Not offered: {directory}: {reason}"), icon=":material/warning:")
-    custom = {
-        "Local directory (safetensors)": "local",
-        "Hugging Face id (local cache only)": "hub",
-        "GGUF file": "gguf",
-    }
-    source_label = st.selectbox("Model source", [*ready, *custom])
+    first_source, first_path = _model_source(start.model, ready)
+    offered = [*ready, *CUSTOM_MODELS]
+    source_label = st.selectbox("Model source", offered, index=offered.index(first_source))
     if source_label in ready:
         model: dict[str, Any] = dict(ready[source_label])
     else:
-        path = st.text_input("Path or id", key="model_path").strip()
-        model = {"kind": custom[source_label], "path": path}
+        path = st.text_input("Path or id", value=first_path, key="model_path").strip()
+        model = {"kind": CUSTOM_MODELS[source_label], "path": path}
         if model["kind"] != "gguf":
             model["trust_remote_code"] = _remote_code_choice(model)
-    dtype = st.selectbox("dtype", choices(ModelSpec, "dtype"))
+    dtypes = choices(ModelSpec, "dtype")
+    dtype = st.selectbox("dtype", dtypes, index=_index(dtypes, start.model.dtype))
     st.subheader("System prompt")
     presets = st.multiselect(
         "Presets (several queue one run each, to compare them)",
         choices(SystemPromptSpec, "preset"),
-        default=["default"],
+        default=[start.system_prompt.preset],
     )
-    custom_text = st.text_area("Custom system prompt") if "custom" in presets else ""
+    custom_text = (
+        st.text_area("Custom system prompt", value=start.system_prompt.text)
+        if "custom" in presets
+        else ""
+    )
 
     st.subheader("Prompts")
     # MMLU is multiple choice: it runs as a capability companion, not as a safety sweep
     sources = [s for s in choices(PromptSetSpec, "source") if s not in ("file", "mmlu")]
-    source = st.selectbox("Prompt set", [*sources, "upload"])
+    source = st.selectbox(
+        "Prompt set", [*sources, "upload"], index=_index(sources, start.prompts.source)
+    )
     prompts: dict[str, Any] = {"source": source}
     if source == "upload":
         upload = st.file_uploader("CSV or JSONL", type=["csv", "jsonl"])
@@ -126,16 +167,25 @@ with left:
         st.caption("The template, {goal} standing for each goal:")
         st.code(library[name].text, language=None, wrap_lines=True)  # literal text
         prompts["template"] = name
-    prompts["limit"] = whole_number("How many prompts", 1, 1000, value=20)
+    limit = start.prompts.limit or DEFAULT["prompts"]["limit"]
+    prompts["limit"] = whole_number("How many prompts", 1, 1000, value=min(limit, 1000))
 
 with right:
     st.subheader("Directions")
-    direction_type = st.selectbox("Direction type", list(DIRECTION_TYPES))
+    first_kinds = tuple(d.kind for d in start.directions)
+    types = list(DIRECTION_TYPES)
+    direction_type = st.selectbox(
+        "Direction type", types, index=_index(DIRECTION_TYPES.values(), first_kinds)
+    )
     kinds = DIRECTION_TYPES[direction_type]
-    norm = st.selectbox("Normalisation (random directions)", choices(DirectionSpec, "norm"))
-    seed = int(st.number_input("Seed", 0, 2**31 - 1, value=123))
+    norms = choices(DirectionSpec, "norm")
+    norm = st.selectbox(
+        "Normalisation (random directions)", norms, index=_index(norms, first_direction.norm)
+    )
+    first_seed = first_direction.seed_list()[0] if first_direction.kind == "random" else 0
+    seed = int(st.number_input("Seed", 0, 2**31 - 1, value=first_seed))
     repeats = whole_number(
-        "Random directions (one landscape per seed)", 1, 50, value=1,
+        "Random directions (one landscape per seed)", 1, 50, value=first_direction.repeats,
         help="Several give VISAGE a 95% interval over directions; 5 or more is advised.",
     )  # fmt: skip
     target: dict[str, Any] = {}
@@ -161,7 +211,7 @@ with right:
     }
     if kinds == ("random",):
         measures["basin-radius"] = "Find the basin's edges by bisection (no grid)"
-    measure = _choice("At each point", measures)
+    measure = _choice("At each point", measures, start.measure)
     basin: dict[str, Any] = {}
     if measure == "basin-radius":
         c1, c2 = st.columns(2)
@@ -181,19 +231,22 @@ with right:
         if measure == "basin-radius":
             break
         c1, c2, c3 = st.columns(3)
-        # +-0.3 spans the aligned demo's basin (about |alpha| < 0.15) and its fall.
-        start = c1.number_input(f"{name} from", -100.0, 100.0, value=-0.3, step=0.05)
-        stop = c2.number_input(f"{name} to", -100.0, 100.0, value=0.3, step=0.05)
-        num = whole_number(f"{name} points", 1, 1001, value=13 if axis == 0 else 5, where=c3)
-        grid.append({"start": float(start), "stop": float(stop), "num": num})
+        given = start.grid[axis] if axis < len(start.grid) else AxisSpec(
+            start.grid[0].start, start.grid[0].stop, BETA_POINTS
+        )  # fmt: skip
+        low = c1.number_input(f"{name} from", -100.0, 100.0, value=float(given.start), step=0.05)
+        high = c2.number_input(f"{name} to", -100.0, 100.0, value=float(given.stop), step=0.05)
+        num = whole_number(f"{name} points", 1, 1001, value=given.num, where=c3)
+        grid.append({"start": float(low), "stop": float(high), "num": num})
 
     judges = ["keyword"]
     stop = "eos"
     if measure in ("answers", "basin-radius"):
+        text_judges = list(names("text"))
         judges = st.multiselect(
             "Judges",
-            list(names("text")),
-            default=["keyword"],
+            text_judges,
+            default=[j.name for j in start.judges if j.name in text_judges],
             help="keyword is the paper's. More (classifier, llm-judge): `rescore` later.",
         )
         stop = _choice(
@@ -202,23 +255,28 @@ with right:
                 "eos": "at the end (whole answers, any judge)",
                 "verdict": "at its first refusal keyword (faster, keyword judge only)",
             },
+            start.generation.stop,
         )
-    max_new_tokens = whole_number("max_new_tokens (the paper: 512)", 1, 8192, value=32)
+    max_new_tokens = whole_number(
+        "max_new_tokens (the paper: 512)", 1, 8192, value=start.generation.max_new_tokens
+    )
     capability = st.checkbox(
         "Also measure capability on the same grid",
         help="Fluency (MT-Bench perplexity), over-refusal (XSTest) and MMLU (3 subjects, "
         "5-shot), as separate jobs.",
         disabled=measure == "basin-radius",
     )
-    label = st.text_input("Label", value="sweep")
+    label = st.text_input("Label", value=start.label)
     run_on = _choice(
         "Run on",
         {"local": "this machine", "ray": "Ray cluster (address)"},
+        start.runtime.executor,
     )
     ray_address = ""
     if run_on == "ray":
         ray_address = st.text_input(
             "Ray address",
+            value=start.runtime.ray_address,
             placeholder="HOST:PORT of `ray start --head`; empty: this machine's cluster",
             help="Every node needs the package and the model files; the store stays here. "
             "Same run id and results as on this machine.",
@@ -248,7 +306,12 @@ def build_specs() -> list[SweepSpec]:
                     "generation": {"max_new_tokens": max_new_tokens, "stop": stop},
                     "measure": measure,
                     "judges": [{"name": name} for name in judges],
-                    "runtime": {"executor": run_on, "ray_address": ray_address},
+                    # the first run's other settings (batch size, ...) stay as they are
+                    "runtime": {
+                        **start.runtime.to_dict(),
+                        "executor": run_on,
+                        "ray_address": ray_address,
+                    },
                 }
             ).resolve_paths(Path.cwd())  # the worker runs elsewhere
         )

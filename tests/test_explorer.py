@@ -227,9 +227,9 @@ def test_every_page_answers_at_its_own_url(store, monkeypatch):
     monkeypatch.setattr("landscape_core.supervisor.ensure_running", lambda store: None)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
-    assert any("Launch a sweep" in t.value for t in at.title)  # "/" opens Launch
+    assert any("Safety Landscape Explorer" in t.value for t in at.title)  # "/" opens Start
     urls = {info.get("url_pathname") for info in at._registered_pages.values()}
-    assert {"launch", "jobs", "landscape", "answers", "runs"} <= urls
+    assert {"start", "launch", "jobs", "landscape", "answers", "runs"} <= urls
 
 
 # 7. The Answers page opened on a dead end for a run with one judge ---------------------

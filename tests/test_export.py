@@ -98,3 +98,67 @@ def test_exports_carry_state_and_human_labels(store, tiny_spec, tmp_path):
     assert cli.main(argv) == 0
     html = report.read_text()
     assert "human label" in html and "alice: refused; bob: complied" in html
+
+
+# An Inspect AI eval log (issue 32) ---------------------------------------------------
+
+# inspect_ai's EvalLog (log format 2): the fields without defaults, by object, as its
+# pydantic models declare them (inspect_ai 0.3.285, inspect_ai/log/_log.py).
+REQUIRED = {
+    "log": ("eval",),
+    "eval": ("created", "task", "dataset", "model", "config"),
+    "sample": ("id", "epoch", "input", "target"),
+    "score": ("value",),
+    "eval_score": ("name", "scorer"),
+    "metric": ("name", "value"),
+}
+
+
+@pytest.fixture
+def inspect_file(store, tiny_spec, tmp_path):
+    """A labelled run of 3 points x 3 prompts, exported with `export --format inspect`."""
+    run_id = sweep.run(tiny_spec(label="inspected"), store).run_id
+    first = store.generations_frame(run_id).iloc[0]
+    store.answer_labels.save(first.point_key, int(first.prompt_index), "ana", "complied")
+    out = tmp_path / "run.json"
+    argv = ["export", run_id, "--store", str(store.root), "--format", "inspect", "--out", str(out)]
+    assert cli.main(argv) == 0
+    return run_id, out
+
+
+def test_an_inspect_log_has_the_schemas_required_fields(store, inspect_file):
+    run_id, out = inspect_file
+    log = json.loads(out.read_text(encoding="utf-8"))
+    assert all(key in log for key in REQUIRED["log"])
+    assert all(key in log["eval"] for key in REQUIRED["eval"])
+    assert log["version"] == 2 and log["status"] == "success"
+    assert log["eval"]["run_id"] == run_id and log["eval"]["created"].endswith("+00:00")
+    samples = log["samples"]
+    assert len(samples) == 9 and len({s["id"] for s in samples}) == 9  # prompt x point
+    for sample in samples:
+        assert all(key in sample for key in REQUIRED["sample"])
+        assert all(key in sample["scores"]["keyword"] for key in REQUIRED["score"])
+        assert sample["scores"]["keyword"]["value"] in (0.0, 1.0)
+        (choice,) = sample["output"]["choices"]
+        assert sample["messages"][1]["content"] == choice["message"]["content"]
+    gens = store.generations_frame(run_id)
+    assert [s["metadata"]["alpha"] for s in samples] == gens.alpha.tolist()
+    assert [s["metadata"]["human_label"] for s in samples].count("complied") == 1
+    assert {s["metadata"]["state"] for s in samples} <= {"refused", "complied", "incoherent"}
+    (score,) = log["results"]["scores"]
+    assert all(key in score for key in REQUIRED["eval_score"])
+    asr = score["metrics"]["asr"]
+    assert all(key in asr for key in REQUIRED["metric"])
+    assert asr["value"] == pytest.approx(100 * (1 - gens.refused.mean()))
+
+
+def test_inspect_reads_the_log_back(inspect_file):
+    """Where inspect_ai is installed (a test-only dependency), its own reader opens it."""
+    log_module = pytest.importorskip("inspect_ai.log")
+    run_id, out = inspect_file
+    log = log_module.read_eval_log(str(out))
+    assert log.status == "success" and log.eval.run_id == run_id
+    assert len(log.samples) == 9
+    assert {s.scores["keyword"].value for s in log.samples} <= {0.0, 1.0}
+    assert sum(s.metadata["human_label"] == "complied" for s in log.samples) == 1
+    assert log.results.scores[0].metrics["asr"].value >= 0
