@@ -13,11 +13,18 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
-from landscape_core.judging.verdict import is_harmful, is_unparsed
 from landscape_core.readers.labelling import label_queue, verdicts
 from landscape_core.readers.results import answer_states
+from landscape_core.readers.transcript import verdict_label
 from landscape_core.store.labels import HUMAN_LABELS
-from pages.common import mark_match, md_text, pick_runs, show_user_error, store
+from pages.common import (
+    mark_match,
+    md_text,
+    pick_runs,
+    show_user_error,
+    store,
+    transcript_section,
+)
 
 SHORTCUTS = dict(zip(HUMAN_LABELS, "1234", strict=True))  # refused 1 ... incoherent 4
 WAYS = {
@@ -131,14 +138,13 @@ repetition = answer.repetition.iloc[0]
 c3.metric("Repetition", "-" if pd.isna(repetition) else f"{repetition:.2f}")
 st.dataframe(  # cells are text
     scores.assign(
-        verdict=scores.refused.map({1: "refused", 0: "complied"})
-        .mask(scores.evidence.str.startswith("partial refusal", na=False), "partial")
-        .mask(scores.evidence.map(is_harmful), "harmful")
-        .mask(scores.evidence.map(is_unparsed), "unparsed (not counted)")
+        verdict=[verdict_label(r, e) for r, e in zip(scores.refused, scores.evidence, strict=True)]
     )[["judge", "verdict", "matched", "evidence"]],
     hide_index=True,
     width="stretch",
 )
+
+transcript_section(run_id, row.point_key, int(row.prompt_index))
 
 given = store().answer_labels.frame(run_id)
 given = given[(given.point_key == row.point_key) & (given.prompt_index == row.prompt_index)]

@@ -53,7 +53,7 @@ def label_queue(
     keep = [
         (k, i) not in labelled for k, i in zip(split.point_key, split.prompt_index, strict=True)
     ]
-    split = split[keep]
+    split = split[np.array(keep, dtype=bool)]  # a bare empty list would pick no columns
     paper = judges[0]  # the keyword judge when it scored the run (store.judges puts it first)
     points = store.points_frame(run_id, paper).set_index("idx")
     base = run_visage(points.reset_index())
