@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
-from landscape_core.readers.labelling import label_queue, verdicts
+from landscape_core.readers.labelling import label_queue, linked_answer, verdicts
 from landscape_core.readers.results import answer_states
 from landscape_core.readers.transcript import verdict_label
 from landscape_core.store.labels import HUMAN_LABELS
@@ -43,18 +43,47 @@ labeller = st.text_input(
     "Your name (labeller)", key="labeller", help="Labels are kept per labeller."
 ).strip()
 judges = store().judges(run_id)
+answers = verdicts(store(), run_id)
+
+
+def _open_link() -> None:
+    """A link to one answer (``?point=&prompt=``) opens it among its point's answers.
+
+    Once per link: the page writes the answer it shows back into the URL, and that must
+    not pull a reader out of the queue at the next click.
+    """
+    asked = (run_id, st.query_params.get("point", ""), st.query_params.get("prompt", ""))
+    if not (asked[1] and asked[2]) or st.session_state.get("answers_link") == asked:
+        return
+    st.session_state["answers_link"] = asked
+    found = linked_answer(answers, asked[1], asked[2])
+    if found is None:
+        st.warning(
+            f"This run has no answer to prompt {md_text(asked[2])} at point "
+            f"{md_text(asked[1])}; the link may be from another run.",
+            icon=":material/link_off:",
+        )
+        return
+    st.session_state[f"way-{run_id}"] = "point"
+    st.session_state["answers-point"] = found.idx
+    st.session_state["answers_context"] = (
+        run_id, "point", found.idx, st.session_state.get("answers-prompt"),
+    )  # fmt: skip
+    st.session_state["answer_position"] = found.position
+
+
+_open_link()
 # one judge has nothing to disagree with: such a run opens on its answers, point by point
+st.session_state.setdefault(f"way-{run_id}", "queue" if len(judges) > 1 else "point")
 way = st.segmented_control(
-    "Read", list(WAYS), format_func=WAYS.get, default="queue" if len(judges) > 1 else "point",
-    required=True, key=f"way-{run_id}",
-)  # fmt: skip
+    "Read", list(WAYS), format_func=WAYS.get, required=True, key=f"way-{run_id}"
+)
 # what the last label click did, shown before anything below can stop the page (the
 # queue may be empty once its last answer is labelled)
 if error := st.session_state.pop("label_error", None):
     show_user_error(UserError(error))
 if last := st.session_state.pop("last_label", None):
     st.caption(f"Saved: {md_text(last)}")
-answers = verdicts(store(), run_id)
 if answers.empty:
     st.info("This run has no scored answers yet.")
     st.stop()
@@ -120,6 +149,10 @@ where.caption(
         else ""
     )
 )
+# the URL names the answer shown: a reload or a shared link opens it (see _open_link)
+shown_link = (run_id, str(int(row.idx)), str(int(row.prompt_index)))
+st.query_params["point"], st.query_params["prompt"] = shown_link[1:]
+st.session_state["answers_link"] = shown_link
 
 scores = store().answer_scores(row.point_key, int(row.prompt_index))
 paper = scores.iloc[0] if not scores.empty else None

@@ -21,7 +21,7 @@ from landscape_core.store.uploads import Upload, prune_uploads, save_upload
 
 STORE_ENV = "LANDSCAPE_STORE"
 # what a page shows of one run, kept in its URL beside ?run= (dropped when the run changes)
-RUN_VIEW_PARAMS = ("point", "judge")
+RUN_VIEW_PARAMS = ("point", "judge", "prompt")
 
 
 def store_root() -> str:
@@ -124,6 +124,15 @@ def _follow(key: str) -> None:
         st.query_params.pop(param, None)
     if isinstance(chosen, str):
         st.session_state["run_id"] = chosen
+
+
+def answer_link(run_id: str, idx: int, prompt_index: int) -> str:
+    """The Answers page's link to one answer: its run, point (idx) and prompt index.
+
+    ``point`` is the run's point index, as on the Landscape page; the page takes a
+    point key (or a unique prefix of one) too.
+    """
+    return f"/answers?run={run_id}&point={int(idx)}&prompt={int(prompt_index)}"
 
 
 def keep_in_url(param: str, key: str) -> None:

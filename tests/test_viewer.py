@@ -1,17 +1,22 @@
-"""What researchers expect of an eval viewer (issue 32): a transcript per answer, one
-table of answers across runs, and comments beside the labels."""
+"""What researchers expect of an eval viewer (issue 32).
+
+A transcript per answer, one table of answers across runs, and comments beside labels.
+"""
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 
 import pytest
 
 from landscape_core import sweep
+from landscape_core.errors import UserError
+from landscape_core.readers.table import answers_table, differing, filter_table, group_summary
 from landscape_core.readers.transcript import transcript, transcript_text
 from landscape_core.rescore import rescore
 from landscape_core.spec.config import JudgeSpec
-from tests.test_links import open_page
+from tests.test_links import open_page, url
 
 SYSTEM = "Be brief. <b>not markup</b>"
 
@@ -115,3 +120,126 @@ def test_the_answers_queue_of_judges_that_agree_everywhere_is_empty_not_an_error
     at = open_page(store, "answers", monkeypatch, {"run": chat_id})
     assert not at.exception  # was: the empty queue picked no columns, then no 'idx'
     assert any("Nothing left to label" in s.value for s in at.success)
+
+
+# 2. One table of answers across runs, points and judges --------------------------------
+
+
+@pytest.fixture
+def two_runs(store, tiny_spec):
+    """Two runs of the same cells (system prompts differ), A judged twice.
+
+    A few verdicts are flipped, so that runs and judges differ on known answers.
+    """
+    a = sweep.run(tiny_spec(label="a"), store).run_id
+    b = sweep.run(tiny_spec(label="b", system_prompt={"preset": "empty"}), store).run_id
+    rescore(store, a, JudgeSpec(name="refusal-patterns"))
+    same = store.generations_frame(a, "keyword").refused
+    assert same.equals(store.generations_frame(a, "refusal-patterns").refused)
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(  # judges of A differ on prompt 0, at every point
+            "UPDATE scores SET refused = 1 - refused WHERE judge = 'refusal-patterns' "
+            "AND prompt_index = 0 AND point_key IN (SELECT point_key FROM run_points "
+            "WHERE run_id = ?)",
+            (a,),
+        )
+        conn.execute(  # B leaves one answer unscored: missing, not different
+            "DELETE FROM scores WHERE judge = 'keyword' AND prompt_index = 2 AND point_key = "
+            "(SELECT point_key FROM run_points WHERE run_id = ? AND idx = 0)",
+            (b,),
+        )
+    return a, b
+
+
+def test_the_table_has_a_row_per_run_answer_and_judge(store, two_runs):
+    a, b = two_runs
+    table = answers_table(store, [a, b])
+    assert len(table) == 9 * 2 + 9  # A: 3 points x 3 prompts x 2 judges; B: one judge
+    assert set(table.judge[table.run_id == a]) == {"keyword", "refusal-patterns"}
+    assert (table.verdict == "not scored").sum() == 1
+    assert set(table.label) == {""}
+    patterns = filter_table(table, {"judge": ["refusal-patterns"], "verdict": []})
+    assert len(patterns) == 9 and set(patterns.run_id) == {a}
+    word = table.answer.iloc[0].split()[0]
+    searched = filter_table(table, {}, word.upper())
+    assert len(searched) and all(word.lower() in t.lower() for t in searched.answer)
+    by_judge = group_summary(table, "judge").set_index("judge")
+    assert by_judge.answers.to_dict() == {"keyword": 18, "refusal-patterns": 9}
+    verdicts = [c for c in by_judge.columns if c.endswith(" %") and c != "incoherent %"]
+    assert by_judge[verdicts].sum(axis=1).round(0).eq(100).all()
+    with pytest.raises(UserError, match="cannot group by"):
+        group_summary(table, "answer")
+
+
+def test_only_differing_between_two_runs_compares_the_same_cells(store, two_runs):
+    a, b = two_runs
+    table = answers_table(store, [a, b])
+    rows = differing(table, "run", a, b)
+    cells = ["prompt_index", "alpha", "beta"]
+    left, right = store.generations_frame(a), store.generations_frame(b)
+    both = left.merge(right, on=cells).dropna(subset=["refused_x", "refused_y"])
+    expected = both[both.refused_x != both.refused_y]
+    assert len(both) == 8  # B's unscored answer is left out
+    assert sorted(zip(rows.prompt_index, rows.alpha, strict=True)) == sorted(
+        zip(expected.prompt_index, expected.alpha, strict=True)
+    )
+    assert (rows["verdict A"] != rows["verdict B"]).all() and set(rows.judge) <= {"keyword"}
+    with sqlite3.connect(store.path) as conn:  # one more verdict of B flipped
+        key = right.point_key[right.idx == 1].iloc[0]
+        conn.execute(
+            "UPDATE scores SET refused = 1 - refused WHERE judge = 'keyword' AND "
+            "prompt_index = 1 AND point_key = ?",
+            (key,),
+        )
+    again = differing(answers_table(store, [a, b]), "run", a, b)
+
+    def cells_of(frame):
+        return set(zip(frame.prompt_index, frame.alpha, strict=True))
+
+    alpha = float(right.alpha[right.idx == 1].iloc[0])
+    assert cells_of(again) ^ cells_of(rows) == {(1, round(alpha, 9))}  # that cell toggled
+
+
+def test_only_differing_between_two_judges_compares_the_same_answers(store, two_runs):
+    a, _ = two_runs
+    rows = differing(answers_table(store, [a]), "judge", "keyword", "refusal-patterns")
+    assert set(rows.prompt_index) == {0} and len(rows) == 3  # prompt 0, at every point
+    assert (rows["verdict A"] != rows["verdict B"]).all()
+    with pytest.raises(UserError, match="two different"):
+        differing(answers_table(store, [a]), "judge", "keyword", "keyword")
+
+
+def test_the_table_page_links_each_row_to_its_answer(store, two_runs, monkeypatch):
+    a, b = two_runs
+    at = open_page(store, "table", monkeypatch, {"run": [a, b]})
+    assert not at.exception
+    rows = at.dataframe[0].value
+    assert len(rows) == 27
+    first = rows.iloc[0]
+    assert (
+        first.open == f"/answers?run={first.run_id}&point={first.idx}&prompt={first.prompt_index}"
+    )
+    at = open_page(store, "table", monkeypatch, {"run": [a]}, **{"table-view": "differ"})
+    at = at.radio(key="table-between").set_value("judge").run()
+    assert not at.exception
+    differ = at.dataframe[0].value
+    assert len(differ) == 3 and set(differ.prompt_index) == {0}
+    at = open_page(store, "table", monkeypatch, {"run": [a, b]}, **{"table-view": "group"})
+    assert not at.exception and "answers" in at.dataframe[0].value.columns
+
+
+def test_a_link_opens_one_answer_and_the_url_follows_the_answer_shown(store, two_runs, monkeypatch):
+    a, _ = two_runs
+    gens = store.generations_frame(a)
+    target = gens[(gens.idx == 2) & (gens.prompt_index == 1)].iloc[0]
+    for point in ("2", target.point_key[:12]):
+        at = open_page(store, "answers", monkeypatch, {"run": a, "point": point, "prompt": "1"})
+        assert not at.exception
+        assert any(c.value.startswith("Answer 2 of 3") for c in at.caption), point
+        assert at.code[1].value.replace("⟦", "").replace("⟧", "") == target.text
+        assert (url(at, "point"), url(at, "prompt")) == (["2"], ["1"])
+    at = next(b for b in at.button if b.label == "Next").click().run()
+    assert any(c.value.startswith("Answer 3 of 3") for c in at.caption)  # no jump back
+    assert url(at, "prompt") == ["2"]
+    at = open_page(store, "answers", monkeypatch, {"run": a, "point": "2", "prompt": "9"})
+    assert not at.exception and any("no answer to prompt 9" in w.value for w in at.warning)

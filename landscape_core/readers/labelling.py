@@ -9,6 +9,8 @@ for what it moves. Answers the labeller has labelled already leave the queue.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +33,33 @@ def verdicts(store: Store, run_id: str) -> pd.DataFrame:
     for judge, frame in zip(judges, frames, strict=True):
         out[judge] = frame.refused.to_numpy()
     return out
+
+
+@dataclass(frozen=True)
+class LinkedAnswer:
+    idx: int  # the run's point
+    position: int  # the answer's place among that point's answers (by prompt index)
+
+
+def linked_answer(answers: pd.DataFrame, point: str, prompt: str) -> LinkedAnswer | None:
+    """The answer a link names; None if it names none.
+
+    ``point`` is an index of the run's points or a point key (or a unique prefix of
+    one), ``prompt`` a prompt index.
+    """
+    if not prompt.strip().isdigit():
+        return None
+    point = point.strip()
+    if point.isdigit():
+        at_point = answers[answers.idx == int(point)]
+    else:
+        keys = answers.point_key[answers.point_key.str.startswith(point)].unique() if point else []
+        at_point = answers[answers.point_key == keys[0]] if len(keys) == 1 else answers.iloc[:0]
+    at_point = at_point.reset_index(drop=True)
+    hit = at_point.index[at_point.prompt_index == int(prompt)]
+    if hit.empty:
+        return None
+    return LinkedAnswer(int(at_point.idx.iloc[0]), int(hit[0]))
 
 
 def label_queue(
