@@ -182,15 +182,24 @@ transcript_section(run_id, row.point_key, int(row.prompt_index))
 given = store().answer_labels.frame(run_id)
 given = given[(given.point_key == row.point_key) & (given.prompt_index == row.prompt_index)]
 if not given.empty:
-    st.caption(
-        "Labels so far: "
-        + md_text(", ".join(f"{r.labeller}: {r.label}" for r in given.itertuples()))
-    )
+    st.caption("Labels so far")
+    for r in given.itertuples():  # people's words: text, never markdown
+        st.text(f"{r.labeller}: {r.label}" + (f" ({r.comment})" if r.comment else ""))
+mine = given[given.labeller == labeller] if labeller else given.iloc[:0]
+comment_key = f"comment-{row.point_key}-{int(row.prompt_index)}-{labeller}"
+st.text_area(
+    "Comment (kept with your label; a label button saves it too)",
+    value=mine.comment.iloc[0] if not mine.empty else "",
+    key=comment_key, height=80, disabled=not labeller,
+)  # fmt: skip
 
 
 def _label(label: str) -> None:
     try:
-        store().answer_labels.save(row.point_key, int(row.prompt_index), labeller, label)
+        store().answer_labels.save(
+            row.point_key, int(row.prompt_index), labeller, label,
+            comment=st.session_state.get(comment_key, ""),
+        )  # fmt: skip
     except UserError as exc:
         st.session_state["label_error"] = str(exc)
         return
@@ -199,6 +208,21 @@ def _label(label: str) -> None:
         _move(1)
 
 
+def _comment() -> None:
+    try:
+        store().answer_labels.comment(
+            row.point_key, int(row.prompt_index), labeller, st.session_state.get(comment_key, "")
+        )
+    except UserError as exc:
+        st.session_state["label_error"] = str(exc)
+        return
+    st.session_state["last_label"] = f"comment (answer {position + 1})"
+
+
+st.button(
+    "Save comment", key="save-comment", on_click=_comment, disabled=not labeller or mine.empty,
+    help="Label the answer first: a comment is kept with its label.",
+)  # fmt: skip
 st.caption("Label it (keys 1-4; p and n step back and on)")
 buttons = st.columns(len(HUMAN_LABELS))
 for column, label in zip(buttons, HUMAN_LABELS, strict=True):

@@ -243,3 +243,84 @@ def test_a_link_opens_one_answer_and_the_url_follows_the_answer_shown(store, two
     assert url(at, "prompt") == ["2"]
     at = open_page(store, "answers", monkeypatch, {"run": a, "point": "2", "prompt": "9"})
     assert not at.exception and any("no answer to prompt 9" in w.value for w in at.warning)
+
+
+# 3. Comments beside the labels ----------------------------------------------------------
+
+
+def test_a_comment_is_kept_with_its_label_and_survives_relabelling(store, tiny_spec):
+    run_id = sweep.run(tiny_spec(), store).run_id
+    first = store.generations_frame(run_id).iloc[0]
+    key, index = first.point_key, int(first.prompt_index)
+    labels = store.answer_labels
+    with pytest.raises(UserError, match="pick a label first"):
+        labels.comment(key, index, "ana", "odd answer")
+    labels.save(key, index, "ana", "complied", comment="  starts a recipe; stops  ")
+    labels.save(key, index, "ana", "partial")  # a new label keeps her comment
+    labels.save(key, index, "ben", "refused")
+    frame = labels.frame(run_id).set_index("labeller")
+    assert frame.label.to_dict() == {"ana": "partial", "ben": "refused"}
+    assert frame.comment.to_dict() == {"ana": "starts a recipe; stops", "ben": ""}
+    labels.comment(key, index, "ben", "clearly refused")
+    labels.comment(key, index, "ana", "")  # cleared
+    frame = labels.frame(run_id).set_index("labeller")
+    assert frame.comment.to_dict() == {"ana": "", "ben": "clearly refused"}
+    with pytest.raises(UserError, match="at most"):
+        labels.comment(key, index, "ben", "x" * 10_001)
+
+
+def test_a_schema_15_stores_labels_read_no_comment(tmp_path):
+    from landscape_core.store.runs import Store
+    from tests.test_store import _schema
+
+    root = tmp_path / "old"
+    root.mkdir()
+    _schema(root / "store.sqlite", 15)
+    with sqlite3.connect(root / "store.sqlite") as conn:
+        conn.execute("INSERT INTO answer_labels VALUES ('k', 0, 'ana', 'refused', 1.0)")
+    store = Store.open(root)
+    with sqlite3.connect(store.path) as conn:
+        row = conn.execute("SELECT label, comment FROM answer_labels").fetchone()
+    assert row == ("refused", "")
+    store.answer_labels.comment("k", 0, "ana", "kept")
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT comment FROM answer_labels").fetchone() == ("kept",)
+
+
+def test_comments_go_into_exports_and_stay_spreadsheet_safe(store, tiny_spec):
+    from landscape_core.readers.export import answers_export, to_csv
+    from tests.test_export import _read_back
+
+    run_id = sweep.run(tiny_spec(), store).run_id
+    gens = store.generations_frame(run_id)
+    first, second = gens.iloc[0], gens.iloc[1]
+    hostile = '=HYPERLINK("http://x")\r@SUM(A1); more'
+    store.answer_labels.save(first.point_key, int(first.prompt_index), "ana", "complied", hostile)
+    store.answer_labels.save(first.point_key, int(first.prompt_index), "bob", "refused")
+    store.answer_labels.save(second.point_key, int(second.prompt_index), "=evil", "partial", "+1")
+    frame = answers_export(store, store.run(run_id), "keyword")
+    by_answer = frame.set_index(["point_key", "prompt_index"])
+    assert by_answer.loc[(first.point_key, int(first.prompt_index))].comment == f"ana: {hostile}"
+    assert by_answer.loc[(second.point_key, int(second.prompt_index))].comment == "=evil: +1"
+    _read_back(to_csv(frame), len(gens))  # every cell quoted, no cell starts a formula
+
+
+def test_the_answers_page_saves_and_shows_a_comment(store, tiny_spec, monkeypatch):
+    run_id = sweep.run(tiny_spec(), store).run_id
+    at = open_page(store, "answers", monkeypatch, {"run": run_id}, labeller="ana")
+    assert next(b for b in at.button if b.key == "save-comment").disabled  # label first
+    row = store.generations_frame(run_id).iloc[0]
+    area = next(t for t in at.text_area if t.label.startswith("Comment"))
+    at = area.input("**loops** <i>at the end</i>").run()
+    at = next(b for b in at.button if b.key == "label-incoherent").click().run()
+    assert not at.exception
+    saved = store.answer_labels.frame(run_id, "ana")
+    assert list(saved.comment) == ["**loops** <i>at the end</i>"]
+    at = next(b for b in at.button if b.label == "Previous").click().run()  # back to it
+    assert "ana: incoherent (**loops** <i>at the end</i>)" in [t.value for t in at.text]
+    area = next(t for t in at.text_area if t.label.startswith("Comment"))
+    assert area.value == "**loops** <i>at the end</i>"
+    at = area.input("loops").run()
+    at = next(b for b in at.button if b.key == "save-comment").click().run()
+    assert list(store.answer_labels.frame(run_id, "ana").comment) == ["loops"]
+    assert row.point_key in set(saved.point_key)
