@@ -25,6 +25,7 @@ PAGES = {  # url path -> (title, icon); each page is pages/<url path>_page.py
     "compare": ("Compare", "compare"),
     "generations": ("Generations", "notes"),
     "answers": ("Answers", "rate_review"),
+    "table": ("Table", "table_view"),
     "defence": ("Defence", "shield"),
     "risk": ("Finetuning risk", "warning"),
     "runs": ("Runs", "folder_managed"),

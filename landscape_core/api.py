@@ -89,7 +89,7 @@ def answers(
 
     The run's columns, then the point (``idx, rep, alpha, beta``), the prompt, the
     answer ``text``, ``refused`` and ``evidence`` under ``judge``, the answer's
-    ``state`` and people's labels (``human_label``, ``labeller``).
+    ``state`` and people's labels (``human_label``, ``labeller``, ``comment``).
     """
     opened = _open(store)
     return answers_export(opened, opened.run(run), judge)

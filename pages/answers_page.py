@@ -13,11 +13,18 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
-from landscape_core.judging.verdict import is_harmful, is_unparsed
-from landscape_core.readers.labelling import label_queue, verdicts
+from landscape_core.readers.labelling import label_queue, linked_answer, verdicts
 from landscape_core.readers.results import answer_states
+from landscape_core.readers.transcript import verdict_label
 from landscape_core.store.labels import HUMAN_LABELS
-from pages.common import mark_match, md_text, pick_runs, show_user_error, store
+from pages.common import (
+    mark_match,
+    md_text,
+    pick_runs,
+    show_user_error,
+    store,
+    transcript_section,
+)
 
 SHORTCUTS = dict(zip(HUMAN_LABELS, "1234", strict=True))  # refused 1 ... incoherent 4
 WAYS = {
@@ -36,18 +43,47 @@ labeller = st.text_input(
     "Your name (labeller)", key="labeller", help="Labels are kept per labeller."
 ).strip()
 judges = store().judges(run_id)
+answers = verdicts(store(), run_id)
+
+
+def _open_link() -> None:
+    """A link to one answer (``?point=&prompt=``) opens it among its point's answers.
+
+    Once per link: the page writes the answer it shows back into the URL, and that must
+    not pull a reader out of the queue at the next click.
+    """
+    asked = (run_id, st.query_params.get("point", ""), st.query_params.get("prompt", ""))
+    if not (asked[1] and asked[2]) or st.session_state.get("answers_link") == asked:
+        return
+    st.session_state["answers_link"] = asked
+    found = linked_answer(answers, asked[1], asked[2])
+    if found is None:
+        st.warning(
+            f"This run has no answer to prompt {md_text(asked[2])} at point "
+            f"{md_text(asked[1])}; the link may be from another run.",
+            icon=":material/link_off:",
+        )
+        return
+    st.session_state[f"way-{run_id}"] = "point"
+    st.session_state["answers-point"] = found.idx
+    st.session_state["answers_context"] = (
+        run_id, "point", found.idx, st.session_state.get("answers-prompt"),
+    )  # fmt: skip
+    st.session_state["answer_position"] = found.position
+
+
+_open_link()
 # one judge has nothing to disagree with: such a run opens on its answers, point by point
+st.session_state.setdefault(f"way-{run_id}", "queue" if len(judges) > 1 else "point")
 way = st.segmented_control(
-    "Read", list(WAYS), format_func=WAYS.get, default="queue" if len(judges) > 1 else "point",
-    required=True, key=f"way-{run_id}",
-)  # fmt: skip
+    "Read", list(WAYS), format_func=WAYS.get, required=True, key=f"way-{run_id}"
+)
 # what the last label click did, shown before anything below can stop the page (the
 # queue may be empty once its last answer is labelled)
 if error := st.session_state.pop("label_error", None):
     show_user_error(UserError(error))
 if last := st.session_state.pop("last_label", None):
     st.caption(f"Saved: {md_text(last)}")
-answers = verdicts(store(), run_id)
 if answers.empty:
     st.info("This run has no scored answers yet.")
     st.stop()
@@ -113,6 +149,10 @@ where.caption(
         else ""
     )
 )
+# the URL names the answer shown: a reload or a shared link opens it (see _open_link)
+shown_link = (run_id, str(int(row.idx)), str(int(row.prompt_index)))
+st.query_params["point"], st.query_params["prompt"] = shown_link[1:]
+st.session_state["answers_link"] = shown_link
 
 scores = store().answer_scores(row.point_key, int(row.prompt_index))
 paper = scores.iloc[0] if not scores.empty else None
@@ -131,27 +171,35 @@ repetition = answer.repetition.iloc[0]
 c3.metric("Repetition", "-" if pd.isna(repetition) else f"{repetition:.2f}")
 st.dataframe(  # cells are text
     scores.assign(
-        verdict=scores.refused.map({1: "refused", 0: "complied"})
-        .mask(scores.evidence.str.startswith("partial refusal", na=False), "partial")
-        .mask(scores.evidence.map(is_harmful), "harmful")
-        .mask(scores.evidence.map(is_unparsed), "unparsed (not counted)")
+        verdict=[verdict_label(r, e) for r, e in zip(scores.refused, scores.evidence, strict=True)]
     )[["judge", "verdict", "matched", "evidence"]],
     hide_index=True,
     width="stretch",
 )
 
+transcript_section(run_id, row.point_key, int(row.prompt_index))
+
 given = store().answer_labels.frame(run_id)
 given = given[(given.point_key == row.point_key) & (given.prompt_index == row.prompt_index)]
 if not given.empty:
-    st.caption(
-        "Labels so far: "
-        + md_text(", ".join(f"{r.labeller}: {r.label}" for r in given.itertuples()))
-    )
+    st.caption("Labels so far")
+    for r in given.itertuples():  # people's words: text, never markdown
+        st.text(f"{r.labeller}: {r.label}" + (f" ({r.comment})" if r.comment else ""))
+mine = given[given.labeller == labeller] if labeller else given.iloc[:0]
+comment_key = f"comment-{row.point_key}-{int(row.prompt_index)}-{labeller}"
+st.text_area(
+    "Comment (kept with your label; a label button saves it too)",
+    value=mine.comment.iloc[0] if not mine.empty else "",
+    key=comment_key, height=80, disabled=not labeller,
+)  # fmt: skip
 
 
 def _label(label: str) -> None:
     try:
-        store().answer_labels.save(row.point_key, int(row.prompt_index), labeller, label)
+        store().answer_labels.save(
+            row.point_key, int(row.prompt_index), labeller, label,
+            comment=st.session_state.get(comment_key, ""),
+        )  # fmt: skip
     except UserError as exc:
         st.session_state["label_error"] = str(exc)
         return
@@ -160,6 +208,21 @@ def _label(label: str) -> None:
         _move(1)
 
 
+def _comment() -> None:
+    try:
+        store().answer_labels.comment(
+            row.point_key, int(row.prompt_index), labeller, st.session_state.get(comment_key, "")
+        )
+    except UserError as exc:
+        st.session_state["label_error"] = str(exc)
+        return
+    st.session_state["last_label"] = f"comment (answer {position + 1})"
+
+
+st.button(
+    "Save comment", key="save-comment", on_click=_comment, disabled=not labeller or mine.empty,
+    help="Label the answer first: a comment is kept with its label.",
+)  # fmt: skip
 st.caption("Label it (keys 1-4; p and n step back and on)")
 buttons = st.columns(len(HUMAN_LABELS))
 for column, label in zip(buttons, HUMAN_LABELS, strict=True):

@@ -13,6 +13,7 @@ import streamlit as st
 
 from landscape_core.errors import UserError
 from landscape_core.readers.results import run_title
+from landscape_core.readers.transcript import Transcript, transcript, transcript_text
 from landscape_core.spec.training_data import Example, file_examples
 from landscape_core.store.jobs import WorkerState
 from landscape_core.store.runs import Store
@@ -20,7 +21,7 @@ from landscape_core.store.uploads import Upload, prune_uploads, save_upload
 
 STORE_ENV = "LANDSCAPE_STORE"
 # what a page shows of one run, kept in its URL beside ?run= (dropped when the run changes)
-RUN_VIEW_PARAMS = ("point", "judge")
+RUN_VIEW_PARAMS = ("point", "judge", "prompt")
 
 
 def store_root() -> str:
@@ -123,6 +124,15 @@ def _follow(key: str) -> None:
         st.query_params.pop(param, None)
     if isinstance(chosen, str):
         st.session_state["run_id"] = chosen
+
+
+def answer_link(run_id: str, idx: int, prompt_index: int) -> str:
+    """The Answers page's link to one answer: its run, point (idx) and prompt index.
+
+    ``point`` is the run's point index, as on the Landscape page; the page takes a
+    point key (or a unique prefix of one) too.
+    """
+    return f"/answers?run={run_id}&point={int(idx)}&prompt={int(prompt_index)}"
 
 
 def keep_in_url(param: str, key: str) -> None:
@@ -326,3 +336,40 @@ def checkpoint_table(path: pd.DataFrame, key: str) -> None:
         column_config={"answers": st.column_config.LinkColumn(display_text="open")},
         hide_index=True, key=key,
     )  # fmt: skip
+
+
+@st.cache_data(ttl=30, max_entries=64)  # one template render (a child process) per answer
+def _transcript(root: str, run_id: str, point_key: str, prompt_index: int) -> Transcript:
+    return transcript(_open_store(root), run_id, point_key, prompt_index)
+
+
+def transcript_section(run_id: str, point_key: str, prompt_index: int) -> None:
+    """One answer's transcript in an expander, all as text (model output is untrusted).
+
+    The chat as the model read it, the answer, every judge's verdict and reason, its
+    state and measures: what a reviewer who doubts a verdict reads.
+    """
+    with st.expander("Transcript", icon=":material/forum:"):
+        try:
+            t = _transcript(store_root(), run_id, point_key, int(prompt_index))
+        except UserError as exc:
+            show_user_error(exc)
+            return
+        st.caption("System prompt")
+        st.text(t.system_prompt)
+        st.caption("The prompt as the model read it (special tokens written as text)")
+        st.code(t.rendered.text or t.prompt, language=None, wrap_lines=True)
+        st.text(t.rendered.note)
+        st.caption(f"Answer ({t.n_tokens} tokens, stopped: {md_text(t.stop_reason)})")
+        st.code(t.answer, language=None, wrap_lines=True)
+        st.caption("Verdicts, each with its judge's reason")
+        for v in t.verdicts:
+            st.text(f"{v.judge}: {v.verdict}" + (f" (matched {v.matched!r})" if v.matched else ""))
+            st.code(v.evidence or "(no reason given)", language=None, wrap_lines=True)
+        measured = ", ".join(f"{k} {v:.3g}" for k, v in sorted(t.measures.items()))
+        st.text(f"State: {t.state or 'not measured'}; measures: {measured or 'none'}")
+        st.download_button(
+            "Download transcript", transcript_text(t),
+            f"transcript-{run_id[:8]}-{point_key[:8]}-{prompt_index}.txt", "text/plain",
+            key=f"transcript-{point_key}-{prompt_index}",
+        )  # fmt: skip

@@ -8,7 +8,7 @@ from landscape_core.readers.export import answers_export, to_csv
 from landscape_core.readers.results import flip_radius, prompt_across_grid
 from landscape_core.spec.config import PromptSetSpec
 from landscape_core.spec.datasets import jailbreak_goals
-from pages.common import mark_match, pick_runs, store
+from pages.common import mark_match, pick_runs, store, transcript_section
 
 st.title("Generations")
 runs = pick_runs("Run", key="generations-run")
@@ -65,6 +65,13 @@ with tab_point:
         hide_index=True,
         width="stretch",
     )
+    if not view.empty:
+        shown = st.selectbox(
+            "Transcript of the answer to prompt", list(view.prompt_index),
+            key="generations-transcript",
+        )  # fmt: skip
+        picked = view[view.prompt_index == shown].iloc[0]
+        transcript_section(run["run_id"], picked.point_key, int(picked.prompt_index))
 
 with tab_prompt:
     prompts = gens.drop_duplicates("prompt_index").set_index("prompt_index").prompt

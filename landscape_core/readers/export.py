@@ -64,18 +64,25 @@ def with_run_columns(frame: pd.DataFrame, run: dict[str, Any], judge: str) -> pd
 def human_labels(store: Store, run_id: str) -> pd.DataFrame:
     """People's labels on a run's answers, one row per answer.
 
-    Columns ``point_key, prompt_index, human_label, labeller``; several labellers'
-    labels are joined by "; " in the labellers' order, the two columns aligned, so an
-    export keeps one row per answer.
+    Columns ``point_key, prompt_index, human_label, labeller, comment``; several
+    labellers' labels are joined by "; " in the labellers' order, the two columns
+    aligned, so an export keeps one row per answer. ``comment`` holds each comment as
+    a line ``labeller: comment`` ('' when none): a comment may hold "; " itself.
     """
     labels = store.answer_labels.frame(run_id).sort_values("labeller")
     keys = ["point_key", "prompt_index"]
     if labels.empty:
-        return pd.DataFrame(columns=[*keys, "human_label", "labeller"])
+        return pd.DataFrame(columns=[*keys, "human_label", "labeller", "comment"])
+    labels = labels.assign(
+        note=[
+            f"{w}: {c}" if c else "" for w, c in zip(labels.labeller, labels.comment, strict=True)
+        ]
+    )
     grouped = labels.groupby(keys, sort=False)
     return pd.DataFrame({
         "human_label": grouped.label.agg("; ".join),
         "labeller": grouped.labeller.agg("; ".join),
+        "comment": grouped.note.agg(lambda notes: "\n".join(n for n in notes if n)),
     }).reset_index()  # fmt: skip
 
 

@@ -9,6 +9,8 @@ for what it moves. Answers the labeller has labelled already leave the queue.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -33,6 +35,33 @@ def verdicts(store: Store, run_id: str) -> pd.DataFrame:
     return out
 
 
+@dataclass(frozen=True)
+class LinkedAnswer:
+    idx: int  # the run's point
+    position: int  # the answer's place among that point's answers (by prompt index)
+
+
+def linked_answer(answers: pd.DataFrame, point: str, prompt: str) -> LinkedAnswer | None:
+    """The answer a link names; None if it names none.
+
+    ``point`` is an index of the run's points or a point key (or a unique prefix of
+    one), ``prompt`` a prompt index.
+    """
+    if not prompt.strip().isdigit():
+        return None
+    point = point.strip()
+    if point.isdigit():
+        at_point = answers[answers.idx == int(point)]
+    else:
+        keys = answers.point_key[answers.point_key.str.startswith(point)].unique() if point else []
+        at_point = answers[answers.point_key == keys[0]] if len(keys) == 1 else answers.iloc[:0]
+    at_point = at_point.reset_index(drop=True)
+    hit = at_point.index[at_point.prompt_index == int(prompt)]
+    if hit.empty:
+        return None
+    return LinkedAnswer(int(at_point.idx.iloc[0]), int(hit[0]))
+
+
 def label_queue(
     store: Store, run_id: str, labeller: str, answers: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -53,7 +82,7 @@ def label_queue(
     keep = [
         (k, i) not in labelled for k, i in zip(split.point_key, split.prompt_index, strict=True)
     ]
-    split = split[keep]
+    split = split[np.array(keep, dtype=bool)]  # a bare empty list would pick no columns
     paper = judges[0]  # the keyword judge when it scored the run (store.judges puts it first)
     points = store.points_frame(run_id, paper).set_index("idx")
     base = run_visage(points.reset_index())

@@ -87,10 +87,11 @@ def html_report(store: Store, run_id: str, judge: str = "keyword") -> str:
 
 
 def _human_labels(store: Store, run_id: str, gens: pd.DataFrame) -> list[str]:
-    """Each answer's labels as "labeller: label; ..." ('' when nobody labelled it)."""
+    """Each answer's labels as "labeller: label (comment); ..." ('' when nobody labelled it)."""
     said: dict[tuple[str, int], list[str]] = {}
     for r in store.answer_labels.frame(run_id).sort_values("labeller").itertuples():
-        said.setdefault((r.point_key, int(r.prompt_index)), []).append(f"{r.labeller}: {r.label}")
+        note = f"{r.labeller}: {r.label}" + (f" ({r.comment})" if r.comment else "")
+        said.setdefault((r.point_key, int(r.prompt_index)), []).append(note)
     keys = zip(gens.point_key, gens.prompt_index, strict=True)
     return ["; ".join(said.get((k, int(i)), [])) for k, i in keys]
 

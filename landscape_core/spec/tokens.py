@@ -99,6 +99,33 @@ class FileTokenizer:
         encoded = self._tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
         return [len(e.ids) for e in encoded]
 
+    def added_specials(self, text: str) -> tuple[str, str]:
+        """The tokens the tokenizer itself puts before and after ``text``, as text.
+
+        A raw chat format asks for them (a BOS, usually): a transcript shows them, since
+        the model read them though the formatted prompt does not hold them.
+        """
+        bare = self._tokenizer.encode(text, add_special_tokens=False)
+        full = self._tokenizer.encode(text, add_special_tokens=True)
+        n = len(bare.ids)
+        for start in range(len(full.ids) - n + 1):
+            if full.ids[start : start + n] == bare.ids:
+                return "".join(full.tokens[:start]), "".join(full.tokens[start + n :])
+        return "", ""
+
+
+def file_tokenizer(root: Path) -> FileTokenizer | None:
+    """The tokenizer of a model directory or GGUF file, read from its files.
+
+    None without a ``tokenizer.json``, or for a GGUF tokenizer that is not a
+    byte-level BPE.
+    """
+    if root.is_file():
+        return FileTokenizer.from_gguf(root)
+    if (root / "tokenizer.json").is_file():
+        return FileTokenizer.from_directory(root)
+    return None
+
 
 def render_chats(
     template: str,
@@ -163,12 +190,7 @@ def prompt_lengths(spec: SweepSpec, prompts: Sequence[str], root: Path) -> list[
     None without a tokenizer file, or from a GGUF file whose tokenizer is not a
     byte-level BPE: the engine checks once the model is loaded.
     """
-    if root.is_file():
-        tokenizer = FileTokenizer.from_gguf(root)
-    elif (root / "tokenizer.json").is_file():
-        tokenizer = FileTokenizer.from_directory(root)
-    else:
-        return None
+    tokenizer = file_tokenizer(root)
     if tokenizer is None:
         return None
     texts, add_special = render_prompts(

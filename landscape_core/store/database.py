@@ -227,6 +227,10 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         # run by one judge (spec_json: run_id and judge), which never generates
         "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'sweep'",
     ),
+    (
+        # a labeller's free-text comment on an answer, kept with their label ('' none)
+        "ALTER TABLE answer_labels ADD COLUMN comment TEXT NOT NULL DEFAULT ''",
+    ),
 )
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another process's write lock
 RESERVE_NAME = ".reserve"  # released on a full disk, so an error can still be recorded

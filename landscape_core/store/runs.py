@@ -495,6 +495,16 @@ class Store(Database):
                 params=(point_key, int(prompt_index)),
             )
 
+    def answer_measures(self, point_key: str, prompt_index: int) -> dict[str, float]:
+        """Every measure of one answer by name (``coherence_nll``, ``repetition``, ...)."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT name, value FROM measures WHERE point_key = ? AND prompt_index = ? "
+                "ORDER BY name",
+                (point_key, int(prompt_index)),
+            ).fetchall()
+        return {name: float(value) for name, value in rows if value is not None}
+
     def point_status(self, point_key: str) -> str | None:
         """'done' or 'failed' for a stored point; None if it is not stored."""
         with self.connect() as conn:
