@@ -31,6 +31,7 @@ def _half_run(store, spec, monkeypatch):
     """One point of ``spec`` stored under OLD torch, the rest pending (an interrupted run)."""
     _under(monkeypatch, OLD)
     run_id = plan(spec, store.file_digest).run_id
+
     def one_stored() -> bool:  # asked before the model loads too, when no row exists yet
         return len(store.grid(run_id)) - len(store.pending(run_id)) >= 1
 
