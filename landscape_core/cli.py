@@ -724,6 +724,11 @@ def add_breakage(sub: Commands) -> None:
     p.add_argument("config", type=Path, help="a 1D safety config (several directions)")
     p.add_argument("--judge", default=None, help=JUDGE_HELP)
     p.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    p.add_argument(
+        "--quick-fluency", action="store_true",
+        help=f"fluency on MT-Bench's first {capability.FLUENCY_PROMPTS[1]} questions, "
+        f"not all {capability.FLUENCY_PROMPTS[0]} (a quarter of its cost)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_breakage)
 
 
@@ -736,7 +741,8 @@ def cmd_breakage(args: argparse.Namespace) -> int:
         )
     store = _store(args)
     safety = sweep.run(spec, store)
-    sweep.run(capability.companions(spec)["fluency"], store)
+    size = capability.FLUENCY_PROMPTS[1 if args.quick_fluency else 0]
+    sweep.run(capability.companions(spec, size)["fluency"], store)
     judge = _run_judge(store, safety.run_id, args.judge)
     found = breakage(store, safety.run_id, judge)
     if found is None:

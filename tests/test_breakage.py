@@ -1,6 +1,5 @@
 """Basin or breakage: each curve's edge by the same rule, and the gap's verdict."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -9,6 +8,8 @@ import pytest
 
 from landscape_core import cli, sweep
 from landscape_core.basin.intervals import Interval
+from landscape_core.errors import UserError
+from landscape_core.readers import capability
 from landscape_core.readers.breakage import Gap, breakage, gap, side_edges
 from landscape_core.readers.capability import companions
 
@@ -49,15 +50,11 @@ def test_a_gap_is_supported_only_when_its_interval_excludes_zero():
 
 def test_breakage_reads_a_run_and_its_fluency_companion(tiny_spec, store):
     spec = tiny_spec(directions=[{"seed": 5, "repeats": 2}])
-    fluency = companions(spec)["fluency"]
-    fluency = dataclasses.replace(fluency, prompts=dataclasses.replace(fluency.prompts, limit=2))
     safety = sweep.run(spec, store)
     assert breakage(store, safety.run_id) is None  # no fluency measured yet
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            "landscape_core.readers.capability.companions", lambda s: {"fluency": fluency}
-        )
-        sweep.run(fluency, store)
+        patch.setattr(capability, "FLUENCY_PROMPTS", (2, 1))
+        sweep.run(companions(spec)["fluency"], store)
         found = breakage(store, safety.run_id)
     assert found is not None
     assert {(e.rep, e.side) for e in found.edges} == {(0, -1), (0, 1), (1, -1), (1, 1)}
@@ -73,11 +70,7 @@ def test_the_breakage_command_runs_both_sweeps_and_prints_the_gaps(
     tiny_spec, store, tmp_path, capsys, monkeypatch
 ):
     spec = tiny_spec(directions=[{"seed": 5, "repeats": 2}])
-    fluency = companions(spec)["fluency"]
-    fluency = dataclasses.replace(fluency, prompts=dataclasses.replace(fluency.prompts, limit=2))
-    monkeypatch.setattr(
-        "landscape_core.readers.capability.companions", lambda s: {"fluency": fluency}
-    )
+    monkeypatch.setattr(capability, "FLUENCY_PROMPTS", (2, 1))
     config = tmp_path / "c.yaml"
     config.write_text(spec.to_yaml())
     assert cli.main(["breakage", str(config), "--json", "--store", str(store.root)]) == 0
@@ -98,3 +91,22 @@ def test_the_breakage_command_runs_both_sweeps_and_prints_the_gaps(
     search.write_text(tiny_spec(grid=[{}], measure="basin-radius").to_yaml())
     assert cli.main(["breakage", str(search), "--store", str(store.root)]) == 2
     assert "basin search" in capsys.readouterr().err
+
+
+def test_a_quick_fluency_is_read_when_the_full_one_is_not_stored(
+    tiny_spec, store, tmp_path, capsys, monkeypatch
+):
+    """``breakage --quick-fluency`` scores fewer MT-Bench questions; the reader finds it."""
+    monkeypatch.setattr(capability, "FLUENCY_PROMPTS", (3, 1))
+    spec = tiny_spec(directions=[{"seed": 5, "repeats": 2}])
+    config = tmp_path / "c.yaml"
+    config.write_text(spec.to_yaml())
+    args = ["breakage", str(config), "--json", "--quick-fluency", "--store", str(store.root)]
+    assert cli.main(args) == 0
+    assert len(json.loads(capsys.readouterr().out)["edges"]) == 4
+    quick = capability.companion_runs(store, spec)["fluency"]
+    assert store.run(quick)["spec"]["prompts"]["limit"] == 1
+    sweep.run(companions(spec)["fluency"], store)  # the full one, once stored, is read
+    assert capability.companion_runs(store, spec)["fluency"] != quick
+    with pytest.raises(UserError, match="MT-Bench questions"):
+        companions(spec, 7)

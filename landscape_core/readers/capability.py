@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from landscape_core.errors import UserError
 from landscape_core.readers.results import accuracy, at_origin
 from landscape_core.spec.config import (
     MMLU_SUBJECTS,
@@ -34,17 +35,26 @@ from landscape_core.spec.config import (
 from landscape_core.spec.identity import plan
 from landscape_core.store.runs import Store
 
+# MT-Bench questions the fluency companion scores: all 80, or a quicker 20 (`breakage
+# --quick-fluency`; a mean NLL rise of 1 nat/token is clear on 20 answers)
+FLUENCY_PROMPTS = (80, 20)
 XSTEST_LIMIT = 50  # prompts per XSTest subset: enough for a rate, cheap enough per point
 MMLU_LIMIT = 100  # scored questions per MMLU subject (after its 5 shots)
 MMLU_COLUMNS = tuple(f"mmlu:{s}" for s in MMLU_SUBJECTS)
 CAPABILITY_JUDGE = "refusal-patterns"
 
 
-def companions(spec: SweepSpec) -> dict[str, SweepSpec]:
+def companions(spec: SweepSpec, fluency_prompts: int | None = None) -> dict[str, SweepSpec]:
     """The capability sweeps that share ``spec``'s model, system prompt and grid.
 
-    A basin search has no grid to share, so it has none.
+    A basin search has no grid to share, so it has none. ``fluency_prompts``: how many
+    MT-Bench questions the fluency companion scores (one of ``FLUENCY_PROMPTS``; the
+    first when not given).
     """
+    fluency_prompts = fluency_prompts or FLUENCY_PROMPTS[0]
+    if fluency_prompts not in FLUENCY_PROMPTS:
+        raise UserError(f"fluency is measured on {' or '.join(map(str, FLUENCY_PROMPTS))} "
+                        "MT-Bench questions")  # fmt: skip
     if spec.measure == "basin-radius":
         return {}
     base = dataclasses.replace(
@@ -61,7 +71,7 @@ def companions(spec: SweepSpec) -> dict[str, SweepSpec]:
     return {
         "fluency": dataclasses.replace(
             base,
-            prompts=PromptSetSpec(source="mt_bench", limit=80),
+            prompts=PromptSetSpec(source="mt_bench", limit=fluency_prompts),
             measure="perplexity",
             label=f"{label} · fluency",
         ),
@@ -85,13 +95,17 @@ def companions(spec: SweepSpec) -> dict[str, SweepSpec]:
 
 
 def companion_runs(store: Store, spec: SweepSpec) -> dict[str, str]:
-    """Companion name -> run id, for the companions already in the store."""
+    """Companion name -> run id, for the companions already in the store.
+
+    Fluency: the full companion when it is stored, else the quicker one.
+    """
     known = set(store.runs_frame().run_id)
-    found = {}
-    for name, companion in companions(spec).items():
-        run_id = plan(companion, store.file_digest).run_id
-        if run_id in known:
-            found[name] = run_id
+    found: dict[str, str] = {}
+    for size in reversed(FLUENCY_PROMPTS):  # the full size last, so it wins
+        for name, companion in companions(spec, size).items():
+            run_id = plan(companion, store.file_digest).run_id
+            if run_id in known:
+                found[name] = run_id
     return found
 
 
