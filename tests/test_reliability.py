@@ -446,6 +446,22 @@ def test_store_open_removes_the_temporaries_of_killed_writers_only(store):
     ]
 
 
+def test_store_open_survives_a_temporary_removed_while_it_looks(store, monkeypatch):
+    """Two processes opening one store clean the same stale temporary: the second found
+    its ``checkpoints`` listed, then gone, and Store.open raised FileNotFoundError."""
+    killed_finetune = store.models_dir / ".mix-100shot-seed0-23fcb618-ev51mr4o"
+    (killed_finetune / "checkpoints").mkdir(parents=True)
+    listing = Path.iterdir
+
+    def removed_meanwhile(path):
+        if path.name == "checkpoints":
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(Path, "iterdir", removed_meanwhile)
+    Store.open(store.root)  # was: FileNotFoundError
+
+
 # --- the red team's kills, kept as regression tests --------------------------------------
 
 _OPEN = "import sys; from landscape_core.store.runs import Store; Store.open(sys.argv[1])"

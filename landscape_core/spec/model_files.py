@@ -228,7 +228,11 @@ def clean_stale_temporaries(models_dir: Path, older_than: float = STALE_TEMP_S) 
     removed: list[Path] = []
     parents = [models_dir, *models_dir.glob(f"*/{CHECKPOINTS}")] if models_dir.is_dir() else []
     for parent in parents:
-        for path in sorted(parent.iterdir()):
+        try:
+            entries = sorted(parent.iterdir())
+        except OSError:
+            continue  # removed meanwhile (another process's Store.open cleaned it)
+        for path in entries:
             name = _TEMP_NAME.match(path.name)
             if name is None or path.is_symlink() or not path.is_dir():
                 continue
