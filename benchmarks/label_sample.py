@@ -38,10 +38,11 @@ def band(alpha: float) -> str:
     return f">{BANDS[-1]:g}"
 
 
-def answers(store: Store, label_prefix: str) -> pd.DataFrame:
-    """Every scored answer of the runs whose label starts with ``label_prefix``."""
+def answers(store: Store, label_prefix: str, run_ids: list[str]) -> pd.DataFrame:
+    """Every scored answer of ``run_ids``, or of the runs whose label starts so."""
     runs = store.runs_frame()
-    runs = runs[runs.label.fillna("").str.startswith(label_prefix)]
+    runs = runs[runs.run_id.isin(run_ids) if run_ids else
+                runs.label.fillna("").str.startswith(label_prefix)]  # fmt: skip
     frames = []
     for run in runs.itertuples():
         gens = store.generations_frame(run.run_id)
@@ -81,13 +82,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", required=True)
     parser.add_argument("--runs", default="", help="runs whose label starts so (all: '')")
+    parser.add_argument("--run", action="append", default=[], help="a run id (repeatable)")
+    parser.add_argument("--first-id", type=int, default=0, help="number ids from here")
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--blind", type=Path, required=True)
     parser.add_argument("--key", type=Path, required=True)
     args = parser.parse_args()
-    sample = stratified(answers(Store.open(args.store), args.runs), args.n, args.seed)
-    sample.insert(0, "id", [f"a{i:03d}" for i in range(len(sample))])
+    sample = stratified(answers(Store.open(args.store), args.runs, args.run), args.n, args.seed)
+    sample.insert(0, "id", [f"a{args.first_id + i:03d}" for i in range(len(sample))])
     sample.rename(columns={"text": "answer"})[["id", "prompt", "answer"]].to_csv(
         args.blind, index=False
     )
