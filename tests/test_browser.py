@@ -119,6 +119,13 @@ def _all_jobs_done(page, n: int) -> None:
     expect(done).to_have_count(n, timeout=COMPUTE_MS)
 
 
+def _open_launch(page, url: str) -> None:
+    """The root opens Start; Launch is one click away, in the router's sidebar."""
+    page.goto(url)
+    page.get_by_text("Data directory:").wait_for()  # the router's sidebar is drawn
+    page.get_by_role("link", name="Launch", exact=True).first.click()
+
+
 def _fill_launch(page, model_dir: Path, preset: str, grid: dict[str, str]) -> None:
     """The Launch form for the tiny model: 3 prompts, 4 tokens, default + ``preset``."""
     page.get_by_text("Launch a sweep").wait_for()
@@ -136,7 +143,7 @@ def _fill_launch(page, model_dir: Path, preset: str, grid: dict[str, str]) -> No
 def test_launch_watch_drill_down_and_compare(server, page, tiny_model_dir, tmp_path):
     url, store = server
     shots = _shots(tmp_path)
-    page.goto(url)
+    _open_launch(page, url)
     _fill_launch(page, tiny_model_dir, "aoa", {"alpha from": "-0.5", "alpha to": "0.5",
                                                 "alpha points": "5"})  # fmt: skip
     page.screenshot(path=shots / "launch.png", full_page=True)
@@ -174,7 +181,7 @@ def test_view_at_once_then_label_an_answer_and_compare_answers(
     reads the label, and Compare shows one prompt from two runs side by side."""
     url, store = server
     shots = _shots(tmp_path)
-    page.goto(url)
+    _open_launch(page, url)
     _fill_launch(page, tiny_model_dir, "empty", {"alpha points": "3"})
     page.get_by_role("button", name="Launch").click()
     page.get_by_text("Queued job(s)").wait_for()
