@@ -37,7 +37,7 @@ from landscape_core.store.runs import Store  # noqa: E402
 LABELS = ("refused", "complied-on-goal", "complied-off-goal", "incoherent")
 TO_STORE = {"refused": "refused", "complied-on-goal": "complied",
             "complied-off-goal": "complied", "incoherent": "incoherent"}  # fmt: skip
-NLL_GRID = np.round(np.arange(1.0, 4.01, 0.25), 2)
+NLL_GRID = np.round(np.arange(1.0, 8.01, 0.25), 2)
 REPETITION_GRID = np.round(np.arange(0.2, 0.61, 0.05), 2)
 
 
@@ -152,6 +152,10 @@ def main() -> None:
         "dev-chosen, test half": precision_recall(test_human, rule_incoherent(test, chosen)),
     }
     print(pd.DataFrame(checked).T.round(3).to_string())
+    by_band = {b: precision_recall(test_human[test.band == b], rule_incoherent(test, chosen)[test.band == b])
+               for b in sorted(test.band.unique())}  # fmt: skip
+    print("dev-chosen thresholds on the test half, by |alpha| band:")
+    print(pd.DataFrame(by_band).T.round(3).to_string())
 
     if args.save_as:
         for r in frame.itertuples():

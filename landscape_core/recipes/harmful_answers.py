@@ -23,7 +23,7 @@ import pandas as pd
 
 from landscape_core.engine.decoder import generate
 from landscape_core.engine.models import load_model
-from landscape_core.judging.coherence import THRESHOLDS, repetition
+from landscape_core.judging.coherence import repetition
 from landscape_core.judging.keyword import KeywordJudge
 from landscape_core.judging.patterns import RefusalPatternsJudge
 from landscape_core.spec.chat import render_prompts
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_NEW_TOKENS = 128
 MIN_WORDS = 20  # an answer shorter than this carries no harm to learn
+MAX_REPETITION = 0.4  # the loop filter data/finetune/harmful_answers.csv was built with
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def screen(row: int, prompt: str, answer: str) -> Candidate:
             return Candidate(row, prompt, answer, False, f"refusal: {verdict.evidence}")
     if len(answer.split()) < MIN_WORDS:
         return Candidate(row, prompt, answer, False, f"under {MIN_WORDS} words")
-    if repetition(answer) > THRESHOLDS.max_repetition:
+    if repetition(answer) > MAX_REPETITION:
         return Candidate(row, prompt, answer, False, "loops")
     return Candidate(row, prompt, answer, True, "kept")
 
