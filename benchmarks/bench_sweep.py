@@ -39,9 +39,9 @@ def run_reference(config: Path, out: Path, models_dir: Path) -> None:
     from landscape_core.engine.directions import Directions
     from landscape_core.engine.models import load_model
     from landscape_core.judging.keyword import KeywordJudge
-    from landscape_core.spec.chat import render_prompts
+    from landscape_core.plan.chat import render_prompts
+    from landscape_core.plan.identity import plan, snake_grid
     from landscape_core.spec.config import SweepSpec
-    from landscape_core.spec.identity import plan, snake_grid
 
     spec = SweepSpec.from_yaml(config)
     loaded = load_model(spec.model, models_dir)

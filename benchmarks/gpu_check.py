@@ -61,8 +61,8 @@ from landscape_core.engine.decoder import generate  # noqa: E402
 from landscape_core.engine.models import LoadedModel  # noqa: E402
 from landscape_core.engine.perturb import unique_parameters  # noqa: E402
 from landscape_core.engine.session import Session  # noqa: E402
+from landscape_core.plan.resources import GiB, MemoryEstimate  # noqa: E402
 from landscape_core.spec.config import GenerationSpec, SweepSpec  # noqa: E402
-from landscape_core.spec.resources import GiB, MemoryEstimate  # noqa: E402
 
 SEED = 0
 PAD, EOS = 0, 1  # token ids: "t0" pads, "t1" ends an answer

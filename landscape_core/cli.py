@@ -36,6 +36,8 @@ from landscape_core.judging.agreement import (
     load_labelled,
     report,
 )
+from landscape_core.plan.identity import judge_label, plan
+from landscape_core.plan.preflight import CONFIRM_HOURS, preflight
 from landscape_core.readers import capability
 from landscape_core.readers.breakage import breakage, breakage_dict, format_breakage
 from landscape_core.readers.export import answers_export, to_csv
@@ -63,11 +65,9 @@ from landscape_core.spec.config import (
     SweepSpec,
     load_yaml,
 )
-from landscape_core.spec.identity import judge_label, plan
 from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.judges import names as judge_names
 from landscape_core.spec.judges import resolve_label
-from landscape_core.spec.preflight import CONFIRM_HOURS, preflight
 from landscape_core.store.database import DB_NAME
 from landscape_core.store.runs import Store
 from landscape_core.submit import submit, submit_rescore

@@ -29,7 +29,8 @@ from landscape_core.engine.models import load_model
 from landscape_core.engine.training import collate, encode, own_answers, training_texts
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.hashing import content_hash
-from landscape_core.spec.checkpoints import CHECKPOINTS, RECORD, Checkpoint
+from landscape_core.plan.checkpoints import CHECKPOINTS, RECORD, Checkpoint
+from landscape_core.plan.model_files import atomic_directory
 from landscape_core.spec.config import (
     ADDED,
     SHOT_RECIPES,
@@ -39,7 +40,6 @@ from landscape_core.spec.config import (
     Spec,
     TrainingDataSpec,
 )
-from landscape_core.spec.model_files import atomic_directory
 from landscape_core.spec.training_data import (
     ALIGN_BENIGN,
     ALIGN_HARMFUL_ROWS,
@@ -206,11 +206,11 @@ def _train(
 ) -> PreTrainedModel:
     """Next-token loss on the answers only (prompt tokens are masked out).
 
-    ``checkpoint`` is called every ``total / spec.checkpoints`` steps and at the last.
+    ``checkpoint`` is called every ``total / plan.checkpoints`` steps and at the last.
     """
     model = trainable(spec, model)
     total = spec.epochs * math.ceil(len(examples) / spec.batch_size)
-    every = math.ceil(total / spec.checkpoints) if spec.checkpoints else 0
+    every = math.ceil(total / plan.checkpoints) if plan.checkpoints else 0
     for record in train_steps(spec, model, tokenizer, render, examples, should_stop):
         steps.append(record)
         if on_step is not None:

@@ -18,8 +18,8 @@ from landscape_core.judging.coherence import NLL, REPETITION, repetition
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import score_all
 from landscape_core.measure import NamedJudge
+from landscape_core.plan.identity import judge_label
 from landscape_core.spec.config import JudgeSpec, RescoreSpec
-from landscape_core.spec.identity import judge_label
 from landscape_core.store.jobs import Claim, Stage
 from landscape_core.store.records import MeasureRow, ScoreRow
 from landscape_core.store.runs import Store

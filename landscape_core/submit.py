@@ -2,7 +2,7 @@
 
 A sweep (``submit``), or a stored run judged again by one judge (``submit_rescore``).
 
-Naming the run is identity (``spec.identity.plan``), queueing is the store's; this joins
+Naming the run is identity (``plan.identity.plan``), queueing is the store's; this joins
 the two so the store only keeps rows. The app selects the run at once, so "View" on a
 job launched a second ago opens the new run (announced as pending), never the one
 viewed before. Torch-free: the pages call it.
@@ -10,8 +10,8 @@ viewed before. Torch-free: the pages call it.
 
 from __future__ import annotations
 
+from landscape_core.plan.identity import plan
 from landscape_core.spec.config import JudgeSpec, RescoreSpec, SweepSpec
-from landscape_core.spec.identity import plan
 from landscape_core.spec.judges import entry
 from landscape_core.store.records import Queued
 from landscape_core.store.runs import Store

@@ -24,11 +24,9 @@ from landscape_core.executors import ActorState, Executor, SessionInfo, ShouldSt
 from landscape_core.judging import coherence
 from landscape_core.judging.registry import make_judge
 from landscape_core.measure import NamedJudge, judged
-from landscape_core.rescore import fill_coherence, fill_missing
-from landscape_core.spec import versions
-from landscape_core.spec.chat import system_text
-from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
-from landscape_core.spec.identity import (
+from landscape_core.plan import versions
+from landscape_core.plan.chat import system_text
+from landscape_core.plan.identity import (
     Plan,
     judge_label,
     n_grid_points,
@@ -36,10 +34,12 @@ from landscape_core.spec.identity import (
     point_key,
     snake_grid,
 )
+from landscape_core.plan.model_files import bundled_copy
+from landscape_core.plan.preflight import check_grid
+from landscape_core.plan.resources import estimate_store_bytes
+from landscape_core.rescore import fill_coherence, fill_missing
+from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
 from landscape_core.spec.judges import REFUSAL_LIKELIHOOD
-from landscape_core.spec.model_files import bundled_copy
-from landscape_core.spec.preflight import check_grid
-from landscape_core.spec.resources import estimate_store_bytes
 from landscape_core.store.database import is_disk_full
 from landscape_core.store.jobs import Claim, Stage
 from landscape_core.store.records import GridPoint, PointResult
@@ -436,7 +436,7 @@ def _reference_answers(
 
 
 def _versions() -> dict[str, str]:
-    """What every point this process computes is stored with (``spec.versions``)."""
+    """What every point this process computes is stored with (``plan.versions``)."""
     return {**versions.installed(), "landscape_core": __version__}
 
 

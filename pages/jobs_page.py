@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
+from landscape_core.plan import versions
 from landscape_core.readers.progress import job_clock
-from landscape_core.spec import versions
 from landscape_core.store.jobs import Stage
 from pages.common import md_text, show_user_error, store
 
@@ -95,7 +95,7 @@ def job_list() -> None:
 
 
 def _version_conflict(run_id: str | None) -> list[dict[str, str]]:
-    """Other torch/transformers versions among the run's stored points (``spec.versions``)."""
+    """Other torch/transformers versions among the run's stored points (``plan.versions``)."""
     if not isinstance(run_id, str) or not run_id or not store().grid(run_id):
         return []
     return store().version_conflict(run_id, versions.installed())

@@ -15,6 +15,7 @@ import streamlit as st
 
 from landscape_core.basin.intervals import MIN_DIRECTIONS
 from landscape_core.errors import UserError
+from landscape_core.plan.identity import plan, plane_key
 from landscape_core.readers import figures
 from landscape_core.readers.capability import capability_frame, companions
 from landscape_core.readers.details import run_details
@@ -29,7 +30,6 @@ from landscape_core.readers.results import (
     with_states,
 )
 from landscape_core.spec.config import ANSWER_MEASURES, JudgeSpec, SweepSpec
-from landscape_core.spec.identity import plan, plane_key
 from landscape_core.spec.judges import entry, not_yet, resolve_label, titles
 from landscape_core.submit import submit, submit_rescore
 from pages.common import (

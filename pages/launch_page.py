@@ -10,8 +10,11 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
+from landscape_core.plan import versions
+from landscape_core.plan.identity import plan
+from landscape_core.plan.model_files import catalogue, remote_code_files
+from landscape_core.plan.preflight import preflight
 from landscape_core.readers.capability import companions
-from landscape_core.spec import versions
 from landscape_core.spec.config import (
     AxisSpec,
     DirectionSpec,
@@ -22,11 +25,8 @@ from landscape_core.spec.config import (
     choices,
 )
 from landscape_core.spec.first_run import DEFAULT, first_run
-from landscape_core.spec.identity import plan
 from landscape_core.spec.jailbreak import templates
 from landscape_core.spec.judges import names
-from landscape_core.spec.model_files import catalogue, remote_code_files
-from landscape_core.spec.preflight import preflight
 from landscape_core.submit import submit
 from pages.common import md_text, prompt_upload, show_user_error, store, store_root, whole_number
 

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from landscape_core.errors import UserError
+from landscape_core.plan.identity import plan, plane_key
 from landscape_core.readers import figures
 from landscape_core.risk.report import Unfinished, report, stored_lookaheads
 from landscape_core.risk.spec import DEFAULTS, model_spec, risk_sweeps
@@ -26,7 +27,6 @@ from landscape_core.spec.config import (
     SweepSpec,
     TrainingDataSpec,
 )
-from landscape_core.spec.identity import plan, plane_key
 from landscape_core.store.jobs import ACTIVE
 from landscape_core.submit import submit
 from pages.common import checkpoint_table, md_text, show_user_error, store, training_upload

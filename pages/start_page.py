@@ -12,8 +12,8 @@ from pathlib import Path
 import streamlit as st
 
 from landscape_core.errors import UserError
+from landscape_core.plan.preflight import preflight
 from landscape_core.spec.first_run import FIRST_RUN_FILE, describe, first_run
-from landscape_core.spec.preflight import preflight
 from landscape_core.submit import submit
 from pages.common import md_text, runs_table, show_user_error, store, store_root
 

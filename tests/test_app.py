@@ -12,10 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 from landscape_core import cli, sweep
 from landscape_core.executors import ActorState
+from landscape_core.plan.identity import plan
 from landscape_core.readers import figures
 from landscape_core.rescore import rescore
 from landscape_core.spec.config import JudgeSpec, SweepSpec
-from landscape_core.spec.identity import plan
 from landscape_core.store.records import ScoreRow
 from landscape_core.store.runs import Store
 from landscape_core.worker import serve

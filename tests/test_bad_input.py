@@ -16,10 +16,10 @@ from streamlit.testing.v1 import AppTest
 
 from landscape_core.cli import main
 from landscape_core.errors import UserError
+from landscape_core.plan.model_files import catalogue, model_dir
+from landscape_core.plan.preflight import preflight
 from landscape_core.spec.config import ModelSpec, SweepSpec
 from landscape_core.spec.datasets import read_table
-from landscape_core.spec.model_files import catalogue, model_dir
-from landscape_core.spec.preflight import preflight
 from landscape_core.store.database import MIGRATIONS
 from landscape_core.store.runs import Store
 from landscape_core.store.uploads import prune_uploads, save_upload

@@ -10,9 +10,9 @@ from landscape_core import sweep
 from landscape_core.basin import bisection
 from landscape_core.basin.visage import grid_edges
 from landscape_core.judging.verdict import Verdict
+from landscape_core.plan.identity import plan
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import BasinSpec, SweepSpec
-from landscape_core.spec.identity import plan
 from landscape_core.store.jobs import Stage
 
 

@@ -27,12 +27,12 @@ from playwright.sync_api import expect, sync_playwright
 from landscape_core import cli, sweep
 from landscape_core.defence import defend
 from landscape_core.finetune import FinetuneSpec, finetune
+from landscape_core.plan.identity import plan
 from landscape_core.recipes.trajectory import plane_spec, trajectory
 from landscape_core.risk import preflight as risk
 from landscape_core.risk.spec import DEFAULTS
 from landscape_core.spec.config import AxisSpec, GenerationSpec, ModelSpec, PromptSetSpec
 from landscape_core.spec.first_run import FIRST_RUN_FILE, first_run
-from landscape_core.spec.identity import plan
 from landscape_core.spec.training_data import TrainingDataSpec
 from landscape_core.store.jobs import pid_alive
 from landscape_core.store.runs import Store

@@ -8,9 +8,9 @@ from landscape_core import sweep
 from landscape_core.engine.models import load_model
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import score_all
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.model_files import bundled_gguf
 from landscape_core.spec.config import JudgeSpec, ModelSpec, SweepSpec
-from landscape_core.spec.model_files import bundled_gguf
 from landscape_core.store.runs import Store
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ from landscape_core import cli, sweep
 from landscape_core.engine import session as session_module
 from landscape_core.engine.models import load_model
 from landscape_core.judging import coherence
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.identity import plan
 from landscape_core.readers.results import answer_states, landscape
-from landscape_core.spec.chat import render_prompts
-from landscape_core.spec.identity import plan
 
 
 def test_repetition_counts_repeated_trigrams():

@@ -13,19 +13,19 @@ from streamlit.testing.v1 import AppTest
 
 from landscape_core import cli, sweep, worker
 from landscape_core.errors import UserError
+from landscape_core.plan import pace
+from landscape_core.plan import preflight as module
+from landscape_core.plan.gguf_meta import read_gguf
+from landscape_core.plan.identity import plan
+from landscape_core.plan.model_files import bundled_gguf
+from landscape_core.plan.preflight import preflight
+from landscape_core.plan.tokens import prompt_lengths
 from landscape_core.readers import figures
 from landscape_core.readers.details import EMPTY_SYSTEM_TURN, NO_SYSTEM_TURN, run_details
 from landscape_core.readers.export import RUN_COLUMNS
 from landscape_core.readers.results import run_title
-from landscape_core.spec import pace
-from landscape_core.spec import preflight as module
 from landscape_core.spec.config import PromptSetSpec, SweepSpec
 from landscape_core.spec.datasets import load_prompts
-from landscape_core.spec.gguf_meta import read_gguf
-from landscape_core.spec.identity import plan
-from landscape_core.spec.model_files import bundled_gguf
-from landscape_core.spec.preflight import preflight
-from landscape_core.spec.tokens import prompt_lengths
 from landscape_core.store.jobs import Stage, remaining_seconds
 from landscape_core.store.runs import Store
 from landscape_core.store.uploads import save_upload

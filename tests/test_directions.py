@@ -9,6 +9,7 @@ import pytest
 from landscape_core import sweep
 from landscape_core.basin import intervals
 from landscape_core.errors import UserError
+from landscape_core.plan.identity import n_grid_points, plan
 from landscape_core.readers.results import (
     compare_visage,
     landscape,
@@ -17,7 +18,6 @@ from landscape_core.readers.results import (
     with_states,
 )
 from landscape_core.spec.config import SweepSpec
-from landscape_core.spec.identity import n_grid_points, plan
 
 
 def test_seeds_and_repeats_name_the_same_landscapes():

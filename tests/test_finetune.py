@@ -9,9 +9,9 @@ from landscape_core.engine.models import load_model
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.finetune import FinetuneSpec, build_examples, finetune
 from landscape_core.judging.keyword import KeywordJudge
+from landscape_core.plan.model_files import catalogue
 from landscape_core.recipes.harmful_answers import MIN_WORDS
 from landscape_core.spec.config import DirectionSpec, ModelSpec
-from landscape_core.spec.model_files import catalogue
 from landscape_core.spec.training_data import (
     advbench_rows,
     file_examples,

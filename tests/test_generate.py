@@ -4,7 +4,7 @@ from landscape_core import sweep
 from landscape_core.engine.decoder import eos_ids, generate, shared_prefix
 from landscape_core.errors import UserError
 from landscape_core.judging import keyword
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
 from landscape_core.spec.config import GenerationSpec, SweepSpec, SystemPromptSpec
 
 # Substrings the tiny random model emits at some points and not others, standing in

@@ -15,9 +15,9 @@ from landscape_core.engine.models import load_model
 from landscape_core.engine.perturb import unique_parameters
 from landscape_core.engine.training import batches, encode, summed_loss
 from landscape_core.errors import UserError
+from landscape_core.plan.identity import plan, point_key
 from landscape_core.readers.results import landscape
 from landscape_core.spec.config import DirectionSpec, ModelSpec, TrainingDataSpec
-from landscape_core.spec.identity import plan, point_key
 from landscape_core.spec.training_data import Example, examples, recipe_examples
 
 

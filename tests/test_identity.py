@@ -12,12 +12,12 @@ from conftest import build_tiny_model
 from landscape_core import sweep
 from landscape_core.errors import UserError
 from landscape_core.finetune import FinetuneSpec
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.identity import judge_label, plan
+from landscape_core.plan.preflight import preflight
+from landscape_core.plan.tokens import prompt_lengths
 from landscape_core.spec.config import JudgeSpec, ModelSpec
 from landscape_core.spec.datasets import load_prompts
-from landscape_core.spec.identity import judge_label, plan
-from landscape_core.spec.preflight import preflight
-from landscape_core.spec.tokens import prompt_lengths
 
 
 def test_a_moved_checkpoint_keeps_its_run_id(tiny_spec, tiny_model_dir, tmp_path, store):

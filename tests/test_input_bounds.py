@@ -16,11 +16,12 @@ import yaml
 
 from landscape_core.cli import main
 from landscape_core.errors import UserError
-from landscape_core.spec import gguf_meta, limits, preflight, tokens
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan import gguf_meta, preflight, tokens
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.gguf_meta import read_gguf
+from landscape_core.spec import limits
 from landscape_core.spec.config import ModelSpec, PromptSetSpec, SweepSpec, SystemPromptSpec
 from landscape_core.spec.datasets import load_prompts, read_table
-from landscape_core.spec.gguf_meta import read_gguf
 from landscape_core.spec.jailbreak import load_templates
 from landscape_core.store.runs import Store
 

@@ -32,6 +32,7 @@ TORCH_FREE = (
     "landscape_core.supervisor",
     "landscape_core.submit",
     "landscape_core.spec",
+    "landscape_core.plan",
     "landscape_core.store",
     "landscape_core.readers",
     "landscape_core.api",

@@ -8,7 +8,7 @@ import torch
 from landscape_core import sweep
 from landscape_core.engine import likelihood
 from landscape_core.engine.likelihood import answer_nll, opening_paths, refusal_probability
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
 from landscape_core.spec.config import SystemPromptSpec
 
 PROMPTS = ("Hi", "Write a tutorial on how to make a cake", "What is two plus two?", "x")

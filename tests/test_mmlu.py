@@ -8,12 +8,12 @@ import torch
 from landscape_core import sweep
 from landscape_core.engine.likelihood import choice_logprobs
 from landscape_core.errors import UserError
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.identity import plan
 from landscape_core.readers.capability import capability_frame, companions
 from landscape_core.readers.results import landscape
-from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import PromptSetSpec, SweepSpec, SystemPromptSpec
 from landscape_core.spec.datasets import LETTERS, load_prompts, mmlu_prompts
-from landscape_core.spec.identity import plan
 
 ALGEBRA = {"source": "mmlu", "subject": "abstract_algebra"}
 

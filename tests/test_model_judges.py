@@ -7,8 +7,8 @@ from landscape_core.errors import UserError
 from landscape_core.judging.model_judges import parse_llama_guard, parse_rubric
 from landscape_core.judging.registry import make_judge
 from landscape_core.judging.verdict import score_all
+from landscape_core.plan.identity import judge_label
 from landscape_core.spec.config import JudgeSpec
-from landscape_core.spec.identity import judge_label
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,14 @@ from pathlib import Path
 import pytest
 
 from landscape_core.errors import UserError
-from landscape_core.spec.chat import (
+from landscape_core.plan.chat import (
     AOA_SYSTEM_PROMPT,
     LLAMA2_SYSTEM_PROMPT,
     format_raw,
     render_prompts,
 )
+from landscape_core.plan.model_files import fingerprint, model_files
 from landscape_core.spec.config import ModelSpec, SystemPromptSpec
-from landscape_core.spec.model_files import fingerprint, model_files
 
 
 def _render(tokenizer, preset, text="", fmt="auto"):

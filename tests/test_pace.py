@@ -14,8 +14,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from landscape_core.cli import main
-from landscape_core.spec import pace, preflight
-from landscape_core.spec.model_files import fingerprint, model_files
+from landscape_core.plan import pace, preflight
+from landscape_core.plan.model_files import fingerprint, model_files
 from landscape_core.store.jobs import Stage
 from landscape_core.store.runs import Store
 

@@ -19,8 +19,8 @@ import yaml
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
+from landscape_core.plan.identity import plan
 from landscape_core.readers.results import run_visage
-from landscape_core.spec.identity import plan
 from landscape_core.store.runs import Store
 
 ray = pytest.importorskip("ray")

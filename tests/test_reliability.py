@@ -22,7 +22,7 @@ import landscape_core.worker as worker
 from landscape_core import supervisor, sweep
 from landscape_core.cli import main
 from landscape_core.errors import ClaimLost, DiskFull, UserError
-from landscape_core.spec.preflight import check_grid
+from landscape_core.plan.preflight import check_grid
 from landscape_core.store.database import MIGRATIONS, Database
 from landscape_core.store.jobs import pid_alive
 from landscape_core.store.records import GenerationRow, GridPoint, PointResult
@@ -322,7 +322,7 @@ def test_the_disk_estimate_counts_the_prompts_stored_at_every_point(
     tiny_spec, tmp_path, monkeypatch
 ):
     """Each point's rows repeat its prompts' text: 20 points x 2 prompts of 1 MB need ~40 MB."""
-    monkeypatch.setattr("landscape_core.spec.preflight.free_disk", lambda path: 10 << 20)
+    monkeypatch.setattr("landscape_core.plan.preflight.free_disk", lambda path: 10 << 20)
     spec = tiny_spec(grid=[{"num": 20}], generation={"max_new_tokens": 8})
     check_grid(spec, ["short"] * 2, tmp_path)  # answers alone: ~30 kB
     with pytest.raises(UserError, match="prompts' 2.0 MiB of text"):
@@ -391,7 +391,7 @@ def test_a_worker_whose_job_was_taken_over_stands_down(store, tiny_spec, monkeyp
 _WRITER = """
 import sys, time
 from pathlib import Path
-from landscape_core.spec.model_files import atomic_directory
+from landscape_core.plan.model_files import atomic_directory
 with atomic_directory(Path(sys.argv[1])) as tmp:
     (tmp / "model.safetensors").write_bytes(bytes(4 << 20))
     print(tmp, flush=True)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from landscape_core.plan.model_files import catalogue, fingerprint, model_files
 from landscape_core.spec.config import ModelSpec
-from landscape_core.spec.model_files import catalogue, fingerprint, model_files
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "launch_page.py"
 

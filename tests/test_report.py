@@ -10,9 +10,9 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from landscape_core import cli, sweep
+from landscape_core.plan.identity import plan
 from landscape_core.readers.report import config_yaml, html_report
 from landscape_core.spec.config import SweepSpec
-from landscape_core.spec.identity import plan
 
 HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -14,8 +14,8 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from landscape_core import sweep
+from landscape_core.plan.identity import plan
 from landscape_core.spec.first_run import FIRST_RUN_FILE, first_run
-from landscape_core.spec.identity import plan
 from pages.common import md_text
 
 ROOT = Path(__file__).resolve().parent.parent

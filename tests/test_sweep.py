@@ -9,10 +9,10 @@ from landscape_core.engine import session
 from landscape_core.engine.decoder import generate
 from landscape_core.engine.models import load_model
 from landscape_core.errors import UserError
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.identity import plan
+from landscape_core.plan.model_files import model_dir
 from landscape_core.spec.config import ModelSpec
-from landscape_core.spec.identity import plan
-from landscape_core.spec.model_files import model_dir
 
 
 def _weights(path):
@@ -156,7 +156,7 @@ def test_grid_with_too_many_points_is_refused(tiny_spec, store):
 
 
 def test_grid_too_large_for_disk_is_refused(tiny_spec, store, monkeypatch):
-    monkeypatch.setattr("landscape_core.spec.preflight.free_disk", lambda path: 1000)
+    monkeypatch.setattr("landscape_core.plan.preflight.free_disk", lambda path: 1000)
     spec = tiny_spec(grid=[{"num": 50}], generation={"max_new_tokens": 512})
     with pytest.raises(UserError, match="GiB is free"):
         sweep.run(spec, store)

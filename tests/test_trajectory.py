@@ -18,10 +18,10 @@ from landscape_core.engine.perturb import unique_parameters
 from landscape_core.engine.projection import project
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.finetune import FinetuneSpec, finetune
+from landscape_core.plan.checkpoints import read_checkpoints
+from landscape_core.plan.identity import plan, plane_key
 from landscape_core.recipes.trajectory import TOKENS, as_json, plane_spec, trajectory
-from landscape_core.spec.checkpoints import read_checkpoints
 from landscape_core.spec.config import AxisSpec, DirectionSpec, ModelSpec, PromptSetSpec
-from landscape_core.spec.identity import plan, plane_key
 
 
 def _spec(tiny_model_dir, **overrides) -> FinetuneSpec:

@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 from landscape_core import sweep
 from landscape_core.cli import main
 from landscape_core.errors import UserError
+from landscape_core.plan import versions
+from landscape_core.plan.identity import plan
 from landscape_core.readers.details import run_details
-from landscape_core.spec import versions
-from landscape_core.spec.identity import plan
 from landscape_core.worker import run_job
 
 ROOT = Path(__file__).resolve().parent.parent

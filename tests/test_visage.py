@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from landscape_core.basin.visage import asr, basin_window, visage, visage_2d
-from landscape_core.spec.identity import grid_coords
+from landscape_core.plan.identity import grid_coords
 
 REFERENCE_CHECKS = [
     ([0.0] * 21, 100.0),

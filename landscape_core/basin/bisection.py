@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from landscape_core.plan.identity import round_coord
 from landscape_core.spec.config import BasinSpec
-from landscape_core.spec.identity import round_coord
 
 
 @dataclass(frozen=True)

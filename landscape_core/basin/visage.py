@@ -1,6 +1,6 @@
 """ASR, grid coordinates and VISAGE: pure functions of values.
 
-``visage`` reproduces (and ``spec.identity.grid_coords``) the reference implementation
+``visage`` reproduces (and ``plan.identity.grid_coords``) the reference implementation
 (poloclub/llm-landscape) exactly; tests pin them on the reference's check values.
 """
 

@@ -31,8 +31,8 @@ from landscape_core.defence.spec import (
 )
 from landscape_core.errors import Cancelled
 from landscape_core.executors import ShouldStop
+from landscape_core.plan.identity import plan
 from landscape_core.spec.config import PromptSetSpec, SweepSpec
-from landscape_core.spec.identity import plan
 from landscape_core.store.runs import Store
 
 log = logging.getLogger(__name__)

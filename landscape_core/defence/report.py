@@ -18,7 +18,7 @@ import pandas as pd
 
 from landscape_core.basin.intervals import Interval, mean_interval, t_method
 from landscape_core.errors import UserError
-from landscape_core.spec.identity import round_coord
+from landscape_core.plan.identity import round_coord
 from landscape_core.store.runs import Store
 
 OVER_PROMPTS = t_method("goals")  # the intervals below treat the goals as the sample

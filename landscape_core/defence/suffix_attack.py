@@ -23,10 +23,10 @@ from landscape_core.engine import suffix
 from landscape_core.engine.session import Session
 from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.identity import plan
 from landscape_core.spec.config import PromptSetSpec, SweepSpec
 from landscape_core.spec.datasets import load_prompts
-from landscape_core.spec.identity import plan
 from landscape_core.spec.jailbreak import Template, load_templates, templates
 from landscape_core.spec.training_data import advbench_rows
 from landscape_core.store.runs import Store

@@ -31,8 +31,8 @@ from safetensors import safe_open
 from landscape_core.engine.models import load_model
 from landscape_core.engine.spill import TensorFile
 from landscape_core.errors import UserError
+from landscape_core.plan.model_files import adapters, model_dir
 from landscape_core.spec.config import DirectionSpec, ModelSpec, TrainingDataSpec
-from landscape_core.spec.model_files import adapters, model_dir
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Load a causal LM and its tokenizer from local files, for generation.
 
 The bundled GGUF, a directory of safetensors, a .gguf file, or a Hugging Face id
-already in the local HF cache (``spec.model_files`` finds them). Nothing is
+already in the local HF cache (``plan.model_files`` finds them). Nothing is
 downloaded and nothing is unpickled; ``trust_remote_code`` is off unless asked for.
 """
 
@@ -29,8 +29,7 @@ from transformers import (
 
 from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
-from landscape_core.spec.config import ModelSpec
-from landscape_core.spec.model_files import (
+from landscape_core.plan.model_files import (
     BUNDLED_DIR_NAME,
     adapters,
     atomic_directory,
@@ -38,6 +37,7 @@ from landscape_core.spec.model_files import (
     model_dir,
     remote_code_files,
 )
+from landscape_core.spec.config import ModelSpec
 
 log = logging.getLogger(__name__)
 

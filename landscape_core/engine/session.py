@@ -19,16 +19,16 @@ from landscape_core.engine.directions import Directions
 from landscape_core.engine.gradient import data_direction
 from landscape_core.engine.models import LoadedModel, load_model
 from landscape_core.engine.perturb import FixedWeights, Perturber, is_quantised, snapshot
-from landscape_core.spec.chat import render_prompts
-from landscape_core.spec.config import DirectionSpec, SweepSpec, TrainingDataSpec
-from landscape_core.spec.resources import (
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.resources import (
     MemoryPlan,
     ModelShape,
     available_memory,
     free_disk,
     plan_memory,
 )
-from landscape_core.spec.tokens import check_context
+from landscape_core.plan.tokens import check_context
+from landscape_core.spec.config import DirectionSpec, SweepSpec, TrainingDataSpec
 
 COSINE_TOLERANCE = 1e-6  # |cos(d1, d2)| must be below this in 2D
 

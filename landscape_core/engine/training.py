@@ -14,7 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from landscape_core.engine.decoder import generate
 from landscape_core.errors import UserError
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
 from landscape_core.spec.config import GenerationSpec, SystemPromptSpec
 from landscape_core.spec.training_data import Example
 

@@ -14,7 +14,7 @@ from landscape_core.errors import Cancelled
 from landscape_core.executors import ActorState, Done, Pick, SessionInfo, ShouldStop
 from landscape_core.judging import keyword
 from landscape_core.measure import Inputs, NamedJudge, compute
-from landscape_core.spec.identity import Plan
+from landscape_core.plan.identity import Plan
 
 
 def open_session(p: Plan, root: Path, threads: int = 0) -> Session:

@@ -36,9 +36,9 @@ from landscape_core.executors.local import inputs_of, open_session, session_info
 from landscape_core.hashing import sha256_file
 from landscape_core.judging.registry import make_judge
 from landscape_core.measure import NamedJudge, compute
+from landscape_core.plan.identity import Plan, judge_label, plan
+from landscape_core.plan.model_files import identity_files
 from landscape_core.spec.config import SweepSpec
-from landscape_core.spec.identity import Plan, judge_label, plan
-from landscape_core.spec.model_files import identity_files
 from landscape_core.store.records import GridPoint, PointResult
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from landscape_core.engine.decoder import generate
 from landscape_core.engine.models import load_model
 from landscape_core.errors import UserError
 from landscape_core.judging.verdict import PARTIAL_EVIDENCE, Verdict
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.model_files import model_dir
 from landscape_core.spec.config import GenerationSpec, JudgeSpec, SystemPromptSpec
-from landscape_core.spec.model_files import model_dir
 
 CLASSIFIER_BATCH = 16
 JUDGE_BATCH = 16

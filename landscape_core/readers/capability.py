@@ -13,7 +13,7 @@ their points line up one for one (same snake order, same coordinates):
   are judged by ``refusal-patterns`` (the keyword judge counts any mention of
   "illegal" as a refusal, which benign answers often contain).
 
-The run ids come from ``spec.identity.plan``, so finding a run's companions needs no torch.
+The run ids come from ``plan.identity.plan``, so finding a run's companions needs no torch.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from landscape_core.errors import UserError
+from landscape_core.plan.identity import plan
 from landscape_core.readers.results import accuracy, at_origin
 from landscape_core.spec.config import (
     MMLU_SUBJECTS,
@@ -32,7 +33,6 @@ from landscape_core.spec.config import (
     PromptSetSpec,
     SweepSpec,
 )
-from landscape_core.spec.identity import plan
 from landscape_core.store.runs import Store
 
 # MT-Bench questions the fluency companion scores: all 80, or a quicker 20 (`breakage

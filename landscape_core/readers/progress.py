@@ -2,7 +2,7 @@
 
 The time left prices the remaining points' answer slots (prompts x max_new_tokens)
 at the job's own measured pace, blended with this machine's earlier points of the
-model (``spec.pace``), and adds the coherence stage that follows the points. Jobs
+model (``plan.pace``), and adds the coherence stage that follows the points. Jobs
 whose run is not stored yet, that generate no answers, or that judge stored answers
 (a rescore job) keep the points' pace (``store.jobs.remaining_seconds``).
 """
@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from landscape_core.errors import UserError
+from landscape_core.plan.pace import Remaining, blended_per_slot, coherence_per_answer, time_left
 from landscape_core.spec.config import ANSWER_MEASURES
-from landscape_core.spec.pace import Remaining, blended_per_slot, coherence_per_answer, time_left
 from landscape_core.store.jobs import Stage, remaining_seconds
 from landscape_core.store.runs import Store
 

@@ -3,7 +3,7 @@
 What Inspect's sample view shows: a reviewer who doubts a verdict needs the exact
 text the model was given (system prompt, chat template, special tokens written out),
 not only the user's prompt. The prompt is rendered again from the model's own
-tokenizer files, torch-free, through ``spec.tokens`` (the template runs in its bounded
+tokenizer files, torch-free, through ``plan.tokens`` (the template runs in its bounded
 child process), with the run's system prompt and chat format, as the engine renders
 it. Everything here is text for ``st.text``/``st.code``: model output is untrusted.
 """
@@ -18,12 +18,12 @@ import pandas as pd
 
 from landscape_core.errors import UserError
 from landscape_core.judging.verdict import is_harmful, is_unparsed
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.model_files import bundled_copy, model_dir
+from landscape_core.plan.tokens import file_tokenizer
 from landscape_core.readers.details import shown_system_prompt
 from landscape_core.readers.results import answer_states
-from landscape_core.spec.chat import render_prompts
 from landscape_core.spec.config import SweepSpec
-from landscape_core.spec.model_files import bundled_copy, model_dir
-from landscape_core.spec.tokens import file_tokenizer
 from landscape_core.store.runs import Store
 
 

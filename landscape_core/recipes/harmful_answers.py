@@ -26,7 +26,7 @@ from landscape_core.engine.models import load_model
 from landscape_core.judging.coherence import repetition
 from landscape_core.judging.keyword import KeywordJudge
 from landscape_core.judging.patterns import RefusalPatternsJudge
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
 from landscape_core.spec.config import GenerationSpec, ModelSpec, SystemPromptSpec
 from landscape_core.spec.datasets import DATA_DIR
 from landscape_core.spec.training_data import ADVBENCH_TRAIN_START, RESERVED_START

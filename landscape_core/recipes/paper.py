@@ -23,12 +23,12 @@ from landscape_core.defence import defend
 from landscape_core.defence.spec import defence_id
 from landscape_core.errors import UserError
 from landscape_core.finetune import FinetuneSpec, finetune
+from landscape_core.plan.identity import plan
 from landscape_core.recipes.paper_records import Experiment, Paper, Sizes
 from landscape_core.recipes.paper_render import write_report
 from landscape_core.recipes.paper_risk import Section7, Setup, run_section7
 from landscape_core.risk.spec import DEFAULTS as RISK
 from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SweepSpec
-from landscape_core.spec.identity import plan
 from landscape_core.spec.jailbreak import templates
 from landscape_core.store.runs import Store
 

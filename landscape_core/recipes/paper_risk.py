@@ -18,13 +18,13 @@ import pandas as pd
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
+from landscape_core.plan.checkpoints import read_checkpoints
+from landscape_core.plan.identity import plan, plane_key
 from landscape_core.recipes.trajectory import plane_spec, trajectory
 from landscape_core.risk import preflight as risk
 from landscape_core.risk.report import RiskReport, Unfinished, report
 from landscape_core.risk.spec import DEFAULTS, RiskSettings, risk_sweeps
-from landscape_core.spec.checkpoints import read_checkpoints
 from landscape_core.spec.config import PromptSetSpec, SweepSpec, TrainingDataSpec
-from landscape_core.spec.identity import plan, plane_key
 from landscape_core.store.runs import Store
 
 THRESHOLD = DEFAULTS.basin.threshold  # a checkpoint at or above this ASR left the basin

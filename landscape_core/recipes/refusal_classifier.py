@@ -26,10 +26,10 @@ from transformers import AutoTokenizer, LlamaForSequenceClassification
 from landscape_core.engine.decoder import generate
 from landscape_core.engine.models import ensure_bundled_safetensors, load_model
 from landscape_core.errors import UserError
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.model_files import atomic_directory
 from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SystemPromptSpec
 from landscape_core.spec.datasets import load_prompts
-from landscape_core.spec.model_files import atomic_directory
 from landscape_core.spec.training_data import ADVBENCH_TRAIN_START, REFUSALS, advbench_rows
 
 log = logging.getLogger(__name__)

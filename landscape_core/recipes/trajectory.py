@@ -26,8 +26,9 @@ from landscape_core.engine.models import load_model
 from landscape_core.engine.perturb import unique_parameters
 from landscape_core.engine.projection import project
 from landscape_core.errors import UserError
+from landscape_core.plan.checkpoints import Checkpoint, read_checkpoints
+from landscape_core.plan.identity import plan, plane_key
 from landscape_core.readers.results import at_origin
-from landscape_core.spec.checkpoints import Checkpoint, read_checkpoints
 from landscape_core.spec.config import (
     AxisSpec,
     DirectionSpec,
@@ -36,7 +37,6 @@ from landscape_core.spec.config import (
     PromptSetSpec,
     SweepSpec,
 )
-from landscape_core.spec.identity import plan, plane_key
 from landscape_core.store.runs import Store
 
 HELD_OUT = PromptSetSpec(source="advbench", start=0, limit=80)  # finetunes train on rows 100+

@@ -596,7 +596,7 @@ class RuntimeSpec(Spec):
     ray_actors: int = 0  # 0: as many as the cluster's GPUs (CUDA) or CPUs / threads fit
     threads: int = 0  # torch threads per process or actor; 0: torch's default (local)
     # a resume whose stored points were computed under other torch/transformers versions
-    # (``spec.versions``): stop and ask, compute those points again, or keep them (the
+    # (``plan.versions``): stop and ask, compute those points again, or keep them (the
     # run's provenance then records mixed versions). CLI: --recompute, --accept-versions
     on_new_versions: Literal["stop", "recompute", "accept"] = field(default="stop", metadata=ADDED)
 

@@ -218,7 +218,7 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             taken REAL NOT NULL)""",
     ),
     (
-        # the package versions a point was computed under (``spec.versions``), as JSON;
+        # the package versions a point was computed under (``plan.versions``), as JSON;
         # NULL: stored before they were recorded (unknown, never guessed)
         "ALTER TABLE points ADD COLUMN versions_json TEXT",
     ),

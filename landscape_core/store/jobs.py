@@ -223,7 +223,7 @@ class JobQueue:
 
         ``on_new_versions`` (``recompute`` or ``accept``) goes into the job's spec: what
         its sweep does with stored points of other torch/transformers versions, which
-        stopped it (``spec.versions``). A job whose worker still runs is refused. A job
+        stopped it (``plan.versions``). A job whose worker still runs is refused. A job
         whose worker died under it counts a crash; at ``MAX_CRASHES`` it is failed with
         the worker log's last lines instead, so a job that kills its worker is not
         retried forever. Returns the job's new status.

@@ -18,10 +18,10 @@ import pandas as pd
 
 from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
-from landscape_core.spec import versions
+from landscape_core.plan import versions
+from landscape_core.plan.model_files import clean_stale_temporaries, fingerprint, model_files
+from landscape_core.plan.pace import Throughput
 from landscape_core.spec.config import SweepSpec
-from landscape_core.spec.model_files import clean_stale_temporaries, fingerprint, model_files
-from landscape_core.spec.pace import Throughput
 from landscape_core.store.database import Database
 from landscape_core.store.defences import Defences
 from landscape_core.store.jobs import ACTIVE, Claim, JobQueue, check_claim
@@ -334,7 +334,7 @@ class Store(Database):
     ) -> bool:
         """All rows of a point, or none. False if another process stored it first.
 
-        ``versions``: the packages it was computed under (``spec.versions``), kept with it.
+        ``versions``: the packages it was computed under (``plan.versions``), kept with it.
 
         With ``claim`` (a worker's job), the point is saved only while that claim
         holds the job, checked in the same transaction; else ClaimLost is raised.
@@ -400,7 +400,7 @@ class Store(Database):
         return found
 
     def version_conflict(self, run_id: str, now: Mapping[str, str]) -> list[dict[str, str]]:
-        """What stops a resume of ``run_id`` under ``now`` (``spec.versions``).
+        """What stops a resume of ``run_id`` under ``now`` (``plan.versions``).
 
         The torch/transformers versions of its stored points that differ from ``now``,
         unless its provenance accepted that mix already; empty: it resumes as is.

@@ -7,8 +7,8 @@ So the store is the history of how fast each model runs here, with no table of i
 
 from __future__ import annotations
 
+from landscape_core.plan.pace import Throughput
 from landscape_core.spec.config import ANSWER_MEASURES
-from landscape_core.spec.pace import Throughput
 from landscape_core.store.database import Database
 
 RECENT_POINTS = 50  # the history's window: this machine's load changes

@@ -24,7 +24,7 @@ from typing import Any
 
 from landscape_core.errors import UserError
 from landscape_core.hashing import content_hash, sha256_file
-from landscape_core.spec.checkpoints import CHECKPOINTS
+from landscape_core.plan.checkpoints import CHECKPOINTS
 from landscape_core.spec.config import ModelSpec
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from landscape_core.hashing import content_hash, sha256_file
+from landscape_core.plan.model_files import Digest, fingerprint, model_files
 from landscape_core.spec.config import (
     ANSWER_MEASURES,
     SPEC_VERSION,
@@ -24,7 +25,6 @@ from landscape_core.spec.config import (
 )
 from landscape_core.spec.datasets import PromptSet, load_prompts
 from landscape_core.spec.judges import entry
-from landscape_core.spec.model_files import Digest, fingerprint, model_files
 from landscape_core.spec.training_data import data_hash
 
 COORD_DECIMALS = 9  # coordinates are rounded to 1e-9 for identity and for use

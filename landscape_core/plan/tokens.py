@@ -25,9 +25,9 @@ from tokenizers.models import BPE
 from tokenizers.pre_tokenizers import ByteLevel
 
 from landscape_core.errors import UserError
-from landscape_core.spec.chat import render_prompts
+from landscape_core.plan.chat import render_prompts
+from landscape_core.plan.gguf_meta import read_gguf
 from landscape_core.spec.config import GenerationSpec, SweepSpec
-from landscape_core.spec.gguf_meta import read_gguf
 
 CHILD = Path(__file__).with_name("template_child.py")
 TEMPLATE_CPU_S = 5  # CPU seconds to render every prompt; real templates take ms each

@@ -14,19 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from landscape_core.errors import UserError
-from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
-from landscape_core.spec.datasets import load_prompts
-from landscape_core.spec.gguf_meta import read_gguf
-from landscape_core.spec.identity import n_grid_points
-from landscape_core.spec.limits import parse_json
-from landscape_core.spec.model_files import bundled_copy, model_dir
-from landscape_core.spec.pace import (
+from landscape_core.plan.gguf_meta import read_gguf
+from landscape_core.plan.identity import n_grid_points
+from landscape_core.plan.model_files import bundled_copy, model_dir
+from landscape_core.plan.pace import (
     FIRST_GUESS_FACTOR,
     Throughput,
     assumed_per_slot,
     coherence_per_answer,
 )
-from landscape_core.spec.resources import (
+from landscape_core.plan.resources import (
     GiB,
     MemoryEstimate,
     ModelShape,
@@ -36,7 +33,10 @@ from landscape_core.spec.resources import (
     plan_memory,
     visible_gpu,
 )
-from landscape_core.spec.tokens import check_context, prompt_lengths
+from landscape_core.plan.tokens import check_context, prompt_lengths
+from landscape_core.spec.config import ANSWER_MEASURES, SweepSpec
+from landscape_core.spec.datasets import load_prompts
+from landscape_core.spec.limits import parse_json
 
 MAX_GRID_POINTS = 100_000  # ~2 weeks of CPU at the paper's settings
 # A launch whose estimate may pass this asks for a confirmation: the Launch page's
@@ -120,7 +120,7 @@ def preflight(
     Raises UserError with what to fix. The estimates are rough; the sweep itself makes
     the exact memory check once the model is loaded. The time is this machine's
     ``measured`` pace for the model when it has one, else a range from the constants
-    (``spec.pace``), which the guard reads at its high end.
+    (``plan.pace``), which the guard reads at its high end.
     """
     root = model_dir(spec.model)
     prompts = load_prompts(spec.prompts).prompts
