@@ -14,7 +14,7 @@ For each model it prints one line per figure, measured in this run:
   the weights and the KV cache once, at the device's measured copy bandwidth;
 - perturb + restore time per point (``engine.perturb.Perturber``, directions cached
   as the memory plan decides) and its share of a point (perturb + restore + decode);
-- peak memory against the project's estimate (``spec.resources.plan_memory``, made
+- peak memory against the project's estimate (``plan.resources.plan_memory``, made
   by ``engine.session.Session`` for the same spec);
 - ``max|theta_restored - theta_0|`` against a copy of theta_0 taken before anything
   was perturbed (it must be 0);

@@ -152,7 +152,8 @@ def main() -> None:
         "dev-chosen, test half": precision_recall(test_human, rule_incoherent(test, chosen)),
     }
     print(pd.DataFrame(checked).T.round(3).to_string())
-    by_band = {b: precision_recall(test_human[test.band == b], rule_incoherent(test, chosen)[test.band == b])
+    chosen_rule = rule_incoherent(test, chosen)
+    by_band = {b: precision_recall(test_human[test.band == b], chosen_rule[test.band == b])
                for b in sorted(test.band.unique())}  # fmt: skip
     print("dev-chosen thresholds on the test half, by |alpha| band:")
     print(pd.DataFrame(by_band).T.round(3).to_string())

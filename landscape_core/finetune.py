@@ -206,11 +206,11 @@ def _train(
 ) -> PreTrainedModel:
     """Next-token loss on the answers only (prompt tokens are masked out).
 
-    ``checkpoint`` is called every ``total / plan.checkpoints`` steps and at the last.
+    ``checkpoint`` is called every ``total / spec.checkpoints`` steps and at the last.
     """
     model = trainable(spec, model)
     total = spec.epochs * math.ceil(len(examples) / spec.batch_size)
-    every = math.ceil(total / plan.checkpoints) if plan.checkpoints else 0
+    every = math.ceil(total / spec.checkpoints) if spec.checkpoints else 0
     for record in train_steps(spec, model, tokenizer, render, examples, should_stop):
         steps.append(record)
         if on_step is not None:
