@@ -577,20 +577,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     args.judge = _run_judge(store, run["run_id"], args.judge)
     if args.format == "html":
         text = html_report(store, run["run_id"], args.judge)
-        if args.out:
-            args.out.write_text(text, encoding="utf-8")
-            print(f"wrote the report of run {run['run_id']} to {args.out}")
-        else:
-            sys.stdout.write(text)
+        _emit(text, args.out, f"wrote the report of run {run['run_id']} to {args.out}")
         return 0
     if args.format == "inspect":
         log = inspect_log(store, run, args.judge)
-        text = json.dumps(log, ensure_ascii=False)
-        if args.out:
-            args.out.write_text(text, encoding="utf-8")
-            print(f"wrote {len(log['samples'])} samples of run {run['run_id']} to {args.out}")
-        else:
-            sys.stdout.write(text)
+        said = f"wrote {len(log['samples'])} samples of run {run['run_id']} to {args.out}"
+        _emit(json.dumps(log, ensure_ascii=False), args.out, said)
         return 0
     frame = answers_export(store, run, args.judge)
     if args.format == "csv":  # every field quoted; a cell that could start a formula gets a '
@@ -604,6 +596,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {len(frame)} generations to {args.out}")
     return 0
+
+
+def _emit(text: str, out: Path | None, said: str) -> None:
+    """``text`` into the file ``out`` (saying ``said``), or to stdout without one."""
+    if out:
+        out.write_text(text, encoding="utf-8")
+        print(said)
+    else:
+        sys.stdout.write(text)
 
 
 def _judge() -> argparse.ArgumentParser:

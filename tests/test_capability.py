@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from landscape_core import cli, sweep
-from landscape_core.readers import figures
+from landscape_core.readers import capability, figures
 from landscape_core.readers.capability import capability_frame, capability_summary, companions
 
 
@@ -38,7 +38,7 @@ def test_companions_share_model_prompt_directions_and_grid(tiny_spec):
 def test_capability_frame_lines_up_every_point(tiny_spec, store, monkeypatch):
     spec = tiny_spec()
     small = _small(spec)
-    monkeypatch.setattr("landscape_core.readers.capability.companions", lambda s: small)
+    monkeypatch.setattr(capability, "companions", lambda s, fluency_prompts=None: small)
     safety = sweep.run(spec, store)
     assert capability_frame(store, safety.run_id).perplexity.isna().all()  # not run yet
     for companion in small.values():
@@ -62,7 +62,7 @@ def test_capability_frame_lines_up_every_point(tiny_spec, store, monkeypatch):
 def test_capability_2d_panels_share_their_axes(tiny_spec, store, monkeypatch):
     spec = tiny_spec(directions=[{"seed": 1}, {"seed": 2}], grid=[{"num": 3}, {"num": 2}])
     small = _small(spec)
-    monkeypatch.setattr("landscape_core.readers.capability.companions", lambda s: small)
+    monkeypatch.setattr(capability, "companions", lambda s, fluency_prompts=None: small)
     safety = sweep.run(spec, store)
     sweep.run(small["fluency"], store)
     frame = capability_frame(store, safety.run_id)
@@ -74,7 +74,7 @@ def test_capability_2d_panels_share_their_axes(tiny_spec, store, monkeypatch):
 def test_capability_cli_prints_the_aligned_table(tiny_spec, store, tmp_path, capsys, monkeypatch):
     spec = tiny_spec()
     small = _small(spec)
-    monkeypatch.setattr("landscape_core.readers.capability.companions", lambda s: small)
+    monkeypatch.setattr(capability, "companions", lambda s, fluency_prompts=None: small)
     config = tmp_path / "c.yaml"
     config.write_text(spec.to_yaml())
     assert cli.main(["capability", str(config), "--store", str(store.root)]) == 0

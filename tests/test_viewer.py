@@ -9,14 +9,19 @@ import shutil
 import sqlite3
 
 import pytest
+from transformers import AutoTokenizer
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
+from landscape_core.readers.export import answers_export, to_csv
 from landscape_core.readers.table import answers_table, differing, filter_table, group_summary
 from landscape_core.readers.transcript import transcript, transcript_text
 from landscape_core.rescore import rescore
-from landscape_core.spec.config import JudgeSpec
+from landscape_core.spec.config import JudgeSpec, SweepSpec
+from landscape_core.store.runs import Store
+from tests.test_export import _read_back
 from tests.test_links import open_page, url
+from tests.test_store import _schema
 
 SYSTEM = "Be brief. <b>not markup</b>"
 
@@ -24,9 +29,6 @@ SYSTEM = "Be brief. <b>not markup</b>"
 @pytest.fixture(scope="module")
 def viewed(tmp_path_factory, tiny_model_dir):
     """A store with a custom-system-prompt run judged twice, and one in a raw format."""
-    from landscape_core.spec.config import SweepSpec
-    from landscape_core.store.runs import Store
-
     store = Store.open(tmp_path_factory.mktemp("viewer-store"))
     base = {
         "model": {"kind": "local", "path": str(tiny_model_dir)},
@@ -45,8 +47,6 @@ def viewed(tmp_path_factory, tiny_model_dir):
 
 
 def _tokenizer(path):
-    from transformers import AutoTokenizer
-
     return AutoTokenizer.from_pretrained(path)
 
 
@@ -270,9 +270,6 @@ def test_a_comment_is_kept_with_its_label_and_survives_relabelling(store, tiny_s
 
 
 def test_a_schema_15_stores_labels_read_no_comment(tmp_path):
-    from landscape_core.store.runs import Store
-    from tests.test_store import _schema
-
     root = tmp_path / "old"
     root.mkdir()
     _schema(root / "store.sqlite", 15)
@@ -288,9 +285,6 @@ def test_a_schema_15_stores_labels_read_no_comment(tmp_path):
 
 
 def test_comments_go_into_exports_and_stay_spreadsheet_safe(store, tiny_spec):
-    from landscape_core.readers.export import answers_export, to_csv
-    from tests.test_export import _read_back
-
     run_id = sweep.run(tiny_spec(), store).run_id
     gens = store.generations_frame(run_id)
     first, second = gens.iloc[0], gens.iloc[1]
