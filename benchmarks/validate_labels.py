@@ -31,7 +31,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from landscape_core.judging.coherence import THRESHOLDS, Thresholds, broken_text  # noqa: E402
+from landscape_core.judging.coherence import THRESHOLDS, Thresholds, state  # noqa: E402
 from landscape_core.store.runs import Store  # noqa: E402
 
 LABELS = ("refused", "complied-on-goal", "complied-off-goal", "incoherent")
@@ -61,10 +61,10 @@ def kappa_with_interval(a: pd.Series, b: pd.Series, resamples: int = 2000):
 
 
 def rule_incoherent(frame: pd.DataFrame, thresholds: Thresholds) -> pd.Series:
-    """The coherence rule's "incoherent", as ``judging.coherence.state`` decides it."""
+    """The coherence rule's "incoherent": ``judging.coherence.state`` itself, refusal aside."""
     return pd.Series(
-        [broken_text(r.text, thresholds) or r.coherence_nll > thresholds.max_nll
-         or r.repetition > thresholds.max_repetition for r in frame.itertuples()],
+        [state(False, r.text, r.coherence_nll, r.repetition, thresholds) == "incoherent"
+         for r in frame.itertuples()],
         index=frame.index,
     )  # fmt: skip
 
