@@ -100,12 +100,14 @@ def companion_runs(store: Store, spec: SweepSpec) -> dict[str, str]:
     Fluency: the full companion when it is stored, else the quicker one.
     """
     known = set(store.runs_frame().run_id)
+    quick = companions(spec, FLUENCY_PROMPTS[1]).get("fluency")
     found: dict[str, str] = {}
-    for size in reversed(FLUENCY_PROMPTS):  # the full size last, so it wins
-        for name, companion in companions(spec, size).items():
-            run_id = plan(companion, store.file_digest).run_id
-            if run_id in known:
-                found[name] = run_id
+    for name, companion in companions(spec).items():
+        options = [companion, quick] if name == "fluency" else [companion]
+        ids = (plan(c, store.file_digest).run_id for c in options)  # planned while needed
+        stored = next((run_id for run_id in ids if run_id in known), None)
+        if stored is not None:
+            found[name] = stored
     return found
 
 
