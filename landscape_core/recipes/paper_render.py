@@ -190,13 +190,9 @@ def _table1(report: _Report, table1: dict[str, tuple[Experiment, Experiment]]) -
         "|---|---|---|---|---|---|---|",
     ]
     for name, (sweep_, origin) in table1.items():
-        asr = origin.origin_asr(store)
-        frame = sweep_.points(store)
-        interval = visage_interval(frame)
-        versus = "-" if name == "aligned" else _versus(store, sweep_, aligned)
+        cells = _visage_cells(store, sweep_, None if name == "aligned" else aligned)
         lines.append(
-            f"| {name} | {_fmt(asr)} | {_ci(interval)} | "
-            f"{_ci(visage_interval(frame, 'coherent_asr'))} | {_n(interval)} | {versus} | "
+            f"| {name} | {_fmt(origin.origin_asr(store))} | {cells} | "
             f"{report.link(sweep_)}, {report.link(origin)} |"
         )
     overlay = figures.overlay_1d({n: p[0].points(store) for n, p in table1.items()})
@@ -215,15 +211,8 @@ def _table2(report: _Report, table2: dict[str, Experiment]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for preset, e in table2.items():
-        frame = e.points(store)
-        origin = e.origin_asr(store)
-        interval = visage_interval(frame)
-        versus = "-" if preset == "default" else _versus(store, e, default)
-        lines.append(
-            f"| {preset} | {_fmt(origin)} | {_ci(interval)} | "
-            f"{_ci(visage_interval(frame, 'coherent_asr'))} | {_n(interval)} | {versus} | "
-            f"{report.link(e)} |"
-        )
+        cells = _visage_cells(store, e, None if preset == "default" else default)
+        lines.append(f"| {preset} | {_fmt(e.origin_asr(store))} | {cells} | {report.link(e)} |")
     overlay = figures.overlay_1d({p: e.points(store) for p, e in table2.items()})
     return [*lines, "", report.fig("table2", overlay)]
 
@@ -274,6 +263,15 @@ def _edges(edges: list[float | None] | None) -> str:
     if edges is None:
         return "pending"
     return ", ".join("beyond" if e is None else f"{e:+.3f}" for e in edges)
+
+
+def _visage_cells(store: Store, e: Experiment, base: Experiment | None) -> str:
+    """VISAGE, coherent VISAGE, n and the paired difference from ``base`` (None: the base)."""
+    frame = e.points(store)
+    interval = visage_interval(frame)
+    versus = "-" if base is None else _versus(store, e, base)
+    coherent = visage_interval(frame, "coherent_asr")
+    return f"{_ci(interval)} | {_ci(coherent)} | {_n(interval)} | {versus}"
 
 
 def _ci(interval: Interval | None) -> str:
