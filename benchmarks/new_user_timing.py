@@ -34,7 +34,12 @@ MARKS = (0.25, 0.5, 0.75)
 
 def timed(store: Store, spec, name: str) -> None:
     """Queue ``spec``, let a worker run it, and print the estimate against the clock."""
-    estimate = preflight(spec, store.root).seconds
+    estimate = preflight(
+        spec,
+        store.root,
+        measured=store.measured_pace(spec),
+        to_compute=store.points_to_compute(spec),
+    ).seconds  # as the Start and Launch pages estimate it
     start = time.time()
     job_id = submit(store, spec).job_id
     worker = subprocess.Popen(

@@ -212,7 +212,12 @@ def _confirm(spec: SweepSpec, store: Store, yes: bool) -> None:
     the store was started once and resumes without asking. Preflight runs either way,
     so its checks (the model's files, the chat template's limits) come first.
     """
-    check = preflight(spec, store.root, measured=store.measured_pace(spec))  # device as the app
+    check = preflight(  # device as the app
+        spec,
+        store.root,
+        measured=store.measured_pace(spec),
+        to_compute=store.points_to_compute(spec),
+    )
     if not check.needs_confirmation() or store.grid(plan(spec, store.file_digest).run_id):
         return
     what = f"this run may take more than {CONFIRM_HOURS:g} h: {check.describe()}"

@@ -358,7 +358,11 @@ st.divider()
 confirmed = True
 try:
     specs = build_specs()
-    check = preflight(specs[0], Path(store_root()), measured=store().measured_pace(specs[0]))
+    spec, here = specs[0], store()
+    check = preflight(
+        spec, Path(store_root()), measured=here.measured_pace(spec),
+        to_compute=here.points_to_compute(spec),
+    )  # fmt: skip
 except UserError as exc:
     specs = []
     show_user_error(exc)

@@ -34,7 +34,10 @@ store()  # a store that cannot be opened stops the page with its message
 st.subheader("Your first run")
 try:
     spec = first_run(root)
-    check = preflight(spec, root, measured=store().measured_pace(spec))
+    check = preflight(
+        spec, root, measured=store().measured_pace(spec),
+        to_compute=store().points_to_compute(spec),
+    )  # fmt: skip
 except UserError as exc:
     spec = check = None
     show_user_error(exc)

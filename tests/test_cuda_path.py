@@ -19,12 +19,11 @@ import torch
 from landscape_core.engine import directions as directions_module
 from landscape_core.engine import session as session_module
 from landscape_core.engine.directions import Directions
-from landscape_core.engine.models import resolve_dtype
 from landscape_core.engine.perturb import Perturber, host_copy, snapshot, unique_parameters
 from landscape_core.engine.session import Session
 from landscape_core.errors import UserError
 from landscape_core.plan.preflight import device_memory, preflight
-from landscape_core.plan.resources import visible_gpu
+from landscape_core.plan.resources import resolve_dtype, visible_gpu
 from landscape_core.spec.config import DirectionSpec, ModelSpec, SweepSpec
 
 SPECS = (DirectionSpec(kind="random", seed=7), DirectionSpec(kind="random", seed=8, norm="filter"))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from landscape_core import sweep
 from landscape_core.cli import main
 from landscape_core.plan import pace, preflight
 from landscape_core.plan.model_files import fingerprint, model_files
@@ -77,6 +78,30 @@ def test_with_no_history_the_estimate_is_a_range_and_a_first_guess(store, tiny_s
     text = check.describe()
     assert "first guess: no run of this model here yet" in text
     assert re.search(r"~\d+ s-\d+ (s|min) on this machine", text), text
+
+
+def test_the_estimate_prices_only_the_points_not_stored_yet(store, tiny_spec):
+    """A run's landscapes share their origin, and runs share points (issue 32, item 9).
+
+    The 3-direction run after a 1-direction one was estimated at 1.79x its time.
+    """
+    one = tiny_spec()  # seed 7: alpha -0.5, 0, 0.5
+    three = tiny_spec(directions=[{"kind": "random", "seed": 7, "repeats": 3}])
+    whole = preflight.preflight(three, store.root, cuda=False)
+
+    def check():
+        return preflight.preflight(
+            three, store.root, cuda=False, to_compute=store.points_to_compute(three)
+        )
+
+    assert check().to_compute == 7  # 9 grid points, one origin for the 3 landscapes
+    sweep.run(one, store)
+    after = check()
+    assert after.to_compute == 4  # seed 7's three points are stored
+    assert after.seconds < whole.seconds
+    assert "9 points x 3 prompts (4 to compute, the others stored or shared)" in after.describe()
+    sweep.run(three, store)
+    assert check().to_compute == 0
 
 
 def test_the_cli_guard_reads_the_high_end_of_a_first_guess(

@@ -37,6 +37,7 @@ from landscape_core.plan.model_files import (
     model_dir,
     remote_code_files,
 )
+from landscape_core.plan.resources import resolve_dtype
 from landscape_core.spec.config import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -58,18 +59,12 @@ def resolve_device(spec: ModelSpec) -> str:
     return spec.device
 
 
-def resolve_dtype(spec: ModelSpec, device: str) -> str:
-    if spec.dtype != "auto":
-        if device == "cpu" and spec.dtype != "float32":
-            log.warning("%s on CPU is several times slower than float32", spec.dtype)
-        return spec.dtype
-    return "bfloat16" if device == "cuda" else "float32"
-
-
 def load_model(spec: ModelSpec, models_dir: Path) -> LoadedModel:
     """Load weights and tokenizer for generation (eval mode, no grad needed)."""
     device = resolve_device(spec)
     dtype = resolve_dtype(spec, device)
+    if device == "cpu" and dtype != "float32":
+        log.warning("%s on CPU is several times slower than float32", dtype)
     source = model_dir(spec)
     kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     if spec.trust_remote_code:

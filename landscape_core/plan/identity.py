@@ -186,3 +186,8 @@ def point_key(p: Plan, device: str, dtype: str, alpha: float, beta: float, rep: 
     if any(d.kind == "gradient" for d in terms):
         key["data"] = [h for h in p.data[: len(terms)] if h]
     return content_hash(key)
+
+
+def grid_keys(p: Plan, device: str, dtype: str) -> set[str]:
+    """The distinct points a grid run computes: its landscapes share their origin."""
+    return {point_key(p, device, dtype, c.alpha, c.beta, c.rep) for c in snake_grid(p.spec)}

@@ -31,6 +31,7 @@ from landscape_core.plan.resources import (
     estimate_store_bytes,
     free_disk,
     plan_memory,
+    resolve_dtype,
     visible_gpu,
 )
 from landscape_core.plan.tokens import check_context, prompt_lengths
@@ -50,6 +51,9 @@ PREVIEW_PROMPTS = 5
 # Where the sweep will run ("cpu" or "cuda") -> this machine's measured throughput of
 # the spec's model there, or None. The caller reads the store (spec/ cannot).
 MeasuredPace = Callable[[str], Throughput | None]
+# The same device -> how many of the grid's distinct points are not stored yet (None:
+# not known before the run, a basin search). The caller reads the store.
+PointsToCompute = Callable[[str], int | None]
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Preflight:
     first_prompts: tuple[str, ...] = ()  # what the model will be sent first, for a preview
     upper: float | None = None  # the high end: what the confirm guard reads
     measured_points: int = 0  # how many of this machine's points the estimate is from
+    to_compute: int | None = None  # points not stored yet (None: all of them, or unknown)
 
     def needs_confirmation(self, n_runs: int = 1) -> bool:
         """Whether ``n_runs`` such runs may pass ``CONFIRM_HOURS`` (the app and CLI ask)."""
@@ -75,6 +80,8 @@ class Preflight:
 
     def describe(self) -> str:
         parts = [f"{self.n_points} points x {self.n_prompts} prompts"]
+        if self.to_compute is not None and self.to_compute < self.n_points:
+            parts[0] += f" ({self.to_compute} to compute, the others stored or shared)"
         if self.n_params:
             size = self.n_params / 1e6
             parts.append(f"{size:.0f}M parameters" if size >= 1 else f"{size:.2f}M parameters")
@@ -114,13 +121,15 @@ def preflight(
     store_root: Path,
     cuda: bool | None = None,
     measured: MeasuredPace | None = None,
+    to_compute: PointsToCompute | None = None,
 ) -> Preflight:
     """Check the model files, prompts and grid; estimate memory and time.
 
     Raises UserError with what to fix. The estimates are rough; the sweep itself makes
     the exact memory check once the model is loaded. The time is this machine's
     ``measured`` pace for the model when it has one, else a range from the constants
-    (``plan.pace``), which the guard reads at its high end.
+    (``plan.pace``), which the guard reads at its high end. ``to_compute`` prices only
+    the points not yet stored: a run's landscapes share their origin, runs share points.
     """
     root = model_dir(spec.model)
     prompts = load_prompts(spec.prompts).prompts
@@ -129,7 +138,7 @@ def preflight(
     copy = bundled_copy(store_root / "models") if spec.model.kind == "bundled" else None
     root = copy or root
     n_params = count_parameters(root)
-    memory = seconds = upper = pace = None
+    memory = seconds = upper = pace = todo = None
     if n_params:
         cuda, free, device = device_memory(spec, cuda)
         config = str(root if root.is_file() else root / "config.json")
@@ -145,8 +154,11 @@ def preflight(
             ).estimate
         except UserError as exc:
             raise UserError(f"{device}: {exc}") from None
-        pace = measured("cuda" if cuda else "cpu") if measured is not None else None
-        seconds, upper = _seconds(spec, n_prompts, n_params, cuda, pace)
+        device_name = "cuda" if cuda else "cpu"
+        pace = measured(device_name) if measured is not None else None
+        todo = to_compute(device_name) if to_compute is not None else None
+        n_points = n_grid_points(spec) if todo is None else todo
+        seconds, upper = _seconds(spec, n_points, n_prompts, n_params, cuda, pace)
         if spec.model.kind == "bundled" and copy is None:
             seconds, upper = seconds + CONVERT_S, upper + CONVERT_S
     return Preflight(
@@ -158,18 +170,23 @@ def preflight(
         prompts[:PREVIEW_PROMPTS],
         upper,
         pace.n_points if pace else 0,
+        todo,
     )
 
 
 def _seconds(
-    spec: SweepSpec, n_prompts: int, n_params: int, cuda: bool, pace: Throughput | None
+    spec: SweepSpec,
+    n_points: int,
+    n_prompts: int,
+    n_params: int,
+    cuda: bool,
+    pace: Throughput | None,
 ) -> tuple[float, float]:
     """The run's time (low, high): from the measured pace, else the constants' range.
 
     A measured pace is seconds per slot over this machine's recent points of the model,
     overheads and early stops included, so it needs no per-point term of its own.
     """
-    n_points = n_grid_points(spec)
     slots = n_points * n_prompts * spec.generation.max_new_tokens
     coherence = 0.0
     if spec.measure in ANSWER_MEASURES and spec.runtime.coherence:
@@ -251,10 +268,8 @@ def device_memory(spec: SweepSpec, cuda: bool | None) -> tuple[bool, int | None,
 
 
 def _weight_bytes(spec: SweepSpec, cuda: bool = False) -> int:
-    """Bytes per weight as loaded: ``auto`` is bfloat16 on CUDA, float32 on CPU."""
-    if spec.model.dtype == "float32" or (spec.model.dtype == "auto" and not cuda):
-        return 4
-    return 2
+    """Bytes per weight as loaded."""
+    return 4 if resolve_dtype(spec.model, "cuda" if cuda else "cpu") == "float32" else 2
 
 
 def _duration(seconds: float) -> str:

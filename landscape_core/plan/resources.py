@@ -17,13 +17,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 from landscape_core.errors import UserError
-from landscape_core.spec.config import SweepSpec
+from landscape_core.spec.config import ModelSpec, SweepSpec
 from landscape_core.spec.limits import shown
 
 GiB = 1 << 30
 OVERHEAD_BYTES = 600 << 20  # interpreter, torch and tokenizer, measured ~0.5 GiB
 HEADROOM = 0.85  # plan to use at most this share of what is free
 STORE_BYTES_PER_TOKEN = 8  # UTF-8 text plus SQLite pages and index, generously
+
+
+def resolve_dtype(spec: ModelSpec, device: str) -> str:
+    """The dtype the weights load in: ``auto`` is bfloat16 on CUDA, float32 on CPU.
+
+    Torch-free, so preflight keys and prices points as the engine will load them.
+    """
+    if spec.dtype != "auto":
+        return spec.dtype
+    return "bfloat16" if device == "cuda" else "float32"
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ import pandas as pd
 from landscape_core.errors import UserError
 from landscape_core.hashing import sha256_file
 from landscape_core.plan import versions
+from landscape_core.plan.identity import grid_keys, plan
 from landscape_core.plan.model_files import clean_stale_temporaries, fingerprint, model_files
 from landscape_core.plan.pace import Throughput
+from landscape_core.plan.resources import resolve_dtype
 from landscape_core.spec.config import SweepSpec
 from landscape_core.store.database import Database
 from landscape_core.store.defences import Defences
@@ -108,6 +110,23 @@ class Store(Database):
         return lambda device: self.throughput.history(
             fingerprint(spec.model, model_files(spec.model, self.file_digest)), device
         )
+
+    def points_to_compute(self, spec: SweepSpec) -> Callable[[str], int | None]:
+        """For ``preflight(to_compute=...)``: the grid's distinct points not stored, by device.
+
+        Landscapes share their origin and runs share points, so a run over stored
+        ground costs less than its grid; None for a basin search, whose points are
+        not known before it probes.
+        """
+
+        def count(device: str) -> int | None:
+            if spec.measure == "basin-radius":
+                return None
+            dtype = resolve_dtype(spec.model, device)
+            keys = grid_keys(plan(spec, self.file_digest), device, dtype)
+            return len(keys) - len(self.point_versions(sorted(keys)))
+
+        return count
 
     # --- file digests ----------------------------------------------------------------
 
