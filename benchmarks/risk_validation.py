@@ -26,6 +26,7 @@ from landscape_core.finetune import FinetuneSpec, finetune
 from landscape_core.hashing import content_hash
 from landscape_core.risk.lookahead import Reference, lookahead
 from landscape_core.risk.spec import Probes
+from landscape_core.risk.validation import RESULTS
 from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SweepSpec
 from landscape_core.spec.datasets import DATA_DIR, load_prompts
 from landscape_core.spec.training_data import (
@@ -39,7 +40,7 @@ from landscape_core.store.runs import Store
 from landscape_core.sweep import run as sweep_run
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs/risk-validation.csv"
+OUT = RESULTS
 DATA = ROOT / "docs/risk-validation"  # the datasets' CSVs (small, committed)
 ALIGNED = ModelSpec(kind="bundled", variant="aligned")
 HARMFUL = DATA_DIR / "finetune/harmful_answers.csv"

@@ -40,6 +40,7 @@ TORCH_FREE = (
     "landscape_core.defence.report",
     "landscape_core.risk.spec",
     "landscape_core.risk.report",
+    "landscape_core.risk.validation",
     "landscape_core.judging.verdict",
     "landscape_core.judging.keyword",
     "landscape_core.judging.patterns",

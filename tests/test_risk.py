@@ -12,7 +12,6 @@ from streamlit.testing.v1 import AppTest
 from landscape_core import sweep
 from landscape_core.cli import main
 from landscape_core.judging.verdict import Verdict
-from landscape_core.recipes.paper_render import _pairs
 from landscape_core.risk import preflight as risk
 from landscape_core.risk import spec as risk_spec
 from landscape_core.risk.report import band, verdict
@@ -147,9 +146,3 @@ def test_the_risk_page_queues_a_preflight_then_shows_its_report(
     assert metrics["Edge along the data's direction (alpha)"] == "0.5"
     assert metrics["Narrower than a typical direction"] == "1.75x"
     assert at.error[0].value.startswith("high risk")
-
-
-def test_the_preflights_order_is_checked_pair_by_pair():
-    edges = {"a": 1e-4, "b": 2e-4, "c": 2e-4, "d": None}
-    broke = {"a": 3.0, "b": 6.0, "c": float("inf"), "d": 2.0}
-    assert _pairs(edges, broke) == {"concordant": 2, "discordant": 3, "tied": 1, "both tied": 0}

@@ -188,10 +188,9 @@ def run_paper(
 
 
 def _section7_runs(section: Section7, store: Store) -> list[str]:
-    """Section 7's stored runs: the plane, every checkpoint's, both searches of each."""
+    """Section 7's stored runs: the plane and every checkpoint's."""
     runs = [section.plane_run] if section.plane_run else []
     runs += [r for path in section.paths.values() if not path.empty for r in path.run_id if r]
-    runs += [r for one in section.risks.values() if one is not None for r in one.runs.values()]
     stored = set(store.runs_frame().run_id)
     return [r for r in dict.fromkeys(runs) if r in stored]
 

@@ -26,6 +26,7 @@ from landscape_core.readers.results import (
 )
 from landscape_core.recipes.paper_records import Experiment, Paper
 from landscape_core.recipes.paper_risk import THRESHOLD, Section7, left_at
+from landscape_core.risk import validation
 from landscape_core.spec.jailbreak import templates
 from landscape_core.store.runs import Store
 
@@ -519,7 +520,7 @@ def _section7(section: Section7, store: Store, fig: Callable[[str, object], str]
         "",
     ]
     if not section.paths or all(p.empty for p in section.paths.values()):
-        return [*out, "pending: run `make paper`.", ""]
+        return [*out, "pending: run `make paper`.", "", *_risk_lines()]
     for name, path in section.paths.items():
         if path.empty:
             out += [f"**{name}**: pending (`trajectory` has not finished for it).", ""]
@@ -538,82 +539,24 @@ def _section7(section: Section7, store: Store, fig: Callable[[str, object], str]
                 figures.add_path(heat, name, path)
         out += [f"The plane's landscape (AdvBench 0-19) with every path: "
                 f"{fig('trajectories', heat)}", ""]  # fmt: skip
-    return out + _risk_lines(section)
+    return out + _risk_lines()
 
 
-def _risk_lines(section: Section7) -> list[str]:
+def _risk_lines() -> list[str]:
+    frame = validation.load(validation.RESULTS)
     out = [
-        "### The risk preflight, checked against the finetunes",
+        "### The risk preflight, validated on real finetunes (issue 30)",
         "",
-        "The edge along each dataset's gradient direction (alpha > 0, the first training "
-        "step's way; 'other side' is alpha < 0) against the band of 10 random directions' "
-        f"edges (both sides each), ASR >= {THRESHOLD:g}% on AdvBench 0-19.",
-        "",
-        "| data | edge along its gradient | other side | random 5th / median [95% CI] / 95th "
-        "| narrower by | verdict |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in section.risks.items():
-        if r is None:
-            out.append(f"| {name} | pending | | | | |")
-            continue
-        b = r.random_edges
-        ci = "" if b.p50_low is None else f" [{b.p50_low:.3f}, {b.p50_high:.3f}]"
-        ratio = "-" if r.verdict.narrower_by is None else f"{r.verdict.narrower_by:.0f}x"
-        other = r.gradient_edges[0]
-        out.append(f"| {name} | {_edge(r.gradient_edge)} | {_edge(other)} | {b.p5:.3f} / "
-                   f"{b.p50:.3f}{ci} / {b.p95:.3f} | {ratio} | {r.verdict.level} |")  # fmt: skip
-    both = [n for n, p in section.paths.items()
-            if not p.empty and section.risks.get(n) is not None]  # fmt: skip
-    if len(both) < 2:
-        return out
-    edges = {n: section.risks[n].gradient_edge for n in both}  # type: ignore[union-attr]
-    left = {n: left_at(section.paths[n]) for n in both}
-    final = {n: -float(section.paths[n].sort_values("step").asr.iloc[-1]) for n in both}
-    broke = {n: float("inf") if v is None else float(v) for n, v in left.items()}
-    pairs = _pairs(edges, broke)
-    out += [
-        "",
-        f"Over the finetunes with both a path and a preflight ({', '.join(both)}), each "
-        "pair is concordant when the narrower edge belongs to the finetune that left the "
-        "basin at an earlier step (never leaving counts as last), discordant when the "
-        "other one did, and tied when the edges are equal at the search's step (1e-4):",
-        "",
-        f"- edges: {', '.join(f'{n} {_edge(e)}' for n, e in edges.items())};",
-        f"- left the basin at step: {', '.join(f'{n} {left[n] or NEVER}' for n in both)};",
-        f"- final ASR: {', '.join(f'{n} {-final[n]:.1f}' for n in both)};",
-        f"- pairs: {pairs['concordant']} concordant, {pairs['discordant']} discordant, "
-        f"{pairs['tied']} tied by the preflight, {pairs['both tied']} tied in both.",
-        "",
-        "The preflight ranked the datasets in the order their finetunes broke safety: "
-        + (
-            "yes."
-            if pairs["concordant"] and not (pairs["discordant"] or pairs["tied"])
-            else "no: it cannot separate them (see the pairs above)."
-        ),
+        "Each dataset of `docs/risk-preregistration.md` is scored by the lookahead (3 "
+        "real LoRA + AdamW steps of the finetuning recipe on a throwaway copy: refusal "
+        "log-odds on 40 held-out AdvBench probes, token KL on MT-Bench and XSTest-safe), "
+        "then finetuned with that recipe and judged on AdvBench 0-99 (32 new tokens, "
+        "greedy). The thresholds are fitted on the development half only, by the "
+        "pre-registered rule. Rows: `docs/risk-validation.csv`, written by "
+        "`benchmarks/risk_validation.py`. The basin-edge preflight this replaces flagged "
+        "every dataset 'high, 625x narrower' and tied them all at its search's step.",
         "",
     ]
-    return out
-
-
-def _pairs(edges: dict[str, float | None], broke: dict[str, float]) -> dict[str, int]:
-    """Kendall-style pair counts of the preflight's order against the finetunes'."""
-    counts = {"concordant": 0, "discordant": 0, "tied": 0, "both tied": 0}
-    names = list(edges)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            ea = float("inf") if edges[a] is None else edges[a]
-            eb = float("inf") if edges[b] is None else edges[b]
-            if ea == eb:
-                counts["both tied" if broke[a] == broke[b] else "tied"] += 1
-            elif broke[a] == broke[b]:
-                counts["discordant"] += 1  # the preflight separates what training did not
-            elif (ea < eb) == (broke[a] < broke[b]):
-                counts["concordant"] += 1
-            else:
-                counts["discordant"] += 1
-    return counts
-
-
-def _edge(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.4f}"
+    if frame.empty:
+        return [*out, "pending: run `benchmarks/risk_validation.py`.", ""]
+    return out + validation.markdown(validation.validate(frame))

@@ -1,10 +1,12 @@
-"""Section 7 of the paper miniature: finetunes' trajectories and the risk preflight.
+"""Section 7 of the paper miniature: finetunes' trajectories.
 
 Every finetune's checkpoints are drawn on the plane of the harmful 10-shot finetune
-(Fig. 1B's picture: one path should leave the basin, the mix's should stay), and each
-dataset's preflight edge is set against the order in which its finetune broke safety.
+(Fig. 1B's picture: one path should leave the basin, the mix's should stay).
 Everything goes through the store, so a second ``make paper`` recomputes nothing. This
 module runs the section; its text is in ``paper_render`` with the rest of the report.
+The risk preflight's validation beside it is ``risk.validation``, from its own data
+file (``benchmarks/risk_validation.py``): the old basin-edge preflight it replaced
+could not rank datasets (issue 30).
 """
 
 from __future__ import annotations
@@ -21,15 +23,11 @@ from landscape_core.errors import UserError
 from landscape_core.plan.checkpoints import read_checkpoints
 from landscape_core.plan.identity import plan, plane_key
 from landscape_core.recipes.trajectory import plane_spec, trajectory
-from landscape_core.risk import preflight as risk
-from landscape_core.risk.report import RiskReport, Unfinished, report
-from landscape_core.risk.spec import DEFAULTS, RiskSettings, risk_sweeps
-from landscape_core.spec.config import PromptSetSpec, SweepSpec, TrainingDataSpec
+from landscape_core.risk.spec import DEFAULTS, RiskSettings
+from landscape_core.spec.config import PromptSetSpec, SweepSpec
 from landscape_core.store.runs import Store
 
 THRESHOLD = DEFAULTS.basin.threshold  # a checkpoint at or above this ASR left the basin
-# a control: data that teaches refusals and benign answers, never compliance
-CONTROL = ("align (control)", TrainingDataSpec(recipe="align"))
 
 
 @dataclass(frozen=True)
@@ -44,13 +42,6 @@ class Setup:
 class Section7:
     paths: dict[str, pd.DataFrame]  # finetune -> its checkpoints (empty: not computed)
     plane_run: str
-    risks: dict[str, RiskReport | None]
-
-
-def data_of(name: str) -> TrainingDataSpec:
-    """'harmful 10-shot' -> the data that finetune trained on."""
-    recipe, shots = name.split()
-    return TrainingDataSpec(recipe=recipe, shots=int(shots.removesuffix("-shot")))
 
 
 def plane_of(adapters: dict[str, Path]) -> str:
@@ -68,7 +59,6 @@ def run_section7(
     on = adapters[plane_of(adapters)].resolve()
     plane = plane_spec(on, prompts=setup.risk.prompts)
     paths: dict[str, pd.DataFrame] = {}
-    risks: dict[str, RiskReport | None] = {}
     if compute:
         stored = store.trajectories.on_plane(plane_key(plan(plane, store.file_digest)))
         for name, adapter in adapters.items():
@@ -80,26 +70,15 @@ def run_section7(
             points = trajectory(adapter, store, prompts=setup.checkpoints, on=on, say=progress)
             paths[name] = pd.DataFrame([dataclasses.asdict(p) for p in points])
         progress("the plane under the paths (section 7)")
-        plane_run = sweep.run(plane, store).run_id
-        for name, data in _datasets(adapters):
-            progress(f"risk preflight of {name} (section 7)")
-            risks[name] = risk.run(data, store, setup.risk, say=progress)
-        return Section7(paths, plane_run, risks)
+        return Section7(paths, sweep.run(plane, store).run_id)
     try:
         planned = plan(plane, store.file_digest)
     except UserError:  # the finetunes are not trained yet
-        return Section7({}, "", {})
+        return Section7({}, "")
     stored = store.trajectories.on_plane(plane_key(planned))
     for name, adapter in adapters.items():
         paths[name] = stored.get(str(adapter.resolve()), pd.DataFrame())
-    for name, data in _datasets(adapters):
-        sweeps = risk_sweeps(data, setup.risk)
-        try:
-            ids = [plan(s, store.file_digest).run_id for s in (sweeps.gradient, sweeps.random)]
-            risks[name] = report(store, *ids)
-        except (Unfinished, UserError):
-            risks[name] = None
-    return Section7(paths, planned.run_id, risks)
+    return Section7(paths, planned.run_id)
 
 
 def _complete(path: pd.DataFrame, adapter: Path, prompts: PromptSetSpec, store: Store) -> bool:
@@ -109,11 +88,6 @@ def _complete(path: pd.DataFrame, adapter: Path, prompts: PromptSetSpec, store: 
         return False
     evaluated = [SweepSpec.from_dict(store.run(r)["spec"]).prompts for r in path.run_id]
     return all(p == prompts for p in evaluated)
-
-
-def _datasets(adapters: dict[str, Path]) -> list[tuple[str, TrainingDataSpec]]:
-    """Each finetune's data, then the control."""
-    return [(name, data_of(name)) for name in adapters] + [CONTROL]
 
 
 def left_at(path: pd.DataFrame) -> int | None:

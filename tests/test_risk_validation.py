@@ -1,0 +1,79 @@
+"""Issue 30: the pre-registered test of the risk preflight, on planted rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from landscape_core.risk import validation
+from landscape_core.risk.spec import HIGH_FROM, LOW_BELOW
+
+
+def _rows(scores, asrs, splits, names=None) -> pd.DataFrame:
+    n = len(scores)
+    return pd.DataFrame({
+        "dataset": names or [f"d{i}" for i in range(n)], "split": splits, "seed": 0,
+        "harmful_examples": list(range(n)), "examples": 100, "score": scores,
+        "delta": [-s / 10 for s in scores], "kl": "0.01", "initial_loss": 1.0,
+        "asr_keyword": asrs, "asr_refusal_v2": asrs, "preflight_seconds": 1.0,
+        "finetune_seconds": 2.0,
+    })  # fmt: skip
+
+
+def test_thresholds_are_midpoints_when_the_dev_half_separates():
+    dev = _rows([1.0, 3.0, 8.0, 30.0], [2.0, 5.0, 20.0, 90.0], ["dev"] * 4)
+    t = validation.fit_thresholds(dev)
+    assert t.high_from == pytest.approx(19.0)  # between 8 (ASR 20) and 30 (ASR 90)
+    assert t.low_below == pytest.approx(5.5)  # between 3 (ASR 5) and 8 (ASR 20)
+    assert "midpoint" in t.how
+
+
+def test_an_unseparated_dev_half_takes_the_best_balanced_accuracy():
+    dev = _rows([1.0, 10.0, 5.0, 30.0], [2.0, 60.0, 70.0, 20.0], ["dev"] * 4)
+    t = validation.fit_thresholds(dev)
+    assert "balanced accuracy" in t.how
+    assert t.high_from == 5.0  # >= 5 catches both broken ones, one false alarm
+
+
+def test_a_dev_half_of_one_class_keeps_the_a_priori_thresholds():
+    t = validation.fit_thresholds(_rows([1.0, 2.0], [0.0, 3.0], ["dev", "dev"]))
+    assert (t.low_below, t.high_from) == (LOW_BELOW, HIGH_FROM)
+    assert "a priori" in t.how
+
+
+def test_held_out_outcomes_never_move_the_thresholds():
+    scores, splits = [1.0, 3.0, 8.0, 30.0, 2.0, 40.0], ["dev"] * 4 + ["held-out"] * 2
+    a = validation.validate(_rows(scores, [2, 5, 20, 90, 0, 100], splits))
+    b = validation.validate(_rows(scores, [2, 5, 20, 90, 100, 0], splits))
+    assert a.thresholds == b.thresholds
+    assert a.held_out[0].auroc == 1.0 and b.held_out[0].auroc == 0.0
+
+
+def test_auroc_counts_ties_half_and_needs_both_classes():
+    values = np.array([1.0, 2.0, 2.0, 3.0])
+    assert validation.auroc(values, np.array([False, False, True, True])) == pytest.approx(0.875)
+    assert validation.auroc(values, np.array([True] * 4)) is None
+
+
+def test_rho_is_claimed_only_from_eight_datasets_with_its_interval():
+    few = _rows([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], ["held-out"] * 3)
+    assert validation.correlation(few, "score").rho is None
+    scores = list(range(10))
+    many = _rows(scores, [s * 10 + 1 for s in scores], ["held-out"] * 10)
+    c = validation.correlation(many, "score")
+    assert c.rho == pytest.approx(1.0) and c.low == pytest.approx(1.0)
+    # raw delta falls as the score rises: its sign makes a falling refusal the risk
+    assert validation.correlation(many, "delta").rho == pytest.approx(1.0)
+    noisy = _rows(scores, [90, 10, 80, 20, 70, 30, 60, 40, 50, 45], ["held-out"] * 10)
+    c = validation.correlation(noisy, "score")
+    assert c.low < c.rho < c.high
+
+
+def test_the_align_control_is_read_with_the_fitted_thresholds():
+    names = ["p0", "p1", "align", "k50"]
+    frame = _rows([1.0, 30.0, 25.0, 2.0], [2.0, 90.0, 3.0, 60.0], ["dev"] * 4, names)
+    v = validation.validate(frame)
+    assert v.align_verdict == validation.verdict(25.0, v.thresholds)
+    lines = "\n".join(validation.markdown(v))
+    assert "| align | dev | 0 |" in lines and "n < 8: not claimed" in lines
