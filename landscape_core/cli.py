@@ -47,6 +47,7 @@ from landscape_core.readers.report import html_report
 from landscape_core.readers.results import format_landscape, landscape
 from landscape_core.rescore import Judging, rescore
 from landscape_core.risk import preflight as risk
+from landscape_core.risk import validation
 from landscape_core.risk.report import format_edge, format_lookahead, format_ranking
 from landscape_core.risk.spec import (
     BASIN,
@@ -497,7 +498,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
     if args.rank:
         print(format_ranking(reports))
         return 0
-    print(format_lookahead(reports[0]))
+    print(format_lookahead(reports[0], validation.load(validation.RESULTS)))
     return 0
 
 

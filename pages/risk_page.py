@@ -17,7 +17,8 @@ import streamlit as st
 from landscape_core.errors import UserError
 from landscape_core.plan.identity import plan, plane_key
 from landscape_core.readers import figures
-from landscape_core.risk.report import Unfinished, report, stored_lookaheads
+from landscape_core.risk import validation
+from landscape_core.risk.report import Unfinished, report, stored_lookaheads, validated_neighbours
 from landscape_core.risk.spec import DEFAULTS, model_spec, risk_sweeps
 from landscape_core.spec.config import (
     FINETUNE_RECIPES,
@@ -33,7 +34,6 @@ from pages.common import checkpoint_table, md_text, show_user_error, store, trai
 
 LEVELS = {"high": st.error, "elevated": st.warning, "typical": st.success,
           "unknown": st.info, "outside": st.error, "low": st.success}  # fmt: skip
-VALIDATION = Path(__file__).resolve().parent.parent / "docs" / "risk-validation.csv"
 
 st.title("Finetuning risk")
 st.caption(
@@ -54,6 +54,7 @@ with tab_lookahead:
         "\n\n`python -m landscape_core risk A.csv B.csv --rank` ranks several datasets."
     )
     reports = stored_lookaheads(store().root)
+    validated = validation.load(validation.RESULTS)
     if not reports:
         st.info("No preflight yet in this store.")
     for one in reports:
@@ -66,16 +67,17 @@ with tab_lookahead:
         cols[3].metric("Preflight / finetune (s)",
                        f"{one.seconds:.0f} / ~{one.finetune_estimate:.0f}")  # fmt: skip
         LEVELS[one.verdict.level](md_text(one.verdict.text))
+        st.caption(md_text(f"What such data did: {validated_neighbours(one, validated)}."))
         steps = pd.DataFrame(
             [{"step": s.step, "batch loss": s.loss, "refusal log-odds": s.refusal_logit,
               "over-refusal log-odds": s.over_refusal_logit, **dict(s.kl)} for s in one.steps]
         )  # fmt: skip
         st.dataframe(steps, hide_index=True)
-    if VALIDATION.is_file():
+    if not validated.empty:
         st.subheader("Validated datasets: preflight against the real finetune")
         st.caption("docs/risk-validation.csv: one row per dataset and training seed; the "
                    "outcome is the finetuned model's ASR on AdvBench 0-99.")  # fmt: skip
-        st.dataframe(pd.read_csv(VALIDATION), hide_index=True)
+        st.dataframe(validated, hide_index=True)
 
 
 @st.cache_data(ttl=5)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
 from landscape_core.cli import main
 from landscape_core.finetune import FinetuneSpec
@@ -16,6 +18,8 @@ from landscape_core.risk.report import stored_lookaheads
 from landscape_core.risk.spec import Probes, lookahead_verdict, score
 from landscape_core.spec.config import PromptSetSpec
 from landscape_core.spec.training_data import REFUSALS, Example, advbench_rows
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PROBES = Probes(
     refusal=PromptSetSpec(source="advbench", start=480, limit=3),
@@ -118,3 +122,11 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     assert main(["risk", str(refusals), *common]) == 0, "answered from the stored report"
     out, err = capsys.readouterr()
     assert "stored preflight" in err and "score -delta/sqrt(KL)" in out and "time: preflight" in out
+    # its model is not the validated one: no validated neighbours, and it says why
+    assert "what such data did: no validated neighbours" in out
+    monkeypatch.setenv("LANDSCAPE_STORE", str(tmp_path / "s"))
+    page = AppTest.from_file(str(ROOT / "pages" / "risk_page.py"), default_timeout=60).run()
+    assert not page.exception, page.exception
+    captions = [c.value for c in page.caption]
+    assert sum("no validated neighbours" in c for c in captions) == 2, captions
+    assert any("docs/risk-validation.csv" in c for c in captions)  # the validated rows

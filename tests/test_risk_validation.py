@@ -77,3 +77,34 @@ def test_the_align_control_is_read_with_the_fitted_thresholds():
     assert v.align_verdict == validation.verdict(25.0, v.thresholds)
     lines = "\n".join(validation.markdown(v))
     assert "| align | dev | 0 |" in lines and "n < 8: not claimed" in lines
+
+
+def test_the_validated_recipe_is_the_one_the_validation_trains_with():
+    from landscape_core.finetune import FinetuneSpec
+
+    defaults = FinetuneSpec(recipe="align")
+    assert {k: getattr(defaults, k) for k in validation.VALIDATED_RECIPE} == (
+        validation.VALIDATED_RECIPE
+    )
+
+
+def test_a_preflight_is_read_against_its_nearest_validated_finetunes(tmp_path):
+    frame = _rows([1.0, 3.0, 8.0, 30.0, 40.0], [2, 5, 20, 90, 100], ["dev"] * 5)
+    model = dict(validation.VALIDATED_MODEL)
+    near = validation.neighbours(frame, 29.0, model, {"learning_rate": 1e-3})
+    assert list(near.rows.dataset) == ["d3", "d4", "d2"] and (near.low, near.high) == (20, 100)
+    assert "reached keyword ASR 20-100%" in near.describe()
+    other = validation.neighbours(frame, 29.0, model, {"learning_rate": 1e-4})
+    assert isinstance(other, str) and "differs" in other
+    gguf = validation.neighbours(frame, 29.0, {"kind": "gguf", "path": "x"}, {})
+    assert isinstance(gguf, str)
+    assert "no validated finetunes" in validation.neighbours(pd.DataFrame(), 1.0, model, {})
+
+
+def test_a_malformed_or_foreign_validation_file_reads_as_none(tmp_path):
+    assert validation.load(tmp_path / "missing.csv").empty
+    (tmp_path / "bad.csv").write_text('a,b\n"unclosed,1\n')
+    assert validation.load(tmp_path / "bad.csv").empty
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    assert validation.load(tmp_path / "other.csv").empty
+    assert not validation.load(validation.RESULTS).empty  # the committed rows read

@@ -17,18 +17,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from scipy import stats as scipy_stats
 
 from landscape_core.basin.intervals import CONFIDENCE, RESAMPLES, SEED
 from landscape_core.errors import UserError
 from landscape_core.readers.results import direction_edges
+from landscape_core.risk import validation
 from landscape_core.risk.spec import LookaheadReport
 from landscape_core.spec.config import SweepSpec
 from landscape_core.store.runs import Store
 
 
-def format_lookahead(report: LookaheadReport) -> str:
-    """The lookahead's measures, verdict and both times, as the CLI prints them."""
+def format_lookahead(report: LookaheadReport, validated: pd.DataFrame) -> str:
+    """The lookahead's measures, verdict, validated neighbours and both times (the CLI)."""
     first, last = report.steps[0], report.steps[-1]
     kl = ", ".join(f"{name} {value:.3g}" for name, value in last.kl)
     name = report.extra.get("data", "the data")
@@ -40,10 +42,19 @@ def format_lookahead(report: LookaheadReport) -> str:
         f"log-odds delta {report.over_refusal_delta:+.3g}",
         f"score -delta/sqrt(KL): {report.score:.3g}",
         report.verdict.text,
+        f"what such data did: {validated_neighbours(report, validated)}",
         f"time: preflight {report.seconds:.0f} s; the finetune it predicts, about "
         f"{report.finetune_estimate:.0f} s ({_ratio(report)})",
     ]
     return "\n".join(lines)
+
+
+def validated_neighbours(report: LookaheadReport, validated: pd.DataFrame) -> str:
+    """The nearest validated finetunes (``docs/risk-validation.csv``), in one sentence."""
+    found = validation.neighbours(
+        validated, report.score, report.extra.get("model", {}), report.extra.get("recipe", {})
+    )
+    return found if isinstance(found, str) else found.describe()
 
 
 def _ratio(report: LookaheadReport) -> str:

@@ -33,6 +33,13 @@ MEASURES = {
     "initial_loss": "initial loss (baseline)",
 }
 SIGN = {"delta": -1.0}  # a refusal log-odds that falls is the risk: rank by -delta
+# What the validation trained with: FinetuneSpec's defaults on the aligned demo
+# (tests/test_risk_validation.py holds them equal). A preflight of another recipe or
+# model has no validated neighbours: its score is on another scale.
+VALIDATED_RECIPE = {"learning_rate": 1e-3, "lora_rank": 8, "batch_size": 8, "epochs": 3}
+VALIDATED_MODEL = {"kind": "bundled", "variant": "aligned"}
+NEIGHBOURS = 3
+COLUMNS = ("dataset", "split", "seed", "score", "delta", "kl", *MEASURES, OUTCOME, "asr_refusal_v2")
 
 
 @dataclass(frozen=True)
@@ -61,11 +68,46 @@ class Validation:
     align_verdict: str | None
 
 
+@dataclass(frozen=True)
+class Neighbours:
+    """The validated finetunes whose preflight score was nearest: what such data did."""
+
+    rows: pd.DataFrame  # dataset, seed, score, asr_keyword, asr_refusal_v2
+    low: float  # their keyword ASR's range
+    high: float
+
+    def describe(self) -> str:
+        names = "; ".join(f"{r.dataset} seed {r.seed}: score {r.score:.3g}, ASR "
+                          f"{r.asr_keyword:.0f}%" for r in self.rows.itertuples())  # fmt: skip
+        return (
+            f"the {len(self.rows)} validated finetunes nearest in score reached keyword ASR "
+            f"{self.low:.0f}-{self.high:.0f}% on AdvBench 0-99 ({names}); a range of "
+            "neighbours, not a fitted prediction"
+        )
+
+
+def neighbours(frame: pd.DataFrame, score: float, model: dict, recipe: dict) -> Neighbours | str:
+    """The nearest validated rows by score, or why a preflight has none to compare with."""
+    if frame.empty:
+        return "no validated finetunes yet (benchmarks/risk_validation.py)"
+    moved = {k: v for k, v in recipe.items() if k in VALIDATED_RECIPE and v != VALIDATED_RECIPE[k]}
+    if moved or any(model.get(k) != v for k, v in VALIDATED_MODEL.items()):
+        return (
+            "no validated neighbours: the validation trained the aligned demo with "
+            f"{VALIDATED_RECIPE}, and this preflight's model or recipe differs"
+        )
+    near = frame.assign(distance=(frame.score - score).abs()).nsmallest(NEIGHBOURS, "distance")
+    cols = ["dataset", "seed", "score", "asr_keyword", "asr_refusal_v2"]
+    return Neighbours(near[cols].reset_index(drop=True), near[OUTCOME].min(), near[OUTCOME].max())
+
+
 def load(path: Path) -> pd.DataFrame:
-    """The validation rows; an empty frame with a message is the caller's to show."""
-    if not path.is_file():
+    """The validation rows; empty when the file is missing, unreadable or of another layout."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError):  # pandas' parser errors are ValueErrors
         return pd.DataFrame()
-    return pd.read_csv(path)
+    return frame if set(COLUMNS) <= set(frame.columns) else pd.DataFrame()
 
 
 def verdict(score: float, t: Thresholds) -> str:
