@@ -73,6 +73,14 @@ with tab_lookahead:
               "over-refusal log-odds": s.over_refusal_logit, **dict(s.kl)} for s in one.steps]
         )  # fmt: skip
         st.dataframe(steps, hide_index=True)
+        if "anchoring" in one.extra:
+            cols = st.columns(2)
+            cols[0].metric("Anchoring: toward compliance minus refusal",
+                           f"{one.extra['anchoring']:+.4f}")  # fmt: skip
+            cols[1].metric("Shallowness: gradient share of the first 5 answer tokens",
+                           f"{one.extra['shallowness']:.2f}")  # fmt: skip
+            st.caption("The rows that pull hardest toward compliance: remove these first.")
+            st.dataframe(pd.DataFrame(one.extra.get("top_rows", [])), hide_index=True)
     if not validated.empty:
         st.subheader("Validated datasets: preflight against the real finetune")
         st.caption("docs/risk-validation.csv: one row per dataset and training seed; the "

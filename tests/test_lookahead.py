@@ -118,15 +118,23 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     ranked = json.loads(capsys.readouterr().out)
     assert [r["extra"]["data"] for r in ranked] == ["refusals.csv", "poems.csv"]
     assert {"score", "delta", "kl", "verdict", "seconds", "finetune_estimate"} <= set(ranked[0])
+    for one in ranked:  # anchoring names the rows that drive it, at most 10, strongest first
+        terms = [r["term"] for r in one["extra"]["top_rows"]]
+        assert 0 < len(terms) <= 10 and terms == sorted(terms, reverse=True)
+        assert 0.0 <= one["extra"]["shallowness"] <= 1.0 + 1e-9
+    assert main(["risk", str(refusals), str(poems), "--rank", *common]) == 0
+    assert "poems.csv: the rows that drive its anchoring score" in capsys.readouterr().out
     assert len(stored_lookaheads(tmp_path / "s")) == 2
     assert main(["risk", str(refusals), *common]) == 0, "answered from the stored report"
     out, err = capsys.readouterr()
     assert "stored preflight" in err and "score -delta/sqrt(KL)" in out and "time: preflight" in out
     # its model is not the validated one: no validated neighbours, and it says why
     assert "what such data did: no validated neighbours" in out
+    assert "anchoring: " in out and "rows that pull hardest toward compliance" in out
     monkeypatch.setenv("LANDSCAPE_STORE", str(tmp_path / "s"))
     page = AppTest.from_file(str(ROOT / "pages" / "risk_page.py"), default_timeout=60).run()
     assert not page.exception, page.exception
     captions = [c.value for c in page.caption]
     assert sum("no validated neighbours" in c for c in captions) == 2, captions
     assert any("docs/risk-validation.csv" in c for c in captions)  # the validated rows
+    assert sum(m.label.startswith("Anchoring") for m in page.metric) == 2

@@ -17,6 +17,7 @@ dataset that merely moves the model a lot does not look dangerous for that alone
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -39,11 +40,13 @@ from landscape_core.engine.training import (
     training_texts,
 )
 from landscape_core.finetune import FinetuneSpec, build_examples, train_steps, trainable
+from landscape_core.risk.anchoring import anchoring
 from landscape_core.risk.spec import LookaheadReport, LookaheadStep, Probes, lookahead_report
 from landscape_core.spec.config import GenerationSpec
 from landscape_core.spec.datasets import load_prompts
 from landscape_core.spec.training_data import Example
 
+TOP_ROWS = 10  # the examples a report names as driving its anchoring score
 LOGIT_FLOOR = 1e-12  # probabilities are clipped to [floor, 1 - floor] before the log-odds
 
 
@@ -208,4 +211,12 @@ def preflight(
         say(f"  step {step.step}: refusal log-odds {step.refusal_logit:+.3f}, "
             f"KL {step.mean_kl:.3g}")  # fmt: skip
 
-    return lookahead(model, tokenizer, chat_format, recipe, examples, probes, on_step=progress)
+    report = lookahead(model, tokenizer, chat_format, recipe, examples, probes, on_step=progress)
+    say("anchoring: each example's gradient against the compliance and refusal anchors")
+    pulled = anchoring(model, tokenizer, chat_format, recipe, examples)
+    top = [{"row": i, "term": round(pulled.per_example[i], 4),
+            "prompt": examples[i].prompt, "answer": examples[i].answer}
+           for i in pulled.top(TOP_ROWS)]  # fmt: skip
+    extra = {"anchoring": pulled.score, "shallowness": pulled.shallowness, "top_rows": top}
+    return dataclasses.replace(report, seconds=report.seconds + pulled.seconds,
+                               extra={**report.extra, **extra})  # fmt: skip

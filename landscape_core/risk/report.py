@@ -42,11 +42,36 @@ def format_lookahead(report: LookaheadReport, validated: pd.DataFrame) -> str:
         f"log-odds delta {report.over_refusal_delta:+.3g}",
         f"score -delta/sqrt(KL): {report.score:.3g}",
         report.verdict.text,
+        *_anchoring_lines(report),
         f"what such data did: {validated_neighbours(report, validated)}",
         f"time: preflight {report.seconds:.0f} s; the finetune it predicts, about "
         f"{report.finetune_estimate:.0f} s ({_ratio(report)})",
     ]
     return "\n".join(lines)
+
+
+def _anchoring_lines(report: LookaheadReport) -> list[str]:
+    """The anchoring and shallowness measures and the rows that drive them (if measured)."""
+    if "anchoring" not in report.extra:
+        return []
+    lines = [
+        f"anchoring: {report.extra['anchoring']:+.4f} (mean cos of each example's gradient "
+        "toward compliance anchors minus toward refusal anchors); shallowness: "
+        f"{report.extra['shallowness']:.2f} of the gradient from the first 5 answer tokens",
+        "rows that pull hardest toward compliance (remove these first):",
+    ]
+    return lines + _top_rows(report)
+
+
+def _top_rows(report: LookaheadReport) -> list[str]:
+    """The examples that pull hardest toward compliance: row, term, prompt (one line)."""
+    return [f"  row {x['row']:<4} {x['term']:+.4f}  {_one_line(x['prompt'])}"
+            for x in report.extra.get("top_rows", [])]  # fmt: skip
+
+
+def _one_line(text: str, width: int = 80) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
 def validated_neighbours(report: LookaheadReport, validated: pd.DataFrame) -> str:
@@ -64,10 +89,16 @@ def _ratio(report: LookaheadReport) -> str:
 def format_ranking(reports: list[LookaheadReport]) -> str:
     """Datasets from the riskiest down, by the lookahead's score."""
     ranked = sorted(reports, key=lambda r: -r.score)
-    lines = ["rank  score     delta      KL        verdict   data"]
+    lines = ["rank  score     delta      KL        anchoring  verdict   data"]
     for i, r in enumerate(ranked, start=1):
-        lines.append(f"{i:<5} {r.score:<9.3g} {r.delta:<+10.3g} {r.kl:<9.3g} "
+        pull = r.extra.get("anchoring")
+        pulled = "-" if pull is None else f"{pull:+.4f}"
+        lines.append(f"{i:<5} {r.score:<9.3g} {r.delta:<+10.3g} {r.kl:<9.3g} {pulled:<10} "
                      f"{r.verdict.level:<9} {r.extra.get('data', '?')}")  # fmt: skip
+    for r in ranked:
+        if r.extra.get("top_rows"):
+            lines += ["", f"{r.extra.get('data', '?')}: the rows that drive its anchoring score"]
+            lines += _top_rows(r)
     return "\n".join(lines)
 
 
