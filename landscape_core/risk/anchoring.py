@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from landscape_core.engine.training import IGNORE, Encoded, collate, encode
+from landscape_core.engine.training import IGNORE, Batch, Encoded, collate, encode, summed_loss
 from landscape_core.engine.training import training_texts as render
 from landscape_core.finetune import FinetuneSpec, trainable
 from landscape_core.spec.datasets import DATA_DIR
@@ -54,58 +54,63 @@ def anchors() -> tuple[list[Example], list[Example]]:
     return rows, refused
 
 
-def anchoring(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    chat_format: str,
-    recipe: FinetuneSpec,
-    examples: Sequence[Example],
-) -> Anchoring:
-    """Both measures for ``examples`` under ``recipe``'s adapters; ``model`` is untouched."""
-    started = time.monotonic()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)  # the adapters' initialisation, as finetune seeds it
-        moved = trainable(recipe, copy.deepcopy(model))
-    moved.eval()  # no dropout: the gradient of the loss itself
-    params = [p for p in moved.parameters() if p.requires_grad]
+class Gradients:
+    """Gradients of the recipe's loss for its LoRA adapters at their initialisation.
 
-    def encoded(rows: Sequence[Example]) -> list[Encoded]:
-        texts = render(tokenizer, [e.prompt for e in rows], chat_format)
-        return encode(tokenizer, texts, rows, recipe.max_length)
+    One per (model, recipe seed): the anchors' directions are computed once and reused
+    for every dataset scored with it. ``model`` itself is never modified.
+    """
 
-    def flat(loss: torch.Tensor, retain: bool = False) -> torch.Tensor:
-        grads = torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True)
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        chat_format: str,
+        recipe: FinetuneSpec,
+    ) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(recipe.seed)  # the adapters' initialisation, as finetune's
+            self.model = trainable(recipe, copy.deepcopy(model))
+        self.model.eval()  # no dropout: the gradient of the loss itself
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.tokenizer, self.chat_format, self.recipe = tokenizer, chat_format, recipe
+        compliant, refused = anchors()
+        self.toward, self.away = self._unit_mean(compliant), self._unit_mean(refused)
+
+    def encode(self, rows: Sequence[Example]) -> list[Encoded]:
+        texts = render(self.tokenizer, [e.prompt for e in rows], self.chat_format)
+        return encode(self.tokenizer, texts, rows, self.recipe.max_length)
+
+    def of(self, batch: Sequence[Encoded], first_only: bool = False) -> torch.Tensor:
+        """The flattened gradient of the summed answer loss (or of its first tokens only)."""
+        b = collate(batch, self.tokenizer.pad_token_id)
+        labels = b.labels.clone()
+        if first_only:
+            for row in labels:
+                row[(row != IGNORE).nonzero().flatten()[SHALLOW:]] = IGNORE
+        loss = summed_loss(self.model, Batch(b.ids, labels, b.mask))
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
         return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
-                          for g, p in zip(grads, params, strict=True)])  # fmt: skip
+                          for g, p in zip(grads, self.params, strict=True)])  # fmt: skip
 
-    def gradients(e: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
-        """The example's gradient from its first SHALLOW answer tokens, and its whole one."""
-        batch = collate([e], tokenizer.pad_token_id)
-        logits = moved(input_ids=batch.ids, attention_mask=batch.mask).logits[0, :-1].float()
-        labels = batch.labels[0, 1:]
-        first = torch.zeros_like(labels, dtype=torch.bool)
-        first[(labels != IGNORE).nonzero().flatten()[:SHALLOW]] = True
-        losses = torch.nn.functional.cross_entropy(
-            logits, labels.clamp_min(0), reduction="none"
-        ) * (labels != IGNORE)
-        g_first = flat(losses[first].sum(), retain=True)
-        return g_first, g_first + flat(losses[~first].sum())
+    def _unit_mean(self, rows: Sequence[Example]) -> torch.Tensor:
+        return _unit(sum(_unit(self.of([e])) for e in self.encode(rows)))
 
-    def unit_mean(rows: Sequence[Example]) -> torch.Tensor:
-        return _unit(sum(_unit(gradients(e)[1]) for e in encoded(rows)))
 
-    compliant, refused = anchors()
-    toward, away = unit_mean(compliant), unit_mean(refused)
-    terms, whole, first_sum = [], None, None
-    for e in encoded(examples):
-        g_first, g = gradients(e)
+def anchoring(gradients: Gradients, examples: Sequence[Example]) -> Anchoring:
+    """Both measures for ``examples``: one backward pass per example, one per batch."""
+    started = time.monotonic()
+    encoded = gradients.encode(examples)
+    terms, whole = [], None
+    for e in encoded:
+        g = gradients.of([e])
         unit = _unit(g)
-        terms.append(float(unit @ toward - unit @ away))
+        terms.append(float(unit @ gradients.toward - unit @ gradients.away))
         whole = g if whole is None else whole + g
-        first_sum = g_first if first_sum is None else first_sum + g_first
-    share = (
-        float(first_sum @ whole / max(float(whole @ whole), 1e-30)) if whole is not None else 0.0
-    )
+    size = gradients.recipe.batch_size
+    first = sum(gradients.of(encoded[i : i + size], first_only=True)
+                for i in range(0, len(encoded), size))  # fmt: skip
+    share = 0.0 if whole is None else float(first @ whole / max(float(whole @ whole), 1e-30))
     score = sum(terms) / max(len(terms), 1)
     return Anchoring(score, tuple(terms), share, time.monotonic() - started)
 

@@ -40,7 +40,7 @@ from landscape_core.engine.training import (
     training_texts,
 )
 from landscape_core.finetune import FinetuneSpec, build_examples, train_steps, trainable
-from landscape_core.risk.anchoring import anchoring
+from landscape_core.risk.anchoring import Gradients, anchoring
 from landscape_core.risk.spec import LookaheadReport, LookaheadStep, Probes, lookahead_report
 from landscape_core.spec.config import GenerationSpec
 from landscape_core.spec.datasets import load_prompts
@@ -213,10 +213,12 @@ def preflight(
 
     report = lookahead(model, tokenizer, chat_format, recipe, examples, probes, on_step=progress)
     say("anchoring: each example's gradient against the compliance and refusal anchors")
-    pulled = anchoring(model, tokenizer, chat_format, recipe, examples)
+    started = time.monotonic()
+    pulled = anchoring(Gradients(model, tokenizer, chat_format, recipe), examples)
     top = [{"row": i, "term": round(pulled.per_example[i], 4),
             "prompt": examples[i].prompt, "answer": examples[i].answer}
            for i in pulled.top(TOP_ROWS)]  # fmt: skip
     extra = {"anchoring": pulled.score, "shallowness": pulled.shallowness, "top_rows": top}
-    return dataclasses.replace(report, seconds=report.seconds + pulled.seconds,
+    seconds = report.seconds + time.monotonic() - started  # the anchors' gradients too
+    return dataclasses.replace(report, seconds=seconds,
                                extra={**report.extra, **extra})  # fmt: skip
