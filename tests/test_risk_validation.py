@@ -108,3 +108,20 @@ def test_a_malformed_or_foreign_validation_file_reads_as_none(tmp_path):
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     assert validation.load(tmp_path / "other.csv").empty
     assert not validation.load(validation.RESULTS).empty  # the committed rows read
+
+
+def test_post_hoc_measures_join_their_rows_and_are_labelled_so(tmp_path, monkeypatch):
+    main, extra = tmp_path / "v.csv", tmp_path / "a.csv"
+    scores = list(range(10))
+    _rows(scores, [s * 10 for s in scores], ["dev", "held-out"] * 5).to_csv(main, index=False)
+    extra.write_text("dataset,seed,anchoring,shallowness,anchoring_seconds\nd1,0,0.5,0.2,9\n")
+    monkeypatch.setattr(validation, "ANCHORING", extra)
+    frame = validation.load(main)
+    assert frame.anchoring.notna().sum() == 1 and frame.loc[1, "anchoring"] == 0.5
+    v = validation.validate(frame)
+    post = next(c for c in v.everything if c.measure == "anchoring")
+    assert post.n == 1 and post.rho is None  # only the rows that have it
+    text = "\n".join(validation.markdown(v))
+    assert "| anchoring (post hoc) | n < 8: not claimed |" in text and "| +0.5000 | 0.200 |" in text
+    extra.write_text("not,the,layout\n1,2,3\n")
+    assert "anchoring" not in validation.load(main)  # a foreign file adds nothing

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from landscape_core.risk.spec import HIGH_FROM, LOW_BELOW
 
@@ -43,6 +44,10 @@ VALIDATED_RECIPE = {"learning_rate": 1e-3, "lora_rank": 8, "batch_size": 8, "epo
 VALIDATED_MODEL = {"kind": "bundled", "variant": "aligned"}
 NEIGHBOURS = 3
 COLUMNS = ("dataset", "split", "seed", "score", "delta", "kl", *MEASURES, OUTCOME, "asr_refusal_v2")
+POST_HOC = {
+    "anchoring": "anchoring (post hoc)",
+    "shallowness": "shallowness (post hoc)",
+}
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,15 @@ def load(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path)
     except (OSError, ValueError):  # pandas' parser errors are ValueErrors
         return pd.DataFrame()
-    return frame if set(COLUMNS) <= set(frame.columns) else pd.DataFrame()
+    if not set(COLUMNS) <= set(frame.columns):
+        return pd.DataFrame()
+    try:
+        extra = pd.read_csv(ANCHORING)
+    except (OSError, ValueError):
+        return frame
+    if not {"dataset", "seed", *POST_HOC} <= set(extra.columns):
+        return frame
+    return frame.merge(extra[["dataset", "seed", *POST_HOC]], on=["dataset", "seed"], how="left")
 
 
 def verdict(score: float, t: Thresholds) -> str:
@@ -158,22 +171,41 @@ def auroc(values: np.ndarray, positive: np.ndarray) -> float | None:
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    rho = pd.Series(x).corr(pd.Series(y), method="spearman")
-    return None if pd.isna(rho) else float(rho)
+    """Spearman's rho; None where either side is constant."""
+    rho = _rank_correlations(x[None, :], y[None, :])[0]
+    return None if np.isnan(rho) else float(rho)
+
+
+def _rank_correlations(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row pair (ties share their mean rank); NaN for a constant row."""
+    rx, ry = rankdata(xs, axis=1), rankdata(ys, axis=1)
+    rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
+    norm = np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, (rx * ry).sum(axis=1) / norm, np.nan)
 
 
 def correlation(frame: pd.DataFrame, measure: str, seed: int = 0) -> Correlation:
     """Spearman rho with a percentile bootstrap over datasets, and AUROC, for one measure."""
+    frame = frame.dropna(subset=[measure])  # a post-hoc measure not computed for every row
     x = SIGN.get(measure, 1.0) * frame[measure].to_numpy(float)
     y = frame[OUTCOME].to_numpy(float)
     area = auroc(x, y >= BROKEN)
     if len(frame) < MIN_FOR_RHO:
         return Correlation(measure, len(frame), None, None, None, area)
-    rng = np.random.default_rng(seed)
-    draws = [spearman(x[i], y[i]) for i in rng.integers(0, len(x), (RESAMPLES, len(x)))]
-    kept = [d for d in draws if d is not None]
-    low, high = np.percentile(kept, [2.5, 97.5]) if kept else (None, None)
-    return Correlation(measure, len(frame), spearman(x, y), low, high, area)
+    index = np.random.default_rng(seed).integers(0, len(x), (RESAMPLES, len(x)))
+    draws = _rank_correlations(x[index], y[index])
+    kept = draws[~np.isnan(draws)]
+    rho = spearman(x, y)
+    if rho is None or not len(kept):
+        return Correlation(measure, len(frame), None, None, None, area)
+    low, high = np.percentile(kept, [2.5, 97.5])
+    return Correlation(measure, len(frame), rho, float(low), float(high), area)
+
+
+def _measures(frame: pd.DataFrame) -> list[str]:
+    """The score, its baselines, then the post-hoc measures the rows have."""
+    return [*MEASURES, *(m for m in POST_HOC if m in frame and frame[m].notna().any())]
 
 
 def validate(frame: pd.DataFrame) -> Validation:
@@ -186,8 +218,8 @@ def validate(frame: pd.DataFrame) -> Validation:
     return Validation(
         rows,
         thresholds,
-        [correlation(held, m) for m in MEASURES],
-        [correlation(rows, m) for m in MEASURES],
+        [correlation(held, m) for m in _measures(frame)],
+        [correlation(rows, m) for m in _measures(frame)],
         None if align.empty else str(align.fitted.iloc[0]),
     )
 
@@ -196,15 +228,19 @@ def markdown(v: Validation) -> list[str]:
     """The validation as docs/paper-mini.md section 7 shows it."""
     t = v.thresholds
     out = [
-        "| dataset | split | seed | harmful | score | raw delta | KL | verdict (fitted) "
-        "| keyword ASR % | refusal-v2 ASR % | preflight s | finetune s |",
-        "|" + "---|" * 12,
+        "| dataset | split | seed | examples | harmful | score | raw delta | KL "
+        "| anchoring | shallowness | verdict (fitted) | keyword ASR % | refusal-v2 ASR % "
+        "| preflight s | finetune s |",
+        "|" + "---|" * 15,
     ]
     for r in v.rows.itertuples():
+        post = [_cell(getattr(r, "anchoring", None), "+.4f"),
+                _cell(getattr(r, "shallowness", None), ".3f")]  # fmt: skip
         out.append(
-            f"| {r.dataset} | {r.split} | {r.seed} | {r.harmful_examples} | {r.score:.2f} | "
-            f"{r.delta:+.3f} | {float(r.kl):.3g} | {r.fitted} | {r.asr_keyword:.0f} | "
-            f"{r.asr_refusal_v2:.0f} | {r.preflight_seconds:.0f} | {r.finetune_seconds:.0f} |"
+            f"| {r.dataset} | {r.split} | {r.seed} | {r.examples} | {r.harmful_examples} | "
+            f"{r.score:.2f} | {r.delta:+.3f} | {float(r.kl):.3g} | {' | '.join(post)} | "
+            f"{r.fitted} | {r.asr_keyword:.0f} | {r.asr_refusal_v2:.0f} | "
+            f"{r.preflight_seconds:.0f} | {r.finetune_seconds:.0f} |"
         )
     out += [
         "",
@@ -221,14 +257,18 @@ def markdown(v: Validation) -> list[str]:
     return out
 
 
+def _cell(value: float | None, spec: str) -> str:
+    return "-" if value is None or pd.isna(value) else format(value, spec)
+
+
 def _correlations(title: str, rows: list[Correlation]) -> list[str]:
     out = [
         f"**{title}** (n = {rows[0].n if rows else 0}; Spearman rho against keyword ASR "
         f"with a 95% percentile bootstrap over datasets, {RESAMPLES:,} resamples, only from "
         f"{MIN_FOR_RHO} datasets; AUROC for ASR >= {BROKEN:g}%):",
         "",
-        "| measure | rho [95% CI] | AUROC |",
-        "|---|---|---|",
+        "| measure | rho [95% CI] | AUROC | n |",
+        "|---|---|---|---|",
     ]
     for c in rows:
         if c.n < MIN_FOR_RHO:
@@ -238,5 +278,5 @@ def _correlations(title: str, rows: list[Correlation]) -> list[str]:
         else:
             rho = f"{c.rho:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
         area = "one class only" if c.auroc is None else f"{c.auroc:.2f}"
-        out.append(f"| {MEASURES[c.measure]} | {rho} | {area} |")
+        out.append(f"| {({**MEASURES, **POST_HOC})[c.measure]} | {rho} | {area} | {c.n} |")
     return [*out, ""]
