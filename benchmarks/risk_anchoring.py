@@ -17,7 +17,7 @@ from pathlib import Path
 from landscape_core.engine.models import load_model
 from landscape_core.finetune import FinetuneSpec
 from landscape_core.risk.anchoring import Gradients, anchoring
-from landscape_core.risk.validation import ANCHORING, RESULTS, load
+from landscape_core.risk.validation import ANCHORING, RESULTS, append_row, load
 from landscape_core.spec.config import ModelSpec
 from landscape_core.spec.training_data import file_examples
 
@@ -53,12 +53,7 @@ def main() -> None:
             row = {"dataset": name, "seed": seed, "anchoring": round(out.score, 5),
                    "shallowness": round(out.shallowness, 4),
                    "anchoring_seconds": round(time.monotonic() - started, 1)}  # fmt: skip
-            new = not ANCHORING.is_file()
-            with ANCHORING.open("a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=COLUMNS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_row(ANCHORING, row, COLUMNS)
             print(row, flush=True)
 
 

@@ -26,7 +26,7 @@ from landscape_core.finetune import FinetuneSpec, finetune
 from landscape_core.hashing import content_hash
 from landscape_core.risk.lookahead import Reference, lookahead
 from landscape_core.risk.spec import Probes
-from landscape_core.risk.validation import RESULTS
+from landscape_core.risk.validation import RESULTS, append_row
 from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SweepSpec
 from landscape_core.spec.datasets import DATA_DIR, load_prompts
 from landscape_core.spec.training_data import (
@@ -204,12 +204,7 @@ def main() -> None:
                 "asr_refusal_v2": outcome.get("asr_refusal_v2"),
                 "final_loss": _final_loss(adapter), "adapter": adapter.name,
             }  # fmt: skip
-            new = not OUT.is_file()
-            with OUT.open("a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=COLUMNS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_row(OUT, row, COLUMNS)
             print(row, flush=True)
             if args.commit:
                 subprocess.run(["git", "-C", str(ROOT), "add", str(OUT), str(DATA)], check=True)

@@ -10,6 +10,7 @@ score. The rule is code so that it cannot drift after the data are seen.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,16 @@ def neighbours(frame: pd.DataFrame, score: float, model: dict, recipe: dict) -> 
     near = frame.assign(distance=(frame.score - score).abs()).nsmallest(NEIGHBOURS, "distance")
     cols = ["dataset", "seed", "score", "asr_keyword", "asr_refusal_v2"]
     return Neighbours(near[cols].reset_index(drop=True), near[OUTCOME].min(), near[OUTCOME].max())
+
+
+def append_row(path: Path, row: dict, columns: list[str]) -> None:
+    """One measured row onto a validation file, its header first if it is new."""
+    new = not path.is_file()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 def load(path: Path) -> pd.DataFrame:
