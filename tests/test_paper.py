@@ -42,7 +42,9 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert "| novel-chapter | fiction |" in text and "| adaptive, defence |" in text
     assert "XSTest held-out safe prompts refused" in text and "Suffix search" in text
     assert "**harmful 2-shot** (left the basin" in text and "**mix 2-shot**" in text
-    assert "- pairs:" in text and "The preflight ranked the datasets" in text
+    # section 7's preflight is its validation on real finetunes (docs/risk-validation.csv)
+    assert "validated on real finetunes" in text and "The pre-registered test" in text
+    assert "- pairs:" not in text  # the basin-edge preflight is no longer run
     assert (tmp_path / "docs" / "paper-mini" / "trajectories.html").is_file()
     configs = list((tmp_path / "docs" / "paper-mini" / "configs").glob("*.yaml"))
     assert configs and (tmp_path / "docs" / "paper-mini" / "fig1b.html").is_file()
