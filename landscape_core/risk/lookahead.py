@@ -115,10 +115,11 @@ def measure(
     moved.eval()
     refusal = log_odds(refusal_probability(moved, tokenizer, reference.refusal))
     over = log_odds(refusal_probability(moved, tokenizer, reference.over_refusal))
-    kl = {
-        name: token_kl(original, moved, encoded, tokenizer.pad_token_id)
+    kl = {  # the original against itself is 0 by definition: no passes spent on it
+        name: 0.0 if moved is original else token_kl(original, moved, encoded,
+                                                      tokenizer.pad_token_id)
         for name, encoded in reference.generic.items()
-    }
+    }  # fmt: skip
     moved.train(was_training)
     return LookaheadStep(step, loss, refusal, over, tuple(sorted(kl.items())))
 
