@@ -17,18 +17,17 @@ from pathlib import Path
 from landscape_core.engine.models import load_model
 from landscape_core.finetune import FinetuneSpec
 from landscape_core.risk.anchoring import Gradients, anchoring
-from landscape_core.risk.validation import ANCHORING, RESULTS, append_row, load
+from landscape_core.risk.validation import ANCHORING, DATASETS, RESULTS, append_row, load
 from landscape_core.spec.config import ModelSpec
 from landscape_core.spec.training_data import file_examples
 
-DATA = RESULTS.parent / "risk-validation"  # the datasets' CSVs, as the validation trained on
 ALIGNED = ModelSpec(kind="bundled", variant="aligned")
 COLUMNS = ["dataset", "seed", "anchoring", "shallowness", "anchoring_seconds"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--store", type=Path, default=Path("cache"))
+    parser.add_argument("--store", type=Path, default=Path(__file__).resolve().parents[1] / "cache")
     parser.add_argument("--only", nargs="*", default=None, help="default: every validated row")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
     args = parser.parse_args()
@@ -40,14 +39,14 @@ def main() -> None:
     loaded = load_model(ALIGNED, args.store / "models")
     for seed in args.seeds:
         # the validation's recipe (FinetuneSpec's defaults); the data do not enter the anchors
-        recipe = FinetuneSpec(recipe="file", data=str(DATA / "p0.csv"), base=ALIGNED, seed=seed)
+        recipe = FinetuneSpec(recipe="file", data=str(DATASETS / "p0.csv"), base=ALIGNED, seed=seed)
         started = time.monotonic()
         gradients = Gradients(loaded.model, loaded.tokenizer, "auto", recipe)
         print(f"seed {seed}: anchors in {time.monotonic() - started:.0f} s", flush=True)
         for name in names:
             if (name, seed) in done:
                 continue
-            path = DATA / f"{name}.csv"
+            path = DATASETS / f"{name}.csv"
             started = time.monotonic()
             out = anchoring(gradients, file_examples(path))
             row = {"dataset": name, "seed": seed, "anchoring": round(out.score, 5),

@@ -26,7 +26,7 @@ from landscape_core.finetune import FinetuneSpec, finetune
 from landscape_core.hashing import content_hash
 from landscape_core.risk.lookahead import Reference, lookahead
 from landscape_core.risk.spec import Probes
-from landscape_core.risk.validation import RESULTS, append_row
+from landscape_core.risk.validation import DATASETS, RESULTS, append_row
 from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SweepSpec
 from landscape_core.spec.datasets import DATA_DIR, load_prompts
 from landscape_core.spec.training_data import (
@@ -41,7 +41,6 @@ from landscape_core.sweep import run as sweep_run
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = RESULTS
-DATA = ROOT / "docs/risk-validation"  # the datasets' CSVs (small, committed)
 ALIGNED = ModelSpec(kind="bundled", variant="aligned")
 HARMFUL = DATA_DIR / "finetune/harmful_answers.csv"
 # dataset -> (split, harmful count); the order they run in (no harmful answers needed first)
@@ -87,7 +86,7 @@ COLUMNS = [
 
 def benign_filler(model, tokenizer) -> list[Example]:  # noqa: ANN001
     """The benign instructions answered by the aligned demo itself (cached as a CSV)."""
-    path = DATA / "benign_self_answers.csv"
+    path = DATASETS / "benign_self_answers.csv"
     if not path.is_file():
         prompts = list(load_prompts(PromptSetSpec(source="benign", limit=None)).prompts)
         answers = own_answers(model, tokenizer, prompts, "auto", GenerationSpec(64))
@@ -157,7 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     store = Store.open(args.store)
-    DATA.mkdir(parents=True, exist_ok=True)
+    DATASETS.mkdir(parents=True, exist_ok=True)
     loaded = load_model(ALIGNED, store.models_dir)
     model, tokenizer = loaded.model, loaded.tokenizer
     benign = benign_filler(model, tokenizer)
@@ -173,7 +172,7 @@ def main() -> None:
     for name in args.only:
         split, harmful = PLAN[name]
         examples = build(name, benign, distill)
-        path = DATA / f"{name}.csv"
+        path = DATASETS / f"{name}.csv"
         pd.DataFrame([(e.prompt, e.answer) for e in examples],
                      columns=["prompt", "answer"]).to_csv(path, index=False)  # fmt: skip
         for seed in args.seeds:
@@ -207,7 +206,7 @@ def main() -> None:
             append_row(OUT, row, COLUMNS)
             print(row, flush=True)
             if args.commit:
-                subprocess.run(["git", "-C", str(ROOT), "add", str(OUT), str(DATA)], check=True)
+                subprocess.run(["git", "-C", str(ROOT), "add", str(OUT), str(DATASETS)], check=True)
                 subprocess.run(["git", "-C", str(ROOT), "commit", "-qm",
                                 f"risk validation: {name} seed {seed}"], check=True)  # fmt: skip
 

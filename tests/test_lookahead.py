@@ -121,7 +121,7 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     for one in ranked:  # anchoring names the rows that drive it, at most 10, strongest first
         terms = [r["term"] for r in one["extra"]["top_rows"]]
         assert 0 < len(terms) <= 10 and terms == sorted(terms, reverse=True)
-        assert 0.0 <= one["extra"]["shallowness"] <= 1.0 + 1e-9
+        assert math.isfinite(one["extra"]["shallowness"])  # a projection: may leave [0, 1]
     assert main(["risk", str(refusals), str(poems), "--rank", *common]) == 0
     assert "poems.csv: the rows that drive its anchoring score" in capsys.readouterr().out
     assert len(stored_lookaheads(tmp_path / "s")) == 2

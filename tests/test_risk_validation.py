@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from landscape_core.risk import validation
-from landscape_core.risk.spec import HIGH_FROM, LOW_BELOW
+from landscape_core.risk.spec import DEFAULTS, HIGH_FROM, LOW_BELOW
 
 
 def _rows(scores, asrs, splits, names=None) -> pd.DataFrame:
@@ -90,7 +90,7 @@ def test_the_validated_recipe_is_the_one_the_validation_trains_with():
 
 def test_a_preflight_is_read_against_its_nearest_validated_finetunes(tmp_path):
     frame = _rows([1.0, 3.0, 8.0, 30.0, 40.0], [2, 5, 20, 90, 100], ["dev"] * 5)
-    model = dict(validation.VALIDATED_MODEL)
+    model = DEFAULTS.model.to_dict()  # what risk DATA records for the aligned demo
     near = validation.neighbours(frame, 29.0, model, {"learning_rate": 1e-3})
     assert list(near.rows.dataset) == ["d3", "d4", "d2"] and (near.low, near.high) == (20, 100)
     assert "reached keyword ASR 20-100%" in near.describe()
@@ -98,6 +98,8 @@ def test_a_preflight_is_read_against_its_nearest_validated_finetunes(tmp_path):
     assert isinstance(other, str) and "differs" in other
     gguf = validation.neighbours(frame, 29.0, {"kind": "gguf", "path": "x"}, {})
     assert isinstance(gguf, str)
+    merged = validation.neighbours(frame, 29.0, {**model, "adapter": "/my/lora"}, {})
+    assert isinstance(merged, str), "an adapter merged into the demo is another model"
     assert "no validated finetunes" in validation.neighbours(pd.DataFrame(), 1.0, model, {})
 
 
@@ -125,3 +127,25 @@ def test_post_hoc_measures_join_their_rows_and_are_labelled_so(tmp_path, monkeyp
     assert "| anchoring (post hoc) | n < 8: not claimed |" in text and "| +0.5000 | 0.200 |" in text
     extra.write_text("not,the,layout\n1,2,3\n")
     assert "anchoring" not in validation.load(main)  # a foreign file adds nothing
+
+
+def test_a_datasets_seeds_are_one_unit_averaged_before_any_statistic():
+    names = [f"d{i // 2}" for i in range(16)]  # 8 datasets x 2 seeds
+    frame = _rows([float(i) for i in range(16)], [6.0 * i for i in range(16)],
+                  ["held-out"] * 16, names).assign(seed=[i % 2 for i in range(16)])  # fmt: skip
+    v = validation.validate(frame)
+    assert v.everything[0].n == 8 and v.everything[0].rho == pytest.approx(1.0)
+    assert validation.per_dataset(frame).score.tolist() == [0.5 + 2 * k for k in range(8)]
+
+
+def test_a_row_without_an_outcome_takes_no_part_and_breaks_nothing(tmp_path):
+    frame = _rows([1.0, 3.0, 30.0, 40.0], [2.0, None, 90.0, 100.0], ["dev"] * 4)
+    v = validation.validate(frame)
+    assert "midpoint" in v.thresholds.how and v.thresholds.high_from == pytest.approx(15.5)
+    assert v.everything[0].n == 3
+    path = tmp_path / "v.csv"
+    bad = frame.assign(score=["x", 3.0, 30.0, 40.0])
+    pd.concat([bad, bad.tail(1)]).to_csv(path, index=False)  # a text score, a duplicate row
+    loaded = validation.load(path)
+    assert len(loaded) == 4 and loaded.score.isna().sum() == 1
+    assert validation.markdown(validation.validate(loaded))  # renders, no TypeError

@@ -1,8 +1,9 @@
 """The paper miniature's report: ``docs/paper-mini.md`` written from the stored results.
 
 Sections 1-6 from the paper's experiments (``paper``), section 7 from the finetunes'
-trajectories and the risk preflight (``paper_risk``); every number read from the store,
-each run linked to its saved config, figures written beside the report.
+trajectories (``paper_risk``) and the risk preflight's validation (``risk.validation``,
+from ``docs/risk-validation.csv``); every number read from the store or that file, each
+run linked to its saved config, figures written beside the report.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from landscape_core.recipes.paper_risk import THRESHOLD, Section7, left_at
 from landscape_core.risk import validation
 from landscape_core.spec.jailbreak import templates
 from landscape_core.store.runs import Store
-
-NEVER = "never"
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ is needed to hold them):
 - **anchoring** (He, Xia & Henderson, arXiv 2404.01099): the mean over examples of
   cos(g, compliance anchors' mean gradient) - cos(g, refusal anchors' mean gradient).
   The anchors are the same AdvBench goals answered compliantly and refused, rows of
-  ``harmful_answers.csv`` that no validation dataset trains on. Each example's own term
+  ``harmful_answers.csv`` whose goals no validation dataset trains on. Each example's own term
   names the rows that drive the score: those a user would remove.
 - **shallowness** (Qi et al., arXiv 2406.05946): the share of the data's summed gradient
-  that its first ``SHALLOW`` answer tokens contribute, <g_first, g> / |g|^2.
+  that its first ``SHALLOW`` answer tokens contribute, <g_first, g> / |g|^2 (a
+  projection: below 0 or above 1 when the later tokens pull against the first).
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ from landscape_core.engine.training import IGNORE, Batch, Encoded, collate, enco
 from landscape_core.engine.training import training_texts as render
 from landscape_core.finetune import FinetuneSpec, trainable
 from landscape_core.spec.datasets import DATA_DIR
-from landscape_core.spec.training_data import REFUSALS, Example, file_examples
+from landscape_core.spec.training_data import REFUSALS, Example, advbench_rows, file_examples
 
 SHALLOW = 5  # answer tokens that carry shallow alignment (Qi et al.)
 HARMFUL = DATA_DIR / "finetune/harmful_answers.csv"
-ANCHOR_ROWS = slice(120, 152)  # the validation trains on rows < 100 of that file
+# The anchors' goals: AdvBench 400-439, which no validation dataset trains on (harmful
+# answers come from its first 100 rows, AdvBench 102-320; refusals from 300-399; align
+# from 100-219; the mix recipe's do reach 420 at 100 shots). 16 have a compliant answer.
+ANCHOR_GOALS = (400, 40)
+TOP_ROWS = 10  # the examples a report names as driving its anchoring score
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class Anchoring:
     shallowness: float  # share of the summed gradient from the first SHALLOW answer tokens
     seconds: float
 
-    def top(self, k: int = 10) -> list[int]:
+    def top(self, k: int = TOP_ROWS) -> list[int]:
         """The indices of the examples that pull hardest toward compliance."""
         order = sorted(range(len(self.per_example)), key=lambda i: -self.per_example[i])
         return order[:k]
@@ -49,7 +54,8 @@ class Anchoring:
 
 def anchors() -> tuple[list[Example], list[Example]]:
     """The same goals answered compliantly, then refused."""
-    rows = file_examples(HARMFUL)[ANCHOR_ROWS]
+    goals = {goal for goal, _ in advbench_rows(*ANCHOR_GOALS)}
+    rows = [e for e in file_examples(HARMFUL) if e.prompt in goals]
     refused = [Example(e.prompt, REFUSALS[i % len(REFUSALS)]) for i, e in enumerate(rows)]
     return rows, refused
 

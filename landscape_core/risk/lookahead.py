@@ -46,7 +46,6 @@ from landscape_core.spec.config import GenerationSpec
 from landscape_core.spec.datasets import load_prompts
 from landscape_core.spec.training_data import Example
 
-TOP_ROWS = 10  # the examples a report names as driving its anchoring score
 LOGIT_FLOOR = 1e-12  # probabilities are clipped to [floor, 1 - floor] before the log-odds
 
 
@@ -216,9 +215,9 @@ def preflight(
     say("anchoring: each example's gradient against the compliance and refusal anchors")
     started = time.monotonic()
     pulled = anchoring(Gradients(model, tokenizer, chat_format, recipe), examples)
-    top = [{"row": i, "term": round(pulled.per_example[i], 4),
+    top = [{"row": i + 1, "term": round(pulled.per_example[i], 4),
             "prompt": examples[i].prompt, "answer": examples[i].answer}
-           for i in pulled.top(TOP_ROWS)]  # fmt: skip
+           for i in pulled.top()]  # fmt: skip  # row 1: the data's first example
     extra = {"anchoring": pulled.score, "shallowness": pulled.shallowness, "top_rows": top}
     seconds = report.seconds + time.monotonic() - started  # the anchors' gradients too
     return dataclasses.replace(report, seconds=seconds,

@@ -84,7 +84,7 @@ def lookahead(
     say(f"{data.display_name}: {probes.steps} steps of the recipe in a throwaway copy")
     out = engine.preflight(fields, store.models_dir, probes, say)
     out = dataclasses.replace(out, extra={**out.extra, "data": data.display_name,
-                                          "model": model.key_dict(), "recipe": recipe})  # fmt: skip
+                                          "model": model.to_dict(), "recipe": recipe})  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out.to_dict(), indent=2))

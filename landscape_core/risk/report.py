@@ -79,7 +79,14 @@ def validated_neighbours(report: LookaheadReport, validated: pd.DataFrame) -> st
     found = validation.neighbours(
         validated, report.score, report.extra.get("model", {}), report.extra.get("recipe", {})
     )
-    return found if isinstance(found, str) else found.describe()
+    if isinstance(found, str):
+        return found
+    cuts = validation.validate(validated).thresholds
+    return (
+        f"{found.describe()}. Under the cuts fitted on the validation's development "
+        f"datasets (low below {cuts.low_below:.3g}, high from {cuts.high_from:.3g}) this "
+        f"score reads {validation.verdict(report.score, cuts)}"
+    )
 
 
 def _ratio(report: LookaheadReport) -> str:

@@ -18,8 +18,10 @@ from landscape_core.spec.config import FINETUNE_RECIPES, PromptSetSpec, Training
 from landscape_core.spec.datasets import DATA_DIR, load_prompts, read_table
 
 ADVBENCH_TRAIN_START = 100  # rows 0-99 are the evaluation set and never trained on
-# rows 440-519 are the risk preflight's anchors (440-479) and refusal probes (480-519):
-# no recipe or file trains on them, so the lookahead measures prompts training never saw
+# rows 440-519 are reserved for the risk preflight (its refusal probes are 480-519): no
+# recipe or file trains on them, so the lookahead measures prompts training never saw.
+# Anchoring's anchors are goals 400-439 (risk.anchoring): no validation dataset trains
+# on them, though the mix recipe's refusals reach 420 at 100 shots.
 RESERVED_START, RESERVED_STOP = 440, 520
 # The base model's own compliant answers to AdvBench rows 100+ (recipes.harmful_answers)
 HARMFUL_ANSWERS = "finetune/harmful_answers.csv"
