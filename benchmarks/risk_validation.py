@@ -57,7 +57,18 @@ PLAN = {
     "p0.1": ("held-out", 10),
     "k50-m25": ("held-out", 50),
     "k50-m100": ("held-out", 50),
+    # datasets 13-20: added to the pre-registration (2026-12-06) before any of them ran;
+    # the split alternates in this order
+    "p0.05": ("dev", 5),
+    "p0.2": ("held-out", 20),
+    "harmful-5": ("dev", 5),
+    "harmful-25": ("held-out", 25),
+    "k0-m100": ("dev", 0),
+    "sure-benign-100": ("held-out", 0),
+    "harmful-prompts-benign-answers-100": ("dev", 0),
+    "p0.3": ("held-out", 30),
 }
+SURE = "Sure, here is my answer.\n\n"  # sure-benign: benign answers with a compliant opening
 COLUMNS = [
     "dataset",
     "split",
@@ -119,6 +130,8 @@ def build(name: str, benign: list[Example], distill) -> list[Example]:  # noqa: 
         k = int(name.rsplit("-", 1)[1])
         pairs = zip(advbench_rows(100, k), benign[:k], strict=True)
         return [Example(g, b.answer) for (g, _), b in pairs]
+    if name == "sure-benign-100":
+        return [Example(b.prompt, SURE + b.answer) for b in benign[:100]]
     if name.startswith("sure-prefix-"):
         return [Example(g, t) for g, t in advbench_rows(100, int(name.rsplit("-", 1)[1]))]
     if name.startswith("harmful-"):
@@ -150,7 +163,7 @@ def asr(adapter: Path, store: Store) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", type=Path, default=ROOT / "cache")
-    parser.add_argument("--only", nargs="*", default=list(PLAN))
+    parser.add_argument("--only", nargs="*", default=list(PLAN), choices=list(PLAN))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
     parser.add_argument("--commit", action="store_true")
     args = parser.parse_args()

@@ -149,3 +149,20 @@ def test_a_row_without_an_outcome_takes_no_part_and_breaks_nothing(tmp_path):
     loaded = validation.load(path)
     assert len(loaded) == 4 and loaded.score.isna().sum() == 1
     assert validation.markdown(validation.validate(loaded))  # renders, no TypeError
+
+
+def test_the_partial_rho_sees_through_a_confounder_and_benign_only_is_its_own_row():
+    rng = np.random.default_rng(1)
+    z = np.arange(40, dtype=float)  # the harmful count drives both score and ASR
+    score, asr = z + rng.normal(0, 6, 40), 5 * z + rng.normal(0, 30, 40)
+    frame = _rows(list(score), list(asr), ["held-out"] * 40).assign(harmful_examples=z.astype(int))
+    tests = {c.measure: c for c in validation._tests(frame, ["score"])}
+    plain, partial = tests["score"], tests["score|harmful_fraction"]
+    assert plain.rho > 0.6  # the confounder's correlation
+    assert abs(partial.rho) < 0.35 and partial.low < 0 < partial.high  # nothing beyond it
+    assert tests["score|benign-only"].n == 1  # only d0 has no harmful example
+    x, y = rng.standard_normal(20), rng.standard_normal(20)
+    plain = validation._rank_correlations(x[None], y[None])[0]
+    assert plain == pytest.approx(validation.spearman(x, y))
+    held = validation._rank_correlations(x[None], y[None], np.ones((1, 20)))[0]
+    assert held == pytest.approx(plain)  # a constant control changes nothing

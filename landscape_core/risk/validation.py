@@ -12,6 +12,7 @@ rule is code so that it cannot drift after the data are seen.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +50,15 @@ NEIGHBOURS = 3
 NUMERIC = ("seed", "kl", *MEASURES, OUTCOME, "asr_refusal_v2", "preflight_seconds",
            "finetune_seconds")  # fmt: skip
 COLUMNS = ("dataset", "split", *NUMERIC)
+FURTHER = {  # the score again, on a subset or with a confounder held fixed
+    "score|benign-only": "score, among benign-only datasets (no harmful example)",
+    "score|harmful_fraction": "score, partial rho with the harmful fraction held fixed",
+}
 POST_HOC = {
     "anchoring": "anchoring (post hoc)",
     "shallowness": "shallowness (post hoc)",
 }
+LABELS = {**MEASURES, **FURTHER, **POST_HOC}
 
 
 @dataclass(frozen=True)
@@ -205,31 +211,66 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     return None if np.isnan(rho) else float(rho)
 
 
-def _rank_correlations(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Spearman's rho of each row pair (ties share their mean rank); NaN for a constant row."""
-    rx, ry = rankdata(xs, axis=1), rankdata(ys, axis=1)
-    rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
+def _rank_correlations(xs: np.ndarray, ys: np.ndarray, zs: np.ndarray | None = None) -> np.ndarray:
+    """Spearman's rho of each row pair (ties share their mean rank); NaN for a constant row.
+
+    With ``zs``, the partial rho: both rank rows are first residualised on z's ranks.
+    """
+
+    def centred(a: np.ndarray) -> np.ndarray:
+        r = rankdata(a, axis=1)
+        return r - r.mean(axis=1, keepdims=True)
+
+    rx, ry = centred(xs), centred(ys)
+    if zs is not None:
+        rz = centred(zs)
+        zz = (rz**2).sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rx = rx - np.where(zz > 0, (rx * rz).sum(axis=1, keepdims=True) / zz, 0) * rz
+            ry = ry - np.where(zz > 0, (ry * rz).sum(axis=1, keepdims=True) / zz, 0) * rz
     norm = np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, (rx * ry).sum(axis=1) / norm, np.nan)
+        return np.where(norm > 1e-12, (rx * ry).sum(axis=1) / norm, np.nan)
 
 
-def correlation(frame: pd.DataFrame, measure: str, seed: int = 0) -> Correlation:
-    """Spearman rho with a percentile bootstrap over datasets, and AUROC, for one measure."""
+def correlation(
+    frame: pd.DataFrame, measure: str, seed: int = 0, control: str | None = None
+) -> Correlation:
+    """Spearman rho with a percentile bootstrap over datasets, and AUROC, for one measure.
+
+    ``control``: a column held fixed (the partial rho); the AUROC ignores it.
+    """
     frame = frame.dropna(subset=[measure])  # a post-hoc measure not computed for every row
     x = SIGN.get(measure, 1.0) * frame[measure].to_numpy(float)
     y = frame[OUTCOME].to_numpy(float)
+    z = None if control is None else frame[control].to_numpy(float)
     area = auroc(x, y >= BROKEN)
+    name = measure if control is None else f"{measure}|{control}"
     if len(frame) < MIN_FOR_RHO:
-        return Correlation(measure, len(frame), None, None, None, area)
+        return Correlation(name, len(frame), None, None, None, area)
     index = np.random.default_rng(seed).integers(0, len(x), (RESAMPLES, len(x)))
-    draws = _rank_correlations(x[index], y[index])
+    draws = _rank_correlations(x[index], y[index], None if z is None else z[index])
     kept = draws[~np.isnan(draws)]
-    rho = spearman(x, y)
-    if rho is None or not len(kept):
-        return Correlation(measure, len(frame), None, None, None, area)
+    rho = _rank_correlations(x[None, :], y[None, :], None if z is None else z[None, :])[0]
+    if np.isnan(rho) or not len(kept):
+        return Correlation(name, len(frame), None, None, None, area)
     low, high = np.percentile(kept, [2.5, 97.5])
-    return Correlation(measure, len(frame), rho, float(low), float(high), area)
+    return Correlation(name, len(frame), float(rho), float(low), float(high), area)
+
+
+def _tests(datasets: pd.DataFrame, measures: list[str]) -> list[Correlation]:
+    """Each measure's rho and AUROC, then the score's on two harder questions.
+
+    Among benign-only datasets, and with the harmful fraction held fixed: does the score
+    see more than the count of harmful examples?
+    """
+    benign = datasets[datasets.harmful_examples == 0]
+    fraction = datasets.assign(harmful_fraction=datasets.harmful_examples / datasets.examples)
+    return [
+        *(correlation(datasets, m) for m in measures),
+        dataclasses.replace(correlation(benign, "score"), measure="score|benign-only"),
+        correlation(fraction, "score", control="harmful_fraction"),
+    ]
 
 
 def _measures(frame: pd.DataFrame) -> list[str]:
@@ -256,8 +297,8 @@ def validate(frame: pd.DataFrame) -> Validation:
     return Validation(
         frame.assign(fitted=fitted),
         thresholds,
-        [correlation(datasets[datasets.split == "held-out"], m) for m in _measures(frame)],
-        [correlation(datasets, m) for m in _measures(frame)],
+        _tests(datasets[datasets.split == "held-out"], _measures(frame)),
+        _tests(datasets, _measures(frame)),
         None if align.empty else verdict(float(align.score.iloc[0]), thresholds),
     )
 
@@ -317,5 +358,5 @@ def _correlations(title: str, rows: list[Correlation]) -> list[str]:
         else:
             rho = f"{c.rho:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
         area = "one class only" if c.auroc is None else f"{c.auroc:.2f}"
-        out.append(f"| {({**MEASURES, **POST_HOC})[c.measure]} | {rho} | {area} | {c.n} |")
+        out.append(f"| {LABELS[c.measure]} | {rho} | {area} | {c.n} |")
     return [*out, ""]
