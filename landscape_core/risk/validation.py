@@ -107,7 +107,8 @@ class Neighbours:
 
 def neighbours(frame: pd.DataFrame, score: float, model: dict, recipe: dict) -> Neighbours | str:
     """The nearest validated rows by score, or why a preflight has none to compare with."""
-    if frame.empty:
+    known = frame.dropna(subset=["score", OUTCOME]) if not frame.empty else frame
+    if known.empty:
         return "no validated finetunes yet (benchmarks/risk_validation.py)"
     moved = {k: v for k, v in recipe.items() if k in VALIDATED_RECIPE and v != VALIDATED_RECIPE[k]}
     if moved or any(model.get(k) != v for k, v in VALIDATED_MODEL.items()):  # model.to_dict()
@@ -115,7 +116,6 @@ def neighbours(frame: pd.DataFrame, score: float, model: dict, recipe: dict) -> 
             "no validated neighbours: the validation trained the aligned demo with "
             f"{VALIDATED_RECIPE}, and this preflight's model or recipe differs"
         )
-    known = frame.dropna(subset=["score", OUTCOME])
     near = known.assign(distance=(known.score - score).abs()).nsmallest(NEIGHBOURS, "distance")
     cols = ["dataset", "seed", "score", "asr_keyword", "asr_refusal_v2"]
     return Neighbours(near[cols].reset_index(drop=True), near[OUTCOME].min(), near[OUTCOME].max())
@@ -139,7 +139,7 @@ def load(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
     if not set(COLUMNS) <= set(frame.columns):
         return pd.DataFrame()
-    frame = _numeric(frame, NUMERIC).dropna(subset=["seed"])
+    frame = _numeric(frame, NUMERIC).dropna(subset=["seed"]).astype({"seed": int})
     frame = frame.drop_duplicates(["dataset", "seed"], keep="last")  # a rerun's row wins
     try:
         extra = pd.read_csv(ANCHORING)
@@ -147,7 +147,7 @@ def load(path: Path) -> pd.DataFrame:
         return frame
     if not {"dataset", "seed", *POST_HOC} <= set(extra.columns):
         return frame
-    extra = _numeric(extra, ("seed", *POST_HOC)).dropna(subset=["seed"])
+    extra = _numeric(extra, ("seed", *POST_HOC)).dropna(subset=["seed"]).astype({"seed": int})
     extra = extra.drop_duplicates(["dataset", "seed"], keep="last")
     return frame.merge(extra[["dataset", "seed", *POST_HOC]], on=["dataset", "seed"], how="left")
 
