@@ -17,9 +17,9 @@ import streamlit as st
 from landscape_core.errors import UserError
 from landscape_core.plan.identity import plan, plane_key
 from landscape_core.readers import figures
-from landscape_core.risk import validation
 from landscape_core.risk.report import Unfinished, report, stored_lookaheads, validated_neighbours
 from landscape_core.risk.spec import DEFAULTS, model_spec, risk_sweeps
+from landscape_core.risk.validation import RESULTS, load
 from landscape_core.spec.config import (
     FINETUNE_RECIPES,
     SHOT_RECIPES,
@@ -54,7 +54,7 @@ with tab_lookahead:
         "\n\n`python -m landscape_core risk A.csv B.csv --rank` ranks several datasets."
     )
     reports = stored_lookaheads(store().root)
-    validated = validation.load(validation.RESULTS)
+    validated = load(RESULTS)
     if not reports:
         st.info("No preflight yet in this store.")
     for one in reports:

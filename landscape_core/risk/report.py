@@ -23,8 +23,9 @@ from scipy import stats as scipy_stats
 from landscape_core.basin.intervals import CONFIDENCE, RESAMPLES, SEED
 from landscape_core.errors import UserError
 from landscape_core.readers.results import direction_edges
-from landscape_core.risk import validation
 from landscape_core.risk.spec import LookaheadReport
+from landscape_core.risk.validation import neighbours, validate
+from landscape_core.risk.validation import verdict as fitted_verdict
 from landscape_core.spec.config import SweepSpec
 from landscape_core.store.runs import Store
 
@@ -76,16 +77,16 @@ def _one_line(text: str, width: int = 80) -> str:
 
 def validated_neighbours(report: LookaheadReport, validated: pd.DataFrame) -> str:
     """The nearest validated finetunes (``docs/risk-validation.csv``), in one sentence."""
-    found = validation.neighbours(
+    found = neighbours(
         validated, report.score, report.extra.get("model", {}), report.extra.get("recipe", {})
     )
     if isinstance(found, str):
         return found
-    cuts = validation.validate(validated).thresholds
+    cuts = validate(validated).thresholds
     return (
         f"{found.describe()}. Under the cuts fitted on the validation's development "
         f"datasets (low below {cuts.low_below:.3g}, high from {cuts.high_from:.3g}) this "
-        f"score reads {validation.verdict(report.score, cuts)}"
+        f"score reads {fitted_verdict(report.score, cuts)}"
     )
 
 
