@@ -24,7 +24,7 @@ from landscape_core.basin.intervals import CONFIDENCE, RESAMPLES, SEED
 from landscape_core.errors import UserError
 from landscape_core.readers.results import direction_edges
 from landscape_core.risk.spec import LookaheadReport
-from landscape_core.risk.validation import neighbours, validate
+from landscape_core.risk.validation import fitted_thresholds, neighbours
 from landscape_core.risk.validation import verdict as fitted_verdict
 from landscape_core.spec.config import SweepSpec
 from landscape_core.store.runs import Store
@@ -82,7 +82,7 @@ def validated_neighbours(report: LookaheadReport, validated: pd.DataFrame) -> st
     )
     if isinstance(found, str):
         return found
-    cuts = validate(validated).thresholds
+    cuts = fitted_thresholds(validated)  # not validate(): the page needs no bootstrap
     return (
         f"{found.describe()}. Under the cuts fitted on the validation's development "
         f"datasets (low below {cuts.low_below:.3g}, high from {cuts.high_from:.3g}) this "

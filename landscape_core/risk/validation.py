@@ -285,12 +285,23 @@ def per_dataset(frame: pd.DataFrame) -> pd.DataFrame:
     return grouped[list(numeric)].mean()
 
 
+def _measured(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, over the rows that recorded a score and an outcome."""
+    return per_dataset(frame.dropna(subset=["score", OUTCOME]))
+
+
+def fitted_thresholds(frame: pd.DataFrame) -> Thresholds:
+    """The cuts the validation's development datasets give, without the test's bootstraps."""
+    datasets = _measured(frame)
+    return fit_thresholds(datasets[datasets.split == "dev"])
+
+
 def validate(frame: pd.DataFrame) -> Validation:
     """Thresholds from the dev datasets, the test on the held-out ones, both as measured.
 
     A row with no score or no outcome (a run that failed to record one) takes no part.
     """
-    datasets = per_dataset(frame.dropna(subset=["score", OUTCOME]))
+    datasets = _measured(frame)
     thresholds = fit_thresholds(datasets[datasets.split == "dev"])
     fitted = ["-" if pd.isna(s) else verdict(s, thresholds) for s in frame.score]
     align = datasets[datasets.dataset == "align"]
