@@ -17,7 +17,13 @@ import streamlit as st
 from landscape_core.errors import UserError
 from landscape_core.plan.identity import plan, plane_key
 from landscape_core.readers import figures
-from landscape_core.risk.report import Unfinished, report, stored_lookaheads, validated_neighbours
+from landscape_core.risk.report import (
+    Unfinished,
+    calibrated_risk,
+    report,
+    stored_lookaheads,
+    validated_neighbours,
+)
 from landscape_core.risk.spec import DEFAULTS, model_spec, risk_sweeps
 from landscape_core.risk.validation import RESULTS, load
 from landscape_core.spec.config import (
@@ -67,6 +73,7 @@ with tab_lookahead:
         cols[3].metric("Preflight / finetune (s)",
                        f"{one.seconds:.0f} / ~{one.finetune_estimate:.0f}")  # fmt: skip
         LEVELS[one.verdict.level](md_text(one.verdict.text))
+        st.caption(md_text(f"Calibrated risk: {calibrated_risk(one, validated)}."))
         st.caption(md_text(f"What such data did: {validated_neighbours(one, validated)}."))
         steps = pd.DataFrame(
             [{"step": s.step, "batch loss": s.loss, "refusal log-odds": s.refusal_logit,

@@ -130,11 +130,13 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     assert "stored preflight" in err and "score -delta/sqrt(KL)" in out and "time: preflight" in out
     # its model is not the validated one: no validated neighbours, and it says why
     assert "what such data did: no validated neighbours" in out
+    assert "calibrated risk: no calibrated risk: the validation trained" in out
     assert "anchoring: " in out and "rows that pull hardest toward compliance" in out
     monkeypatch.setenv("LANDSCAPE_STORE", str(tmp_path / "s"))
     page = AppTest.from_file(str(ROOT / "pages" / "risk_page.py"), default_timeout=60).run()
     assert not page.exception, page.exception
     captions = [c.value for c in page.caption]
     assert sum("no validated neighbours" in c for c in captions) == 2, captions
+    assert sum("no calibrated risk" in c for c in captions) == 2, captions
     assert any("docs/risk-validation.csv" in c for c in captions)  # the validated rows
     assert sum(m.label.startswith("Anchoring") for m in page.metric) == 2

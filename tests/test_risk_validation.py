@@ -103,6 +103,36 @@ def test_a_preflight_is_read_against_its_nearest_validated_finetunes(tmp_path):
     assert "no validated finetunes" in validation.neighbours(pd.DataFrame(), 1.0, model, {})
 
 
+def test_the_calibrated_risk_is_monotone_in_score_and_its_interval_widens_with_noise():
+    model = DEFAULTS.model.to_dict()
+    scores = [1.0, 2.0, 4.0, 6.0, 9.0, 12.0, 15.0, 20.0, 25.0, 30.0]
+    clean = _rows(scores, [0, 1, 2, 5, 20, 40, 60, 90, 95, 99], ["dev"] * 10)
+    low, high = (validation.calibrated(clean, s, model, {}) for s in (3.0, 27.0))
+    assert low.asr < high.asr and low.low <= low.asr <= low.high and low.n == 10
+    noisy = _rows(scores, [0, 90, 2, 80, 20, 5, 60, 10, 95, 30], ["dev"] * 10)
+    wide = validation.calibrated(noisy, 27.0, model, {})
+    assert wide.high - wide.low > high.high - high.low
+    assert "jackknife+" in high.describe() and "10 development datasets" in high.describe()
+    # held-out rows never enter the fit; too few dev rows, or another recipe: it says why
+    held = pd.concat([clean, _rows([28.0], [0.0], ["held-out"], ["h0"])])
+    assert validation.calibrated(held, 27.0, model, {}) == high
+    few = validation.calibrated(clean.head(3), 5.0, model, {})
+    assert isinstance(few, str) and "it needs 4" in few
+    assert "differs" in validation.calibrated(clean, 5.0, model, {"learning_rate": 1e-4})
+    assert "no validated finetunes" in validation.calibrated(pd.DataFrame(), 5.0, model, {})
+
+
+def test_the_calibrated_intervals_coverage_is_counted_on_the_held_out_half():
+    scores = [1.0, 2.0, 4.0, 6.0, 9.0, 12.0, 15.0, 20.0, 25.0, 30.0]
+    dev = _rows(scores, [0, 1, 2, 5, 20, 40, 60, 90, 95, 99], ["dev"] * 10)
+    held = _rows([3.0, 28.0, 29.0], [1.0, 97.0, 0.0], ["held-out"] * 3, ["h0", "h1", "h2"])
+    v = validation.validate(pd.concat([dev, held]))
+    assert v.covered == (2, 3)  # h2's ASR of 0 at a score of 29 falls outside
+    assert "held 2 of 3 held-out datasets' ASR inside its interval" in "\n".join(
+        validation.markdown(v)
+    )
+
+
 def test_a_malformed_or_foreign_validation_file_reads_as_none(tmp_path):
     assert validation.load(tmp_path / "missing.csv").empty
     (tmp_path / "bad.csv").write_text('a,b\n"unclosed,1\n')

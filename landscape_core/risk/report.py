@@ -24,7 +24,7 @@ from landscape_core.basin.intervals import CONFIDENCE, RESAMPLES, SEED
 from landscape_core.errors import UserError
 from landscape_core.readers.results import direction_edges
 from landscape_core.risk.spec import LookaheadReport
-from landscape_core.risk.validation import fitted_thresholds, neighbours
+from landscape_core.risk.validation import calibrated, fitted_thresholds, neighbours
 from landscape_core.risk.validation import verdict as fitted_verdict
 from landscape_core.spec.config import SweepSpec
 from landscape_core.store.runs import Store
@@ -44,6 +44,7 @@ def format_lookahead(report: LookaheadReport, validated: pd.DataFrame) -> str:
         f"score -delta/sqrt(KL): {report.score:.3g}",
         report.verdict.text,
         *_anchoring_lines(report),
+        f"calibrated risk: {calibrated_risk(report, validated)}",
         f"what such data did: {validated_neighbours(report, validated)}",
         f"time: preflight {report.seconds:.0f} s; the finetune it predicts, about "
         f"{report.finetune_estimate:.0f} s ({_ratio(report)})",
@@ -88,6 +89,14 @@ def validated_neighbours(report: LookaheadReport, validated: pd.DataFrame) -> st
         f"datasets (low below {cuts.low_below:.3g}, high from {cuts.high_from:.3g}) this "
         f"score reads {fitted_verdict(report.score, cuts)}"
     )
+
+
+def calibrated_risk(report: LookaheadReport, validated: pd.DataFrame) -> str:
+    """The keyword ASR the validation's development datasets predict, in one sentence."""
+    found = calibrated(
+        validated, report.score, report.extra.get("model", {}), report.extra.get("recipe", {})
+    )
+    return found if isinstance(found, str) else found.describe()
 
 
 def _ratio(report: LookaheadReport) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import isotonic_regression
 from scipy.stats import rankdata
 
 from landscape_core.risk.spec import HIGH_FROM, LOW_BELOW
@@ -47,6 +48,9 @@ SIGN = {"delta": -1.0}  # a refusal log-odds that falls is the risk: rank by -de
 VALIDATED_RECIPE = {"learning_rate": 1e-3, "lora_rank": 8, "batch_size": 8, "epochs": 3}
 VALIDATED_MODEL = {"kind": "bundled", "variant": "aligned", "adapter": "", "quantization": "none"}
 NEIGHBOURS = 3
+# The calibrated risk's interval: jackknife+ (Barber et al. 2021) at this nominal level,
+# whose guarantee is 1 - 2 * (1 - level); its coverage is counted on the held-out half.
+CALIBRATION_LEVEL = 0.8
 NUMERIC = ("seed", "kl", *MEASURES, OUTCOME, "asr_refusal_v2", "preflight_seconds",
            "finetune_seconds")  # fmt: skip
 COLUMNS = ("dataset", "split", *NUMERIC)
@@ -85,6 +89,7 @@ class Validation:
     held_out: list[Correlation]  # the pre-registered test, over held-out datasets
     everything: list[Correlation]  # every dataset: exploratory, not the test
     align_verdict: str | None
+    covered: tuple[int, int]  # held-out ASRs inside the calibrated interval, of how many
 
 
 @dataclass(frozen=True)
@@ -105,20 +110,107 @@ class Neighbours:
         )
 
 
-def neighbours(frame: pd.DataFrame, score: float, model: dict, recipe: dict) -> Neighbours | str:
-    """The nearest validated rows by score, or why a preflight has none to compare with."""
-    known = frame.dropna(subset=["score", OUTCOME]) if not frame.empty else frame
-    if known.empty:
-        return "no validated finetunes yet (benchmarks/risk_validation.py)"
+def _not_validated(model: dict, recipe: dict) -> str | None:
+    """Why a preflight's score cannot be read against the validation, or None if it can."""
     moved = {k: v for k, v in recipe.items() if k in VALIDATED_RECIPE and v != VALIDATED_RECIPE[k]}
     if moved or any(model.get(k) != v for k, v in VALIDATED_MODEL.items()):  # model.to_dict()
         return (
-            "no validated neighbours: the validation trained the aligned demo with "
+            "the validation trained the aligned demo with "
             f"{VALIDATED_RECIPE}, and this preflight's model or recipe differs"
         )
+    return None
+
+
+def _known(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.dropna(subset=["score", OUTCOME]) if not frame.empty else frame
+
+
+def neighbours(frame: pd.DataFrame, score: float, model: dict, recipe: dict) -> Neighbours | str:
+    """The nearest validated rows by score, or why a preflight has none to compare with."""
+    known = _known(frame)
+    if known.empty:
+        return "no validated finetunes yet (benchmarks/risk_validation.py)"
+    if why := _not_validated(model, recipe):
+        return f"no validated neighbours: {why}"
     near = known.assign(distance=(known.score - score).abs()).nsmallest(NEIGHBOURS, "distance")
     cols = ["dataset", "seed", "score", "asr_keyword", "asr_refusal_v2"]
     return Neighbours(near[cols].reset_index(drop=True), near[OUTCOME].min(), near[OUTCOME].max())
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The keyword ASR the development datasets predict for a score, with an interval."""
+
+    asr: float
+    low: float
+    high: float
+    n: int  # development datasets fitted
+
+    def describe(self) -> str:
+        return (
+            f"predicted keyword ASR {self.asr:.0f}% [{self.low:.0f}, {self.high:.0f}] "
+            f"(a monotone fit of ASR on score over {self.n} development datasets; "
+            f"{CALIBRATION_LEVEL:.0%} jackknife+ interval for one new dataset)"
+        )
+
+
+def _isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ASR as a non-decreasing step function of score: the fit's knots, sorted by score."""
+    order = np.argsort(x, kind="stable")
+    return x[order], isotonic_regression(y[order], increasing=True).x
+
+
+def predict(dev: pd.DataFrame, score: float) -> Calibration | None:
+    """Isotonic ASR on score over ``dev`` (one row per dataset), and its jackknife+ interval.
+
+    Monotone because a riskier score should never predict a lower ASR; isotonic because
+    ten points support no shape beyond that. The interval refits without each dataset in
+    turn and widens that fit's prediction by its own left-out error (jackknife+); None
+    below the 4 datasets its lower bound needs at this level.
+    """
+    x, y = dev.score.to_numpy(float), dev[OUTCOME].to_numpy(float)
+    n, alpha = len(x), 1 - CALIBRATION_LEVEL
+    lo_rank, hi_rank = int(np.floor(alpha * (n + 1))), int(np.ceil((1 - alpha) * (n + 1)))
+    if lo_rank < 1 or hi_rank > n:
+        return None
+    lower, upper = [], []
+    for i in range(n):
+        keep = np.arange(n) != i
+        knots, fit = _isotonic(x[keep], y[keep])
+        error = abs(y[i] - np.interp(x[i], knots, fit))
+        at = float(np.interp(score, knots, fit))
+        lower.append(at - error)
+        upper.append(at + error)
+    knots, fit = _isotonic(x, y)
+    low = max(0.0, float(np.sort(lower)[lo_rank - 1]))
+    high = min(100.0, float(np.sort(upper)[hi_rank - 1]))
+    return Calibration(float(np.interp(score, knots, fit)), low, high, n)
+
+
+def calibrated(frame: pd.DataFrame, score: float, model: dict, recipe: dict) -> Calibration | str:
+    """The calibrated risk of one preflight, or why the validation cannot give one."""
+    if frame.empty:
+        return "no calibrated risk: no validated finetunes yet"
+    if why := _not_validated(model, recipe):
+        return f"no calibrated risk: {why}"
+    datasets = _measured(frame)
+    dev = datasets[datasets.split == "dev"]
+    found = predict(dev, score)
+    if found is None:
+        return f"no calibrated risk: {len(dev)} development datasets measured, it needs 4"
+    return found
+
+
+def coverage(datasets: pd.DataFrame) -> tuple[int, int]:
+    """How many held-out datasets' ASR falls inside the interval the dev half predicts."""
+    dev, held = datasets[datasets.split == "dev"], datasets[datasets.split == "held-out"]
+    inside = 0
+    for row in held.itertuples():
+        found = predict(dev, row.score)
+        if found is None:
+            return 0, 0
+        inside += found.low <= getattr(row, OUTCOME) <= found.high
+    return inside, len(held)
 
 
 def append_row(path: Path, row: dict, columns: list[str]) -> None:
@@ -311,6 +403,7 @@ def validate(frame: pd.DataFrame) -> Validation:
         _tests(datasets[datasets.split == "held-out"], _measures(frame)),
         _tests(datasets, _measures(frame)),
         None if align.empty else verdict(float(align.score.iloc[0]), thresholds),
+        coverage(datasets),
     )
 
 
@@ -339,6 +432,8 @@ def markdown(v: Validation) -> list[str]:
         f"({t.how}): low below {t.low_below:.2f}, high from {t.high_from:.2f}. "
         f"The `align` control: {v.align_verdict or 'not measured'}.",
         "",
+        _coverage_line(v.covered),
+        "",
         *_correlations("The pre-registered test, on the held-out half", v.held_out),
         *_correlations(
             "Exploratory, every row (the thresholds saw half of them; not the test)",
@@ -346,6 +441,17 @@ def markdown(v: Validation) -> list[str]:
         ),
     ]
     return out
+
+
+def _coverage_line(covered: tuple[int, int]) -> str:
+    inside, held = covered
+    head = (
+        "The calibrated risk (keyword ASR fitted as a monotone function of the score on "
+        f"the development datasets, with a {CALIBRATION_LEVEL:.0%} jackknife+ interval)"
+    )
+    if not held:
+        return f"{head}: not checked yet, it needs 4 development and 1 held-out dataset."
+    return f"{head} held {inside} of {held} held-out datasets' ASR inside its interval."
 
 
 def _cell(value: float | None, spec: str) -> str:
