@@ -39,7 +39,7 @@ def timed(store: Store, spec, name: str) -> None:
         store.root,
         measured=store.measured_pace(spec),
         to_compute=store.points_to_compute(spec),
-    ).seconds  # as the Start and Launch pages estimate it
+    )  # as the Start and Launch pages estimate it
     start = time.time()
     job_id = submit(store, spec).job_id
     worker = subprocess.Popen(
@@ -63,8 +63,11 @@ def timed(store: Store, spec, name: str) -> None:
     worker.wait(timeout=120)
     actual = end - start
     print(f"\n{name}: {row.status}, {row.total} points")
-    print(f"  estimate {estimate:.0f} s, actual {actual:.0f} s, actual/estimate "
-          f"{actual / estimate:.2f}")  # fmt: skip
+    low, high = estimate.seconds, estimate.upper or estimate.seconds
+    middle = (low * high) ** 0.5  # a range (a first guess) is read at its geometric middle
+    inside = "" if low == high else f", inside the range: {low <= actual <= high}"
+    print(f"  estimate {low:.0f}-{high:.0f} s ({estimate.basis()}), actual {actual:.0f} s, "
+          f"actual/estimate {actual / middle:.2f}{inside}")  # fmt: skip
     for mark, (when, left, basis) in sorted(said.items()):
         really = end - when
         shown = "none" if left is None else f"{left:.0f} s"
