@@ -25,7 +25,13 @@ from landscape_core.risk.report import (
     validated_neighbours,
 )
 from landscape_core.risk.spec import DEFAULTS, model_spec, risk_sweeps
-from landscape_core.risk.validation import RESULTS, load
+from landscape_core.risk.validation import (
+    DATASET_MEASURES,
+    RESULTS,
+    load,
+    measured_datasets,
+    riskier_higher,
+)
 from landscape_core.spec.config import (
     FINETUNE_RECIPES,
     SHOT_RECIPES,
@@ -92,6 +98,9 @@ with tab_lookahead:
         st.subheader("Validated datasets: preflight against the real finetune")
         st.caption("docs/risk-validation.csv: one row per dataset and training seed; the "
                    "outcome is the finetuned model's ASR on AdvBench 0-99.")  # fmt: skip
+        datasets = riskier_higher(measured_datasets(validated))
+        if not datasets.empty:
+            st.plotly_chart(figures.risk_validation(datasets, DATASET_MEASURES))
         st.dataframe(validated, hide_index=True)
 
 

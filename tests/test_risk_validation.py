@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from landscape_core.readers import figures
 from landscape_core.risk import validation
 from landscape_core.risk.spec import DEFAULTS, HIGH_FROM, LOW_BELOW
 
@@ -131,6 +132,17 @@ def test_the_calibrated_intervals_coverage_is_counted_on_the_held_out_half():
     assert "held 2 of 3 held-out datasets' ASR inside its interval" in "\n".join(
         validation.markdown(v)
     )
+
+
+def test_each_measure_is_drawn_against_the_outcome_signed_so_higher_is_riskier():
+    frame = _rows([1.0, 30.0, 3.0], [2.0, 90.0, 5.0], ["dev", "dev", "held-out"])
+    datasets = validation.riskier_higher(validation.measured_datasets(frame))
+    assert list(datasets.delta) == [0.1, 3.0, 0.3]  # raw delta -s/10, negated
+    fig = figures.risk_validation(datasets, validation.DATASET_MEASURES)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == list(validation.MEASURES.values())  # no anchoring column: no panel
+    assert {t.name for t in fig.data} == {"dev", "held-out"}
+    assert len(fig.data) == 2 * len(validation.MEASURES)
 
 
 def test_a_malformed_or_foreign_validation_file_reads_as_none(tmp_path):

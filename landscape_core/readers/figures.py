@@ -638,3 +638,32 @@ def risk_curves(gradient: pd.DataFrame, random: pd.DataFrame, report: dict) -> g
         legend={"orientation": "h", "y": -0.25},
     )  # fmt: skip
     return fig
+
+
+def risk_validation(datasets: pd.DataFrame, measures: dict[str, str]) -> go.Figure:
+    """Each preflight measure against the finetune's keyword ASR: one panel a measure.
+
+    One marker per dataset (its seeds averaged), development and held-out apart, with
+    the line where a finetune counts as broken (ASR 50%).
+    """
+    shown = {
+        m: label for m, label in measures.items() if m in datasets and datasets[m].notna().any()
+    }
+    cols = min(3, len(shown))
+    rows = -(-len(shown) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(shown.values()),
+                        shared_yaxes=True, horizontal_spacing=0.06)  # fmt: skip
+    colours = {"dev": "steelblue", "held-out": "darkorange"}
+    for i, measure in enumerate(shown):
+        row, col = i // cols + 1, i % cols + 1
+        for split, part in datasets.dropna(subset=[measure]).groupby("split"):
+            fig.add_trace(go.Scatter(
+                x=part[measure], y=part.asr_keyword, mode="markers", name=str(split),
+                marker={"color": colours.get(str(split), "grey"), "size": 9},
+                customdata=part.dataset, legendgroup=str(split), showlegend=i == 0,
+                hovertemplate="%{customdata}<br>%{x:.3g}<br>ASR %{y:.0f}%<extra></extra>",
+            ), row=row, col=col)  # fmt: skip
+        fig.add_hline(y=50, line={"color": "grey", "dash": "dot", "width": 1}, row=row, col=col)
+    fig.update_yaxes(title_text="keyword ASR after finetuning (%)", col=1, range=[-3, 103])
+    fig.update_layout(height=320 * rows, margin={"t": 50, "b": 40}, legend_title="split")
+    return fig

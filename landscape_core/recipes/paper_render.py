@@ -519,7 +519,7 @@ def _section7(section: Section7, store: Store, fig: Callable[[str, object], str]
         "",
     ]
     if not section.paths or all(p.empty for p in section.paths.values()):
-        return [*out, "pending: run `make paper`.", "", *_risk_lines()]
+        return [*out, "pending: run `make paper`.", "", *_risk_lines(fig)]
     for name, path in section.paths.items():
         if path.empty:
             out += [f"**{name}**: pending (`trajectory` has not finished for it).", ""]
@@ -538,10 +538,10 @@ def _section7(section: Section7, store: Store, fig: Callable[[str, object], str]
                 figures.add_path(heat, name, path)
         out += [f"The plane's landscape (AdvBench 0-19) with every path: "
                 f"{fig('trajectories', heat)}", ""]  # fmt: skip
-    return out + _risk_lines()
+    return out + _risk_lines(fig)
 
 
-def _risk_lines() -> list[str]:
+def _risk_lines(fig: Callable[[str, object], str]) -> list[str]:
     frame = validation.load(validation.RESULTS)
     out = [
         "### The risk preflight, validated on real finetunes (issue 30)",
@@ -561,4 +561,7 @@ def _risk_lines() -> list[str]:
     ]
     if frame.empty:
         return [*out, "pending: run `benchmarks/risk_validation.py`.", ""]
-    return out + validation.markdown(validation.validate(frame))
+    datasets = validation.riskier_higher(validation.measured_datasets(frame))
+    scatter = fig("risk_validation", figures.risk_validation(datasets, validation.DATASET_MEASURES))
+    lines = validation.markdown(validation.validate(frame))
+    return [*out, *lines, f"Each measure against the outcome, per dataset: {scatter}", ""]

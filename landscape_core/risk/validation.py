@@ -63,6 +63,7 @@ POST_HOC = {
     "shallowness": "shallowness (post hoc)",
 }
 LABELS = {**MEASURES, **FURTHER, **POST_HOC}
+DATASET_MEASURES = {**MEASURES, **POST_HOC}  # what each dataset has a value of
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def calibrated(frame: pd.DataFrame, score: float, model: dict, recipe: dict) -> 
         return "no calibrated risk: no validated finetunes yet"
     if why := _not_validated(model, recipe):
         return f"no calibrated risk: {why}"
-    datasets = _measured(frame)
+    datasets = measured_datasets(frame)
     dev = datasets[datasets.split == "dev"]
     found = predict(dev, score)
     if found is None:
@@ -377,14 +378,19 @@ def per_dataset(frame: pd.DataFrame) -> pd.DataFrame:
     return grouped[list(numeric)].mean()
 
 
-def _measured(frame: pd.DataFrame) -> pd.DataFrame:
+def measured_datasets(frame: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, over the rows that recorded a score and an outcome."""
     return per_dataset(frame.dropna(subset=["score", OUTCOME]))
 
 
+def riskier_higher(datasets: pd.DataFrame) -> pd.DataFrame:
+    """Each measure signed as the statistics rank it: higher reads riskier."""
+    return datasets.assign(**{m: sign * datasets[m] for m, sign in SIGN.items()})
+
+
 def fitted_thresholds(frame: pd.DataFrame) -> Thresholds:
     """The cuts the validation's development datasets give, without the test's bootstraps."""
-    datasets = _measured(frame)
+    datasets = measured_datasets(frame)
     return fit_thresholds(datasets[datasets.split == "dev"])
 
 
@@ -393,7 +399,7 @@ def validate(frame: pd.DataFrame) -> Validation:
 
     A row with no score or no outcome (a run that failed to record one) takes no part.
     """
-    datasets = _measured(frame)
+    datasets = measured_datasets(frame)
     thresholds = fit_thresholds(datasets[datasets.split == "dev"])
     fitted = ["-" if pd.isna(s) else verdict(s, thresholds) for s in frame.score]
     align = datasets[datasets.dataset == "align"]
