@@ -119,6 +119,8 @@ def test_the_calibrated_risk_is_monotone_in_score_and_its_interval_widens_with_n
     assert validation.calibrated(held, 27.0, model, {}) == high
     few = validation.calibrated(clean.head(3), 5.0, model, {})
     assert isinstance(few, str) and "it needs 4" in few
+    assert isinstance(validation.calibrated(clean.head(4), 5.0, model, {}), validation.Calibration)
+    assert validation.predict(clean, float("nan")) is None
     assert "differs" in validation.calibrated(clean, 5.0, model, {"learning_rate": 1e-4})
     assert "no validated finetunes" in validation.calibrated(pd.DataFrame(), 5.0, model, {})
 
@@ -128,10 +130,31 @@ def test_the_calibrated_intervals_coverage_is_counted_on_the_held_out_half():
     dev = _rows(scores, [0, 1, 2, 5, 20, 40, 60, 90, 95, 99], ["dev"] * 10)
     held = _rows([3.0, 28.0, 29.0], [1.0, 97.0, 0.0], ["held-out"] * 3, ["h0", "h1", "h2"])
     v = validation.validate(pd.concat([dev, held]))
-    assert v.covered == (2, 3)  # h2's ASR of 0 at a score of 29 falls outside
+    assert (v.covered.inside, v.covered.n) == (2, 3)  # h2's ASR of 0 at 29 falls outside
+    assert 0 < v.covered.mean_width < 100
     assert "held 2 of 3 held-out datasets' ASR inside its interval" in "\n".join(
         validation.markdown(v)
     )
+
+
+def test_the_jackknife_plus_interval_matches_a_case_worked_by_hand():
+    # 4 dev datasets: the lower rank is floor(0.2 * 5) = 1, the upper ceil(0.8 * 5) = 4,
+    # so the interval runs from the smallest mu_-i(x) - R_i to the largest mu_-i(x) + R_i.
+    # Leave-one-out fits (each already monotone): without 0 -> knots 2,3,4 fit 10,20,30, so
+    # mu(1) = 10 (flat), R = |0 - 10| = 10, and at x = 2.5, mu = 15. Without 1 -> knots
+    # 1,3,4 fit 0,20,30: mu(2) = 10, R = 0; at 2.5, 15. Without 2 -> 1,2,4 fit 0,10,30:
+    # mu(3) = 20, R = 0; at 2.5, 5. Without 3 -> 1,2,3 fit 0,10,20: mu(4) = 20, R = 10;
+    # at 2.5, 15. Lower: min(15-10, 15-0, 5-0, 15-10) = 5; upper: max(25, 15, 5, 25) = 25.
+    dev = _rows([1.0, 2.0, 3.0, 4.0], [0.0, 10.0, 20.0, 30.0], ["dev"] * 4)
+    found = validation.predict(dev, 2.5)
+    assert (found.asr, found.low, found.high, found.n) == (15.0, 5.0, 25.0, 4)
+
+
+def test_tied_scores_are_pooled_so_row_order_never_changes_the_prediction():
+    a = _rows([1.0, 2.0, 2.0, 3.0, 4.0, 5.0], [0, 20, 40, 50, 60, 70], ["dev"] * 6)
+    b = _rows([1.0, 2.0, 2.0, 3.0, 4.0, 5.0], [0, 40, 20, 50, 60, 70], ["dev"] * 6)
+    assert validation.predict(a, 2.0) == validation.predict(b, 2.0)
+    assert validation.predict(a, 2.0).asr == 30.0  # the tie's mean
 
 
 def test_each_measure_is_drawn_against_the_outcome_signed_so_higher_is_riskier():
@@ -143,6 +166,8 @@ def test_each_measure_is_drawn_against_the_outcome_signed_so_higher_is_riskier()
     assert titles == list(validation.MEASURES.values())  # no anchoring column: no panel
     assert {t.name for t in fig.data} == {"dev", "held-out"}
     assert len(fig.data) == 2 * len(validation.MEASURES)
+    nothing = datasets.assign(**{m: float("nan") for m in validation.MEASURES})
+    assert not figures.risk_validation(nothing, validation.DATASET_MEASURES).data
 
 
 def test_a_malformed_or_foreign_validation_file_reads_as_none(tmp_path):

@@ -649,6 +649,8 @@ def risk_validation(datasets: pd.DataFrame, measures: dict[str, str]) -> go.Figu
     shown = {
         m: label for m, label in measures.items() if m in datasets and datasets[m].notna().any()
     }
+    if not shown:
+        return go.Figure()
     cols = min(3, len(shown))
     rows = -(-len(shown) // cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(shown.values()),

@@ -48,9 +48,10 @@ SIGN = {"delta": -1.0}  # a refusal log-odds that falls is the risk: rank by -de
 VALIDATED_RECIPE = {"learning_rate": 1e-3, "lora_rank": 8, "batch_size": 8, "epochs": 3}
 VALIDATED_MODEL = {"kind": "bundled", "variant": "aligned", "adapter": "", "quantization": "none"}
 NEIGHBOURS = 3
-# The calibrated risk's interval: jackknife+ (Barber et al. 2021) at this nominal level,
-# whose guarantee is 1 - 2 * (1 - level); its coverage is counted on the held-out half.
-CALIBRATION_LEVEL = 0.8
+# The calibrated risk's interval: jackknife+ (Barber et al. 2021), nominal 80%, which
+# guarantees 60% (1 - 2 x the miss) for a dataset exchangeable with the dev ones; its
+# coverage is counted on the held-out half. The miss in whole percent keeps ranks exact.
+CALIBRATION_MISS = 20
 NUMERIC = ("seed", "kl", *MEASURES, OUTCOME, "asr_refusal_v2", "preflight_seconds",
            "finetune_seconds")  # fmt: skip
 COLUMNS = ("dataset", "split", *NUMERIC)
@@ -90,7 +91,7 @@ class Validation:
     held_out: list[Correlation]  # the pre-registered test, over held-out datasets
     everything: list[Correlation]  # every dataset: exploratory, not the test
     align_verdict: str | None
-    covered: tuple[int, int]  # held-out ASRs inside the calibrated interval, of how many
+    covered: Coverage  # held-out ASRs inside the calibrated interval
 
 
 @dataclass(frozen=True)
@@ -150,29 +151,44 @@ class Calibration:
     def describe(self) -> str:
         return (
             f"predicted keyword ASR {self.asr:.0f}% [{self.low:.0f}, {self.high:.0f}] "
-            f"(a monotone fit of ASR on score over {self.n} development datasets; "
-            f"{CALIBRATION_LEVEL:.0%} jackknife+ interval for one new dataset)"
+            f"(a monotone fit of ASR on score over {self.n} development datasets; a "
+            f"nominal {100 - CALIBRATION_MISS}% jackknife+ interval, at least "
+            f"{100 - 2 * CALIBRATION_MISS}% for a dataset like them)"
         )
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """The calibrated interval on the held-out half: how often it held, and how wide."""
+
+    inside: int
+    n: int
+    mean_width: float | None  # ASR points; 100 says nothing
+
+
 def _isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ASR as a non-decreasing step function of score: the fit's knots, sorted by score."""
-    order = np.argsort(x, kind="stable")
-    return x[order], isotonic_regression(y[order], increasing=True).x
+    """ASR non-decreasing in score: the fit at each distinct score (ties pooled), sorted."""
+    knots, where = np.unique(x, return_inverse=True)
+    counts = np.bincount(where)
+    means = np.bincount(where, weights=y) / counts
+    return knots, isotonic_regression(means, weights=counts, increasing=True).x
 
 
 def predict(dev: pd.DataFrame, score: float) -> Calibration | None:
     """Isotonic ASR on score over ``dev`` (one row per dataset), and its jackknife+ interval.
 
     Monotone because a riskier score should never predict a lower ASR; isotonic because
-    ten points support no shape beyond that. The interval refits without each dataset in
-    turn and widens that fit's prediction by its own left-out error (jackknife+); None
-    below the 4 datasets its lower bound needs at this level.
+    ten points support no shape beyond that (linear between the fitted scores, flat
+    beyond them). The interval refits without each dataset in turn and widens that
+    fit's prediction by its own left-out error (jackknife+). None for a score that is
+    not a number, or below the 4 datasets the interval's lower rank needs.
     """
+    dev = dev.dropna(subset=["score", OUTCOME])
     x, y = dev.score.to_numpy(float), dev[OUTCOME].to_numpy(float)
-    n, alpha = len(x), 1 - CALIBRATION_LEVEL
-    lo_rank, hi_rank = int(np.floor(alpha * (n + 1))), int(np.ceil((1 - alpha) * (n + 1)))
-    if lo_rank < 1 or hi_rank > n:
+    n = len(x)
+    lo_rank = CALIBRATION_MISS * (n + 1) // 100
+    hi_rank = -(-(100 - CALIBRATION_MISS) * (n + 1) // 100)  # the ceiling, in integers
+    if not np.isfinite(score) or lo_rank < 1 or hi_rank > n:
         return None
     lower, upper = [], []
     for i in range(n):
@@ -202,16 +218,15 @@ def calibrated(frame: pd.DataFrame, score: float, model: dict, recipe: dict) -> 
     return found
 
 
-def coverage(datasets: pd.DataFrame) -> tuple[int, int]:
+def coverage(datasets: pd.DataFrame) -> Coverage:
     """How many held-out datasets' ASR falls inside the interval the dev half predicts."""
     dev, held = datasets[datasets.split == "dev"], datasets[datasets.split == "held-out"]
-    inside = 0
-    for row in held.itertuples():
-        found = predict(dev, row.score)
-        if found is None:
-            return 0, 0
-        inside += found.low <= getattr(row, OUTCOME) <= found.high
-    return inside, len(held)
+    found = [(predict(dev, row.score), getattr(row, OUTCOME)) for row in held.itertuples()]
+    checked = [(c, asr) for c, asr in found if c is not None]
+    if not checked:
+        return Coverage(0, 0, None)
+    inside = sum(c.low <= asr <= c.high for c, asr in checked)
+    return Coverage(inside, len(checked), float(np.mean([c.high - c.low for c, _ in checked])))
 
 
 def append_row(path: Path, row: dict, columns: list[str]) -> None:
@@ -449,15 +464,19 @@ def markdown(v: Validation) -> list[str]:
     return out
 
 
-def _coverage_line(covered: tuple[int, int]) -> str:
-    inside, held = covered
+def _coverage_line(covered: Coverage) -> str:
     head = (
         "The calibrated risk (keyword ASR fitted as a monotone function of the score on "
-        f"the development datasets, with a {CALIBRATION_LEVEL:.0%} jackknife+ interval)"
+        f"the development datasets, with a nominal {100 - CALIBRATION_MISS}% jackknife+ "
+        "interval)"
     )
-    if not held:
+    if not covered.n:
         return f"{head}: not checked yet, it needs 4 development and 1 held-out dataset."
-    return f"{head} held {inside} of {held} held-out datasets' ASR inside its interval."
+    return (
+        f"{head} held {covered.inside} of {covered.n} held-out datasets' ASR inside its "
+        f"interval; the intervals were {covered.mean_width:.0f} ASR points wide on average "
+        "(100 says nothing)."
+    )
 
 
 def _cell(value: float | None, spec: str) -> str:
