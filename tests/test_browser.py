@@ -290,6 +290,8 @@ def test_a_finetunes_path_over_its_plane_and_the_risk_preflight(
 
     page.goto(f"{url}/risk")
     page.get_by_text("Before training: take the first steps").wait_for()
+    # the validation's figure (docs/risk-validation.csv), each measure against the outcome
+    page.locator(".js-plotly-plot:visible").first.wait_for()
     page.get_by_role("tab", name="Edge baseline (old measure)").click()  # the stored report
     _fill(page, "Shots (K)", "4")
     _fill(page, "Model", str(tiny_model_dir))
@@ -297,7 +299,7 @@ def test_a_finetunes_path_over_its_plane_and_the_risk_preflight(
     _fill(page, "Random directions", "2")
     _fill(page, "Held-out AdvBench prompts", "3")
     page.get_by_text(report.verdict.text[:40]).wait_for()
-    page.locator(".js-plotly-plot").first.wait_for()
+    page.locator(".js-plotly-plot:visible").first.wait_for()  # the edge tab's curves
     page.screenshot(path=shots / "risk.png", full_page=True)
     page.get_by_role("tab", name="Trajectories").click()
     page.get_by_text(f"finetune {adapter.name}").wait_for()
