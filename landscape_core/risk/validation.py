@@ -349,7 +349,7 @@ def correlation(
     ``control``: a column held fixed (the partial rho); the AUROC ignores it.
     """
     frame = frame.dropna(subset=[measure])  # a post-hoc measure not computed for every row
-    x = SIGN.get(measure, 1.0) * frame[measure].to_numpy(float)
+    x = riskier_higher(frame)[measure].to_numpy(float)
     y = frame[OUTCOME].to_numpy(float)
     z = None if control is None else frame[control].to_numpy(float)
     area = auroc(x, y >= BROKEN)
@@ -400,7 +400,7 @@ def measured_datasets(frame: pd.DataFrame) -> pd.DataFrame:
 
 def riskier_higher(datasets: pd.DataFrame) -> pd.DataFrame:
     """Each measure signed as the statistics rank it: higher reads riskier."""
-    return datasets.assign(**{m: sign * datasets[m] for m, sign in SIGN.items()})
+    return datasets.assign(**{m: sign * datasets[m] for m, sign in SIGN.items() if m in datasets})
 
 
 def fitted_thresholds(frame: pd.DataFrame) -> Thresholds:
