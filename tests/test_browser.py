@@ -119,11 +119,22 @@ def _all_jobs_done(page, n: int) -> None:
     expect(done).to_have_count(n, timeout=COMPUTE_MS)
 
 
-def _open_launch(page, url: str) -> None:
-    """The root opens Start; Launch is one click away, in the router's sidebar."""
+def _click_through_start(page, url: str, link: str, path: str) -> None:
+    """The root opens Start; every page is one click away, in the router's sidebar.
+
+    The root's run switches to /start: a click before that rerun ends can be overtaken
+    by it (CI, on a cold first server), so the click waits for Start to be drawn and idle.
+    """
     page.goto(url)
-    page.get_by_text("Data directory:").wait_for()  # the router's sidebar is drawn
-    page.get_by_role("link", name="Launch", exact=True).first.click()
+    expect(page).to_have_url(re.compile(r"/start$"), timeout=PAGE_MS)
+    page.get_by_text("Your first run").wait_for()
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=PAGE_MS)  # idle
+    page.get_by_role("link", name=link, exact=True).first.click()
+    expect(page).to_have_url(re.compile(f"/{path}$"), timeout=PAGE_MS)
+
+
+def _open_launch(page, url: str) -> None:
+    _click_through_start(page, url, "Launch", "launch")
 
 
 def _fill_launch(page, model_dir: Path, preset: str, grid: dict[str, str]) -> None:
@@ -234,9 +245,7 @@ def test_defence_report_and_a_jailbreak_landscape_over_the_plain_one(
     sweep.run(tiny_spec(label="plain AdvBench"), store)
     sweep.run(tiny_spec(label="jailbreak prefix-sure", prompts=jailbreak), store)
 
-    page.goto(url)
-    page.get_by_text("Data directory:").wait_for()  # the router's sidebar, not a bare page
-    page.get_by_role("link", name="Defence", exact=True).click()
+    _click_through_start(page, url, "Defence", "defence")  # the router's, not a bare page
     page.get_by_text("ASR, defence vs adaptive attack").wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
     page.get_by_text("Searched suffix (GCG-style").wait_for()
