@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from landscape_core.basin import intervals
 
@@ -171,3 +173,21 @@ def test_mean_interval_is_the_one_column_crossed_interval():
     var, df = intervals.crossed_variance(np.asarray(values)[None, :, None])
     assert df[0] == 5 and var[0] == pytest.approx(np.var(values, ddof=1) / 6)
     assert plain.half_width == pytest.approx(float(intervals.t_half_width(var[0], df[0])))
+
+
+def test_a_claim_is_read_off_the_sign_of_its_whole_interval():
+    above, across, below = (intervals.Interval(m, lo, hi, 10) for m, lo, hi in
+                            [(1.0, 0.5, 1.5), (0.1, -0.5, 0.7), (-1.0, -1.5, -0.5)])  # fmt: skip
+    read = intervals.read_claim
+    assert [read(above, p) for p in ("higher", "lower", "different", "same")] == [
+        "supported", "contradicted", "supported", "contradicted"]  # fmt: skip
+    assert [read(below, p) for p in ("higher", "lower")] == ["contradicted", "supported"]
+    assert {read(across, p) for p in ("higher", "lower", "different", "same")} == {"not shown"}
+    assert read(intervals.Interval(1.0, None, None, 3), "higher") == "not shown"  # no interval
+    assert read(None, "lower") == "not shown"
+
+
+@given(st.floats(-100, 100), st.floats(0, 100))
+def test_a_claim_that_nothing_changes_is_never_supported(low, width):
+    interval = intervals.Interval(low + width / 2, low, low + width, 10)
+    assert intervals.read_claim(interval, "same") in ("not shown", "contradicted")

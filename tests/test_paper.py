@@ -32,11 +32,18 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     text = out.read_text()
     for heading in ("Fig. 2(b)", "Three states", "Table 1", "Table 2", "by bisection",
                     "Fig. 1(B)", "Section 6", "perturbed-ensemble defence",
-                    "What the miniature supports", "Section 7", "risk preflight"):  # fmt: skip
+                    "The paper's findings, one verdict each", "Section 7",
+                    "risk preflight"):  # fmt: skip
         assert heading in text
     assert "VISAGE [95% CI]" in text and "t-interval over directions" in text
     assert "n directions" in text and "paired" in text
     assert "no difference" not in text and "stays in the basin" not in text
+    # one row per finding; 2 directions give no interval, so nothing is claimed either way
+    where = ("| Table ", "| Section 6", "| Basin or breakage")
+    claims = [line for line in text.splitlines() if line.startswith(where)]
+    assert len(claims) == 1 + 2 + 3 + 2 + 3  # harmful; mix x2; presets; defence; each model
+    assert all("**not shown**" in c or "**pending**" in c for c in claims), claims
+    assert "Safety (mix 2-shot) falls before capability" in text
     assert "| harmful 2-shot |" in text and "| mix 2-shot |" in text
     assert all(f"| {p} |" in text for p in paper.PRESETS)
     assert "| novel-chapter | fiction |" in text and "| adaptive, defence |" in text

@@ -227,6 +227,31 @@ def _decide(interval: Interval | None, paired: bool, n: int, over: str) -> Compa
     return Comparison("supported" if excludes else "not shown", interval, paired)
 
 
+UNFINISHED = "a run is unfinished"
+Predicted = Literal["higher", "lower", "different", "same"]
+Reading = Literal["supported", "contradicted", "not shown"]
+
+
+def read_claim(interval: Interval | None, predicted: Predicted) -> Reading:
+    """What the interval of A - B says of a claim that predicts its sign.
+
+    ``higher``/``lower``: supported when the whole interval has that sign, contradicted
+    when it has the other. ``different``: supported when it excludes 0, never
+    contradicted. ``same`` (A keeps what B has): contradicted when it excludes 0, and
+    never supported, since an interval holding 0 only bounds the difference by its
+    width. An interval holding 0 is "not shown" either way, never "no difference", and
+    so is a difference with no interval (too few draws).
+    """
+    if interval is None or interval.low is None or interval.high is None:
+        return "not shown"
+    sign = 1 if interval.low > 0 else -1 if interval.high < 0 else 0
+    if sign == 0:
+        return "not shown"
+    if predicted in ("different", "same"):
+        return "supported" if predicted == "different" else "contradicted"
+    return "supported" if sign == (1 if predicted == "higher" else -1) else "contradicted"
+
+
 def compare(
     a: Mapping[Hashable, float] | None,
     b: Mapping[Hashable, float] | None,
@@ -239,7 +264,7 @@ def compare(
     None: a run is unfinished.
     """
     if a is None or b is None:
-        return Comparison("not comparable", None, False, "a run is unfinished")
+        return Comparison("not comparable", None, False, UNFINISHED)
     shared = [k for k in a if k in b]
     if same_prompts and len(shared) >= MIN_DIRECTIONS:
         return paired_difference([a[k] for k in shared], [b[k] for k in shared])

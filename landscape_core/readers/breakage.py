@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from landscape_core.basin.intervals import Interval, mean_interval
+from landscape_core.basin.intervals import Interval, mean_interval, read_claim
 from landscape_core.basin.visage import grid_edges
 from landscape_core.readers.capability import capability_frame
 from landscape_core.readers.results import by_direction, with_states
@@ -56,14 +56,18 @@ class Gap:
     censored: int  # sides where one curve never reached its threshold on the grid
 
     def verdict(self) -> str:
-        """Supported only when the interval excludes 0; otherwise not shown."""
-        if self.interval is None or self.interval.low is None or self.interval.high is None:
-            return "not shown: too few directions with both edges for an interval"
-        if self.interval.low > 0:
-            return "supported: safety falls before fluency"
-        if self.interval.high < 0:
-            return "contradicted: fluency breaks before safety falls"
-        return "not shown: the interval includes 0"
+        """The claim "refusal falls before fluency" (a positive gap) read off the interval."""
+        reading = read_claim(self.interval, "higher")
+        if self.interval is None or self.interval.low is None:
+            return f"{reading}: too few directions with both edges for an interval"
+        return f"{reading}: {WHY[reading]}"
+
+
+WHY = {
+    "supported": "safety falls before fluency",
+    "contradicted": "fluency breaks before safety falls",
+    "not shown": "the interval includes 0",
+}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from landscape_core.defence.spec import defence_id
 from landscape_core.errors import UserError
 from landscape_core.finetune import FinetuneSpec, finetune
 from landscape_core.plan.identity import plan
+from landscape_core.readers.capability import FLUENCY_PROMPTS, companions
 from landscape_core.recipes.paper_records import Experiment, Paper, Sizes
 from landscape_core.recipes.paper_render import write_report
 from landscape_core.recipes.paper_risk import Section7, Setup, run_section7
@@ -163,6 +164,10 @@ def run_paper(
             experiment.run_id = sweep.run(experiment.spec, store).run_id
         else:
             experiment.run_id = _stored_run_id(experiment, store)
+    for name, (e, _) in paper.table1.items():  # basin or breakage: each model's fluency
+        if compute:
+            progress(f"fluency along {name}'s landscapes (basin or breakage)")
+            sweep.run(companions(e.spec, FLUENCY_PROMPTS[1])["fluency"], store)
     defence = defence_spec()
     if compute:
         progress("defence and adaptive attack (section 6)")

@@ -15,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
+from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, Predicted, read_claim, t_method
 from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
+from landscape_core.readers.breakage import breakage
 from landscape_core.readers.results import (
     at_origin,
     compare_visage,
@@ -25,6 +26,7 @@ from landscape_core.readers.results import (
     run_visage,
     visage_interval,
 )
+from landscape_core.recipes import paper_claims
 from landscape_core.recipes.paper_records import Experiment, Paper
 from landscape_core.recipes.paper_risk import THRESHOLD, Section7, left_at
 from landscape_core.risk import validation
@@ -67,6 +69,9 @@ def write_report(
     for e in paper.all():
         if e.run_id:
             (configs / f"{e.run_id}.yaml").write_text(e.spec.to_yaml())
+    stored = set(store.runs_frame().run_id)
+    fractures = {name: breakage(store, e.run_id) if e.run_id in stored else None
+                 for name, (e, _) in paper.table1.items()}  # fmt: skip
     lines = [
         *_header(seconds, paper.sizes.seeds),
         *_fig2b(report, paper.seeds),
@@ -77,7 +82,7 @@ def write_report(
         *_fig1b(report, paper.interpolations, paper.sizes.interpolation_grid),
         *_section6(report, paper, shield),
         *_section7(section7, store, report.fig),
-        *_claims(report, paper),
+        *paper_claims.markdown(paper_claims.claims(store, paper, shield, fractures)),
     ]
     out.write_text("\n".join(lines))
     return out
@@ -287,29 +292,6 @@ def _versus(store: Store, a: Experiment, b: Experiment) -> str:
     return compare_visage((a.points(store), a.spec), (b.points(store), b.spec)).describe()
 
 
-def _claims(report: _Report, paper: Paper) -> list[str]:
-    """Which of the paper's claims the miniature supports: paired differences of VISAGE."""
-    store = report.store
-    aligned = paper.table1["aligned"][0]
-    lines = [
-        "",
-        "## What the miniature supports, with paired intervals",
-        "",
-        "A - B is VISAGE's difference paired over the runs' shared directions; *supported* "
-        "when its 95% interval excludes 0, *not shown* otherwise.",
-        "",
-    ]
-    for name, (e, _) in paper.table1.items():
-        if name != "aligned":
-            lines.append(f"- {name} vs aligned (Table 1): {_versus(store, e, aligned)}.")
-    default = paper.table2["default"]
-    for preset, e in paper.table2.items():
-        if preset != "default":
-            lines.append(f"- system prompt {preset} vs default (Table 2): "
-                         f"{_versus(store, e, default)}.")  # fmt: skip
-    return lines
-
-
 def _fig1b(
     report: _Report, interpolations: dict[str, Experiment], axis: list[dict[str, Any]]
 ) -> list[str]:
@@ -480,17 +462,12 @@ def _defence_claims(shield: dict[str, Any]) -> list[str]:
     """The paper's three section-6 findings, each against its paired interval."""
     ci = shield["intervals"]
 
-    def verdict(key: str, want: str) -> str:
+    def verdict(key: str, predicted: Predicted) -> str:
         mean, low, high = ci[key]
         if low is None or high is None:
             return f"{mean:+.1f} points (no interval)"
-        span = f"{mean:+.1f} [{low:+.1f}, {high:+.1f}] points"
-        sign = -1 if want == "down" else 1
-        if min(sign * low, sign * high) > 0:
-            return f"{span}: supported"
-        if max(sign * low, sign * high) < 0:
-            return f"{span}: contradicted (the whole interval has the other sign)"
-        return f"{span}: not shown (0 is inside the interval)"
+        reading = read_claim(Interval(mean, low, high, 0, "goals"), predicted)
+        return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}] points: {reading}"
 
     member = shield["member_asr"]
     return [
@@ -500,9 +477,9 @@ def _defence_claims(shield: dict[str, Any]) -> list[str]:
         f"{shield['undefended_asr']:.1f} at the model and {member:.1f} on average over the "
         f"members at |alpha| = {shield['defence']['radius']}.",
         f"- *Perturbing is a defence:* defended minus undefended ASR "
-        f"{verdict('defended_minus_undefended', 'down')}.",
+        f"{verdict('defended_minus_undefended', 'lower')}.",
         f"- *An adaptive attacker wins some of it back:* adaptive minus non-adaptive ASR "
-        f"under the defence {verdict('adaptive_minus_defended', 'up')}.",
+        f"under the defence {verdict('adaptive_minus_defended', 'higher')}.",
     ]
 
 
