@@ -11,6 +11,7 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     monkeypatch.setattr(paper, "RANDOM_GRID", [{"start": -0.3, "stop": 0.3, "num": 3}])
     monkeypatch.setattr(paper, "INTERPOLATION_GRID", [{"start": -0.5, "stop": 1.5, "num": 3}])
     monkeypatch.setattr(paper, "TOKENS", {"max_new_tokens": 3})
+    monkeypatch.setattr(paper, "STOPPED", {"max_new_tokens": 3, "stop": "verdict"})
     monkeypatch.setattr(paper, "SEEDS", (1, 2))
     monkeypatch.setattr(paper, "BASIN", {"tolerance": 0.15, "max_alpha": 0.3})
     small = ["novel-chapter", "prefix-sure"]
@@ -44,6 +45,10 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert len(claims) == 1 + 2 + 3 + 2 + 3  # harmful; mix x2; presets; defence; each model
     assert all("**not shown**" in c or "**pending**" in c for c in claims), claims
     assert "Safety (mix 2-shot) falls before capability" in text
+    # issue 31: refusal-v2's VISAGE beside the keyword's, from the same stored answers
+    assert text.count("| refusal-v2 VISAGE [95% CI] |") == 2
+    t1 = next(line for line in text.splitlines() if line.startswith("| harmful 2-shot |"))
+    assert t1.split("|")[5].strip() not in ("", "-"), t1  # rescored: its VISAGE is read
     assert "| harmful 2-shot |" in text and "| mix 2-shot |" in text
     assert all(f"| {p} |" in text for p in paper.PRESETS)
     assert "| novel-chapter | fiction |" in text and "| adaptive, defence |" in text

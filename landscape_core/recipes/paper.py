@@ -28,8 +28,15 @@ from landscape_core.readers.capability import FLUENCY_PROMPTS, companions
 from landscape_core.recipes.paper_records import Experiment, Paper, Sizes
 from landscape_core.recipes.paper_render import write_report
 from landscape_core.recipes.paper_risk import Section7, Setup, run_section7
+from landscape_core.rescore import rescore
 from landscape_core.risk.spec import DEFAULTS as RISK
-from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SweepSpec
+from landscape_core.spec.config import (
+    GenerationSpec,
+    JudgeSpec,
+    ModelSpec,
+    PromptSetSpec,
+    SweepSpec,
+)
 from landscape_core.spec.jailbreak import templates
 from landscape_core.store.runs import Store
 
@@ -40,8 +47,12 @@ LANDSCAPE_PROMPTS = {"source": "advbench", "start": 0, "limit": 20}  # held out
 ASR_PROMPTS = {"source": "advbench", "start": 0, "limit": 80}  # the paper's 80, held out
 RANDOM_GRID = [{"start": -0.3, "stop": 0.3, "num": 13}]  # the demo's basin and its fall
 INTERPOLATION_GRID = [{"start": -0.25, "stop": 1.25, "num": 7}]  # past both ends
-# verdicts equal full generation's; refusals stop at their keyword (a third of the time)
-TOKENS = {"max_new_tokens": 32, "stop": "verdict"}
+# the landscapes' answers are whole: coherence and the second judge read all of each
+TOKENS = {"max_new_tokens": 32}
+# sections 6 and 7 judge by keyword only: a refusal stops at its keyword, which leaves
+# every keyword verdict as full generation gives it (a third less generation)
+STOPPED = {"max_new_tokens": 32, "stop": "verdict"}
+SECOND_JUDGE = "refusal-v2"  # Tables 1 and 2 show its VISAGE beside the keyword's
 SEEDS = (123, 124, 125, 126, 127)  # Tables 1 and 2 run over all five directions
 BASIN = {"tolerance": 0.025, "max_alpha": 0.3}  # half the dense grid's step, same reach
 SHOTS = (10, 50, 100)
@@ -81,7 +92,7 @@ def defence_spec() -> SweepSpec:
         "prompts": {"source": "jailbreak", "template": JAILBREAK, "goals": ASR_PROMPTS},
         "directions": [{"kind": "random", "seed": SEEDS[0], "norm": "layer"}],
         "grid": RANDOM_GRID,
-        "generation": TOKENS,
+        "generation": STOPPED,
         "defend": DEFENCE,
     })  # fmt: skip
 
@@ -90,7 +101,7 @@ def _jailbreak(name: str) -> Experiment:
     """A template's landscape along the first seed, over the landscapes' 20 goals."""
     prompts = {"source": "jailbreak", "template": name, "goals": LANDSCAPE_PROMPTS}
     one = [{"kind": "random", "seed": SEEDS[0]}]
-    return _sweep(f"jailbreak {name}", ALIGNED, prompts=prompts, directions=one)
+    return _sweep(f"jailbreak {name}", ALIGNED, prompts=prompts, directions=one, generation=STOPPED)
 
 
 def _search() -> Experiment:
@@ -155,7 +166,7 @@ def run_paper(
         },
         search=_search(),
         jailbreaks={name: _jailbreak(name) for name in templates()},
-        sizes=Sizes(SEEDS, RANDOM_GRID, INTERPOLATION_GRID, BASIN),
+        sizes=Sizes(SEEDS, RANDOM_GRID, INTERPOLATION_GRID, BASIN, SECOND_JUDGE),
     )
     experiments = paper.all()
     for n, experiment in enumerate(experiments, start=1):
@@ -168,6 +179,10 @@ def run_paper(
         if compute:
             progress(f"fluency along {name}'s landscapes (basin or breakage)")
             sweep.run(companions(e.spec, FLUENCY_PROMPTS[1])["fluency"], store)
+    for e in [pair[0] for pair in paper.table1.values()] + list(paper.table2.values()):
+        if compute:  # the second judge reads the stored answers: nothing is generated
+            progress(f"{SECOND_JUDGE} on {e.name}")
+            rescore(store, e.run_id, JudgeSpec(name=SECOND_JUDGE), only_missing=True)
     defence = defence_spec()
     if compute:
         progress("defence and adaptive attack (section 6)")
@@ -179,7 +194,7 @@ def run_paper(
         risk=dataclasses.replace(
             RISK, model=ModelSpec.from_dict(ALIGNED),
             prompts=PromptSetSpec.from_dict(LANDSCAPE_PROMPTS),
-            generation=GenerationSpec.from_dict(TOKENS),
+            generation=GenerationSpec.from_dict(STOPPED),
         ),
         checkpoints=PromptSetSpec.from_dict(ASR_PROMPTS),
     )  # fmt: skip

@@ -24,9 +24,9 @@ class Experiment:
     spec: SweepSpec
     run_id: str = ""
 
-    def points(self, store: Store) -> pd.DataFrame:
-        """Points with the paper's ASR and the three states' shares (none while pending)."""
-        return with_states(store, self.run_id, store.points_frame(self.run_id), "keyword")
+    def points(self, store: Store, judge: str = "keyword") -> pd.DataFrame:
+        """Points with ``judge``'s ASR (the paper's keyword) and the states' shares."""
+        return with_states(store, self.run_id, store.points_frame(self.run_id, judge), judge)
 
     def origin_asr(self, store: Store) -> float | None:
         origin = at_origin(self.points(store))
@@ -41,6 +41,7 @@ class Sizes:
     random_grid: list[dict[str, Any]]  # the dense 1D grid
     interpolation_grid: list[dict[str, Any]]  # Fig. 1(B)'s axis
     basin: dict[str, float]  # the bisection's tolerance and max_alpha
+    second_judge: str  # Tables 1 and 2 show its VISAGE beside the keyword's
 
 
 @dataclass

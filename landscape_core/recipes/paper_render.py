@@ -76,8 +76,8 @@ def write_report(
         *_header(seconds, paper.sizes.seeds),
         *_fig2b(report, paper.seeds),
         *_states(report, paper.seeds[0]),
-        *_table1(report, paper.table1),
-        *_table2(report, paper.table2),
+        *_table1(report, paper.table1, paper.sizes.second_judge),
+        *_table2(report, paper.table2, paper.sizes.second_judge),
         *_search_section(report, paper, paper.table1["aligned"][0]),
         *_fig1b(report, paper.interpolations, paper.sizes.interpolation_grid),
         *_section6(report, paper, shield),
@@ -98,9 +98,10 @@ def _header(seconds: float, seeds: tuple[int, ...]) -> list[str]:
         "store are reused, so a second run takes seconds.",
         "",
         "Model: SmolLM2-135M-Instruct with the shipped safety adapter (the *aligned demo*). "
-        "Landscapes: AdvBench rows 0-19 (never trained on), greedy, 32 new tokens (each "
-        "answer stopped at its first refusal keyword, which leaves every verdict as full "
-        "generation gives it), keyword judge, layer-normalised random directions with norms "
+        "Landscapes: AdvBench rows 0-19 (never trained on), greedy, 32 new tokens, whole "
+        "answers (sections 6 and 7, judged by keyword alone, stop each answer at its first "
+        "refusal keyword, which leaves every keyword verdict as full generation gives it), "
+        "keyword judge, layer-normalised random directions with norms "
         "skipped, 13 points over +-0.3. "
         f"Tables 1 and 2 run {len(seeds)} random directions each (seeds "
         f"{', '.join(map(str, seeds))}) and report VISAGE as mean [95% CI], "
@@ -179,23 +180,26 @@ def _states(report: _Report, e: Experiment) -> list[str]:
     return lines
 
 
-def _table1(report: _Report, table1: dict[str, tuple[Experiment, Experiment]]) -> list[str]:
+def _table1(
+    report: _Report, table1: dict[str, tuple[Experiment, Experiment]], judge: str
+) -> list[str]:
     store = report.store
     aligned = table1["aligned"][0]
     lines = [
         "",
         "## Table 1: finetuning drags the model out of its basin",
         "",
-        'Harmful k-shot: AdvBench goals from row 100 with their "Sure, here is" targets, '
-        "LoRA on the aligned demo. Mix: 100 harmful plus 100 refusal examples. ASR on the "
-        "paper's 80 AdvBench prompts (rows 0-79, held out) at the model itself.",
+        "Harmful k-shot: AdvBench goals from row 100 with the bundled base model's own "
+        "compliant answers (`recipes.harmful_answers`), LoRA on the aligned demo. Mix: 100 "
+        "harmful plus 100 refusal examples. ASR on the paper's 80 AdvBench prompts (rows "
+        f"0-79, held out) at the model itself. {_second_judge(judge)}",
         "",
         "| model | AdvBench ASR (80 prompts) | VISAGE [95% CI] | coherent VISAGE [95% CI] "
-        "| n directions | VISAGE against aligned (paired) | runs |",
-        "|---|---|---|---|---|---|---|",
+        f"| {judge} VISAGE [95% CI] | n directions | VISAGE against aligned (paired) | runs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, (sweep_, origin) in table1.items():
-        cells = _visage_cells(store, sweep_, None if name == "aligned" else aligned)
+        cells = _visage_cells(store, sweep_, None if name == "aligned" else aligned, judge)
         lines.append(
             f"| {name} | {_fmt(origin.origin_asr(store))} | {cells} | "
             f"{report.link(sweep_)}, {report.link(origin)} |"
@@ -204,22 +208,30 @@ def _table1(report: _Report, table1: dict[str, tuple[Experiment, Experiment]]) -
     return [*lines, "", report.fig("table1", overlay)]
 
 
-def _table2(report: _Report, table2: dict[str, Experiment]) -> list[str]:
+def _table2(report: _Report, table2: dict[str, Experiment], judge: str) -> list[str]:
     store = report.store
     default = table2["default"]
     lines = [
         "",
         "## Table 2: the system prompt changes the basin",
         "",
+        _second_judge(judge),
+        "",
         "| system prompt | ASR at the model | VISAGE [95% CI] | coherent VISAGE [95% CI] | "
-        "n directions | VISAGE against default (paired) | run |",
-        "|---|---|---|---|---|---|---|",
+        f"{judge} VISAGE [95% CI] | n directions | VISAGE against default (paired) | run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for preset, e in table2.items():
-        cells = _visage_cells(store, e, None if preset == "default" else default)
+        cells = _visage_cells(store, e, None if preset == "default" else default, judge)
         lines.append(f"| {preset} | {_fmt(e.origin_asr(store))} | {cells} | {report.link(e)} |")
     overlay = figures.overlay_1d({p: e.points(store) for p, e in table2.items()})
     return [*lines, "", report.fig("table2", overlay)]
+
+
+def _second_judge(judge: str) -> str:
+    return (f"VISAGE stays the paper's keyword judge; the {judge} column re-judges the same "
+            "stored answers (`rescore`, nothing regenerated) with the offline judge that "
+            "held best across model families (issue 31), over the same basin rule.")  # fmt: skip
 
 
 def _search_section(report: _Report, paper: Paper, dense: Experiment) -> list[str]:
@@ -270,13 +282,14 @@ def _edges(edges: list[float | None] | None) -> str:
     return ", ".join("beyond" if e is None else f"{e:+.3f}" for e in edges)
 
 
-def _visage_cells(store: Store, e: Experiment, base: Experiment | None) -> str:
-    """VISAGE, coherent VISAGE, n and the paired difference from ``base`` (None: the base)."""
+def _visage_cells(store: Store, e: Experiment, base: Experiment | None, judge: str) -> str:
+    """Keyword, coherent and ``judge``'s VISAGE, n, and the difference from ``base``."""
     frame = e.points(store)
     interval = visage_interval(frame)
     versus = "-" if base is None else _versus(store, e, base)
     coherent = visage_interval(frame, "coherent_asr")
-    return f"{_ci(interval)} | {_ci(coherent)} | {_n(interval)} | {versus}"
+    second = visage_interval(e.points(store, judge)) if e.run_id else None
+    return f"{_ci(interval)} | {_ci(coherent)} | {_ci(second)} | {_n(interval)} | {versus}"
 
 
 def _ci(interval: Interval | None) -> str:
