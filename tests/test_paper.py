@@ -1,5 +1,8 @@
 """The paper pipeline end to end, shrunk to the tiny model."""
 
+import re
+from pathlib import Path
+
 from landscape_core.recipes import paper
 
 
@@ -63,3 +66,14 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     started = len(store.runs_frame())
     paper.run_paper(store, out, progress=lambda m: None)  # everything is stored: no new run
     assert len(store.runs_frame()) == started
+    # `paper --report-only` writes the same report and the same figures from the store alone
+    again = paper.run_paper(store, tmp_path / "again" / "paper-mini.md", compute=False)
+    assert len(store.runs_frame()) == started
+    assert again.read_text() == text
+    assert _figures(out.parent / "paper-mini") == _figures(again.parent / "paper-mini")
+
+
+def _figures(folder: Path) -> dict[str, str]:
+    """Each figure's HTML with Plotly's random div ids blanked: the data and layout."""
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    return {f.name: uuid.sub("ID", f.read_text()) for f in sorted(folder.glob("*.html"))}
