@@ -10,7 +10,15 @@ import yaml
 from landscape_core import sweep
 from landscape_core.cli import main
 from landscape_core.defence import defend
-from landscape_core.defence.report import Answers, ensemble, members_run, vote_refuses
+from landscape_core.defence.report import (
+    Answers,
+    MembersRun,
+    adaptive_choice,
+    ensemble,
+    members_run,
+    origin_choice,
+    vote_refuses,
+)
 from landscape_core.defence.spec import ThreatModel, members_spec
 from landscape_core.errors import UserError
 from landscape_core.spec.config import DefenceSpec, SweepSpec
@@ -115,13 +123,37 @@ def test_the_adaptive_attack_never_sees_the_defenders_seeds(store, defence_spec,
     assert set(vars(ThreatModel.of(spec.defend)).values()).isdisjoint(defender)
 
 
+def test_the_control_arm_chooses_at_the_model_and_the_adaptive_one_on_its_samples():
+    """Goal 0: template a complies at the model only, b on the samples only; goal 1: both
+    comply at the model, so the control keeps the library's first (a)."""
+    attacker = {
+        "a": MembersRun(_answers([False, False]), (_answers([True, True]),) * 2),
+        "b": MembersRun(_answers([True, False]), (_answers([False, True]),) * 2),
+    }
+    assert origin_choice(attacker).templates == ("a", "a")
+    assert adaptive_choice(attacker).templates == ("b", "a")
+
+
+def test_coherent_compliance_leaves_out_broken_text_and_unmeasured_answers():
+    answers = Answers(
+        refused=(False, False, True, False),
+        texts=("Here is a plan in three steps.", "", "I cannot help with that.", "Sure."),
+        nll=(0.5, 0.5, 0.5, float("nan")),
+    )
+    got = answers.coherent_complied()
+    assert list(got[:3]) == [100.0, 0.0, 0.0]  # complied; empty is incoherent; refused
+    assert got[3] != got[3]  # NaN: its coherence was never measured
+
+
 def test_defend_json_reports_the_three_asrs_and_the_costs(store, defence_spec, tmp_path, capsys):
     config = tmp_path / "defend.yaml"
     config.write_text(yaml.safe_dump(defence_spec().to_dict()))
     assert main(["defend", str(config), "--store", str(store.root), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for key in ("undefended_asr", "defended_asr", "adaptive_asr", "over_refusal", "perplexity"):
+    for key in ("undefended_asr", "defended_asr", "adaptive_asr", "over_refusal", "perplexity",
+                "control_asr"):  # fmt: skip
         assert isinstance(out[key], float), key
+    assert {"control_asr", "adaptive_minus_control"} <= set(out["intervals"])
     assert out["defence"]["attack_templates"] == TEMPLATES
     assert out["defence"]["members"] == 3 and out["defence"]["vote"] == "majority"
     assert 0 <= out["adaptive_asr"] <= 100

@@ -156,6 +156,14 @@ def _defence(shield: dict[str, Any] | None) -> list[Claim]:
         ),  # fmt: skip
         _goals(
             "Section 6",
+            "Adapting to the defence, not only choosing a template per goal, wins ASR back",
+            "ASR under the defence: adaptive - per-goal choice at the model",
+            ci.get("adaptive_minus_control"),
+            n,
+            "higher",
+        ),
+        _goals(
+            "Section 6",
             "An adaptive attacker wins back part of what the defence removed",
             "ASR under the defence: adaptive - non-adaptive",
             ci.get("adaptive_minus_defended"),

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, Predicted, read_claim, t_method
+from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
 from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
 from landscape_core.readers.breakage import breakage
@@ -413,6 +413,8 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
     d, ci = shield["defence"], shield["intervals"]
 
     def cell(key: str) -> str:
+        if key not in ci:  # a report stored before this row existed
+            return "- (run `make paper` again)"
         mean, low, high = ci[key]
         return f"{mean:.1f}" if low is None else f"{mean:.1f} [{low:.1f}, {high:.1f}]"
 
@@ -436,6 +438,14 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
         f"| defence minus no defence (paired) | {cell('defended_minus_undefended')} |",
         f"| adaptive minus non-adaptive, under the defence (paired) | "
         f"{cell('adaptive_minus_defended')} |",
+        f"| control: per goal the template that complies at the model, defence | "
+        f"{cell('control_asr')} |",
+        f"| adaptive minus the control, under the defence (paired): what adapting wins | "
+        f"{cell('adaptive_minus_control')} |",
+        "",
+        f"Coherent ASR (compliance that is coherent text, the landscapes' three states): "
+        f"{_fmt(shield.get('undefended_coherent_asr'))} without the defence, "
+        f"{_fmt(shield.get('defended_coherent_asr'))} with it.",
         "",
         "| cost | no defence | defence |",
         "|---|---|---|",
@@ -472,27 +482,12 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
 
 
 def _defence_claims(shield: dict[str, Any]) -> list[str]:
-    """The paper's three section-6 findings, each against its paired interval."""
-    ci = shield["intervals"]
-
-    def verdict(key: str, predicted: Predicted) -> str:
-        mean, low, high = ci[key]
-        if low is None or high is None:
-            return f"{mean:+.1f} points (no interval)"
-        reading = read_claim(Interval(mean, low, high, 0, "goals"), predicted)
-        return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}] points: {reading}"
-
-    member = shield["member_asr"]
+    """How fragile the jailbreak is; the findings' verdicts are in the claims table."""
     return [
-        "Against the paper's findings (paired over goals, 95% intervals):",
-        "",
-        f"- *Jailbreaks are fragile to perturbation:* the {shield['attack']} jailbreak's ASR is "
-        f"{shield['undefended_asr']:.1f} at the model and {member:.1f} on average over the "
-        f"members at |alpha| = {shield['defence']['radius']}.",
-        f"- *Perturbing is a defence:* defended minus undefended ASR "
-        f"{verdict('defended_minus_undefended', 'lower')}.",
-        f"- *An adaptive attacker wins some of it back:* adaptive minus non-adaptive ASR "
-        f"under the defence {verdict('adaptive_minus_defended', 'higher')}.",
+        f"*Jailbreaks are fragile to perturbation:* the {shield['attack']} jailbreak's ASR is "
+        f"{shield['undefended_asr']:.1f} at the model and {shield['member_asr']:.1f} on "
+        f"average over the members at |alpha| = {shield['defence']['radius']}. The section's "
+        "findings, each with its paired interval and verdict, are in the claims table below.",
     ]
 
 
