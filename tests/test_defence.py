@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 
 from landscape_core import sweep
+from landscape_core.basin.intervals import mean_interval
 from landscape_core.cli import main
 from landscape_core.defence import defend
 from landscape_core.defence.report import (
@@ -17,6 +19,7 @@ from landscape_core.defence.report import (
     ensemble,
     members_run,
     origin_choice,
+    over_member_sets,
     vote_refuses,
 )
 from landscape_core.defence.spec import ThreatModel, members_spec
@@ -132,6 +135,29 @@ def test_the_control_arm_chooses_at_the_model_and_the_adaptive_one_on_its_sample
     }
     assert origin_choice(attacker).templates == ("a", "a")
     assert adaptive_choice(attacker).templates == ("b", "a")
+
+
+def test_member_sets_widen_the_interval_by_the_defences_own_randomness():
+    goals = np.array([0.0, 100.0, 100.0, 0.0, 100.0, 0.0, 100.0, 100.0])
+
+    def report(seed: int, defended: np.ndarray) -> dict:
+        return {"defence": {"seed": seed}, "defended_asr": float(defended.mean()),
+                "intervals": {"defended_asr": [0.0, None, None]},
+                "per_goal": {"defended_asr": list(defended)}}  # fmt: skip
+
+    same = over_member_sets([report(s, goals) for s in range(5)])
+    alone = mean_interval(goals, "goals")
+    assert same["intervals"]["defended_asr"] == pytest.approx([alone.mean, alone.low, alone.high])
+    # member sets that differ (a set effect): the goals-only interval of the mean over
+    # sets would leave that variance out; the crossed one holds it
+    draws = [report(s, goals * 0.5 + 10.0 * s) for s in range(5)]
+    varied = over_member_sets(draws)
+    mean, low, high = varied["intervals"]["defended_asr"]
+    over_sets = np.mean([d["per_goal"]["defended_asr"] for d in draws], axis=0)
+    ignoring = mean_interval(over_sets, "goals")
+    assert mean == pytest.approx(ignoring.mean)
+    assert high - low > ignoring.high - ignoring.low  # the members' draw adds its variance
+    assert varied["member_sets"] == [0, 1, 2, 3, 4]
 
 
 def test_coherent_compliance_leaves_out_broken_text_and_unmeasured_answers():

@@ -30,6 +30,8 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
             "benign_limit": 2,
         },
     )
+    monkeypatch.setattr(paper, "DEFENDER_SEEDS", (5, 6))
+    monkeypatch.setattr(paper, "DEFENCE_GOALS", {"source": "advbench", "start": 2, "limit": 3})
     library = paper.templates()
     monkeypatch.setattr(paper, "templates", lambda: {n: library[n] for n in small})
     out = paper.run_paper(store, tmp_path / "docs" / "paper-mini.md", progress=lambda m: None)

@@ -105,7 +105,7 @@ CROSSED_METHOD = (
 )
 
 
-def crossed_interval(matrix: np.ndarray) -> Interval | None:
+def crossed_interval(matrix: np.ndarray, over: str = CROSSED) -> Interval | None:
     """The grand mean of a (directions, prompts) matrix with an interval where both vary.
 
     ``matrix[d, p]`` is prompt p's contribution along direction d (each direction's
@@ -124,10 +124,10 @@ def crossed_interval(matrix: np.ndarray) -> Interval | None:
     mean = float(y.mean())
     rows = tuple(float(v) for v in y.mean(axis=1))
     if n < MIN_DIRECTIONS:
-        return Interval(mean, None, None, n, CROSSED, CROSSED_METHOD, rows)
+        return Interval(mean, None, None, n, over, CROSSED_METHOD, rows)
     var, df = crossed_variance(y[None])
     low, high = _t_bounds(mean, float(var[0]), float(df[0]))
-    return Interval(mean, low, high, n, CROSSED, CROSSED_METHOD, rows)
+    return Interval(mean, low, high, n, over, CROSSED_METHOD, rows)
 
 
 def crossed_variance(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

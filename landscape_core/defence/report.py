@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landscape_core.basin.intervals import Interval, mean_interval, t_method
+from landscape_core.basin.intervals import Interval, crossed_interval, mean_interval, t_method
 from landscape_core.errors import UserError
 from landscape_core.judging.coherence import repetition, state
 from landscape_core.plan.identity import round_coord
@@ -203,6 +203,7 @@ class DefenceReport:
     undefended_coherent_asr: float = math.nan
     defended_coherent_asr: float = math.nan
     intervals: dict[str, list[float | None]] = field(default_factory=dict)
+    per_goal: dict[str, list[float]] = field(default_factory=dict)  # what each interval is of
     templates: list[dict[str, Any]] = field(default_factory=list)
     runs: dict[str, str] = field(default_factory=dict)
     suffix_search: dict[str, Any] = field(default_factory=dict)  # the suffix, its losses
@@ -298,20 +299,21 @@ def report(
         for name, run in defender.items()
         if name in attacker
     ]
-    intervals = {
-        "undefended_asr": _interval(base.complied),
-        "defended_asr": _interval(shielded.complied),
-        "adaptive_asr": _interval(adaptive.complied),
-        "adaptive_undefended_asr": _interval(adaptive_plain.complied),
-        "over_refusal": _interval(100.0 - safe_defended.complied),
-        "over_refusal_undefended": _interval(100.0 - safe.origin.complied),
+    per_goal = {
+        "undefended_asr": base.complied,
+        "defended_asr": shielded.complied,
+        "adaptive_asr": adaptive.complied,
+        "adaptive_undefended_asr": adaptive_plain.complied,
+        "over_refusal": 100.0 - safe_defended.complied,
+        "over_refusal_undefended": 100.0 - safe.origin.complied,
         # paired over goals: what the defence removes, and what adapting wins back
-        "defended_minus_undefended": _interval(shielded.complied - base.complied),
-        "adaptive_minus_defended": _interval(adaptive.complied - shielded.complied),
-        "control_asr": _interval(control.complied),
+        "defended_minus_undefended": shielded.complied - base.complied,
+        "adaptive_minus_defended": adaptive.complied - shielded.complied,
+        "control_asr": control.complied,
         # the adaptation itself: the same per-goal choice, with and without the samples
-        "adaptive_minus_control": _interval(adaptive.complied - control.complied),
+        "adaptive_minus_control": adaptive.complied - control.complied,
     }
+    intervals = {key: _interval(values) for key, values in per_goal.items()}
     return DefenceReport(
         defence=defence,
         attack=attack,
@@ -328,5 +330,32 @@ def report(
         undefended_coherent_asr=_mean(base.coherent_complied()),
         defended_coherent_asr=_mean(shielded.coherent_complied()),
         intervals=intervals,
+        per_goal={key: [float(v) for v in values] for key, values in per_goal.items()},
         templates=rows,
     )
+
+
+MEMBER_SETS = "member sets and goals"
+
+
+def over_member_sets(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Defences that differ only in their members' seeds, as one report.
+
+    The defence is random: another draw of members answers differently. Each number is
+    the mean over the member sets, and each interval is crossed over member sets and
+    goals (``intervals.crossed_interval``), so it holds the defence's own randomness
+    beside the goals'. Paired differences stay paired: set by set, goal by goal.
+    """
+    first = reports[0]
+    out = {**first, "member_sets": [r["defence"]["seed"] for r in reports]}
+    for key in first["per_goal"]:
+        matrix = np.array([r["per_goal"][key] for r in reports], dtype=float)
+        found = crossed_interval(matrix, over=MEMBER_SETS)
+        assert found is not None
+        out["intervals"][key] = [found.mean, found.low, found.high]
+    for key in ("defended_asr", "adaptive_asr", "control_asr", "over_refusal", "member_asr",
+                "defended_coherent_asr", "perplexity"):  # fmt: skip
+        values = [r[key] for r in reports if r.get(key) is not None]
+        out[key] = float(np.mean(values)) if values else None
+    out["method"] = f"t-interval over {MEMBER_SETS} (crossed variance components)"
+    return out

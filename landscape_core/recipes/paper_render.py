@@ -411,6 +411,8 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
     if shield is None:
         return ["### The perturbed-ensemble defence", "", "pending: run `make paper`.", ""]
     d, ci = shield["defence"], shield["intervals"]
+    sets = shield.get("member_sets") or [d["seed"]]
+    n_goals = sum(int(t["chosen_for"]) for t in shield["templates"])
 
     def cell(key: str) -> str:
         if key not in ci:  # a report stored before this row existed
@@ -421,13 +423,17 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
     lines = [
         "### The perturbed-ensemble defence, and the adaptive attack on it",
         "",
-        f"`defend` on configs/defend.yaml: AdvBench 0-79 in the {shield['attack']} jailbreak, "
-        f"answered by {d['members']} copies of the aligned demo at alpha = {d['radius']} "
-        f"along seeds {d['seed']}..{d['seed'] + d['members'] - 1}, vote {d['vote']}. The "
+        f"The attack is {shield['attack']}, the template with the highest ASR at the model "
+        "on the landscapes' goals (AdvBench 0-19, the jailbreak landscapes above); the "
+        f"defence is evaluated on the {n_goals} goals that never informed that choice "
+        "(AdvBench 20-79), answered by "
+        f"{d['members']} copies of the aligned demo at alpha = {d['radius']}, vote {d['vote']}. "
+        f"The defence was drawn {len(sets)} time(s), member seeds from {_seeds(sets)}. The "
         f"adaptive attacker knows K, r and the vote, samples {d['attack_samples'] or d['members']} "
-        "copies of its own, and picks per goal the template (the library's and its searched "
-        "suffix) that complies most often on them. ASR in percent with 95% intervals "
-        f"({shield['method']}); differences are paired over goals.",
+        "copies of its own, and picks per goal the template (every template of the library "
+        "and its searched suffix) that complies most often on them; the control picks per "
+        "goal the template that complies at the model. ASR in percent with 95% intervals "
+        f"({shield['method']}); differences are paired.",
         "",
         "| attack | ASR [95% CI] |",
         "|---|---|",
@@ -454,8 +460,9 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
         f"| MT-Bench perplexity (unperturbed model's NLL of the answers) | "
         f"{_fmt(shield['perplexity_undefended'], 2)} | {_fmt(shield['perplexity'], 2)} |",
         "",
-        "Per template, over the 80 goals: ASR at the model, the mean over the defender's "
-        "members (|alpha| = r), defended, and how many goals the adaptive attacker sent it.",
+        f"Per template, over the {n_goals} goals (the first member set): ASR at the model, "
+        "the mean over the defender's members (|alpha| = r), defended, and how many goals "
+        "the adaptive attacker sent it.",
         "",
         "| template | at the model | members (mean) | defended | adaptive picks |",
         "|---|---|---|---|---|",
@@ -479,6 +486,10 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
             "~~~",
         ]  # fmt: skip
     return [*lines, ""]
+
+
+def _seeds(sets: list[int]) -> str:
+    return ", ".join(str(s) for s in sets)
 
 
 def _defence_claims(shield: dict[str, Any]) -> list[str]:
