@@ -41,6 +41,13 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
                     "The paper's findings, one verdict each", "Section 7",
                     "risk preflight"):  # fmt: skip
         assert heading in text
+    # compute by section, each shared point counted once
+    rows = dict(re.findall(r"^\| ([^|]+) \| ([0-9.]+) \|$", text, flags=re.M))
+    assert "fluency along Table 1's landscapes" in rows, rows
+    spent = ("training the finetunes", "Fig. 2(b), Tables 1 and 2, the basin search",
+             "section 6: the defence, 2 member sets", "section 7: trajectories")  # fmt: skip
+    for section in spent:
+        assert float(rows[section]) > 0, (section, rows)
     assert "VISAGE [95% CI]" in text and "t-interval over directions" in text
     assert "n directions" in text and "paired" in text
     assert "no difference" not in text and "stays in the basin" not in text

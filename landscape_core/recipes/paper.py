@@ -194,16 +194,17 @@ def run_paper(
             experiment.run_id = sweep.run(experiment.spec, store).run_id
         else:
             experiment.run_id = _stored_run_id(experiment, store)
-    for name, (e, _) in paper.table1.items():  # basin or breakage: each model's fluency
+    fluency = [companions(e.spec, FLUENCY_PROMPTS[1])["fluency"] for e, _ in paper.table1.values()]
+    for name, companion in zip(paper.table1, fluency, strict=True):  # basin or breakage
         if compute:
             progress(f"fluency along {name}'s landscapes (basin or breakage)")
-            sweep.run(companions(e.spec, FLUENCY_PROMPTS[1])["fluency"], store)
+            sweep.run(companion, store)
     for e in [pair[0] for pair in paper.table1.values()] + list(paper.table2.values()):
         if compute:  # the second judge reads the stored answers: nothing is generated
             progress(f"{SECOND_JUDGE} on {e.name}")
             rescore(store, e.run_id, JudgeSpec(name=SECOND_JUDGE), only_missing=True)
     template = strongest(paper.jailbreaks, store)
-    shield = None
+    shield, reports = None, []
     if template is not None:
         defences = [defence_spec(template, seed) for seed in DEFENDER_SEEDS]
         if compute:
@@ -224,11 +225,39 @@ def run_paper(
     )  # fmt: skip
     section7 = run_section7(store, finetunes, setup, compute, progress)
     log.info("paper: %.1f s this run", time.monotonic() - started)
-    frames = [e.points(store) for e in experiments]
-    frames += [store.points_frame(r) for r in _section7_runs(section7, store)]
-    points = pd.concat(frames).drop_duplicates("point_key")
-    seconds = sum(_training_seconds(a) for a in finetunes.values()) + float(points.seconds.sum())
-    return write_report(store, out, paper, seconds, shield, section7)
+    defence_runs = [run for r in reports if r for run in r.get("runs", {}).values()]
+    groups = {
+        "Fig. 2(b), Tables 1 and 2, the basin search": [
+            e.run_id
+            for e in [
+                *paper.seeds,
+                *(e for pair in paper.table1.values() for e in pair),
+                *paper.table2.values(),
+                paper.search,
+            ]
+        ],  # fmt: skip
+        "fluency along Table 1's landscapes": [plan(c, store.file_digest).run_id for c in fluency],
+        "Fig. 1(B) interpolations": [e.run_id for e in paper.interpolations.values()],
+        "section 6: jailbreak landscapes": [e.run_id for e in paper.jailbreaks.values()],
+        f"section 6: the defence, {len(DEFENDER_SEEDS)} member sets": defence_runs,
+        "section 7: trajectories": _section7_runs(section7, store),
+    }
+    training = {"training the finetunes": sum(_training_seconds(a) for a in finetunes.values())}
+    return write_report(
+        store, out, paper, {**training, **_compute(store, groups)}, shield, section7
+    )
+
+
+def _compute(store: Store, groups: dict[str, list[str]]) -> dict[str, float]:
+    """Stored generation seconds by section; a point shared by sections counts once, first."""
+    stored, seen, out = set(store.runs_frame().run_id), set(), {}
+    for section, runs in groups.items():
+        frames = [store.points_frame(r) for r in dict.fromkeys(runs) if r in stored]
+        points = pd.concat(frames).drop_duplicates("point_key") if frames else pd.DataFrame()
+        mine = points[~points.point_key.isin(seen)] if not points.empty else points
+        seen.update(mine.get("point_key", []))
+        out[section] = float(mine.seconds.sum()) if not mine.empty else 0.0
+    return out
 
 
 def _section7_runs(section: Section7, store: Store) -> list[str]:

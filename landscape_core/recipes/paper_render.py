@@ -59,7 +59,7 @@ def write_report(
     store: Store,
     out: Path,
     paper: Paper,
-    seconds: float,
+    compute: dict[str, float],
     shield: dict[str, Any] | None,
     section7: Section7,
 ) -> Path:
@@ -73,7 +73,7 @@ def write_report(
     fractures = {name: breakage(store, e.run_id) if e.run_id in stored else None
                  for name, (e, _) in paper.table1.items()}  # fmt: skip
     lines = [
-        *_header(seconds, paper.sizes.seeds),
+        *_header(compute, paper.sizes.seeds),
         *_fig2b(report, paper.seeds),
         *_states(report, paper.seeds[0]),
         *_table1(report, paper.table1, paper.sizes.second_judge),
@@ -88,7 +88,8 @@ def write_report(
     return out
 
 
-def _header(seconds: float, seeds: tuple[int, ...]) -> list[str]:
+def _header(compute: dict[str, float], seeds: tuple[int, ...]) -> list[str]:
+    seconds = sum(compute.values())
     return [
         "# The paper's experiments in miniature",
         "",
@@ -96,6 +97,10 @@ def _header(seconds: float, seeds: tuple[int, ...]) -> list[str]:
         f"Compute behind these numbers: {seconds / 60:.1f} min on this machine (training plus "
         "every point's generation, as stored, each shared point once). Points already in the "
         "store are reused, so a second run takes seconds.",
+        "",
+        "| section | compute (min) |",
+        "|---|---|",
+        *(f"| {section} | {s / 60:.2f} |" for section, s in compute.items()),
         "",
         "Model: SmolLM2-135M-Instruct with the shipped safety adapter (the *aligned demo*). "
         "Landscapes: AdvBench rows 0-19 (never trained on), greedy, 32 new tokens, whole "
