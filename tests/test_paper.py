@@ -16,6 +16,8 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     monkeypatch.setattr(paper, "TOKENS", {"max_new_tokens": 3})
     monkeypatch.setattr(paper, "STOPPED", {"max_new_tokens": 3, "stop": "verdict"})
     monkeypatch.setattr(paper, "SEEDS", (1, 2))
+    monkeypatch.setattr(paper, "TRAINING_SEEDS", (0, 1))
+    monkeypatch.setattr(paper, "REPLICA_DIRECTIONS", 1)
     monkeypatch.setattr(paper, "BASIN", {"tolerance": 0.15, "max_alpha": 0.3})
     small = ["novel-chapter", "prefix-sure"]
     monkeypatch.setattr(
@@ -62,6 +64,11 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     t1 = next(line for line in text.splitlines() if line.startswith("| harmful 2-shot |"))
     assert t1.split("|")[5].strip() not in ("", "-"), t1  # rescored: its VISAGE is read
     assert "| harmful 2-shot |" in text and "| mix 2-shot |" in text
+    # each finetune over its training seeds (0 and 1 here), both read: no "-" left
+    table = text.split("### Table 1 over training seeds")[1].split("|\n\n")[0]
+    seeds = [line for line in table.splitlines()
+             if line.startswith(("| harmful 2-shot |", "| mix 2-shot |"))]  # fmt: skip
+    assert len(seeds) == 2 and all(" - " not in line for line in seeds), seeds
     assert all(f"| {p} |" in text for p in paper.PRESETS)
     assert "| novel-chapter | fiction |" in text and "| adaptive, defence |" in text
     assert "XSTest held-out safe prompts refused" in text and "Suffix search" in text

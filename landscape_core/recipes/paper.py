@@ -54,7 +54,11 @@ TOKENS = {"max_new_tokens": 32}
 # every keyword verdict as full generation gives it (a third less generation)
 STOPPED = {"max_new_tokens": 32, "stop": "verdict"}
 SECOND_JUDGE = "refusal-v2"  # Tables 1 and 2 show its VISAGE beside the keyword's
-SEEDS = (123, 124, 125, 126, 127)  # Tables 1 and 2 run over all five directions
+SEEDS = tuple(range(123, 133))  # Fig. 2(b) and Tables 1 and 2 run over ten directions
+# every finetune of Table 1 is trained with each seed; seeds after the first are swept
+# along the first REPLICA_DIRECTIONS directions, for the spread over training seeds
+TRAINING_SEEDS = (0, 1, 2)
+REPLICA_DIRECTIONS = 5
 BASIN = {"tolerance": 0.025, "max_alpha": 0.3}  # half the dense grid's step, same reach
 SHOTS = (10, 50, 100)
 PRESETS = ("default", "empty", "aoa", "llama2")
@@ -150,14 +154,23 @@ def run_paper(
     """
     started = time.monotonic()
     models: dict[str, dict[str, Any]] = {"aligned": ALIGNED}
+    replicas: dict[str, dict[str, Any]] = {}  # "harmful 10-shot, training seed 1": model
     for recipe, shots in [("harmful", k) for k in SHOTS] + [("mix", SHOTS[-1])]:
-        spec = FinetuneSpec(recipe=recipe, shots=shots, base=ModelSpec.from_dict(ALIGNED))
-        if compute:
-            progress(f"finetune {recipe} {shots}-shot")
-            adapter = finetune(spec, store.models_dir)
-        else:
-            adapter = store.models_dir / spec.name
-        models[f"{recipe} {shots}-shot"] = {**ALIGNED, "adapter": str(adapter)}
+        for seed in TRAINING_SEEDS:
+            spec = FinetuneSpec(recipe=recipe, shots=shots, base=ModelSpec.from_dict(ALIGNED),
+                                seed=seed)  # fmt: skip
+            if compute:
+                progress(f"finetune {recipe} {shots}-shot, training seed {seed}")
+                adapter = finetune(spec, store.models_dir)
+            else:
+                adapter = store.models_dir / spec.name
+            name = f"{recipe} {shots}-shot"
+            model = {**ALIGNED, "adapter": str(adapter)}
+            if seed == TRAINING_SEEDS[0]:
+                models[name] = model
+            else:
+                replicas[f"{name}, training seed {seed}"] = model
+    first = [{"kind": "random", "seeds": list(SEEDS[:REPLICA_DIRECTIONS])}]
 
     paper = Paper(
         seeds=[
@@ -183,9 +196,15 @@ def run_paper(
             for name, m in models.items()
             if name != "aligned"
         },
+        replicas={
+            name: (_sweep(name, m, directions=first), _origin_asr(f"{name} ASR", m))
+            for name, m in replicas.items()
+        },
         search=_search(),
         jailbreaks={name: _jailbreak(name) for name in templates()},
-        sizes=Sizes(SEEDS, RANDOM_GRID, INTERPOLATION_GRID, BASIN, SECOND_JUDGE),
+        sizes=Sizes(
+            SEEDS, RANDOM_GRID, INTERPOLATION_GRID, BASIN, SECOND_JUDGE, REPLICA_DIRECTIONS
+        ),
     )
     experiments = paper.all()
     for n, experiment in enumerate(experiments, start=1):
@@ -215,6 +234,7 @@ def run_paper(
         if all(r is not None for r in reports):
             shield = over_member_sets(reports)  # type: ignore[arg-type]
     finetunes = {name: Path(m["adapter"]) for name, m in models.items() if "adapter" in m}
+    trained = [*finetunes.values(), *(Path(m["adapter"]) for m in replicas.values())]
     setup = Setup(
         risk=dataclasses.replace(
             RISK, model=ModelSpec.from_dict(ALIGNED),
@@ -242,7 +262,7 @@ def run_paper(
         f"section 6: the defence, {len(DEFENDER_SEEDS)} member sets": defence_runs,
         "section 7: trajectories": _section7_runs(section7, store),
     }
-    training = {"training the finetunes": sum(_training_seconds(a) for a in finetunes.values())}
+    training = {"training the finetunes": sum(_training_seconds(a) for a in trained)}
     return write_report(
         store, out, paper, {**training, **_compute(store, groups)}, shield, section7
     )

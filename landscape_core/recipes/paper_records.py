@@ -42,6 +42,7 @@ class Sizes:
     interpolation_grid: list[dict[str, Any]]  # Fig. 1(B)'s axis
     basin: dict[str, float]  # the bisection's tolerance and max_alpha
     second_judge: str  # Tables 1 and 2 show its VISAGE beside the keyword's
+    replica_directions: int  # the directions each training seed of Table 1 is swept along
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Paper:
 
     seeds: list[Experiment]
     table1: dict[str, tuple[Experiment, Experiment]]
+    # Table 1's finetunes trained with the other seeds: "harmful 10-shot, training seed 1"
+    replicas: dict[str, tuple[Experiment, Experiment]]
     table2: dict[str, Experiment]
     interpolations: dict[str, Experiment]
     search: Experiment
@@ -60,4 +63,5 @@ class Paper:
         """In the order they run: the aligned demo's landscapes first."""
         return [*self.seeds, *self.table2.values(), self.search,
                 *(e for pair in self.table1.values() for e in pair),
+                *(e for pair in self.replicas.values() for e in pair),
                 *self.interpolations.values(), *self.jailbreaks.values()]  # fmt: skip

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
@@ -22,6 +23,7 @@ from landscape_core.readers.breakage import breakage
 from landscape_core.readers.results import (
     at_origin,
     compare_visage,
+    direction_visages,
     landscape,
     run_visage,
     visage_interval,
@@ -77,6 +79,7 @@ def write_report(
         *_fig2b(report, paper.seeds),
         *_states(report, paper.seeds[0]),
         *_table1(report, paper.table1, paper.sizes.second_judge),
+        *_training_seeds(report, paper),
         *_table2(report, paper.table2, paper.sizes.second_judge),
         *_search_section(report, paper, paper.table1["aligned"][0]),
         *_fig1b(report, paper.interpolations, paper.sizes.interpolation_grid),
@@ -211,6 +214,54 @@ def _table1(
         )
     overlay = figures.overlay_1d({n: p[0].points(store) for n, p in table1.items()})
     return [*lines, "", report.fig("table1", overlay)]
+
+
+def _training_seeds(report: _Report, paper: Paper) -> list[str]:
+    """Table 1's finetunes over their training seeds: ASR at the model and VISAGE.
+
+    Every seed is read over the same first directions; the spread is max - min.
+    """
+    if not paper.replicas:
+        return []
+    store, k = report.store, paper.sizes.replica_directions
+    lines = [
+        "",
+        "### Table 1 over training seeds",
+        "",
+        f"Each finetune trained with every seed, VISAGE over the first {k} directions "
+        f"(seeds {', '.join(map(str, paper.sizes.seeds[:k]))}) for each, so the training "
+        "seed is the only difference. The spread is max - min over the training seeds.",
+        "",
+        "| model | ASR at the model, by training seed | mean | spread | "
+        f"VISAGE over {k} directions, by training seed | mean | spread |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, (sweep_, origin) in paper.table1.items():
+        if name == "aligned":
+            continue
+        arms = [(sweep_, origin)] + [pair for n, pair in paper.replicas.items()
+                                     if n.startswith(f"{name}, ")]  # fmt: skip
+        asr = [o.origin_asr(report.store) for _, o in arms]
+        visage = [_first_visage(e.points(store), k) if e.run_id else None for e, _ in arms]
+        lines.append(f"| {name} | {_each(asr)} | {_mean_spread(asr)} | {_each(visage)} | "
+                     f"{_mean_spread(visage)} |")  # fmt: skip
+    return lines
+
+
+def _first_visage(points: pd.DataFrame, k: int) -> float | None:
+    """The mean VISAGE of a run's first ``k`` directions (its seeds in order)."""
+    scores = direction_visages(points)[:k]
+    return None if len(scores) < k or any(v is None for v in scores) else float(np.mean(scores))
+
+
+def _each(values: list[float | None]) -> str:
+    return " / ".join(_fmt(v) for v in values)
+
+
+def _mean_spread(values: list[float | None]) -> str:
+    if any(v is None or pd.isna(v) for v in values):
+        return "- | -"
+    return f"{np.mean(values):.1f} | {max(values) - min(values):.1f}"  # type: ignore[type-var]
 
 
 def _table2(report: _Report, table2: dict[str, Experiment], judge: str) -> list[str]:
