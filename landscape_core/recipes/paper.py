@@ -153,39 +153,27 @@ def run_paper(
     what the store holds, and unfinished experiments read "pending".
     """
     started = time.monotonic()
-    models: dict[str, dict[str, Any]] = {"aligned": ALIGNED}
-    replicas: dict[str, dict[str, Any]] = {}  # "harmful 10-shot, training seed 1": model
-    for recipe, shots in [("harmful", k) for k in SHOTS] + [("mix", SHOTS[-1])]:
-        for seed in TRAINING_SEEDS:
-            spec = FinetuneSpec(recipe=recipe, shots=shots, base=ModelSpec.from_dict(ALIGNED),
-                                seed=seed)  # fmt: skip
-            if compute:
-                progress(f"finetune {recipe} {shots}-shot, training seed {seed}")
-                adapter = finetune(spec, store.models_dir)
-            else:
-                adapter = store.models_dir / spec.name
-            name = f"{recipe} {shots}-shot"
-            model = {**ALIGNED, "adapter": str(adapter)}
-            if seed == TRAINING_SEEDS[0]:
-                models[name] = model
-            else:
-                replicas[f"{name}, training seed {seed}"] = model
+    seeds = [_sweep(f"aligned, seed {s}", ALIGNED, directions=[{"kind": "random", "seed": s}])
+             for s in SEEDS]  # fmt: skip
+    table2 = {
+        preset: _sweep(
+            f"aligned, system prompt {preset}", ALIGNED, system_prompt={"preset": preset}
+        )
+        for preset in PRESETS
+    }
+    search, jailbreaks = _search(), {name: _jailbreak(name) for name in templates()}
+    # the aligned demo's experiments need no finetune: they come first, so an interrupted
+    # first run has its headline landscapes before the hours of training
+    _run_all([*seeds, *table2.values(), search, *jailbreaks.values()], store, compute, progress)
+    trained = _train(store, compute, progress)
+    models, replicas = trained.models, trained.replicas
     first = [{"kind": "random", "seeds": list(SEEDS[:REPLICA_DIRECTIONS])}]
-
     paper = Paper(
-        seeds=[
-            _sweep(f"aligned, seed {s}", ALIGNED, directions=[{"kind": "random", "seed": s}])
-            for s in SEEDS
-        ],
+        seeds=seeds,
         table1={
             name: (_sweep(name, m), _origin_asr(f"{name} ASR", m)) for name, m in models.items()
         },
-        table2={
-            preset: _sweep(
-                f"aligned, system prompt {preset}", ALIGNED, system_prompt={"preset": preset}
-            )
-            for preset in PRESETS
-        },
+        table2=table2,
         interpolations={
             name: _sweep(
                 f"aligned -> {name}",
@@ -200,19 +188,13 @@ def run_paper(
             name: (_sweep(name, m, directions=first), _origin_asr(f"{name} ASR", m))
             for name, m in replicas.items()
         },
-        search=_search(),
-        jailbreaks={name: _jailbreak(name) for name in templates()},
+        search=search,
+        jailbreaks=jailbreaks,
         sizes=Sizes(
             SEEDS, RANDOM_GRID, INTERPOLATION_GRID, BASIN, SECOND_JUDGE, REPLICA_DIRECTIONS
         ),
     )
-    experiments = paper.all()
-    for n, experiment in enumerate(experiments, start=1):
-        if compute:
-            progress(f"[{n}/{len(experiments)}] {experiment.name}")
-            experiment.run_id = sweep.run(experiment.spec, store).run_id
-        else:
-            experiment.run_id = _stored_run_id(experiment, store)
+    _run_all(paper.all(), store, compute, progress)  # the aligned demo's are found at once
     fluency = [companions(e.spec, FLUENCY_PROMPTS[1])["fluency"] for e, _ in paper.table1.values()]
     for name, companion in zip(paper.table1, fluency, strict=True):  # basin or breakage
         if compute:
@@ -234,7 +216,7 @@ def run_paper(
         if all(r is not None for r in reports):
             shield = over_member_sets(reports)  # type: ignore[arg-type]
     finetunes = {name: Path(m["adapter"]) for name, m in models.items() if "adapter" in m}
-    trained = [*finetunes.values(), *(Path(m["adapter"]) for m in replicas.values())]
+    adapters = [*finetunes.values(), *(Path(m["adapter"]) for m in replicas.values())]
     setup = Setup(
         risk=dataclasses.replace(
             RISK, model=ModelSpec.from_dict(ALIGNED),
@@ -262,7 +244,7 @@ def run_paper(
         f"section 6: the defence, {len(DEFENDER_SEEDS)} member sets": defence_runs,
         "section 7: trajectories": _section7_runs(section7, store),
     }
-    training = {"training the finetunes": sum(_training_seconds(a) for a in trained)}
+    training = {"training the finetunes": sum(_training_seconds(a) for a in adapters)}
     return write_report(
         store, out, paper, {**training, **_compute(store, groups)}, shield, section7
     )
@@ -278,6 +260,48 @@ def _compute(store: Store, groups: dict[str, list[str]]) -> dict[str, float]:
         seen.update(mine.get("point_key", []))
         out[section] = float(mine.seconds.sum()) if not mine.empty else 0.0
     return out
+
+
+def _run_all(
+    experiments: list[Experiment], store: Store, compute: bool, progress: Callable[[str], None]
+) -> None:
+    """Each experiment's sweep (stored points reused), or its run id read from the store."""
+    for n, experiment in enumerate(experiments, start=1):
+        if compute:
+            progress(f"[{n}/{len(experiments)}] {experiment.name}")
+            experiment.run_id = sweep.run(experiment.spec, store).run_id
+        else:
+            experiment.run_id = _stored_run_id(experiment, store)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """Table 1's models, by name, as model specs."""
+
+    models: dict[str, dict[str, Any]]  # the aligned demo and each finetune's first seed
+    replicas: dict[str, dict[str, Any]]  # "harmful 10-shot, training seed 1": the others
+
+
+def _train(store: Store, compute: bool, progress: Callable[[str], None]) -> Trained:
+    """Every finetune of Table 1 with every training seed (found when stored)."""
+    models: dict[str, dict[str, Any]] = {"aligned": ALIGNED}
+    replicas: dict[str, dict[str, Any]] = {}
+    for recipe, shots in [("harmful", k) for k in SHOTS] + [("mix", SHOTS[-1])]:
+        for seed in TRAINING_SEEDS:
+            spec = FinetuneSpec(recipe=recipe, shots=shots, base=ModelSpec.from_dict(ALIGNED),
+                                seed=seed)  # fmt: skip
+            if compute:
+                progress(f"finetune {recipe} {shots}-shot, training seed {seed}")
+                adapter = finetune(spec, store.models_dir)
+            else:
+                adapter = store.models_dir / spec.name
+            name = f"{recipe} {shots}-shot"
+            model = {**ALIGNED, "adapter": str(adapter)}
+            if seed == TRAINING_SEEDS[0]:
+                models[name] = model
+            else:
+                replicas[f"{name}, training seed {seed}"] = model
+    return Trained(models, replicas)
 
 
 def _section7_runs(section: Section7, store: Store) -> list[str]:
