@@ -200,7 +200,10 @@ def _table1(
         "Harmful k-shot: AdvBench goals from row 100 with the bundled base model's own "
         "compliant answers (`recipes.harmful_answers`), LoRA on the aligned demo. Mix: 100 "
         "harmful plus 100 refusal examples. ASR on the paper's 80 AdvBench prompts (rows "
-        f"0-79, held out) at the model itself. {_second_judge(judge)}",
+        f"0-79, held out) at the model itself. {_second_judge(judge)} The recipe differs "
+        "from the paper's in scale: the paper finetunes all of a 7B model's weights at lr "
+        "5e-5 for 5 epochs on harmful pairs; here LoRA (rank 8) at lr 1e-3 for 3 epochs on "
+        "a 135M model.",
         "",
         "| model | AdvBench ASR (80 prompts) | VISAGE [95% CI] | coherent VISAGE [95% CI] "
         f"| {judge} VISAGE [95% CI] | n directions | VISAGE against aligned (paired) | runs |",
