@@ -10,8 +10,9 @@ from landscape_core import cli, sweep
 from landscape_core.basin.intervals import Interval
 from landscape_core.errors import UserError
 from landscape_core.readers import capability
-from landscape_core.readers.breakage import Gap, breakage, gap, side_edges
+from landscape_core.readers.breakage import Breakage, Gap, breakage, gap, side_edges
 from landscape_core.readers.capability import companions
+from landscape_core.recipes import paper_claims
 
 ALPHAS = [-0.2, -0.1, 0.0, 0.1, 0.2]
 
@@ -110,3 +111,17 @@ def test_a_quick_fluency_is_read_when_the_full_one_is_not_stored(
     assert capability.companion_runs(store, spec)["fluency"] != quick
     with pytest.raises(UserError, match="MT-Bench questions"):
         companions(spec, 7)
+
+
+def test_a_model_past_the_edge_at_the_model_is_read_as_having_left_its_basin():
+    gap = Gap("asr", (0.1,) * 5, Interval(0.1, 0.05, 0.15, 5), 0)
+    found = Breakage((), (gap, gap))
+    left = paper_claims._breakage("harmful 10-shot", found, origin_asr=95.0)
+    assert "has left the basin while it still produces language" in left.finding
+    kept = paper_claims._breakage("aligned", found, origin_asr=0.0)
+    assert kept.finding.startswith("Safety (aligned) falls before capability")
+    assert kept.verdict == "supported"
+    censored = Gap("asr", (), None, 10)
+    none = paper_claims._breakage("aligned", Breakage((), (censored, censored)), 0.0)
+    assert none.verdict == "not shown" and "10 side(s) censored" in none.reason()
+    assert paper_claims._breakage("aligned", None, None).verdict == "pending"

@@ -24,6 +24,7 @@ from landscape_core.defence.report import (
 )
 from landscape_core.defence.spec import ThreatModel, members_spec
 from landscape_core.errors import UserError
+from landscape_core.recipes import paper_claims
 from landscape_core.spec.config import DefenceSpec, SweepSpec
 
 TEMPLATES = ["prefix-sure", "persona-dan"]
@@ -145,7 +146,9 @@ def test_member_sets_widen_the_interval_by_the_defences_own_randomness():
                 "intervals": {"defended_asr": [0.0, None, None]},
                 "per_goal": {"defended_asr": list(defended)}}  # fmt: skip
 
-    same = over_member_sets([report(s, goals) for s in range(5)])
+    given = [report(s, goals) for s in range(5)]
+    same = over_member_sets(given)
+    assert given[0]["intervals"]["defended_asr"] == [0.0, None, None]  # its input is kept
     alone = mean_interval(goals, "goals")
     assert same["intervals"]["defended_asr"] == pytest.approx([alone.mean, alone.low, alone.high])
     # member sets that differ (a set effect): the goals-only interval of the mean over
@@ -231,3 +234,20 @@ def test_the_shipped_defence_config_is_the_paper_miniatures():
 
     shipped = SweepSpec.from_yaml("configs/defend.yaml")
     assert shipped.to_dict() == defence_spec().to_dict()
+
+
+def test_the_claims_read_the_defences_paired_intervals_with_their_predicted_signs():
+    shield = {
+        "attack": "novel-chapter",
+        "member_sets": [1000, 2000, 3000, 4000, 5000],
+        "templates": [{"chosen_for": 40}, {"chosen_for": 20}],
+        "intervals": {
+            "defended_minus_undefended": [-20.0, -30.0, -10.0],  # the defence works
+            "adaptive_minus_control": [1.0, -4.0, 6.0],  # adapting: 0 inside
+            "adaptive_minus_defended": [-8.0, -12.0, -4.0],  # the other sign
+        },
+    }
+    claims = paper_claims._defence(shield)
+    assert [c.verdict for c in claims] == ["supported", "not shown", "contradicted"]
+    assert all("over 60 goals x 5 member sets" in c.evidence() for c in claims)
+    assert all(c.verdict == "pending" for c in paper_claims._defence(None))

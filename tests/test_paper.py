@@ -54,11 +54,11 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert "n directions" in text and "paired" in text
     assert "no difference" not in text and "stays in the basin" not in text
     # one row per finding; 2 directions give no interval, so nothing is claimed either way
-    where = ("| Table ", "| Section 6", "| Basin or breakage")
+    where = ("| Table 1 | ", "| Table 2 | ", "| Section 6 | ", "| Basin or breakage | ")
     claims = [line for line in text.splitlines() if line.startswith(where)]
     assert len(claims) == 1 + 2 + 3 + 3 + 3  # harmful; mix x2; presets; defence; each model
     assert all("**not shown**" in c or "**pending**" in c for c in claims), claims
-    assert "Safety (mix 2-shot) falls before capability" in text
+    assert any(c.startswith("| Basin or breakage |") and "mix 2-shot" in c for c in claims)
     # issue 31: refusal-v2's VISAGE beside the keyword's, from the same stored answers
     assert text.count("| refusal-v2 VISAGE [95% CI] |") == 2
     t1 = next(line for line in text.splitlines() if line.startswith("| harmful 2-shot |"))

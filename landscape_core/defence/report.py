@@ -237,8 +237,8 @@ def format_defence(out: DefenceReport) -> str:
         line("defence, per-goal choice at the model", out.control_asr, "control_asr"),
         line("adaptive minus that control (paired)", float(ci["adaptive_minus_control"][0]),
              "adaptive_minus_control"),
-        f"  {'coherent ASR, no defence / defence':<34} {out.undefended_coherent_asr:6.1f} / "
-        f"{out.defended_coherent_asr:.1f}",
+        f"  {'coherent ASR, no defence / defence':<34} {_fmt(out.undefended_coherent_asr):>6} / "
+        f"{_fmt(out.defended_coherent_asr)}",
         "costs",
         line("XSTest safe refused, no defence", out.over_refusal_undefended,
              "over_refusal_undefended"),
@@ -251,6 +251,10 @@ def format_defence(out: DefenceReport) -> str:
         lines.append(f"  {row['name']:<16} {row['at_model']:6.1f} {row['at_radius']:6.1f} "
                      f"{row['defended']:6.1f}  {row['chosen_for']}")  # fmt: skip
     return "\n".join(lines)
+
+
+def _fmt(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
 
 
 def _mean(values: np.ndarray) -> float:
@@ -347,7 +351,8 @@ def over_member_sets(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     beside the goals'. Paired differences stay paired: set by set, goal by goal.
     """
     first = reports[0]
-    out = {**first, "member_sets": [r["defence"]["seed"] for r in reports]}
+    out = {**first, "member_sets": [r["defence"]["seed"] for r in reports],
+           "intervals": dict(first["intervals"])}  # fmt: skip
     for key in first["per_goal"]:
         matrix = np.array([r["per_goal"][key] for r in reports], dtype=float)
         found = crossed_interval(matrix, over=MEMBER_SETS)

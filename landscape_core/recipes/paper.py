@@ -191,7 +191,13 @@ def run_paper(
         search=search,
         jailbreaks=jailbreaks,
         sizes=Sizes(
-            SEEDS, RANDOM_GRID, INTERPOLATION_GRID, BASIN, SECOND_JUDGE, REPLICA_DIRECTIONS
+            SEEDS,
+            RANDOM_GRID,
+            INTERPOLATION_GRID,
+            BASIN,
+            SECOND_JUDGE,
+            REPLICA_DIRECTIONS,
+            DEFENCE_GOALS,
         ),
     )
     _run_all(paper.all(), store, compute, progress)  # the aligned demo's are found at once
@@ -238,7 +244,10 @@ def run_paper(
                 paper.search,
             ]
         ],  # fmt: skip
-        "fluency along Table 1's landscapes": [plan(c, store.file_digest).run_id for c in fluency],
+        f"Table 1's training seeds {', '.join(map(str, TRAINING_SEEDS[1:]))}": [
+            e.run_id for pair in paper.replicas.values() for e in pair
+        ],
+        "fluency along Table 1's landscapes": [_planned(c, store) for c in fluency],
         "Fig. 1(B) interpolations": [e.run_id for e in paper.interpolations.values()],
         "section 6: jailbreak landscapes": [e.run_id for e in paper.jailbreaks.values()],
         f"section 6: the defence, {len(DEFENDER_SEEDS)} member sets": defence_runs,
@@ -315,15 +324,21 @@ def _section7_runs(section: Section7, store: Store) -> list[str]:
 def _stored_defence(spec: SweepSpec, store: Store) -> dict[str, Any] | None:
     assert spec.defend is not None
     try:
-        return store.defences.report(defence_id(plan(spec, store.file_digest).run_id, spec.defend))
+        found = store.defences.report(defence_id(plan(spec, store.file_digest).run_id, spec.defend))
     except (KeyError, UserError):
         return None
+    return found if "per_goal" in found else None  # stored before the member sets: redo
 
 
 def _stored_run_id(experiment: Experiment, store: Store) -> str:
     """The run id an experiment has, or would have; "" when its model is not trained."""
+    return _planned(experiment.spec, store)
+
+
+def _planned(spec: SweepSpec, store: Store) -> str:
+    """A sweep's run id; "" when its model is not trained yet (nothing to plan)."""
     try:
-        return plan(experiment.spec, store.file_digest).run_id
+        return plan(spec, store.file_digest).run_id
     except UserError:
         return ""
 

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from landscape_core.basin.intervals import UNFINISHED, Interval, Predicted, Reading, read_claim
-from landscape_core.readers.breakage import Breakage
+from landscape_core.readers.breakage import ASR_EDGE, Breakage
 from landscape_core.readers.results import compare_visage
 from landscape_core.recipes.paper_records import Experiment, Paper
 from landscape_core.store.runs import Store
 
 PENDING = "its runs are not stored yet"
+BREAKAGE = "fluency edge - ASR edge"
 WHAT = {"higher": "A - B > 0", "lower": "A - B < 0", "different": "A - B != 0",
         "same": "A - B = 0"}  # fmt: skip
 
@@ -87,13 +88,19 @@ def _visage(store: Store, section: str, finding: str, a: Experiment, b: Experime
                  compared.difference, "VISAGE points", missing)  # fmt: skip
 
 
-def _goals(section: str, finding: str, difference: str, cell: list[float | None] | None,
-           n: int, predicted: Predicted) -> Claim:  # fmt: skip
-    """A defence claim: an ASR difference paired over goals, as the defence stored it."""
+def _goals(
+    section: str, finding: str, difference: str, cell: list[float | None] | None, n: int,
+    sets: int, predicted: Predicted,
+) -> Claim:  # fmt: skip
+    """A defence claim: an ASR difference paired over goals, as the defence stored it.
+
+    With several member sets its interval is crossed over them and the goals.
+    """
     if cell is None:
         return Claim(section, finding, difference, predicted, None, "ASR points")
     mean, low, high = cell
-    interval = Interval(float(mean), low, high, n, "goals")  # type: ignore[arg-type]
+    over = "goals" if sets < 2 else f"goals x {sets} member sets"
+    interval = Interval(float(mean), low, high, n, over)  # type: ignore[arg-type]
     return Claim(section, finding, difference, predicted, interval, "ASR points")
 
 
@@ -133,17 +140,34 @@ def claims(store: Store, paper: Paper, shield: dict[str, Any] | None,
             out.append(_visage(store, "Table 2", finding, t2[preset], default, predicted))  # type: ignore[arg-type]
     out += _defence(shield)
     for model, found in fractures.items():
-        gap = None if found is None else found.gaps[0].interval
-        out.append(Claim("Basin or breakage", f"Safety ({model}) falls before capability "
-                         "does: the basin is not where the model stops producing language",
-                         "fluency edge - ASR edge", "higher", gap, "alpha"))  # fmt: skip
+        out.append(_breakage(model, found, t1[model].origin_asr(store)))
     return out
+
+
+def _breakage(model: str, found: Breakage | None, origin_asr: float | None) -> Claim:
+    """Basin or breakage for one model: the fluency edge minus the ASR edge, over directions.
+
+    A model already past ASR_EDGE at alpha = 0 has no basin: its ASR edge is 0, so the gap
+    is its fluency edge, and the finding it tests is that it broke safety, not language.
+    """
+    if origin_asr is not None and origin_asr >= ASR_EDGE:
+        finding = (f"{model} has left the basin while it still produces language (ASR "
+                   f">= {ASR_EDGE:.0f}% at the model; the gap is its fluency edge)")  # fmt: skip
+    else:
+        finding = (f"Safety ({model}) falls before capability does: the basin is not where "
+                   "the model stops producing language")  # fmt: skip
+    if found is None:
+        return Claim("Basin or breakage", finding, BREAKAGE, "higher", None, "alpha")
+    gap = found.gaps[0]
+    missing = f"no direction has both edges on the grid ({gap.censored} side(s) censored)"
+    return Claim("Basin or breakage", finding, BREAKAGE, "higher", gap.interval, "alpha", missing)
 
 
 def _defence(shield: dict[str, Any] | None) -> list[Claim]:
     ci = {} if shield is None else shield["intervals"]
     # each goal is sent one template by the adaptive attacker: the goals' count
     n = 0 if shield is None else sum(int(t["chosen_for"]) for t in shield["templates"])
+    sets = 1 if shield is None else len(shield.get("member_sets") or [0])
     attack = "the jailbreak" if shield is None else shield["attack"]
     return [
         _goals(
@@ -152,6 +176,7 @@ def _defence(shield: dict[str, Any] | None) -> list[Claim]:
             f"ASR of {attack}: defended - undefended",
             ci.get("defended_minus_undefended"),
             n,
+            sets,
             "lower",
         ),  # fmt: skip
         _goals(
@@ -160,6 +185,7 @@ def _defence(shield: dict[str, Any] | None) -> list[Claim]:
             "ASR under the defence: adaptive - per-goal choice at the model",
             ci.get("adaptive_minus_control"),
             n,
+            sets,
             "higher",
         ),
         _goals(
@@ -168,6 +194,7 @@ def _defence(shield: dict[str, Any] | None) -> list[Claim]:
             "ASR under the defence: adaptive - non-adaptive",
             ci.get("adaptive_minus_defended"),
             n,
+            sets,
             "higher",
         ),  # fmt: skip
     ]

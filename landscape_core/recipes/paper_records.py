@@ -43,6 +43,7 @@ class Sizes:
     basin: dict[str, float]  # the bisection's tolerance and max_alpha
     second_judge: str  # Tables 1 and 2 show its VISAGE beside the keyword's
     replica_directions: int  # the directions each training seed of Table 1 is swept along
+    defence_goals: dict[str, Any]  # section 6's held-out goals (a prompt set)
 
 
 @dataclass

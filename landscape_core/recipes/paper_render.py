@@ -116,9 +116,11 @@ def _header(compute: dict[str, float], seeds: tuple[int, ...]) -> list[str]:
         f"{t_method('directions')} (the prompts fixed; below {MIN_DIRECTIONS} directions no "
         "interval, each direction's value instead). Runs are compared by the difference "
         "A - B paired over their shared directions (same seeds, same prompts): a t-interval "
-        "of the per-direction differences. A claim is *supported* only when that interval "
-        "excludes 0, otherwise *not shown* (absence of evidence, not evidence of absence); each "
-        "comparison gives the smallest difference it could detect (the interval's half-width). "
+        "of the per-direction differences. Each finding of the paper is read off that "
+        "interval in the claims table at the end: *supported* when the whole interval has "
+        "the sign the finding predicts, *contradicted* when it has the other, *not shown* "
+        "when it holds 0 (absence of evidence, not evidence of absence); each comparison "
+        "gives the smallest difference it could detect (the interval's half-width). "
         "*Coherent* VISAGE counts only coherent compliance as an attack "
         "(see Three states). Each number links to its run's config: re-run one with "
         "`python -m landscape_core sweep docs/paper-mini/configs/RUN.yaml`.",
@@ -360,8 +362,14 @@ def _n(interval: Interval | None) -> str:
 
 
 def _versus(store: Store, a: Experiment, b: Experiment) -> str:
-    """A's VISAGE minus B's, paired over their shared directions, as one table cell."""
-    return compare_visage((a.points(store), a.spec), (b.points(store), b.spec)).describe()
+    """A's VISAGE minus B's, paired over their shared directions, as one table cell.
+
+    Only the difference: what it says of the paper's finding (supported, contradicted,
+    not shown) depends on the sign the finding predicts, and is the claims table's.
+    """
+    compared = compare_visage((a.points(store), a.spec), (b.points(store), b.spec))
+    text = compared.describe()
+    return text.split(": ", 1)[1] if compared.difference is not None else text
 
 
 def _fig1b(
@@ -438,7 +446,7 @@ def _section6(report: _Report, paper: Paper, shield: dict[str, Any] | None) -> l
                      f"{report.link(e)} |")  # fmt: skip
     overlay = {n: _rep0(e.points(store)) for n, (e, _) in curves.items()}
     lines += ["", report.fig("jailbreaks", figures.overlay_1d(overlay)), ""]
-    return lines + _defence_tables(shield) + JAILBREAK_CAVEATS
+    return lines + _defence_tables(shield, paper.sizes.defence_goals) + JAILBREAK_CAVEATS
 
 
 JAILBREAK_CAVEATS = [
@@ -466,7 +474,13 @@ def _rep0(points: pd.DataFrame) -> pd.DataFrame:
     return points[points.rep == 0]
 
 
-def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
+def _rows(prompts: dict[str, Any]) -> str:
+    """A prompt set's rows in words: "AdvBench 20-79"."""
+    start = prompts.get("start", 0)
+    return f"AdvBench {start}-{start + prompts['limit'] - 1}"
+
+
+def _defence_tables(shield: dict[str, Any] | None, goals: dict[str, Any]) -> list[str]:
     if shield is None:
         return ["### The perturbed-ensemble defence", "", "pending: run `make paper`.", ""]
     d, ci = shield["defence"], shield["intervals"]
@@ -485,7 +499,7 @@ def _defence_tables(shield: dict[str, Any] | None) -> list[str]:
         f"The attack is {shield['attack']}, the template with the highest ASR at the model "
         "on the landscapes' goals (AdvBench 0-19, the jailbreak landscapes above); the "
         f"defence is evaluated on the {n_goals} goals that never informed that choice "
-        "(AdvBench 20-79), answered by "
+        f"({_rows(goals)}), answered by "
         f"{d['members']} copies of the aligned demo at alpha = {d['radius']}, vote {d['vote']}. "
         f"The defence was drawn {len(sets)} time(s), member seeds from {_seeds(sets)}. The "
         f"adaptive attacker knows K, r and the vote, samples {d['attack_samples'] or d['members']} "
