@@ -3,7 +3,8 @@
 This module declares the experiments and runs them; ``paper_render`` writes the report.
 Every number goes through the store (a second run is instant) and ``docs/paper-mini.md``
 is written from the stored results, with each experiment's config saved beside it.
-Sizes are chosen to finish on 2 CPU cores in well under 45 minutes.
+A first run takes hours on 2 CPU cores (the report's header gives the compute by
+section); it resumes where it stopped, the aligned demo's landscapes first.
 """
 
 from __future__ import annotations
@@ -210,17 +211,7 @@ def run_paper(
         if compute:  # the second judge reads the stored answers: nothing is generated
             progress(f"{SECOND_JUDGE} on {e.name}")
             rescore(store, e.run_id, JudgeSpec(name=SECOND_JUDGE), only_missing=True)
-    template = strongest(paper.jailbreaks, store)
-    shield, reports = None, []
-    if template is not None:
-        defences = [defence_spec(template, seed) for seed in DEFENDER_SEEDS]
-        if compute:
-            progress(f"defence of {template} and adaptive attack (section 6), 5 member sets")
-            reports = [defend.run(d, store, say=progress).to_dict() for d in defences]
-        else:
-            reports = [_stored_defence(d, store) for d in defences]
-        if all(r is not None for r in reports):
-            shield = over_member_sets(reports)  # type: ignore[arg-type]
+    shield = _defend(paper, store, compute, progress)
     finetunes = {name: Path(m["adapter"]) for name, m in models.items() if "adapter" in m}
     adapters = [*finetunes.values(), *(Path(m["adapter"]) for m in replicas.values())]
     setup = Setup(
@@ -233,7 +224,7 @@ def run_paper(
     )  # fmt: skip
     section7 = run_section7(store, finetunes, setup, compute, progress)
     log.info("paper: %.1f s this run", time.monotonic() - started)
-    defence_runs = [run for r in reports if r for run in r.get("runs", {}).values()]
+    defence_runs = [run for r in shield.reports if r for run in r.get("runs", {}).values()]
     groups = {
         "Fig. 2(b), Tables 1 and 2, the basin search": [
             e.run_id
@@ -255,8 +246,33 @@ def run_paper(
     }
     training = {"training the finetunes": sum(_training_seconds(a) for a in adapters)}
     return write_report(
-        store, out, paper, {**training, **_compute(store, groups)}, shield, section7
+        store, out, paper, {**training, **_compute(store, groups)}, shield.combined, section7
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Shield:
+    """Section 6's defence: the member sets combined, and each set's own report."""
+
+    combined: dict[str, Any] | None  # None until every member set is stored
+    reports: list[dict[str, Any] | None]
+
+
+def _defend(paper: Paper, store: Store, compute: bool, progress: Callable[[str], None]) -> Shield:
+    """Section 6's defence of the strongest template, over every member set."""
+    template = strongest(paper.jailbreaks, store)
+    if template is None:
+        return Shield(None, [])
+    defences = [defence_spec(template, seed) for seed in DEFENDER_SEEDS]
+    if compute:
+        progress(f"defence of {template} and adaptive attack (section 6), "
+                 f"{len(DEFENDER_SEEDS)} member sets")  # fmt: skip
+        reports = [defend.run(d, store, say=progress).to_dict() for d in defences]
+    else:
+        reports = [_stored_defence(d, store) for d in defences]
+    if any(r is None for r in reports):
+        return Shield(None, reports)
+    return Shield(over_member_sets(reports), reports)  # type: ignore[arg-type]
 
 
 def _compute(store: Store, groups: dict[str, list[str]]) -> dict[str, float]:
