@@ -174,6 +174,13 @@ class Comparison:
         d = self.difference
         if d is None or d.low is None or d.high is None:
             return f"{self.verdict}: {self.reason}"
+        return f"{self.verdict}: {self.difference_text(digits)}"
+
+    def difference_text(self, digits: int = 1) -> str:
+        """The difference with its interval and how it was made, without a verdict."""
+        d = self.difference
+        if d is None or d.low is None or d.high is None:
+            return f"{self.verdict}: {self.reason}"
         span = f"{d.mean:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
         how = (
             f"paired over {d.n} shared directions"
@@ -181,9 +188,8 @@ class Comparison:
             else f"unpaired (Welch t over {d.n} directions in all)"
         )
         detect = f"detects differences beyond ±{d.half_width:.{digits}f}"
-        if self.verdict == "supported":
-            return f"supported: A - B = {span}, {how}; {detect}"
-        return f"not shown: A - B = {span} includes 0, {how}; {detect}"
+        inside = "" if self.verdict == "supported" else " includes 0"
+        return f"A - B = {span}{inside}, {how}; {detect}"
 
 
 def paired_difference(

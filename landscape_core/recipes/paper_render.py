@@ -368,8 +368,7 @@ def _versus(store: Store, a: Experiment, b: Experiment) -> str:
     not shown) depends on the sign the finding predicts, and is the claims table's.
     """
     compared = compare_visage((a.points(store), a.spec), (b.points(store), b.spec))
-    text = compared.describe()
-    return text.split(": ", 1)[1] if compared.difference is not None else text
+    return compared.difference_text()
 
 
 def _fig1b(
