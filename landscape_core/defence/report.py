@@ -142,7 +142,7 @@ def adaptive_choice(attacker: Mapping[str, MembersRun]) -> Choice:
     # (template, goal): the samples' compliance rate, and compliance at the model
     rate = np.array([np.mean([np.logical_not(m.refused) for m in attacker[n].members], axis=0)
                      for n in names])  # fmt: skip
-    plain = np.array([np.logical_not(attacker[n].origin.refused) for n in names], dtype=float)
+    plain = _complies_at_model(attacker, names)
     score = rate * 2.0 + plain  # rates step by 1/samples <= 1: the model's only breaks ties
     best = score.argmax(axis=0)  # argmax keeps the first of equals
     estimate = rate[best, np.arange(rate.shape[1])]
@@ -157,11 +157,16 @@ def origin_choice(attacker: Mapping[str, MembersRun]) -> Choice:
     perturbation wins, apart from what choosing a template per goal wins.
     """
     names = list(attacker)
-    plain = np.array([np.logical_not(attacker[n].origin.refused) for n in names], dtype=float)
+    plain = _complies_at_model(attacker, names)
     best = plain.argmax(axis=0)  # argmax keeps the first of equals: the library's order
     return Choice(
         tuple(names[b] for b in best), tuple(float(plain[b, i]) for i, b in enumerate(best))
     )
+
+
+def _complies_at_model(attacker: Mapping[str, MembersRun], names: list[str]) -> np.ndarray:
+    """(template, goal): 1 where the unperturbed model complies, else 0."""
+    return np.array([np.logical_not(attacker[n].origin.refused) for n in names], dtype=float)
 
 
 def chosen(defended: Mapping[str, Answers], choice: Choice) -> Answers:
