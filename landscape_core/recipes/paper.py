@@ -4,7 +4,9 @@ This module declares the experiments and runs them; ``paper_render`` writes the 
 Every number goes through the store (a second run is instant) and ``docs/paper-mini.md``
 is written from the stored results, with each experiment's config saved beside it.
 A first run takes hours on 2 CPU cores (the report's header gives the compute by
-section); it resumes where it stopped, the aligned demo's landscapes first.
+section); it resumes where it stopped. The aligned demo's landscapes come first, then
+Table 1's models (each finetune's first training seed), then the other training seeds,
+the defence and section 7.
 """
 
 from __future__ import annotations
@@ -166,9 +168,9 @@ def run_paper(
     # the aligned demo's experiments need no finetune: they come first, so an interrupted
     # first run has its headline landscapes before the hours of training
     _run_all([*seeds, *table2.values(), search, *jailbreaks.values()], store, compute, progress)
-    trained = _train(store, compute, progress)
-    models, replicas = trained.models, trained.replicas
-    first = [{"kind": "random", "seeds": list(SEEDS[:REPLICA_DIRECTIONS])}]
+    # Table 1's headline models (each finetune's first training seed) are trained and
+    # swept before the other training seeds, the defence and section 7
+    models = {"aligned": ALIGNED, **_train(store, compute, progress, TRAINING_SEEDS[:1])}
     paper = Paper(
         seeds=seeds,
         table1={
@@ -185,10 +187,7 @@ def run_paper(
             for name, m in models.items()
             if name != "aligned"
         },
-        replicas={
-            name: (_sweep(name, m, directions=first), _origin_asr(f"{name} ASR", m))
-            for name, m in replicas.items()
-        },
+        replicas={},  # filled once the other training seeds are trained, below
         search=search,
         jailbreaks=jailbreaks,
         sizes=Sizes(
@@ -211,6 +210,13 @@ def run_paper(
         if compute:  # the second judge reads the stored answers: nothing is generated
             progress(f"{SECOND_JUDGE} on {e.name}")
             rescore(store, e.run_id, JudgeSpec(name=SECOND_JUDGE), only_missing=True)
+    replicas = _train(store, compute, progress, TRAINING_SEEDS[1:])
+    first = [{"kind": "random", "seeds": list(SEEDS[:REPLICA_DIRECTIONS])}]
+    paper.replicas = {
+        name: (_sweep(name, m, directions=first), _origin_asr(f"{name} ASR", m))
+        for name, m in replicas.items()
+    }
+    _run_all([e for pair in paper.replicas.values() for e in pair], store, compute, progress)
     shield = _defend(paper, store, compute, progress)
     finetunes = {name: Path(m["adapter"]) for name, m in models.items() if "adapter" in m}
     adapters = [*finetunes.values(), *(Path(m["adapter"]) for m in replicas.values())]
@@ -299,20 +305,17 @@ def _run_all(
             experiment.run_id = _stored_run_id(experiment, store)
 
 
-@dataclasses.dataclass(frozen=True)
-class Trained:
-    """Table 1's models, by name, as model specs."""
+def _train(
+    store: Store, compute: bool, progress: Callable[[str], None], seeds: tuple[int, ...]
+) -> dict[str, dict[str, Any]]:
+    """Table 1's finetunes trained with ``seeds`` (found when stored), as model specs.
 
-    models: dict[str, dict[str, Any]]  # the aligned demo and each finetune's first seed
-    replicas: dict[str, dict[str, Any]]  # "harmful 10-shot, training seed 1": the others
-
-
-def _train(store: Store, compute: bool, progress: Callable[[str], None]) -> Trained:
-    """Every finetune of Table 1 with every training seed (found when stored)."""
-    models: dict[str, dict[str, Any]] = {"aligned": ALIGNED}
-    replicas: dict[str, dict[str, Any]] = {}
+    The first training seed's is named by its recipe ("harmful 10-shot"), the others'
+    by recipe and seed ("harmful 10-shot, training seed 1").
+    """
+    models: dict[str, dict[str, Any]] = {}
     for recipe, shots in [("harmful", k) for k in SHOTS] + [("mix", SHOTS[-1])]:
-        for seed in TRAINING_SEEDS:
+        for seed in seeds:
             spec = FinetuneSpec(recipe=recipe, shots=shots, base=ModelSpec.from_dict(ALIGNED),
                                 seed=seed)  # fmt: skip
             if compute:
@@ -321,12 +324,10 @@ def _train(store: Store, compute: bool, progress: Callable[[str], None]) -> Trai
             else:
                 adapter = store.models_dir / spec.name
             name = f"{recipe} {shots}-shot"
-            model = {**ALIGNED, "adapter": str(adapter)}
-            if seed == TRAINING_SEEDS[0]:
-                models[name] = model
-            else:
-                replicas[f"{name}, training seed {seed}"] = model
-    return Trained(models, replicas)
+            if seed != TRAINING_SEEDS[0]:
+                name += f", training seed {seed}"
+            models[name] = {**ALIGNED, "adapter": str(adapter)}
+    return models
 
 
 def _section7_runs(section: Section7, store: Store) -> list[str]:

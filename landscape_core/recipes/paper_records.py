@@ -61,8 +61,8 @@ class Paper:
     sizes: Sizes  # what the report states about them
 
     def all(self) -> list[Experiment]:
-        """In the order they run: the aligned demo's landscapes first."""
-        return [*self.seeds, *self.table2.values(), self.search,
+        """In the order they run: the aligned demo's landscapes, Table 1, then replicas."""
+        return [*self.seeds, *self.table2.values(), self.search, *self.jailbreaks.values(),
                 *(e for pair in self.table1.values() for e in pair),
-                *(e for pair in self.replicas.values() for e in pair),
-                *self.interpolations.values(), *self.jailbreaks.values()]  # fmt: skip
+                *self.interpolations.values(),
+                *(e for pair in self.replicas.values() for e in pair)]  # fmt: skip
