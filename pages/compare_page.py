@@ -112,7 +112,8 @@ if verdicts:
     st.caption(
         "A - B with its 95% interval, paired over the directions both runs share (same "
         "seeds, same prompts); runs that share none are compared unpaired (Welch). "
-        "*supported*: the interval excludes 0; *not shown*: it holds 0, which is absence of "
+        "*A higher* or *A lower*: the interval excludes 0 on that side; *not shown*: it "
+        "holds 0, which is absence of "
         "evidence, and the cell says the smallest difference the runs could have detected."
     )
     st.dataframe(pd.DataFrame(verdicts), hide_index=True)

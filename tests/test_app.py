@@ -134,7 +134,7 @@ def test_compare_page_tabulates_visage_by_model_and_system_prompt(app):
     assert many.directions == 2 and "no interval below 5" in many["VISAGE ± CI"]
     pairs = next(t for t in tables if "run A" in t.columns)
     verdicts = pairs["VISAGE, A - B"]
-    assert verdicts.str.match("supported|not shown|not comparable").all()
+    assert verdicts.str.match("A higher|A lower|not shown|not comparable|pending").all()
     assert not verdicts.str.contains("no difference|overlap").any()
 
 

@@ -102,7 +102,7 @@ def test_runs_on_the_same_seeds_and_prompts_are_compared_paired():
     b = _points([[100, s + 5 + e, 100] for s, e in shifts])
     assert visage_interval(a).low <= visage_interval(b).high  # the intervals overlap
     paired = compare_visage((a, spec), (b, other_prompt))
-    assert paired.paired and paired.verdict == "supported" and paired.difference.n == 5
+    assert paired.paired and paired.verdict == "A higher" and paired.difference.n == 5
     elsewhere = SweepSpec.from_dict({**seeds, "prompts": {"source": "advbench", "start": 40}})
     unpaired = compare_visage((a, spec), (b, elsewhere))
     assert not unpaired.paired and unpaired.verdict == "not shown"

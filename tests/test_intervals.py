@@ -132,8 +132,10 @@ def test_a_paired_difference_is_supported_where_unpaired_intervals_overlap():
     ia, ib = intervals.mean_interval(a), intervals.mean_interval(b)
     assert ia.low <= ib.high and ib.low <= ia.high  # the old rule: "no difference"
     result = intervals.compare(dict(enumerate(a)), dict(enumerate(b)))
-    assert result.paired and result.verdict == "supported"
-    assert result.describe().startswith("supported: A - B = +")
+    assert result.paired and result.verdict == "A higher"
+    assert result.describe().startswith("A higher: A - B = +")
+    flipped = intervals.compare(dict(enumerate(b)), dict(enumerate(a)))
+    assert flipped.verdict == "A lower" and flipped.describe().startswith("A lower: A - B = -")
 
 
 def test_an_interval_holding_zero_is_not_shown_never_no_difference():
@@ -150,7 +152,7 @@ def test_runs_without_shared_directions_are_compared_unpaired_by_welch():
     a = {("seed", k): v for k, v in enumerate([60.0, 70.0, 80.0, 90.0, 75.0])}
     b = {("other", k): v for k, v in enumerate([20.0, 30.0, 25.0, 35.0, 28.0])}
     result = intervals.compare(a, b)
-    assert not result.paired and result.verdict == "supported"
+    assert not result.paired and result.verdict == "A higher"
     assert "unpaired (Welch" in result.describe()
     few = intervals.compare(a, {("other", 0): 1.0, ("other", 1): 2.0})
     assert few.verdict == "not comparable" and "unpaired" in few.describe()
@@ -162,7 +164,7 @@ def test_different_prompts_are_never_paired():
 
 
 def test_an_unfinished_or_small_run_is_not_comparable():
-    assert intervals.compare(None, {0: 1.0}).verdict == "not comparable"
+    assert intervals.compare(None, {0: 1.0}).verdict == "pending"
     small = intervals.compare({0: 1.0, 1: 2.0}, {0: 3.0, 1: 4.0})
     assert small.verdict == "not comparable"
 

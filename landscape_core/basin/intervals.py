@@ -10,8 +10,9 @@ themselves are shown. ``tests/test_intervals.py`` checks by simulation that both
 95% +- 2% at 5 and 10 directions, 20 and 80 prompts.
 
 Two runs are compared by the interval of their difference, paired over the directions
-(and prompts) they share; "supported" only when it excludes 0, otherwise "not shown",
-never "no difference": an interval that holds 0 is absence of evidence.
+(and prompts) they share; a side ("A higher", "A lower") only when it excludes 0,
+otherwise "not shown", never "no difference": an interval that holds 0 is absence of
+evidence. What a difference says of a finding that predicts its sign is ``read_claim``.
 """
 
 from __future__ import annotations
@@ -152,7 +153,8 @@ def crossed_variance(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return var, df
 
 
-Verdict = Literal["supported", "not shown", "not comparable"]
+# "A higher"/"A lower": the interval excludes 0 on that side; "pending": a run is unfinished
+Verdict = Literal["A higher", "A lower", "not shown", "not comparable", "pending"]
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,8 @@ class Comparison:
     """Run A minus run B, with the interval of the difference and what it decides.
 
     ``paired``: over the directions both runs share (same seeds, same prompts);
-    otherwise Welch's t over each run's own directions. ``verdict`` is "supported"
-    only when the interval excludes 0.
+    otherwise Welch's t over each run's own directions. ``verdict`` names a side ("A
+    higher", "A lower") only when the interval excludes 0.
     """
 
     verdict: Verdict
@@ -188,7 +190,7 @@ class Comparison:
             else f"unpaired (Welch t over {d.n} directions in all)"
         )
         detect = f"detects differences beyond ±{d.half_width:.{digits}f}"
-        inside = "" if self.verdict == "supported" else " includes 0"
+        inside = " includes 0" if self.verdict == "not shown" else ""
         return f"A - B = {span}{inside}, {how}; {detect}"
 
 
@@ -229,11 +231,12 @@ def _decide(interval: Interval | None, paired: bool, n: int, over: str) -> Compa
             f"{n} shared {over}, fewer than {MIN_DIRECTIONS}: no interval; give both runs "
             "the same, more seeds",
         )  # fmt: skip
-    excludes = interval.low > 0 or interval.high < 0
-    return Comparison("supported" if excludes else "not shown", interval, paired)
+    side: Verdict = "not shown"
+    if interval.low > 0 or interval.high < 0:
+        side = "A higher" if interval.low > 0 else "A lower"
+    return Comparison(side, interval, paired)
 
 
-UNFINISHED = "a run is unfinished"
 Predicted = Literal["higher", "lower", "different", "same"]
 Reading = Literal["supported", "contradicted", "not shown"]
 
@@ -270,7 +273,7 @@ def compare(
     None: a run is unfinished.
     """
     if a is None or b is None:
-        return Comparison("not comparable", None, False, UNFINISHED)
+        return Comparison("pending", None, False, "a run is unfinished")
     shared = [k for k in a if k in b]
     if same_prompts and len(shared) >= MIN_DIRECTIONS:
         return paired_difference([a[k] for k in shared], [b[k] for k in shared])

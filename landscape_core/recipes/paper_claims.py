@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from landscape_core.basin.intervals import UNFINISHED, Interval, Predicted, Reading, read_claim
+from landscape_core.basin.intervals import Interval, Predicted, Reading, read_claim
 from landscape_core.readers.breakage import ASR_EDGE, Breakage
 from landscape_core.readers.results import compare_visage
 from landscape_core.recipes.paper_records import Experiment, Paper
@@ -82,8 +82,7 @@ def _visage(store: Store, section: str, finding: str, a: Experiment, b: Experime
             predicted: Predicted) -> Claim:  # fmt: skip
     """A VISAGE claim: A - B paired over the runs' shared directions."""
     compared = compare_visage((a.points(store), a.spec), (b.points(store), b.spec))
-    unfinished = compared.difference is None and compared.reason == UNFINISHED
-    missing = PENDING if unfinished else compared.reason
+    missing = PENDING if compared.verdict == "pending" else compared.reason
     return Claim(section, finding, f"VISAGE: {a.name} - {b.name}", predicted,
                  compared.difference, "VISAGE points", missing)  # fmt: skip
 
