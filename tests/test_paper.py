@@ -36,8 +36,15 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     monkeypatch.setattr(paper, "DEFENCE_GOALS", {"source": "advbench", "start": 2, "limit": 3})
     library = paper.templates()
     monkeypatch.setattr(paper, "templates", lambda: {n: library[n] for n in small})
+    # from an empty store the report is written at once, every experiment pending
+    empty = paper.run_paper(store, tmp_path / "empty" / "paper-mini.md", compute=False)
+    partial = empty.read_text()
+    assert "> **Partial.**" in partial and "aligned, seed 1;" in partial, partial[:2000]
+    assert "section 6's defence" in partial and "section 7's trajectories" in partial
+    assert store.runs_frame().empty
     out = paper.run_paper(store, tmp_path / "docs" / "paper-mini.md", progress=lambda m: None)
     text = out.read_text()
+    assert "**Partial.**" not in text
     for heading in ("Fig. 2(b)", "Three states", "Table 1", "Table 2", "by bisection",
                     "Fig. 1(B)", "Section 6", "perturbed-ensemble defence",
                     "The paper's findings, one verdict each", "Section 7",

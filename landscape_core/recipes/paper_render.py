@@ -76,6 +76,7 @@ def write_report(
                  for name, (e, _) in paper.table1.items()}  # fmt: skip
     lines = [
         *_header(compute, paper.sizes.seeds),
+        *_unfinished(store, paper, shield, section7),
         *_fig2b(report, paper.seeds),
         *_states(report, paper.seeds[0]),
         *_table1(report, paper.table1, paper.sizes.second_judge),
@@ -124,6 +125,26 @@ def _header(compute: dict[str, float], seeds: tuple[int, ...]) -> list[str]:
         "*Coherent* VISAGE counts only coherent compliance as an attack "
         "(see Three states). Each number links to its run's config: re-run one with "
         "`python -m landscape_core sweep docs/paper-mini/configs/RUN.yaml`.",
+        "",
+    ]
+
+
+def _unfinished(
+    store: Store, paper: Paper, shield: dict[str, Any] | None, section7: Section7
+) -> list[str]:
+    """A partial report says so at its top, with what is missing and how to resume."""
+    stored = set(store.runs_frame().run_id)
+    left = [e.name for e in paper.all() if e.run_id not in stored or store.pending(e.run_id)]
+    if shield is None:
+        left.append("section 6's defence")
+    if not section7.plane_run or any(path.empty for path in section7.paths.values()):
+        left.append("section 7's trajectories")
+    if not left:
+        return []
+    return [
+        f"> **Partial.** {len(left)} of the miniature's experiments have not finished and "
+        f"read *pending* below: {'; '.join(left)}. `make paper` resumes where this run "
+        "stopped (stored points are reused).",
         "",
     ]
 

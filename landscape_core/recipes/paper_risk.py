@@ -57,9 +57,9 @@ def run_section7(
     progress: Callable[[str], None],
 ) -> Section7:
     on = adapters[plane_of(adapters)].resolve()
-    plane = plane_spec(on, prompts=setup.risk.prompts)
     paths: dict[str, pd.DataFrame] = {}
     if compute:
+        plane = plane_spec(on, prompts=setup.risk.prompts)
         stored = store.trajectories.on_plane(plane_key(plan(plane, store.file_digest)))
         for name, adapter in adapters.items():
             done = stored.get(str(adapter.resolve()), pd.DataFrame())
@@ -72,7 +72,7 @@ def run_section7(
         progress("the plane under the paths (section 7)")
         return Section7(paths, sweep.run(plane, store).run_id)
     try:
-        planned = plan(plane, store.file_digest)
+        planned = plan(plane_spec(on, prompts=setup.risk.prompts), store.file_digest)
     except UserError:  # the finetunes are not trained yet
         return Section7({}, "")
     stored = store.trajectories.on_plane(plane_key(planned))
