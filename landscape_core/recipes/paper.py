@@ -6,7 +6,7 @@ is written from the stored results, with each experiment's config saved beside i
 A first run takes hours on 2 CPU cores (the report's header gives the compute by
 section); it resumes where it stopped. The aligned demo's landscapes come first, then
 Table 1's models (each finetune's first training seed), then the other training seeds,
-the defence and section 7.
+section 6 (the jailbreak landscapes, the defence) and section 7.
 """
 
 from __future__ import annotations
@@ -167,9 +167,9 @@ def run_paper(
     search, jailbreaks = _search(), {name: _jailbreak(name) for name in templates()}
     # the aligned demo's experiments need no finetune: they come first, so an interrupted
     # first run has its headline landscapes before the hours of training
-    _run_all([*seeds, *table2.values(), search, *jailbreaks.values()], store, compute, progress)
+    _run_all([*seeds, *table2.values(), search], store, compute, progress)
     # Table 1's headline models (each finetune's first training seed) are trained and
-    # swept before the other training seeds, the defence and section 7
+    # swept before the other training seeds, section 6 and section 7
     models = {"aligned": ALIGNED, **_train(store, compute, progress, TRAINING_SEEDS[:1])}
     paper = Paper(
         seeds=seeds,
@@ -200,7 +200,8 @@ def run_paper(
             DEFENCE_GOALS,
         ),
     )
-    _run_all(paper.all(), store, compute, progress)  # the aligned demo's are found at once
+    table1 = [e for pair in paper.table1.values() for e in pair]
+    _run_all([*table1, *paper.interpolations.values()], store, compute, progress)
     fluency = [companions(e.spec, FLUENCY_PROMPTS[1])["fluency"] for e, _ in paper.table1.values()]
     for name, companion in zip(paper.table1, fluency, strict=True):  # basin or breakage
         if compute:
@@ -217,6 +218,7 @@ def run_paper(
         for name, m in replicas.items()
     }
     _run_all([e for pair in paper.replicas.values() for e in pair], store, compute, progress)
+    _run_all(list(paper.jailbreaks.values()), store, compute, progress)  # section 6
     shield = _defend(paper, store, compute, progress)
     finetunes = {name: Path(m["adapter"]) for name, m in models.items() if "adapter" in m}
     adapters = [*finetunes.values(), *(Path(m["adapter"]) for m in replicas.values())]

@@ -61,8 +61,9 @@ class Paper:
     sizes: Sizes  # what the report states about them
 
     def all(self) -> list[Experiment]:
-        """In the order they run: the aligned demo's landscapes, Table 1, then replicas."""
-        return [*self.seeds, *self.table2.values(), self.search, *self.jailbreaks.values(),
+        """In the order they run: the aligned demo's, Table 1's, replicas, section 6's."""
+        return [*self.seeds, *self.table2.values(), self.search,
                 *(e for pair in self.table1.values() for e in pair),
                 *self.interpolations.values(),
-                *(e for pair in self.replicas.values() for e in pair)]  # fmt: skip
+                *(e for pair in self.replicas.values() for e in pair),
+                *self.jailbreaks.values()]  # fmt: skip
