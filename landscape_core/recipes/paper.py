@@ -156,6 +156,10 @@ def run_paper(
     what the store holds, and unfinished experiments read "pending".
     """
     started = time.monotonic()
+
+    def run(experiments: list[Experiment]) -> None:
+        _run_all(experiments, store, compute, progress)
+
     seeds = [_sweep(f"aligned, seed {s}", ALIGNED, directions=[{"kind": "random", "seed": s}])
              for s in SEEDS]  # fmt: skip
     table2 = {
@@ -164,14 +168,44 @@ def run_paper(
         )
         for preset in PRESETS
     }
-    search, jailbreaks = _search(), {name: _jailbreak(name) for name in templates()}
+    search = _search()
     # the aligned demo's experiments need no finetune: they come first, so an interrupted
     # first run has its headline landscapes before the hours of training
-    _run_all([*seeds, *table2.values(), search], store, compute, progress)
+    run([*seeds, *table2.values(), search])
     # Table 1's headline models (each finetune's first training seed) are trained and
     # swept before the other training seeds, section 6 and section 7
     models = {"aligned": ALIGNED, **_train(store, compute, progress, TRAINING_SEEDS[:1])}
-    paper = Paper(
+    paper = _paper(seeds, table2, search, models)
+    run([*(e for pair in paper.table1.values() for e in pair), *paper.interpolations.values()])
+    fluency = _basin_or_breakage(paper, store, compute, progress)
+    replicas = _train(store, compute, progress, TRAINING_SEEDS[1:])
+    first = [{"kind": "random", "seeds": list(SEEDS[:REPLICA_DIRECTIONS])}]
+    paper.replicas = {
+        name: (_sweep(name, m, directions=first), _origin_asr(f"{name} ASR", m))
+        for name, m in replicas.items()
+    }
+    run([e for pair in paper.replicas.values() for e in pair])
+    run(list(paper.jailbreaks.values()))  # section 6
+    shield = _defend(paper, store, compute, progress)
+    finetunes = {name: Path(m["adapter"]) for name, m in models.items() if "adapter" in m}
+    section7 = run_section7(store, finetunes, _section7_setup(), compute, progress)
+    log.info("paper: %.1f s this run", time.monotonic() - started)
+    adapters = [*finetunes.values(), *(Path(m["adapter"]) for m in replicas.values())]
+    spent = {
+        "training the finetunes": sum(_training_seconds(a) for a in adapters),
+        **_compute(store, _sections(paper, fluency, shield, section7, store)),
+    }
+    return write_report(store, out, paper, spent, shield.combined, section7)
+
+
+def _paper(
+    seeds: list[Experiment],
+    table2: dict[str, Experiment],
+    search: Experiment,
+    models: dict[str, dict[str, Any]],
+) -> Paper:
+    """Every experiment, by section; the training seeds after the first are added later."""
+    return Paper(
         seeds=seeds,
         table1={
             name: (_sweep(name, m), _origin_asr(f"{name} ASR", m)) for name, m in models.items()
@@ -187,9 +221,9 @@ def run_paper(
             for name, m in models.items()
             if name != "aligned"
         },
-        replicas={},  # filled once the other training seeds are trained, below
+        replicas={},
         search=search,
-        jailbreaks=jailbreaks,
+        jailbreaks={name: _jailbreak(name) for name in templates()},
         sizes=Sizes(
             SEEDS,
             RANDOM_GRID,
@@ -200,29 +234,30 @@ def run_paper(
             DEFENCE_GOALS,
         ),
     )
-    table1 = [e for pair in paper.table1.values() for e in pair]
-    _run_all([*table1, *paper.interpolations.values()], store, compute, progress)
+
+
+def _basin_or_breakage(
+    paper: Paper, store: Store, compute: bool, progress: Callable[[str], None]
+) -> list[SweepSpec]:
+    """Fluency along each Table 1 landscape, and the second judge on Tables 1 and 2.
+
+    Returns the fluency companions' specs (their compute is counted in the header).
+    """
     fluency = [companions(e.spec, FLUENCY_PROMPTS[1])["fluency"] for e, _ in paper.table1.values()]
-    for name, companion in zip(paper.table1, fluency, strict=True):  # basin or breakage
-        if compute:
-            progress(f"fluency along {name}'s landscapes (basin or breakage)")
-            sweep.run(companion, store)
+    if not compute:
+        return fluency
+    for name, companion in zip(paper.table1, fluency, strict=True):
+        progress(f"fluency along {name}'s landscapes (basin or breakage)")
+        sweep.run(companion, store)
     for e in [pair[0] for pair in paper.table1.values()] + list(paper.table2.values()):
-        if compute:  # the second judge reads the stored answers: nothing is generated
-            progress(f"{SECOND_JUDGE} on {e.name}")
-            rescore(store, e.run_id, JudgeSpec(name=SECOND_JUDGE), only_missing=True)
-    replicas = _train(store, compute, progress, TRAINING_SEEDS[1:])
-    first = [{"kind": "random", "seeds": list(SEEDS[:REPLICA_DIRECTIONS])}]
-    paper.replicas = {
-        name: (_sweep(name, m, directions=first), _origin_asr(f"{name} ASR", m))
-        for name, m in replicas.items()
-    }
-    _run_all([e for pair in paper.replicas.values() for e in pair], store, compute, progress)
-    _run_all(list(paper.jailbreaks.values()), store, compute, progress)  # section 6
-    shield = _defend(paper, store, compute, progress)
-    finetunes = {name: Path(m["adapter"]) for name, m in models.items() if "adapter" in m}
-    adapters = [*finetunes.values(), *(Path(m["adapter"]) for m in replicas.values())]
-    setup = Setup(
+        progress(f"{SECOND_JUDGE} on {e.name}")  # it reads the stored answers: no generation
+        rescore(store, e.run_id, JudgeSpec(name=SECOND_JUDGE), only_missing=True)
+    return fluency
+
+
+def _section7_setup() -> Setup:
+    """Section 7's preflight and checkpoints, on the landscapes' prompts and generation."""
+    return Setup(
         risk=dataclasses.replace(
             RISK, model=ModelSpec.from_dict(ALIGNED),
             prompts=PromptSetSpec.from_dict(LANDSCAPE_PROMPTS),
@@ -230,10 +265,14 @@ def run_paper(
         ),
         checkpoints=PromptSetSpec.from_dict(ASR_PROMPTS),
     )  # fmt: skip
-    section7 = run_section7(store, finetunes, setup, compute, progress)
-    log.info("paper: %.1f s this run", time.monotonic() - started)
+
+
+def _sections(
+    paper: Paper, fluency: list[SweepSpec], shield: Shield, section7: Section7, store: Store
+) -> dict[str, list[str]]:
+    """Each section of the compute table, with its stored runs."""
     defence_runs = [run for r in shield.reports if r for run in r.get("runs", {}).values()]
-    groups = {
+    return {
         "Fig. 2(b), Tables 1 and 2, the basin search": [
             e.run_id
             for e in [
@@ -252,10 +291,6 @@ def run_paper(
         f"section 6: the defence, {len(DEFENDER_SEEDS)} member sets": defence_runs,
         "section 7: trajectories": _section7_runs(section7, store),
     }
-    training = {"training the finetunes": sum(_training_seconds(a) for a in adapters)}
-    return write_report(
-        store, out, paper, {**training, **_compute(store, groups)}, shield.combined, section7
-    )
 
 
 @dataclasses.dataclass(frozen=True)
