@@ -42,8 +42,12 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert "> **Partial.**" in partial and "aligned, seed 1;" in partial, partial[:2000]
     assert "section 6's defence" in partial and "section 7's trajectories" in partial
     assert store.runs_frame().empty
+    stale = tmp_path / "docs" / "paper-mini" / "configs" / "0123456789abcdef.yaml"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("an earlier report's run")
     out = paper.run_paper(store, tmp_path / "docs" / "paper-mini.md", progress=lambda m: None)
     text = out.read_text()
+    assert not stale.exists()  # only the configs the report links stay beside it
     assert "**Partial.**" not in text
     for heading in ("Fig. 2(b)", "Three states", "Table 1", "Table 2", "by bisection",
                     "Fig. 1(B)", "Section 6", "perturbed-ensemble defence",

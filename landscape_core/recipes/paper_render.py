@@ -68,9 +68,12 @@ def write_report(
     report = _Report(store, out.parent / out.stem)
     configs = report.assets / "configs"
     configs.mkdir(parents=True, exist_ok=True)
-    for e in paper.all():
-        if e.run_id:
-            (configs / f"{e.run_id}.yaml").write_text(e.spec.to_yaml())
+    linked = {e.run_id: e.spec for e in paper.all() if e.run_id}
+    for stale in configs.glob("*.yaml"):  # an earlier report's runs: nothing links them
+        if stale.stem not in linked:
+            stale.unlink()
+    for run_id, spec in linked.items():
+        (configs / f"{run_id}.yaml").write_text(spec.to_yaml())
     stored = set(store.runs_frame().run_id)
     fractures = {name: breakage(store, e.run_id) if e.run_id in stored else None
                  for name, (e, _) in paper.table1.items()}  # fmt: skip
