@@ -45,9 +45,11 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     stale = tmp_path / "docs" / "paper-mini" / "configs" / "0123456789abcdef.yaml"
     stale.parent.mkdir(parents=True)
     stale.write_text("an earlier report's run")
+    (stale.parent / "mine.yaml").write_text("not a run's config: left alone")
     out = paper.run_paper(store, tmp_path / "docs" / "paper-mini.md", progress=lambda m: None)
     text = out.read_text()
     assert not stale.exists()  # only the configs the report links stay beside it
+    assert (stale.parent / "mine.yaml").exists()
     assert "**Partial.**" not in text
     for heading in ("Fig. 2(b)", "Three states", "Table 1", "Table 2", "by bisection",
                     "Fig. 1(B)", "Section 6", "perturbed-ensemble defence",

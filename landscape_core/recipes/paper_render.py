@@ -8,6 +8,7 @@ run linked to its saved config, figures written beside the report.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,9 @@ class _Report:
         return f"[`{e.run_id}`]({self.assets.name}/configs/{e.run_id}.yaml)"
 
 
+RUN_CONFIG = re.compile(r"[0-9a-f]{16}\.yaml")  # a run's config, as the report links it
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
@@ -69,9 +73,6 @@ def write_report(
     configs = report.assets / "configs"
     configs.mkdir(parents=True, exist_ok=True)
     linked = {e.run_id: e.spec for e in paper.all() if e.run_id}
-    for stale in configs.glob("*.yaml"):  # an earlier report's runs: nothing links them
-        if stale.stem not in linked:
-            stale.unlink()
     for run_id, spec in linked.items():
         (configs / f"{run_id}.yaml").write_text(spec.to_yaml())
     stored = set(store.runs_frame().run_id)
@@ -92,6 +93,9 @@ def write_report(
         *paper_claims.markdown(paper_claims.claims(store, paper, shield, fractures)),
     ]
     out.write_text("\n".join(lines))
+    for stale in configs.glob("*.yaml"):  # an earlier report's runs: nothing links them
+        if RUN_CONFIG.fullmatch(stale.name) and stale.stem not in linked:
+            stale.unlink()
     return out
 
 
@@ -140,7 +144,8 @@ def _unfinished(
     left = [e.name for e in paper.all() if e.run_id not in stored or store.pending(e.run_id)]
     if shield is None:
         left.append("section 6's defence")
-    if not section7.plane_run or any(path.empty for path in section7.paths.values()):
+    plane = section7.plane_run
+    if plane not in stored or store.pending(plane) or any(p.empty for p in section7.paths.values()):
         left.append("section 7's trajectories")
     if not left:
         return []
