@@ -18,6 +18,7 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     monkeypatch.setattr(paper, "SEEDS", (1, 2))
     monkeypatch.setattr(paper, "TRAINING_SEEDS", (0, 1))
     monkeypatch.setattr(paper, "REPLICA_DIRECTIONS", 1)
+    monkeypatch.setattr(paper, "FLUENCY_DIRECTIONS", 1)
     monkeypatch.setattr(paper, "BASIN", {"tolerance": 0.15, "max_alpha": 0.3})
     small = ["novel-chapter", "prefix-sure"]
     monkeypatch.setattr(

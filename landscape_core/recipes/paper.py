@@ -62,6 +62,10 @@ SEEDS = tuple(range(123, 133))  # Fig. 2(b) and Tables 1 and 2 run over ten dire
 # along the first REPLICA_DIRECTIONS directions, for the spread over training seeds
 TRAINING_SEEDS = (0, 1, 2)
 REPLICA_DIRECTIONS = 5
+# basin or breakage: fluency costs about what the answers cost, so it is measured along
+# the first 5 directions, where the aligned demo's gap interval (+-0.014 alpha) is
+# already finer than the grid's step (0.05): more directions would not sharpen the answer
+FLUENCY_DIRECTIONS = 5
 BASIN = {"tolerance": 0.025, "max_alpha": 0.3}  # half the dense grid's step, same reach
 SHOTS = (10, 50, 100)
 PRESETS = ("default", "empty", "aoa", "llama2")
@@ -88,6 +92,11 @@ def _sweep(name: str, model: dict[str, Any], **fields: Any) -> Experiment:
     }
     data.update(fields)
     return Experiment(name, SweepSpec.from_dict(data))
+
+
+def _first(n: int) -> list[dict[str, Any]]:
+    """The first ``n`` random directions, as one direction entry."""
+    return [{"kind": "random", "seeds": list(SEEDS[:n])}]
 
 
 def _origin_asr(name: str, model: dict[str, Any]) -> Experiment:
@@ -176,12 +185,16 @@ def run_paper(
     # swept before the other training seeds, section 6 and section 7
     models = {"aligned": ALIGNED, **_train(store, compute, progress, TRAINING_SEEDS[:1])}
     paper = _paper(seeds, table2, search, models)
-    run([*(e for pair in paper.table1.values() for e in pair), *paper.interpolations.values()])
+    table1 = [e for pair in paper.table1.values() for e in pair]
+    # the basin-or-breakage runs are Table 1's own points along its first directions
+    run([*table1, *paper.interpolations.values(), *paper.breakage.values()])
     fluency = _basin_or_breakage(paper, store, compute, progress)
     replicas = _train(store, compute, progress, TRAINING_SEEDS[1:])
-    first = [{"kind": "random", "seeds": list(SEEDS[:REPLICA_DIRECTIONS])}]
     paper.replicas = {
-        name: (_sweep(name, m, directions=first), _origin_asr(f"{name} ASR", m))
+        name: (
+            _sweep(name, m, directions=_first(REPLICA_DIRECTIONS)),
+            _origin_asr(f"{name} ASR", m),
+        )
         for name, m in replicas.items()
     }
     run([e for pair in paper.replicas.values() for e in pair])
@@ -222,6 +235,14 @@ def _paper(
             if name != "aligned"
         },
         replicas={},
+        breakage={
+            name: _sweep(
+                f"{name}, first {FLUENCY_DIRECTIONS} directions",
+                m,
+                directions=_first(FLUENCY_DIRECTIONS),
+            )
+            for name, m in models.items()
+        },  # fmt: skip
         search=search,
         jailbreaks={name: _jailbreak(name) for name in templates()},
         sizes=Sizes(
@@ -239,19 +260,19 @@ def _paper(
 def _basin_or_breakage(
     paper: Paper, store: Store, compute: bool, progress: Callable[[str], None]
 ) -> list[SweepSpec]:
-    """Fluency along each Table 1 landscape, and the second judge on Tables 1 and 2.
+    """The second judge on Tables 1 and 2, then fluency along each model's first directions.
 
     Returns the fluency companions' specs (their compute is counted in the header).
     """
-    fluency = [companions(e.spec, FLUENCY_PROMPTS[1])["fluency"] for e, _ in paper.table1.values()]
+    fluency = [companions(e.spec, FLUENCY_PROMPTS[1])["fluency"] for e in paper.breakage.values()]
     if not compute:
         return fluency
-    for name, companion in zip(paper.table1, fluency, strict=True):
-        progress(f"fluency along {name}'s landscapes (basin or breakage)")
-        sweep.run(companion, store)
     for e in [pair[0] for pair in paper.table1.values()] + list(paper.table2.values()):
         progress(f"{SECOND_JUDGE} on {e.name}")  # it reads the stored answers: no generation
         rescore(store, e.run_id, JudgeSpec(name=SECOND_JUDGE), only_missing=True)
+    for name, companion in zip(paper.breakage, fluency, strict=True):
+        progress(f"fluency along {name}'s first directions (basin or breakage)")
+        sweep.run(companion, store)
     return fluency
 
 

@@ -54,6 +54,9 @@ class Paper:
     table1: dict[str, tuple[Experiment, Experiment]]
     # Table 1's finetunes trained with the other seeds: "harmful 10-shot, training seed 1"
     replicas: dict[str, tuple[Experiment, Experiment]]
+    # each Table 1 model along its first directions (Table 1's points): its fluency, the
+    # basin-or-breakage answer, is measured along these
+    breakage: dict[str, Experiment]
     table2: dict[str, Experiment]
     interpolations: dict[str, Experiment]
     search: Experiment
@@ -64,6 +67,6 @@ class Paper:
         """In the order they run: the aligned demo's, Table 1's, replicas, section 6's."""
         return [*self.seeds, *self.table2.values(), self.search,
                 *(e for pair in self.table1.values() for e in pair),
-                *self.interpolations.values(),
+                *self.interpolations.values(), *self.breakage.values(),
                 *(e for pair in self.replicas.values() for e in pair),
                 *self.jailbreaks.values()]  # fmt: skip

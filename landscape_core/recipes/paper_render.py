@@ -77,7 +77,7 @@ def write_report(
         (configs / f"{run_id}.yaml").write_text(spec.to_yaml())
     stored = set(store.runs_frame().run_id)
     fractures = {name: breakage(store, e.run_id) if e.run_id in stored else None
-                 for name, (e, _) in paper.table1.items()}  # fmt: skip
+                 for name, e in paper.breakage.items()}  # fmt: skip
     lines = [
         *_header(compute, paper.sizes.seeds),
         *_unfinished(store, paper, shield, section7),
