@@ -20,7 +20,7 @@ import pandas as pd
 from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
 from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
-from landscape_core.readers.breakage import breakage
+from landscape_core.readers.breakage import Breakage, breakage
 from landscape_core.readers.results import (
     at_origin,
     compare_visage,
@@ -80,7 +80,7 @@ def write_report(
                  for name, e in paper.breakage.items()}  # fmt: skip
     lines = [
         *_header(compute, paper.sizes.seeds),
-        *_unfinished(store, paper, shield, section7),
+        *_unfinished(store, paper, shield, section7, fractures),
         *_fig2b(report, paper.seeds),
         *_states(report, paper.seeds[0]),
         *_table1(report, paper.table1, paper.sizes.second_judge),
@@ -137,11 +137,16 @@ def _header(compute: dict[str, float], seeds: tuple[int, ...]) -> list[str]:
 
 
 def _unfinished(
-    store: Store, paper: Paper, shield: dict[str, Any] | None, section7: Section7
+    store: Store,
+    paper: Paper,
+    shield: dict[str, Any] | None,
+    section7: Section7,
+    fractures: dict[str, Breakage | None],
 ) -> list[str]:
     """A partial report says so at its top, with what is missing and how to resume."""
     stored = set(store.runs_frame().run_id)
     left = [e.name for e in paper.all() if e.run_id not in stored or store.pending(e.run_id)]
+    left += [f"fluency along {name}'s first directions" for name, f in fractures.items() if not f]
     if shield is None:
         left.append("section 6's defence")
     plane = section7.plane_run
