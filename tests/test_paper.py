@@ -43,6 +43,8 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert "> **Partial.**" in partial and "aligned, seed 1;" in partial, partial[:2000]
     assert "section 6's defence" in partial and "section 7's trajectories" in partial
     assert "fluency along mix 2-shot's first directions" in partial
+    assert "| target | ASR at alpha = -0.50 | +0.50 | +1.50 | run |" in partial
+    assert "| mix 2-shot | - | - | - | pending |" in partial
     assert store.runs_frame().empty
     stale = tmp_path / "docs" / "paper-mini" / "configs" / "0123456789abcdef.yaml"
     stale.parent.mkdir(parents=True)

@@ -409,7 +409,7 @@ def _fig1b(
     report: _Report, interpolations: dict[str, Experiment], axis: list[dict[str, Any]]
 ) -> list[str]:
     store = report.store
-    alphas = _alphas(next(iter(interpolations.values())), store)
+    alphas = [a for seg in axis for a in np.linspace(seg["start"], seg["stop"], seg["num"])]
     lines = [
         "",
         "## Fig. 1(B): interpolating from the aligned demo to each finetuned model",
@@ -418,10 +418,13 @@ def _fig1b(
         "past both ends.",
         "",
         "| target | ASR at alpha = " + " | ".join(f"{a:+.2f}" for a in alphas) + " | run |",
-        "|---|" + "---|" * (len(axis) * axis[0]["num"] + 1),
+        "|---|" + "---|" * (len(alphas) + 1),
     ]
     for name, e in interpolations.items():
-        cells = " | ".join(_fmt(v) for v in e.points(store).sort_values("alpha").asr)
+        asr = e.points(store).sort_values("alpha").asr.tolist()
+        cells = " | ".join(
+            _fmt(v) for v in (asr if len(asr) == len(alphas) else [None] * len(alphas))
+        )
         lines.append(f"| {name} | {cells} | {report.link(e)} |")
     overlay = figures.overlay_1d({n: e.points(store) for n, e in interpolations.items()})
     return [*lines, "", report.fig("fig1b", overlay), ""]
