@@ -92,6 +92,7 @@ def page():
         )  # fmt: skip
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(PAGE_MS)
+        expect.set_options(timeout=PAGE_MS)  # assertions wait as long as actions do (a busy CI)
         yield page
         browser.close()
 

@@ -142,7 +142,8 @@ def test_jobs_page_shows_the_stage_before_the_first_point(store, tiny_spec, monk
     )
     at = page(store, "jobs", monkeypatch)
     text = " ".join(str(p.proto.text) for p in at.get("progress"))
-    assert "2/3 points · computing points · ~20 s left" in text
+    # one point in the 20 s since the start: ~20 s for the last (more if the page was slow)
+    assert re.search(r"2/3 points · computing points · ~2\d s left", text), text
 
 
 def test_preflight_counts_the_bundled_models_first_conversion(tmp_path, monkeypatch):
