@@ -242,7 +242,7 @@ def _paper(
                 directions=_first(FLUENCY_DIRECTIONS),
             )
             for name, m in models.items()
-        },  # fmt: skip
+        },
         search=search,
         jailbreaks={name: _jailbreak(name) for name in templates()},
         sizes=Sizes(

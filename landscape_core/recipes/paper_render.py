@@ -80,7 +80,7 @@ def write_report(
                  for name, e in paper.breakage.items()}  # fmt: skip
     lines = [
         *_header(compute, paper.sizes.seeds),
-        *_unfinished(store, paper, shield, section7, fractures),
+        *_unfinished(store, stored, paper, shield, section7, fractures),
         *_fig2b(report, paper.seeds),
         *_states(report, paper.seeds[0]),
         *_table1(report, paper.table1, paper.sizes.second_judge),
@@ -138,13 +138,13 @@ def _header(compute: dict[str, float], seeds: tuple[int, ...]) -> list[str]:
 
 def _unfinished(
     store: Store,
+    stored: set[str],
     paper: Paper,
     shield: dict[str, Any] | None,
     section7: Section7,
     fractures: dict[str, Breakage | None],
 ) -> list[str]:
     """A partial report says so at its top, with what is missing and how to resume."""
-    stored = set(store.runs_frame().run_id)
     left = [e.name for e in paper.all() if e.run_id not in stored or store.pending(e.run_id)]
     left += [f"fluency along {name}'s first directions" for name, f in fractures.items() if not f]
     if shield is None:
