@@ -196,6 +196,29 @@ def test_post_hoc_measures_join_their_rows_and_are_labelled_so(tmp_path, monkeyp
     assert "anchoring" not in validation.load(main)  # a foreign file adds nothing
 
 
+def test_the_checkpoint_averaged_outcome_is_tested_on_the_held_out_half_as_post_hoc(
+    tmp_path, monkeypatch
+):
+    main, steady = tmp_path / "v.csv", tmp_path / "c.csv"
+    scores = list(range(20))
+    # the last checkpoint's ASR is unrelated to the score; the checkpoints' mean follows it
+    last = [50.0 if i % 3 else 0.0 for i in scores]
+    _rows(scores, last, ["dev", "held-out"] * 10).to_csv(main, index=False)
+    rows = "".join(f"d{i},0,{5.0 * i}\n" for i in scores)
+    steady.write_text("dataset,seed,asr_checkpoints\n" + rows)
+    monkeypatch.setattr(validation, "CHECKPOINT_ASR", steady)
+    v = validation.validate(validation.load(main))
+    score = next(c for c in v.steady if c.measure == "score")
+    assert score.n == 10 and score.rho == pytest.approx(1.0)  # held-out rows only
+    assert v.held_out[0].rho < 0.5  # the pre-registered outcome is untouched
+    text = "\n".join(validation.markdown(v))
+    assert "against the keyword ASR averaged over each finetune's checkpoints" in text
+    assert "| low | 50 | 50 | 5 | 1 | 2 |" in text  # d1: keyword, refusal-v2, checkpoint mean
+    monkeypatch.setattr(validation, "CHECKPOINT_ASR", tmp_path / "missing.csv")
+    v = validation.validate(validation.load(main))
+    assert all(c.n == 0 and c.rho is None for c in v.steady)  # nothing measured: no claim
+
+
 def test_a_datasets_seeds_are_one_unit_averaged_before_any_statistic():
     names = [f"d{i // 2}" for i in range(16)]  # 8 datasets x 2 seeds
     frame = _rows([float(i) for i in range(16)], [6.0 * i for i in range(16)],
