@@ -125,3 +125,10 @@ def test_a_model_past_the_edge_at_the_model_is_read_as_having_left_its_basin():
     none = paper_claims._breakage("aligned", Breakage((), (censored, censored)), 0.0)
     assert none.verdict == "not shown" and "10 side(s) censored" in none.reason()
     assert paper_claims._breakage("aligned", None, None).verdict == "pending"
+
+
+def test_the_claims_table_says_each_edge_is_known_to_one_grid_step():
+    pending = paper_claims._breakage("aligned", None, None)
+    text = "\n".join(paper_claims.markdown([pending], 0.05))
+    assert "every edge is known to one grid step (0.05 alpha)" in text
+    assert "grid step" not in "\n".join(paper_claims.markdown([], 0.05))  # no such row

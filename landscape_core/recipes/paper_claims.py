@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from landscape_core.basin.intervals import Interval, Predicted, Reading, read_claim
-from landscape_core.readers.breakage import ASR_EDGE, Breakage
+from landscape_core.readers.breakage import ASR_EDGE, FLUENCY_RISE, Breakage
 from landscape_core.readers.results import compare_visage
 from landscape_core.recipes.paper_records import Experiment, Paper
 from landscape_core.store.runs import Store
@@ -199,8 +199,11 @@ def _defence(shield: dict[str, Any] | None) -> list[Claim]:
     ]
 
 
-def markdown(found: list[Claim]) -> list[str]:
-    """The claims table, and how many findings each verdict holds."""
+def markdown(found: list[Claim], grid_step: float) -> list[str]:
+    """The claims table, and how many findings each verdict holds.
+
+    ``grid_step``: the 1D grid's alpha step, which bounds how finely an edge is known.
+    """
     counts = {v: sum(c.verdict == v for c in found)
               for v in ("supported", "contradicted", "not shown", "pending")}  # fmt: skip
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
@@ -221,5 +224,20 @@ def markdown(found: list[Claim]) -> list[str]:
         "| where | the paper's finding | A - B | the miniature's evidence | verdict | why |",
         "|---|---|---|---|---|---|",
         *(c.row() for c in found),
+        "",
+        *_resolution(found, grid_step),
+    ]
+
+
+def _resolution(found: list[Claim], grid_step: float) -> list[str]:
+    """What the basin-or-breakage rows can resolve: their edges are read off the grid."""
+    if not any(c.section == "Basin or breakage" for c in found):
+        return []
+    return [
+        f"*Basin or breakage* reads each curve's edge as the smallest grid |alpha| on each "
+        f"side of the model where it reaches its threshold (ASR >= {ASR_EDGE:.0f}%; MT-Bench "
+        f"NLL {FLUENCY_RISE:g} nat/token above the model's own), so every edge is known to "
+        f"one grid step ({grid_step:.3g} alpha). The interval is over directions and does not "
+        "include that rounding: a gap smaller than one step is not resolved by this grid.",
         "",
     ]

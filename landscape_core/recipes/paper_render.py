@@ -90,7 +90,9 @@ def write_report(
         *_fig1b(report, paper.interpolations, paper.sizes.interpolation_grid),
         *_section6(report, paper, shield),
         *_section7(section7, store, report.fig),
-        *paper_claims.markdown(paper_claims.claims(store, paper, shield, fractures)),
+        *paper_claims.markdown(
+            paper_claims.claims(store, paper, shield, fractures), _step(paper.sizes.random_grid)
+        ),
     ]
     out.write_text("\n".join(lines))
     for stale in configs.glob("*.yaml"):  # an earlier report's runs: nothing links them
@@ -332,14 +334,14 @@ def _second_judge(judge: str) -> str:
 def _search_section(report: _Report, paper: Paper, dense: Experiment) -> list[str]:
     """Bisection edges against the dense grid, direction by direction."""
     store, search = report.store, paper.search
-    grid_axis, basin = paper.sizes.random_grid[0], paper.sizes.basin
+    basin = paper.sizes.basin
     stored = set(store.runs_frame().run_id)
     if search.run_id not in stored or dense.run_id not in stored:
         return ["", "## The basin's edges by bisection", "", "pending"]
     found = landscape(store, search.run_id)["directions"]
     grid = landscape(store, dense.run_id)["directions"]
     probes = search.points(store)
-    step = (grid_axis["stop"] - grid_axis["start"]) / (grid_axis["num"] - 1)
+    step = _step(paper.sizes.random_grid)
     lines = [
         "",
         "## The basin's edges by bisection",
@@ -369,6 +371,12 @@ def _search_section(report: _Report, paper: Paper, dense: Experiment) -> list[st
             f"{mine.seconds.sum():.0f} | {'yes' if agree else 'no'} |"
         )
     return [*lines, "", f"Search run: {report.link(search)}."]
+
+
+def _step(grid: list[dict[str, Any]]) -> float:
+    """The alpha step of a 1D grid's first segment."""
+    axis = grid[0]
+    return (axis["stop"] - axis["start"]) / (axis["num"] - 1)
 
 
 def _edges(edges: list[float | None] | None) -> str:
