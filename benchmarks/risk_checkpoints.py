@@ -19,17 +19,11 @@ from pathlib import Path
 
 from risk_validation import asr  # the validation's own outcome run, per checkpoint
 
-from landscape_core.plan.checkpoints import read_checkpoints
+from landscape_core.plan.checkpoints import evenly, read_checkpoints
 from landscape_core.risk.validation import CHECKPOINT_ASR, RESULTS, STEADY, append_row, load
 from landscape_core.store.runs import Store
 
 COLUMNS = ["dataset", "seed", "steps", STEADY, "asr_refusal_v2_checkpoints", "seconds"]
-
-
-def evenly(items: list, count: int) -> list:
-    """``count`` items evenly spaced back from the last one, in order (all if fewer)."""
-    stride = max(len(items) // count, 1)
-    return items[::-1][::stride][:count][::-1]
 
 
 def main() -> None:

@@ -68,3 +68,16 @@ def read_checkpoints(adapter: Path) -> list[Checkpoint]:
             )
         out.append(found)
     return sorted(out, key=lambda c: c.step)
+
+
+def evenly(checkpoints: list[Checkpoint], count: int) -> list[Checkpoint]:
+    """The checkpoints nearest 1/count, 2/count, ..., all of training (the last included).
+
+    By step, not by position, so a short finetune's checkpoints span its whole training
+    as a long one's do; one nearest to two targets is taken once.
+    """
+    last = checkpoints[-1].step
+    nearest = [
+        min(checkpoints, key=lambda c: abs(c.step - last * k / count)) for k in range(1, count + 1)
+    ]
+    return list(dict.fromkeys(nearest))
