@@ -128,7 +128,9 @@ def test_a_model_past_the_edge_at_the_model_is_read_as_having_left_its_basin():
 
 
 def test_the_claims_table_says_each_edge_is_known_to_one_grid_step():
-    pending = paper_claims._breakage("aligned", None, None)
-    text = "\n".join(paper_claims.markdown([pending], 0.05))
+    narrow = Gap("asr", (0.1,) * 5, Interval(0.1, 0.09, 0.11, 5), 0)  # half-width 0.01
+    claim = paper_claims._breakage("aligned", Breakage((), (narrow, narrow)), 0.0, step=0.05)
+    assert claim.reason().endswith("it detects differences beyond +-0.050 (the grid's step)")
+    text = "\n".join(paper_claims.markdown([claim]))
     assert "every edge is known to one grid step (0.05 alpha)" in text
-    assert "grid step" not in "\n".join(paper_claims.markdown([], 0.05))  # no such row
+    assert "grid step" not in "\n".join(paper_claims.markdown([]))  # no such row

@@ -76,7 +76,7 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert len(claims) == 1 + 2 + 3 + 3 + 3  # harmful; mix x2; presets; defence; each model
     assert all("**not shown**" in c or "**pending**" in c for c in claims), claims
     assert any(c.startswith("| Basin or breakage |") and "mix 2-shot" in c for c in claims)
-    assert "every edge is known to one grid step (" in text
+    assert "every edge is known to one grid step (0.3 alpha)" in text  # the 3-point grid
     # issue 31: refusal-v2's VISAGE beside the keyword's, from the same stored answers
     assert text.count("| refusal-v2 VISAGE [95% CI] |") == 2
     t1 = next(line for line in text.splitlines() if line.startswith("| harmful 2-shot |"))

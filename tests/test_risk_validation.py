@@ -212,11 +212,17 @@ def test_the_checkpoint_averaged_outcome_is_tested_on_the_held_out_half_as_post_
     assert score.n == 10 and score.rho == pytest.approx(1.0)  # held-out rows only
     assert v.held_out[0].rho < 0.5  # the pre-registered outcome is untouched
     text = "\n".join(validation.markdown(v))
-    assert "against the keyword ASR averaged over each finetune's checkpoints" in text
+    assert "against the keyword ASR averaged over up to 5 checkpoints" in text
     assert "| low | 50 | 50 | 5 | 1 | 2 |" in text  # d1: keyword, refusal-v2, checkpoint mean
+    # a dataset with two seeds and the outcome for one: its outcome waits for the other
+    two = pd.concat([validation.load(main), validation.load(main).head(2).assign(seed=1)])
+    two.loc[two.seed == 1, "asr_checkpoints"] = float("nan")
+    averaged = validation.per_dataset(two).set_index("dataset").asr_checkpoints
+    assert averaged.isna().tolist() == [True, True] + [False] * 18
     monkeypatch.setattr(validation, "CHECKPOINT_ASR", tmp_path / "missing.csv")
     v = validation.validate(validation.load(main))
     assert all(c.n == 0 and c.rho is None for c in v.steady)  # nothing measured: no claim
+    assert "averaged over training (post hoc): pending" in "\n".join(validation.markdown(v))
 
 
 def test_a_datasets_seeds_are_one_unit_averaged_before_any_statistic():

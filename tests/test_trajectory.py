@@ -18,7 +18,7 @@ from landscape_core.engine.perturb import unique_parameters
 from landscape_core.engine.projection import project
 from landscape_core.errors import Cancelled, UserError
 from landscape_core.finetune import FinetuneSpec, finetune
-from landscape_core.plan.checkpoints import Checkpoint, evenly, read_checkpoints
+from landscape_core.plan.checkpoints import read_checkpoints
 from landscape_core.plan.identity import plan, plane_key
 from landscape_core.recipes.trajectory import TOKENS, as_json, plane_spec, trajectory
 from landscape_core.spec.config import AxisSpec, DirectionSpec, ModelSpec, PromptSetSpec
@@ -133,15 +133,3 @@ def test_the_landscape_page_draws_the_path_on_any_run_of_its_plane(
     table = next(d.value for d in at.dataframe if "off the plane" in d.value.columns)
     assert list(table.step) == [2, 4]
     assert list(table.alpha) == [round(p.alpha, 3) for p in points]
-
-
-def test_evenly_spaced_checkpoints_span_the_whole_training_by_step():
-    def steps(found: list[Checkpoint]) -> list[int]:
-        return [c.step for c in found]
-
-    def made(at) -> list[Checkpoint]:  # noqa: ANN001
-        return [Checkpoint(s, 0, 0.0, "h") for s in at]
-
-    assert steps(evenly(made([4, 8, 12, 16, 20, 24, 28, 32, 36, 39]), 5)) == [8, 16, 24, 32, 39]
-    assert steps(evenly(made(range(3, 22, 3)), 5)) == [3, 9, 12, 18, 21]  # a short finetune
-    assert steps(evenly(made([5, 10]), 5)) == [5, 10]  # fewer than asked: each once

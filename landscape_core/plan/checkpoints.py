@@ -76,7 +76,7 @@ def evenly(checkpoints: list[Checkpoint], count: int) -> list[Checkpoint]:
     By step, not by position, so a short finetune's checkpoints span its whole training
     as a long one's do; one nearest to two targets is taken once.
     """
-    last = checkpoints[-1].step
+    last = max(c.step for c in checkpoints)
     nearest = [
         min(checkpoints, key=lambda c: abs(c.step - last * k / count)) for k in range(1, count + 1)
     ]

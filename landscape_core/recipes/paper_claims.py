@@ -34,6 +34,7 @@ class Claim:
     interval: Interval | None  # A - B with its 95% interval; None: see ``missing``
     unit: str  # "VISAGE points", "ASR points", "alpha"
     missing: str = PENDING  # why there is no interval at all, when ``interval`` is None
+    resolution: float = 0.0  # the step an edge is read to: no smaller difference is seen
 
     @property
     def digits(self) -> int:
@@ -62,7 +63,9 @@ class Claim:
             return "run `make paper`" if self.missing == PENDING else self.missing
         if i.low is None or i.high is None:
             return f"fewer draws than an interval needs ({i.n})"
-        width = f"it detects differences beyond +-{i.half_width:.{self.digits}f}"
+        smallest = max(i.half_width, self.resolution)
+        grid = " (the grid's step)" if self.resolution > i.half_width else ""
+        width = f"it detects differences beyond +-{smallest:.{self.digits}f}{grid}"
         if verdict == "supported":
             return f"the whole interval has the predicted sign ({WHAT[self.predicted]}); {width}"
         if verdict == "contradicted":
@@ -138,16 +141,20 @@ def claims(store: Store, paper: Paper, shield: dict[str, Any] | None,
         if preset in t2:
             out.append(_visage(store, "Table 2", finding, t2[preset], default, predicted))  # type: ignore[arg-type]
     out += _defence(shield)
+    step = paper.sizes.grid_step
     for model, found in fractures.items():
-        out.append(_breakage(model, found, t1[model].origin_asr(store)))
+        out.append(_breakage(model, found, t1[model].origin_asr(store), step))
     return out
 
 
-def _breakage(model: str, found: Breakage | None, origin_asr: float | None) -> Claim:
+def _breakage(
+    model: str, found: Breakage | None, origin_asr: float | None, step: float = 0.0
+) -> Claim:
     """Basin or breakage for one model: the fluency edge minus the ASR edge, over directions.
 
     A model already past ASR_EDGE at alpha = 0 has no basin: its ASR edge is 0, so the gap
     is its fluency edge, and the finding it tests is that it broke safety, not language.
+    Each edge is read off the grid, so no gap finer than its ``step`` is resolved.
     """
     if origin_asr is not None and origin_asr >= ASR_EDGE:
         finding = (f"{model} has left the basin while it still produces language (ASR "
@@ -159,7 +166,9 @@ def _breakage(model: str, found: Breakage | None, origin_asr: float | None) -> C
         return Claim("Basin or breakage", finding, BREAKAGE, "higher", None, "alpha")
     gap = found.gaps[0]
     missing = f"no direction has both edges on the grid ({gap.censored} side(s) censored)"
-    return Claim("Basin or breakage", finding, BREAKAGE, "higher", gap.interval, "alpha", missing)
+    return Claim(
+        "Basin or breakage", finding, BREAKAGE, "higher", gap.interval, "alpha", missing, step
+    )
 
 
 def _defence(shield: dict[str, Any] | None) -> list[Claim]:
@@ -199,11 +208,8 @@ def _defence(shield: dict[str, Any] | None) -> list[Claim]:
     ]
 
 
-def markdown(found: list[Claim], grid_step: float) -> list[str]:
-    """The claims table, and how many findings each verdict holds.
-
-    ``grid_step``: the 1D grid's alpha step, which bounds how finely an edge is known.
-    """
+def markdown(found: list[Claim]) -> list[str]:
+    """The claims table, and how many findings each verdict holds."""
     counts = {v: sum(c.verdict == v for c in found)
               for v in ("supported", "contradicted", "not shown", "pending")}  # fmt: skip
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
@@ -225,19 +231,22 @@ def markdown(found: list[Claim], grid_step: float) -> list[str]:
         "|---|---|---|---|---|---|",
         *(c.row() for c in found),
         "",
-        *_resolution(found, grid_step),
+        *_resolution(found),
     ]
 
 
-def _resolution(found: list[Claim], grid_step: float) -> list[str]:
+def _resolution(found: list[Claim]) -> list[str]:
     """What the basin-or-breakage rows can resolve: their edges are read off the grid."""
-    if not any(c.section == "Basin or breakage" for c in found):
+    steps = {c.resolution for c in found if c.section == "Basin or breakage"}
+    if not steps:
         return []
+    grid_step = max(steps)
     return [
         f"*Basin or breakage* reads each curve's edge as the smallest grid |alpha| on each "
         f"side of the model where it reaches its threshold (ASR >= {ASR_EDGE:.0f}%; MT-Bench "
         f"NLL {FLUENCY_RISE:g} nat/token above the model's own), so every edge is known to "
         f"one grid step ({grid_step:.3g} alpha). The interval is over directions and does not "
-        "include that rounding: a gap smaller than one step is not resolved by this grid.",
+        "include that rounding: a gap smaller than one step is not resolved by this grid, "
+        "and each row's smallest detectable difference is at least that step.",
         "",
     ]

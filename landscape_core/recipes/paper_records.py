@@ -45,6 +45,12 @@ class Sizes:
     replica_directions: int  # the directions each training seed of Table 1 is swept along
     defence_goals: dict[str, Any]  # section 6's held-out goals (a prompt set)
 
+    @property
+    def grid_step(self) -> float:
+        """The dense grid's alpha step: how finely an edge read off it is known."""
+        axis = self.random_grid[0]
+        return (axis["stop"] - axis["start"]) / (axis["num"] - 1)
+
 
 @dataclass
 class Paper:

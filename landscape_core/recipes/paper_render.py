@@ -90,9 +90,7 @@ def write_report(
         *_fig1b(report, paper.interpolations, paper.sizes.interpolation_grid),
         *_section6(report, paper, shield),
         *_section7(section7, store, report.fig),
-        *paper_claims.markdown(
-            paper_claims.claims(store, paper, shield, fractures), _step(paper.sizes.random_grid)
-        ),
+        *paper_claims.markdown(paper_claims.claims(store, paper, shield, fractures)),
     ]
     out.write_text("\n".join(lines))
     for stale in configs.glob("*.yaml"):  # an earlier report's runs: nothing links them
@@ -341,7 +339,7 @@ def _search_section(report: _Report, paper: Paper, dense: Experiment) -> list[st
     found = landscape(store, search.run_id)["directions"]
     grid = landscape(store, dense.run_id)["directions"]
     probes = search.points(store)
-    step = _step(paper.sizes.random_grid)
+    step = paper.sizes.grid_step
     lines = [
         "",
         "## The basin's edges by bisection",
@@ -371,12 +369,6 @@ def _search_section(report: _Report, paper: Paper, dense: Experiment) -> list[st
             f"{mine.seconds.sum():.0f} | {'yes' if agree else 'no'} |"
         )
     return [*lines, "", f"Search run: {report.link(search)}."]
-
-
-def _step(grid: list[dict[str, Any]]) -> float:
-    """The alpha step of a 1D grid's first segment."""
-    axis = grid[0]
-    return (axis["stop"] - axis["start"]) / (axis["num"] - 1)
 
 
 def _edges(edges: list[float | None] | None) -> str:

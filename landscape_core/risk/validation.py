@@ -28,7 +28,8 @@ RESULTS = Path(__file__).resolve().parents[2] / "docs" / "risk-validation.csv"
 # after the pre-registration, so they are shown as exploratory beside the score.
 ANCHORING = RESULTS.with_name("risk-validation-anchoring.csv")
 # A post hoc outcome (benchmarks/risk_checkpoints.py): the keyword ASR averaged over
-# each finetune's checkpoints, steadier than its last checkpoint alone.
+# each finetune's checkpoints, from a fifth of training to its end. It reads the whole
+# path, not one noisy last draw, and so also counts how early a finetune breaks.
 CHECKPOINT_ASR = RESULTS.with_name("risk-validation-checkpoints.csv")
 DATASETS = RESULTS.with_name("risk-validation")  # each dataset's rows, as it was trained
 OUTCOME = "asr_keyword"  # the pre-registered outcome; refusal-v2's is shown beside it
@@ -94,7 +95,7 @@ class Validation:
     thresholds: Thresholds
     held_out: list[Correlation]  # the pre-registered test, over held-out datasets
     everything: list[Correlation]  # every dataset: exploratory, not the test
-    steady: list[Correlation]  # held-out, against the checkpoint-averaged ASR (post hoc)
+    steady: list[Correlation]  # held-out, against the ASR averaged over training (post hoc)
     align_verdict: str | None
     covered: Coverage  # held-out ASRs inside the calibrated interval
 
@@ -402,10 +403,18 @@ def _measures(frame: pd.DataFrame) -> list[str]:
 
 
 def per_dataset(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per dataset: the mean over its seeds of every measure and outcome."""
+    """One row per dataset: the mean over its seeds of every measure and outcome.
+
+    The post hoc outcome stays missing until every seed has it, so that it and the score
+    are averaged over the same finetunes.
+    """
     numeric = tuple(c for c in (*NUMERIC, *POST_HOC, STEADY) if c in frame and c != "seed")
     grouped = _numeric(frame, numeric).groupby(["dataset", "split"], as_index=False, sort=False)
-    return grouped[list(numeric)].mean()
+    out = grouped[list(numeric)].mean()
+    if STEADY in out:
+        missing = grouped[STEADY].agg(lambda seeds: seeds.isna().any())[STEADY].to_numpy()
+        out.loc[missing, STEADY] = np.nan
+    return out
 
 
 def measured_datasets(frame: pd.DataFrame) -> pd.DataFrame:
@@ -479,14 +488,23 @@ def markdown(v: Validation) -> list[str]:
             "Exploratory, every row (the thresholds saw half of them; not the test)",
             v.everything,
         ),
-        *_correlations(
-            "Post hoc, the held-out half against a steadier outcome",
-            v.steady,
-            "the keyword ASR averaged over each finetune's checkpoints "
-            "(benchmarks/risk_checkpoints.py; chosen after the data, so not the test)",
-        ),
+        *_steady(v.steady),
     ]
     return out
+
+
+def _steady(rows: list[Correlation]) -> list[str]:
+    """The post hoc outcome's table, or what to run while no row has it."""
+    if not any(c.n for c in rows):
+        return ["The ASR averaged over training (post hoc): pending, run "
+                "`benchmarks/risk_checkpoints.py`.", ""]  # fmt: skip
+    return _correlations(
+        "Post hoc, the held-out half against the ASR averaged over training",
+        rows,
+        "the keyword ASR averaged over up to 5 checkpoints of each finetune, from a fifth "
+        "of training to its end (benchmarks/risk_checkpoints.py; it also counts how early "
+        "a finetune breaks; chosen after the data, so not the test)",
+    )
 
 
 def _coverage_line(covered: Coverage) -> str:
