@@ -10,14 +10,13 @@ seed) is appended to docs/risk-validation-anchoring.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 from landscape_core.engine.models import load_model
 from landscape_core.finetune import FinetuneSpec
 from landscape_core.risk.anchoring import Gradients, anchoring
-from landscape_core.risk.validation import ANCHORING, DATASETS, RESULTS, append_row, load
+from landscape_core.risk.validation import ANCHORING, DATASETS, RESULTS, append_row, load, measured
 from landscape_core.spec.config import ModelSpec
 from landscape_core.spec.training_data import file_examples
 
@@ -33,9 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     validated = load(RESULTS)
     names = args.only or list(dict.fromkeys(validated.dataset))
-    done = set()
-    if ANCHORING.is_file():
-        done = {(r["dataset"], int(r["seed"])) for r in csv.DictReader(ANCHORING.open())}
+    done = measured(ANCHORING)
     loaded = load_model(ALIGNED, args.store / "models")
     for seed in args.seeds:
         # the validation's recipe (FinetuneSpec's defaults); the data do not enter the anchors

@@ -4,8 +4,8 @@ A finetune's last checkpoint is one draw from a noisy path: the paper miniature'
 swung between 3.8 and 98.8 across its checkpoints. The mean over up to 5 checkpoints,
 nearest each fifth of training, reads the whole path, so it also counts how early a
 finetune breaks. It was added after the data, so ``risk.validation`` reports it as post
-hoc, never as the test. One row per (dataset,
-seed) is appended to docs/risk-validation-checkpoints.csv.
+hoc, never as the test. One row per (dataset, seed) is appended to
+docs/risk-validation-checkpoints.csv.
 
     PYTHONPATH=. .venv/bin/python benchmarks/risk_checkpoints.py --store /work/riskstore \\
         [--count 5] [--only p0 align] [--seeds 0]
@@ -14,14 +14,20 @@ seed) is appended to docs/risk-validation-checkpoints.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 from risk_validation import asr  # the validation's own outcome run, per checkpoint
 
 from landscape_core.plan.checkpoints import evenly, read_checkpoints
-from landscape_core.risk.validation import CHECKPOINT_ASR, RESULTS, STEADY, append_row, load
+from landscape_core.risk.validation import (
+    CHECKPOINT_ASR,
+    RESULTS,
+    STEADY,
+    append_row,
+    load,
+    measured,
+)
 from landscape_core.store.runs import Store
 
 COLUMNS = ["dataset", "seed", "steps", STEADY, "asr_refusal_v2_checkpoints", "seconds"]
@@ -37,9 +43,7 @@ def main() -> None:
     if args.count < 1:
         parser.error("--count must be at least 1")
     store = Store.open(args.store)
-    done = set()
-    if CHECKPOINT_ASR.is_file():
-        done = {(r["dataset"], int(r["seed"])) for r in csv.DictReader(CHECKPOINT_ASR.open())}
+    done = measured(CHECKPOINT_ASR)
     for row in load(RESULTS).itertuples():
         if (row.dataset, row.seed) in done or (args.only and row.dataset not in args.only):
             continue

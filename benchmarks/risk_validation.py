@@ -12,7 +12,6 @@ row per (dataset, seed) is appended to docs/risk-validation.csv, and committed w
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import subprocess
 import time
@@ -26,7 +25,7 @@ from landscape_core.finetune import FinetuneSpec, finetune
 from landscape_core.hashing import content_hash
 from landscape_core.risk.lookahead import Reference, lookahead
 from landscape_core.risk.spec import Probes
-from landscape_core.risk.validation import DATASETS, RESULTS, append_row
+from landscape_core.risk.validation import DATASETS, RESULTS, append_row, measured
 from landscape_core.spec.config import GenerationSpec, ModelSpec, PromptSetSpec, SweepSpec
 from landscape_core.spec.datasets import DATA_DIR, load_prompts
 from landscape_core.spec.training_data import (
@@ -175,9 +174,7 @@ def main() -> None:
     benign = benign_filler(model, tokenizer)
     probes = Probes()
     reference = Reference(model, tokenizer, "auto", probes)
-    done = set()
-    if OUT.is_file():
-        done = {(r["dataset"], int(r["seed"])) for r in csv.DictReader(OUT.open())}
+    done = measured(OUT)
 
     def distill(prompts: list[str]) -> list[str]:
         return own_answers(model, tokenizer, prompts, "auto", GenerationSpec(64))

@@ -262,3 +262,10 @@ def test_the_partial_rho_sees_through_a_confounder_and_benign_only_is_its_own_ro
     assert plain == pytest.approx(validation.spearman(x, y))
     held = validation._rank_correlations(x[None], y[None], np.ones((1, 20)))[0]
     assert held == pytest.approx(plain)  # a constant control changes nothing
+
+
+def test_a_rerun_skips_the_rows_a_validation_file_already_holds(tmp_path):
+    path = tmp_path / "rows.csv"
+    assert validation.measured(path) == set()
+    validation.append_row(path, {"dataset": "p0", "seed": 1, "x": 2.0}, ["dataset", "seed", "x"])
+    assert validation.measured(path) == {("p0", 1)}

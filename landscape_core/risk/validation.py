@@ -235,6 +235,14 @@ def coverage(datasets: pd.DataFrame) -> Coverage:
     return Coverage(inside, len(checked), float(np.mean([c.high - c.low for c, _ in checked])))
 
 
+def measured(path: Path) -> set[tuple[str, int]]:
+    """The (dataset, seed) rows a validation file already holds, so a rerun skips them."""
+    if not path.is_file():
+        return set()
+    with path.open(newline="") as f:
+        return {(r["dataset"], int(r["seed"])) for r in csv.DictReader(f)}
+
+
 def append_row(path: Path, row: dict, columns: list[str]) -> None:
     """One measured row onto a validation file, its header first if it is new."""
     new = not path.is_file()
