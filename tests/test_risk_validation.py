@@ -80,6 +80,15 @@ def test_the_align_control_is_read_with_the_fitted_thresholds():
     assert "| align | dev | 0 |" in lines and "n < 8: not claimed" in lines
 
 
+def test_the_report_says_what_the_preflights_cost_against_their_finetunes():
+    frame = _rows([1.0, 3.0, 8.0, 30.0], [2.0, 5.0, 20.0, 90.0], ["dev"] * 4)
+    frame["preflight_seconds"] = [60.0, 60.0, 60.0, 6.0]  # 0.5x, 0.5x, 0.5x, 0.05x
+    frame["finetune_seconds"] = 120.0
+    lines = "\n".join(validation.markdown(validation.validate(frame)))
+    assert "4 preflights took 3 min and their finetunes 8 min" in lines
+    assert "0.5x its finetune (median; 0.05x to 0.5x); a tenth or less for 1 of 4" in lines
+
+
 def test_the_validated_recipe_is_the_one_the_validation_trains_with():
     from landscape_core.finetune import FinetuneSpec
 

@@ -491,6 +491,8 @@ def markdown(v: Validation) -> list[str]:
         "",
         _coverage_line(v.covered),
         "",
+        _compute_line(v.rows),
+        "",
         *_correlations("The pre-registered test, on the held-out half", v.held_out),
         *_correlations(
             "Exploratory, every row (the thresholds saw half of them; not the test)",
@@ -527,6 +529,17 @@ def _coverage_line(covered: Coverage) -> str:
         f"{head} held {covered.inside} of {covered.n} held-out datasets' ASR inside its "
         f"interval; the intervals were {covered.mean_width:.0f} ASR points wide on average "
         "(100 says nothing)."
+    )
+
+
+def _compute_line(rows: pd.DataFrame) -> str:
+    """What the validation cost, and the preflight's time against its finetune's."""
+    ratio = rows.preflight_seconds / rows.finetune_seconds
+    return (
+        f"Compute: {len(rows)} preflights took {rows.preflight_seconds.sum() / 60:.0f} min and "
+        f"their finetunes {rows.finetune_seconds.sum() / 60:.0f} min (training alone). A "
+        f"preflight took {ratio.median():.2g}x its finetune (median; {ratio.min():.2g}x to "
+        f"{ratio.max():.2g}x); a tenth or less for {int((ratio <= 0.1).sum())} of {len(rows)}."
     )
 
 
