@@ -1,6 +1,7 @@
 """Basin or breakage: each curve's edge by the same rule, and the gap's verdict."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,7 @@ def test_breakage_reads_a_run_and_its_fluency_companion(tiny_spec, store):
     assert found is not None
     assert {(e.rep, e.side) for e in found.edges} == {(0, -1), (0, 1), (1, -1), (1, 1)}
     assert [g.safety for g in found.gaps] == ["asr", "coherent_asr"]
+    assert [g.step for g in found.gaps] == [0.5, 0.5]  # the 3-point grid on [-0.5, 0.5]
     for g in found.gaps:
         ended = [e for e in found.edges if None not in (getattr(e, g.safety), e.fluency)]
         assert g.censored == 4 - len(ended)
@@ -128,9 +130,30 @@ def test_a_model_past_the_edge_at_the_model_is_read_as_having_left_its_basin():
 
 
 def test_the_claims_table_says_each_edge_is_known_to_one_grid_step():
-    narrow = Gap("asr", (0.1,) * 5, Interval(0.1, 0.09, 0.11, 5), 0)  # half-width 0.01
-    claim = paper_claims._breakage("aligned", Breakage((), (narrow, narrow)), 0.0, step=0.05)
-    assert claim.reason().endswith("it detects differences beyond +-0.050 (the grid's step)")
+    narrow = Gap("asr", (0.1,) * 5, Interval(0.1, 0.09, 0.11, 5), 0, step=0.05)
+    claim = paper_claims._breakage("aligned", Breakage((), (narrow, narrow)), 0.0)
+    assert claim.verdict == "supported"  # [0.04, 0.16] once widened by the step
+    assert claim.reason().endswith(
+        "it detects differences beyond +-0.060 (the interval's +-0.010 and the grid's step)"
+    )
     text = "\n".join(paper_claims.markdown([claim]))
     assert "every edge is known to one grid step (0.05 alpha)" in text
     assert "grid step" not in "\n".join(paper_claims.markdown([]))  # no such row
+
+
+def test_a_gap_within_one_grid_step_of_zero_is_not_shown():
+    # every direction's sides at 0.05 and 0: a gap of a quarter step, identical each time
+    exact = Gap("asr", (0.025,) * 5, Interval(0.025, 0.025, 0.025, 5), 0)
+    assert exact.verdict().startswith("supported")  # as if the edges were exact
+    quarter = replace(exact, step=0.05)
+    assert quarter.verdict().startswith("not shown")  # the CLI and the page read it so
+    claim = paper_claims._breakage("aligned", Breakage((), (quarter, quarter)), 0.0)
+    assert claim.verdict == "not shown"
+    assert "0 is inside the interval widened by the grid's step" in claim.reason()
+
+
+def test_pending_rows_still_name_the_grid_step():
+    pending = paper_claims._breakage("aligned", None, None, step=0.05)
+    assert pending.verdict == "pending"
+    text = "\n".join(paper_claims.markdown([pending]))
+    assert "one grid step (0.05 alpha)" in text and "(0 alpha)" not in text

@@ -11,6 +11,13 @@ from landscape_core.risk import validation
 from landscape_core.risk.spec import DEFAULTS, HIGH_FROM, LOW_BELOW
 
 
+@pytest.fixture(autouse=True)
+def _no_committed_post_hoc_files(tmp_path, monkeypatch):
+    """Planted rows never meet the committed post hoc files; a test that needs one plants it."""
+    monkeypatch.setattr(validation, "ANCHORING", tmp_path / "no-anchoring.csv")
+    monkeypatch.setattr(validation, "CHECKPOINT_ASR", tmp_path / "no-checkpoints.csv")
+
+
 def _rows(scores, asrs, splits, names=None) -> pd.DataFrame:
     n = len(scores)
     return pd.DataFrame({
@@ -226,8 +233,10 @@ def test_the_checkpoint_averaged_outcome_is_tested_on_the_held_out_half_as_post_
     # a dataset with two seeds and the outcome for one: its outcome waits for the other
     two = pd.concat([validation.load(main), validation.load(main).head(2).assign(seed=1)])
     two.loc[two.seed == 1, "asr_checkpoints"] = float("nan")
-    averaged = validation.per_dataset(two).set_index("dataset").asr_checkpoints
-    assert averaged.isna().tolist() == [True, True] + [False] * 18
+    two["anchoring"] = np.where(two.seed == 1, np.nan, 0.1)  # a post hoc measure alike
+    averaged = validation.per_dataset(two).set_index("dataset")
+    assert averaged.asr_checkpoints.isna().tolist() == [True, True] + [False] * 18
+    assert averaged.anchoring.isna().tolist() == [True, True] + [False] * 18
     monkeypatch.setattr(validation, "CHECKPOINT_ASR", tmp_path / "missing.csv")
     v = validation.validate(validation.load(main))
     assert all(c.n == 0 and c.rho is None for c in v.steady)  # nothing measured: no claim

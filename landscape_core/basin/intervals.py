@@ -18,7 +18,7 @@ evidence. What a difference says of a finding that predicts its sign is ``read_c
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -68,6 +68,16 @@ class Interval:
             each = ", ".join(f"{v:.{digits}f}" for v in self.values)
             return f"{self.mean:.{digits}f} (each: {each}; no interval below {MIN_DIRECTIONS})"
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def widened(interval: Interval, by: float) -> Interval:
+    """``interval`` with ``by`` more on each side, for an error it leaves out.
+
+    Such as a grid's step, when the values it is over were read off a grid.
+    """
+    if interval.low is None or interval.high is None or not by:
+        return interval
+    return replace(interval, low=interval.low - by, high=interval.high + by)
 
 
 def t_half_width(var: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from landscape_core.basin.intervals import Interval, mean_interval, read_claim
+from landscape_core.basin.intervals import Interval, mean_interval, read_claim, widened
 from landscape_core.basin.visage import grid_edges
 from landscape_core.readers.capability import capability_frame
 from landscape_core.readers.results import by_direction, with_states
@@ -54,10 +54,16 @@ class Gap:
     per_direction: tuple[float, ...]  # each direction's mean over the sides where both ended
     interval: Interval | None
     censored: int  # sides where one curve never reached its threshold on the grid
+    step: float = 0.0  # the grid's step, to which each edge is known
+
+    @property
+    def read_on(self) -> Interval | None:
+        """The interval a verdict reads: widened by the step, which it leaves out."""
+        return None if self.interval is None else widened(self.interval, self.step)
 
     def verdict(self) -> str:
-        """The claim "refusal falls before fluency" (a positive gap) read off the interval."""
-        reading = read_claim(self.interval, "higher")
+        """The claim "refusal falls before fluency" (a positive gap) read off ``read_on``."""
+        reading = read_claim(self.read_on, "higher")
         if self.interval is None or self.interval.low is None:
             return f"{reading}: too few directions with both edges for an interval"
         return f"{reading}: {WHY[reading]}"
@@ -66,7 +72,7 @@ class Gap:
 WHY = {
     "supported": "safety falls before fluency",
     "contradicted": "fluency breaks before safety falls",
-    "not shown": "the interval includes 0",
+    "not shown": "the interval, widened by the grid's step, includes 0",
 }
 
 
@@ -106,8 +112,11 @@ def side_edges(frame: pd.DataFrame) -> list[SideEdges]:
     return out
 
 
-def gap(edges: list[SideEdges], safety: str) -> Gap:
-    """Fluency edge minus ``safety``'s edge, averaged per direction over its ended sides."""
+def gap(edges: list[SideEdges], safety: str, step: float = 0.0) -> Gap:
+    """Fluency edge minus ``safety``'s edge, averaged per direction over its ended sides.
+
+    ``step`` is the grid's: an edge read off it can be off by up to one step.
+    """
     by_rep: dict[int, list[float]] = {}
     censored = 0
     for e in edges:
@@ -117,7 +126,7 @@ def gap(edges: list[SideEdges], safety: str) -> Gap:
             continue
         by_rep.setdefault(e.rep, []).append(second - first)
     per_direction = tuple(float(np.mean(v)) for _, v in sorted(by_rep.items()))
-    return Gap(safety, per_direction, mean_interval(per_direction), censored)
+    return Gap(safety, per_direction, mean_interval(per_direction), censored, step)
 
 
 def breakage(store: Store, run_id: str, judge: str = "keyword") -> Breakage | None:
@@ -126,7 +135,14 @@ def breakage(store: Store, run_id: str, judge: str = "keyword") -> Breakage | No
     if frame.empty or frame.fluency.isna().all() or frame.asr.isna().any():
         return None
     edges = side_edges(frame)
-    return Breakage(tuple(edges), (gap(edges, "asr"), gap(edges, "coherent_asr")))
+    step = grid_step(frame.alpha)
+    return Breakage(tuple(edges), (gap(edges, "asr", step), gap(edges, "coherent_asr", step)))
+
+
+def grid_step(alphas: pd.Series) -> float:
+    """The smallest distance between two of a run's alphas (0 with a single point)."""
+    steps = np.diff(np.unique(alphas.round(9)))
+    return float(steps.min()) if steps.size else 0.0
 
 
 def _abs(value: float | None) -> float | None:
@@ -143,7 +159,8 @@ def breakage_dict(found: Breakage) -> dict[str, object]:
             "mean": None if interval is None else interval.mean,
             "low": None if interval is None else interval.low,
             "high": None if interval is None else interval.high,
-            "method": None if interval is None else interval.method, "verdict": g.verdict(),
+            "method": None if interval is None else interval.method, "grid_step": g.step,
+            "verdict": g.verdict(),
         })  # fmt: skip
     return {
         "thresholds": {"asr": ASR_EDGE, "coherent_asr": ASR_EDGE, "fluency_rise": FLUENCY_RISE},
@@ -171,6 +188,6 @@ def format_breakage(found: Breakage) -> str:
         what = "ASR" if g.safety == "asr" else "coherent ASR"
         lines.append(
             f"fluency edge - {what} edge: {shown} over {len(g.per_direction)} direction(s), "
-            f"{g.censored} side(s) censored; {g.verdict()}"
+            f"{g.censored} side(s) censored, edges known to {g.step:g} alpha; {g.verdict()}"
         )
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from landscape_core.basin.intervals import Interval, Predicted, Reading, read_claim
+from landscape_core.basin.intervals import Interval, Predicted, Reading, read_claim, widened
 from landscape_core.readers.breakage import ASR_EDGE, FLUENCY_RISE, Breakage
 from landscape_core.readers.results import compare_visage
 from landscape_core.recipes.paper_records import Experiment, Paper
@@ -41,10 +41,19 @@ class Claim:
         return 3 if self.unit == "alpha" else 1
 
     @property
+    def read_on(self) -> Interval | None:
+        """The interval the verdict reads: widened by ``resolution``, which it leaves out.
+
+        An edge read off a grid can be off by up to one step, so a gap of a quarter step
+        over identical directions is not a sign of anything.
+        """
+        return None if self.interval is None else widened(self.interval, self.resolution)
+
+    @property
     def verdict(self) -> Reading | str:
         if self.interval is None and self.missing == PENDING:
             return "pending"
-        return read_claim(self.interval, self.predicted)
+        return read_claim(self.read_on, self.predicted)
 
     def evidence(self) -> str:
         i = self.interval
@@ -63,18 +72,20 @@ class Claim:
             return "run `make paper`" if self.missing == PENDING else self.missing
         if i.low is None or i.high is None:
             return f"fewer draws than an interval needs ({i.n})"
-        smallest = max(i.half_width, self.resolution)
-        grid = " (the grid's step)" if self.resolution > i.half_width else ""
-        width = f"it detects differences beyond +-{smallest:.{self.digits}f}{grid}"
+        read, width = "the interval", f"+-{self.read_on.half_width:.{self.digits}f}"
+        if self.resolution:
+            read += " widened by the grid's step"
+            width += f" (the interval's +-{i.half_width:.{self.digits}f} and the grid's step)"
+        width = f"it detects differences beyond {width}"
         if verdict == "supported":
-            return f"the whole interval has the predicted sign ({WHAT[self.predicted]}); {width}"
+            return f"all of {read} has the predicted sign ({WHAT[self.predicted]}); {width}"
         if verdict == "contradicted":
             if self.predicted == "same":
-                return f"the interval excludes 0: the difference is real; {width}"
-            return f"the whole interval has the other sign; {width}"
+                return f"{read} excludes 0: the difference is real; {width}"
+            return f"all of {read} has the other sign; {width}"
         if self.predicted == "same":
             return f"0 is inside, which bounds the difference but never shows none; {width}"
-        return f"0 is inside the interval; {width}"
+        return f"0 is inside {read}; {width}"
 
     def row(self) -> str:
         return (f"| {self.section} | {self.finding} | {self.difference} | {self.evidence()} | "
@@ -154,7 +165,8 @@ def _breakage(
 
     A model already past ASR_EDGE at alpha = 0 has no basin: its ASR edge is 0, so the gap
     is its fluency edge, and the finding it tests is that it broke safety, not language.
-    Each edge is read off the grid, so no gap finer than its ``step`` is resolved.
+    Each edge is read off the grid, so no gap within one step of 0 is resolved: a stored
+    gap carries its grid's step, ``step`` names it while the model is pending.
     """
     if origin_asr is not None and origin_asr >= ASR_EDGE:
         finding = (f"{model} has left the basin while it still produces language (ASR "
@@ -163,12 +175,12 @@ def _breakage(
         finding = (f"Safety ({model}) falls before capability does: the basin is not where "
                    "the model stops producing language")  # fmt: skip
     if found is None:
-        return Claim("Basin or breakage", finding, BREAKAGE, "higher", None, "alpha")
+        return Claim("Basin or breakage", finding, BREAKAGE, "higher", None, "alpha",
+                     resolution=step)  # fmt: skip
     gap = found.gaps[0]
     missing = f"no direction has both edges on the grid ({gap.censored} side(s) censored)"
-    return Claim(
-        "Basin or breakage", finding, BREAKAGE, "higher", gap.interval, "alpha", missing, step
-    )
+    return Claim("Basin or breakage", finding, BREAKAGE, "higher", gap.interval, "alpha",
+                 missing, resolution=gap.step)  # fmt: skip
 
 
 def _defence(shield: dict[str, Any] | None) -> list[Claim]:
@@ -237,7 +249,7 @@ def markdown(found: list[Claim]) -> list[str]:
 
 def _resolution(found: list[Claim]) -> list[str]:
     """What the basin-or-breakage rows can resolve: their edges are read off the grid."""
-    steps = {c.resolution for c in found if c.section == "Basin or breakage"}
+    steps = {c.resolution for c in found if c.section == "Basin or breakage" and c.resolution}
     if not steps:
         return []
     grid_step = max(steps)
@@ -246,7 +258,7 @@ def _resolution(found: list[Claim]) -> list[str]:
         f"side of the model where it reaches its threshold (ASR >= {ASR_EDGE:.0f}%; MT-Bench "
         f"NLL {FLUENCY_RISE:g} nat/token above the model's own), so every edge is known to "
         f"one grid step ({grid_step:.3g} alpha). The interval is over directions and does not "
-        "include that rounding: a gap smaller than one step is not resolved by this grid, "
-        "and each row's smallest detectable difference is at least that step.",
+        "include that rounding, so each verdict reads it widened by one step on each side: "
+        "a gap within one step of 0 is not shown by this grid.",
         "",
     ]

@@ -28,8 +28,9 @@ RESULTS = Path(__file__).resolve().parents[2] / "docs" / "risk-validation.csv"
 # after the pre-registration, so they are shown as exploratory beside the score.
 ANCHORING = RESULTS.with_name("risk-validation-anchoring.csv")
 # A post hoc outcome (benchmarks/risk_checkpoints.py): the keyword ASR averaged over
-# each finetune's checkpoints, from a fifth of training to its end. It reads the whole
-# path, not one noisy last draw, and so also counts how early a finetune breaks.
+# each finetune's checkpoints, from the one nearest a fifth of training to its end. It
+# reads the whole path, not one noisy last draw, and so also counts how early a finetune
+# breaks.
 CHECKPOINT_ASR = RESULTS.with_name("risk-validation-checkpoints.csv")
 DATASETS = RESULTS.with_name("risk-validation")  # each dataset's rows, as it was trained
 OUTCOME = "asr_keyword"  # the pre-registered outcome; refusal-v2's is shown beside it
@@ -413,15 +414,15 @@ def _measures(frame: pd.DataFrame) -> list[str]:
 def per_dataset(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset: the mean over its seeds of every measure and outcome.
 
-    The post hoc outcome stays missing until every seed has it, so that it and the score
-    are averaged over the same finetunes.
+    The post hoc columns stay missing until every seed has them, so that each and the
+    score are averaged over the same finetunes.
     """
     numeric = tuple(c for c in (*NUMERIC, *POST_HOC, STEADY) if c in frame and c != "seed")
     grouped = _numeric(frame, numeric).groupby(["dataset", "split"], as_index=False, sort=False)
     out = grouped[list(numeric)].mean()
-    if STEADY in out:
-        missing = grouped[STEADY].agg(lambda seeds: seeds.isna().any())[STEADY].to_numpy()
-        out.loc[missing, STEADY] = np.nan
+    for column in (c for c in (*POST_HOC, STEADY) if c in out):
+        missing = grouped[column].agg(lambda seeds: seeds.isna().any())[column].to_numpy()
+        out.loc[missing, column] = np.nan
     return out
 
 
@@ -511,9 +512,9 @@ def _steady(rows: list[Correlation]) -> list[str]:
     return _correlations(
         "Post hoc, the held-out half against the ASR averaged over training",
         rows,
-        "the keyword ASR averaged over up to 5 checkpoints of each finetune, from a fifth "
-        "of training to its end (benchmarks/risk_checkpoints.py; it also counts how early "
-        "a finetune breaks; chosen after the data, so not the test)",
+        "the keyword ASR averaged over up to 5 checkpoints of each finetune, from the one "
+        "nearest a fifth of training to its end (benchmarks/risk_checkpoints.py; it also "
+        "counts how early a finetune breaks; chosen after the data, so not the test)",
     )
 
 
@@ -533,13 +534,19 @@ def _coverage_line(covered: Coverage) -> str:
 
 
 def _compute_line(rows: pd.DataFrame) -> str:
-    """What the validation cost, and the preflight's time against its finetune's."""
-    ratio = rows.preflight_seconds / rows.finetune_seconds
+    """What the validation cost, and the preflight's time against its finetune's.
+
+    Descriptive: the rows were timed on a shared machine under varying load.
+    """
+    timed = rows.dropna(subset=["preflight_seconds", "finetune_seconds"])
+    ratio = timed.preflight_seconds / timed.finetune_seconds
     return (
-        f"Compute: {len(rows)} preflights took {rows.preflight_seconds.sum() / 60:.0f} min and "
-        f"their finetunes {rows.finetune_seconds.sum() / 60:.0f} min (training alone). A "
-        f"preflight took {ratio.median():.2g}x its finetune (median; {ratio.min():.2g}x to "
-        f"{ratio.max():.2g}x); a tenth or less for {int((ratio <= 0.1).sum())} of {len(rows)}."
+        f"Compute: {len(timed)} preflights took {timed.preflight_seconds.sum() / 60:.0f} min "
+        f"and their finetunes {timed.finetune_seconds.sum() / 60:.0f} min (the whole finetune "
+        "call: loading the model, training, saving its checkpoints; timed on a shared "
+        f"machine). A preflight took {ratio.median():.2g}x its finetune (median; "
+        f"{ratio.min():.2g}x to {ratio.max():.2g}x); a tenth or less for "
+        f"{int((ratio <= 0.1).sum())} of {len(timed)}."
     )
 
 
@@ -548,10 +555,11 @@ def _cell(value: float | None, spec: str) -> str:
 
 
 def _correlations(title: str, rows: list[Correlation], against: str = "keyword ASR") -> list[str]:
+    that = "keyword ASR" if against == "keyword ASR" else "that ASR"
     out = [
         f"**{title}** (n = {rows[0].n if rows else 0}; Spearman rho against {against} "
         f"with a 95% percentile bootstrap over datasets, {RESAMPLES:,} resamples, only from "
-        f"{MIN_FOR_RHO} datasets; AUROC for ASR >= {BROKEN:g}%):",
+        f"{MIN_FOR_RHO} datasets; AUROC for {that} >= {BROKEN:g}%):",
         "",
         "| measure | rho [95% CI] | AUROC | n |",
         "|---|---|---|---|",
