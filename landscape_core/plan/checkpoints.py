@@ -74,8 +74,11 @@ def evenly(checkpoints: list[Checkpoint], count: int) -> list[Checkpoint]:
     """The checkpoints nearest 1/count, 2/count, ..., all of training (the last included).
 
     By step, not by position, so a short finetune's checkpoints span its whole training
-    as a long one's do; one nearest to two targets is taken once.
+    as a long one's do; one nearest to two targets is taken once, and a tie goes to the
+    earlier one. No checkpoints, or a count below 1, give none.
     """
+    if not checkpoints or count < 1:
+        return []
     last = max(c.step for c in checkpoints)
     nearest = [
         min(checkpoints, key=lambda c: abs(c.step - last * k / count)) for k in range(1, count + 1)
