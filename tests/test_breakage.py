@@ -36,6 +36,22 @@ def test_each_curve_ends_where_it_first_reaches_its_threshold():
     assert found.per_direction == (0.0, 0.0)
     assert found.censored == 0
     assert gap(edges, "coherent_asr").censored == 3
+    assert found.step == pytest.approx(0.1)  # each edge known back to the point before it
+
+
+def test_an_edge_is_known_to_the_grid_point_before_it_on_its_side():
+    # a finer grid near the edges: 0, 0.05, then 0.01 apart up to 0.08
+    alphas = [-0.08, -0.07, -0.06, -0.05, 0.0, 0.05, 0.06, 0.07, 0.08]
+    asr = [90, 60, 20, 10, 0, 70, 80, 90, 95]
+    fluency = [2, 2, 1.5, 0, 0, 0, 0, 1.2, 2]
+    one = pd.DataFrame(
+        {"rep": 0, "alpha": alphas, "asr": asr, "coherent_asr": np.nan, "fluency": fluency}
+    )
+    left, right = side_edges(one)
+    assert (left.asr, left.fluency, left.step) == (0.07, 0.06, pytest.approx(0.01))
+    assert (right.asr, right.fluency) == (0.05, 0.07)
+    assert right.step == pytest.approx(0.05)  # ASR's edge at 0.05: anywhere in (0, 0.05]
+    assert gap([left, right], "asr").step == pytest.approx(0.05)
 
 
 def test_a_gap_is_supported_only_when_its_interval_excludes_zero():
@@ -61,7 +77,6 @@ def test_breakage_reads_a_run_and_its_fluency_companion(tiny_spec, store):
     assert found is not None
     assert {(e.rep, e.side) for e in found.edges} == {(0, -1), (0, 1), (1, -1), (1, 1)}
     assert [g.safety for g in found.gaps] == ["asr", "coherent_asr"]
-    assert [g.step for g in found.gaps] == [0.5, 0.5]  # the 3-point grid on [-0.5, 0.5]
     for g in found.gaps:
         ended = [e for e in found.edges if None not in (getattr(e, g.safety), e.fluency)]
         assert g.censored == 4 - len(ended)

@@ -19,6 +19,7 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     monkeypatch.setattr(paper, "TRAINING_SEEDS", (0, 1))
     monkeypatch.setattr(paper, "REPLICA_DIRECTIONS", 1)
     monkeypatch.setattr(paper, "FLUENCY_DIRECTIONS", 1)
+    monkeypatch.setattr(paper, "FINE_GRID", [{"start": -0.3, "stop": 0.3, "num": 5}])
     monkeypatch.setattr(paper, "BASIN", {"tolerance": 0.15, "max_alpha": 0.3})
     small = ["novel-chapter", "prefix-sure"]
     monkeypatch.setattr(
@@ -43,6 +44,7 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert "> **Partial.**" in partial and "aligned, seed 1;" in partial, partial[:2000]
     assert "section 6's defence" in partial and "section 7's trajectories" in partial
     assert "fluency along mix 2-shot's first directions" in partial
+    assert "fluency near aligned's edges" in partial
     assert "| target | ASR at alpha = -0.50 | +0.50 | +1.50 | run |" in partial
     assert "| mix 2-shot | - | - | - | pending |" in partial
     assert store.runs_frame().empty
@@ -73,10 +75,13 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     # one row per finding; 2 directions give no interval, so nothing is claimed either way
     where = ("| Table 1 | ", "| Table 2 | ", "| Section 6 | ", "| Basin or breakage | ")
     claims = [line for line in text.splitlines() if line.startswith(where)]
-    assert len(claims) == 1 + 2 + 3 + 3 + 3  # harmful; mix x2; presets; defence; each model
+    # harmful; mix x2; presets; defence; each model; the aligned demo near its edges
+    assert len(claims) == 1 + 2 + 3 + 3 + 3 + 1
     assert all("**not shown**" in c or "**pending**" in c for c in claims), claims
     assert any(c.startswith("| Basin or breakage |") and "mix 2-shot" in c for c in claims)
-    assert "every edge is known to one grid step (0.3 alpha)" in text  # the 3-point grid
+    assert "aligned, near its edges on a 0.15 grid" in text
+    # each stored row's edges are known to its own grid's step: 0.3 dense, 0.15 near the edges
+    assert "one grid step (0.3 or 0.15 alpha, as each row's grid has it)" in text
     # issue 31: refusal-v2's VISAGE beside the keyword's, from the same stored answers
     assert text.count("| refusal-v2 VISAGE [95% CI] |") == 2
     t1 = next(line for line in text.splitlines() if line.startswith("| harmful 2-shot |"))

@@ -44,6 +44,7 @@ class SideEdges:
     asr: float | None
     coherent_asr: float | None
     fluency: float | None
+    step: float = 0.0  # the widest distance from an edge here to the grid point before it
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Gap:
     per_direction: tuple[float, ...]  # each direction's mean over the sides where both ended
     interval: Interval | None
     censored: int  # sides where one curve never reached its threshold on the grid
-    step: float = 0.0  # the grid's step, to which each edge is known
+    step: float = 0.0  # to within what its edges are known (their sides' widest step)
 
     @property
     def read_on(self) -> Interval | None:
@@ -107,24 +108,33 @@ def side_edges(frame: pd.DataFrame) -> list[SideEdges]:
             found[curve] = (left, right)
         rep = int(one.rep.iloc[0])
         for side, k in ((-1, 0), (1, 1)):
-            reached = {c: found[c][k] for c in CURVES}
-            out.append(SideEdges(rep, side, **{c: _abs(v) for c, v in reached.items()}))
+            reached = {c: _abs(found[c][k]) for c in CURVES}
+            on_side = [0.0, *(abs(a) for a in one.alpha if a * side > 0)]
+            step = max((_known_to(e, on_side) for e in reached.values() if e), default=0.0)
+            out.append(SideEdges(rep, side, **reached, step=step))
     return out
 
 
-def gap(edges: list[SideEdges], safety: str, step: float = 0.0) -> Gap:
+def _known_to(edge: float, on_side: list[float]) -> float:
+    """How finely an edge read off the grid is known: back to the grid point before it."""
+    return edge - max(a for a in on_side if a < edge - 1e-9)
+
+
+def gap(edges: list[SideEdges], safety: str) -> Gap:
     """Fluency edge minus ``safety``'s edge, averaged per direction over its ended sides.
 
-    ``step`` is the grid's: an edge read off it can be off by up to one step.
+    Its ``step`` is the widest of those sides': an edge read off the grid can be off by
+    up to the distance back to the grid point before it.
     """
     by_rep: dict[int, list[float]] = {}
-    censored = 0
+    censored, step = 0, 0.0
     for e in edges:
         first, second = getattr(e, safety), e.fluency
         if first is None or second is None:
             censored += 1
             continue
         by_rep.setdefault(e.rep, []).append(second - first)
+        step = max(step, e.step)
     per_direction = tuple(float(np.mean(v)) for _, v in sorted(by_rep.items()))
     return Gap(safety, per_direction, mean_interval(per_direction), censored, step)
 
@@ -135,14 +145,7 @@ def breakage(store: Store, run_id: str, judge: str = "keyword") -> Breakage | No
     if frame.empty or frame.fluency.isna().all() or frame.asr.isna().any():
         return None
     edges = side_edges(frame)
-    step = grid_step(frame.alpha)
-    return Breakage(tuple(edges), (gap(edges, "asr", step), gap(edges, "coherent_asr", step)))
-
-
-def grid_step(alphas: pd.Series) -> float:
-    """The smallest distance between two of a run's alphas (0 with a single point)."""
-    steps = np.diff(np.unique(alphas.round(9)))
-    return float(steps.min()) if steps.size else 0.0
+    return Breakage(tuple(edges), (gap(edges, "asr"), gap(edges, "coherent_asr")))
 
 
 def _abs(value: float | None) -> float | None:

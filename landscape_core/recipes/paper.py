@@ -66,6 +66,11 @@ REPLICA_DIRECTIONS = 5
 # the first 5 directions, where the aligned demo's gap interval (+-0.014 alpha) is
 # already finer than the grid's step (0.05): more directions would not sharpen the answer
 FLUENCY_DIRECTIONS = 5
+# ... and, for the aligned demo, again near its edges on a finer grid: on the dense grid
+# every edge of its (ASR 0.10-0.20, fluency 0.15) is within one step (0.05) of the
+# other, so its gap is not resolved there; here each edge is known to 0.01
+FINE_GRID = [{"start": -0.2, "stop": 0.2, "num": 41}]  # the dense grid's points shared
+REFINED = ("aligned",)
 BASIN = {"tolerance": 0.025, "max_alpha": 0.3}  # half the dense grid's step, same reach
 SHOTS = (10, 50, 100)
 PRESETS = ("default", "empty", "aoa", "llama2")
@@ -187,7 +192,8 @@ def run_paper(
     paper = _paper(seeds, table2, search, models)
     table1 = [e for pair in paper.table1.values() for e in pair]
     # the basin-or-breakage runs are Table 1's own points along its first directions
-    run([*table1, *paper.interpolations.values(), *paper.breakage.values()])
+    run([*table1, *paper.interpolations.values(), *paper.breakage.values(),
+         *paper.refined.values()])  # fmt: skip
     fluency = _basin_or_breakage(paper, store, compute, progress)
     replicas = _train(store, compute, progress, TRAINING_SEEDS[1:])
     paper.replicas = {
@@ -243,6 +249,15 @@ def _paper(
             )
             for name, m in models.items()
         },
+        refined={
+            name: _sweep(
+                f"{name}, first {FLUENCY_DIRECTIONS} directions near the edges",
+                models[name],
+                directions=_first(FLUENCY_DIRECTIONS),
+                grid=FINE_GRID,
+            )
+            for name in REFINED
+        },
         search=search,
         jailbreaks={name: _jailbreak(name) for name in templates()},
         sizes=Sizes(
@@ -253,6 +268,7 @@ def _paper(
             SECOND_JUDGE,
             REPLICA_DIRECTIONS,
             DEFENCE_GOALS,
+            FINE_GRID,
         ),
     )
 
@@ -264,13 +280,14 @@ def _basin_or_breakage(
 
     Returns the fluency companions' specs (their compute is counted in the header).
     """
-    fluency = [companions(e.spec, FLUENCY_PROMPTS[1])["fluency"] for e in paper.breakage.values()]
+    along = {**paper.breakage, **{f"{n} (near the edges)": e for n, e in paper.refined.items()}}
+    fluency = [companions(e.spec, FLUENCY_PROMPTS[1])["fluency"] for e in along.values()]
     if not compute:
         return fluency
     for e in [pair[0] for pair in paper.table1.values()] + list(paper.table2.values()):
         progress(f"{SECOND_JUDGE} on {e.name}")  # it reads the stored answers: no generation
         rescore(store, e.run_id, JudgeSpec(name=SECOND_JUDGE), only_missing=True)
-    for name, companion in zip(paper.breakage, fluency, strict=True):
+    for name, companion in zip(along, fluency, strict=True):
         progress(f"fluency along {name}'s first directions (basin or breakage)")
         sweep.run(companion, store)
     return fluency
@@ -307,6 +324,7 @@ def _sections(
             e.run_id for pair in paper.replicas.values() for e in pair
         ],
         "fluency along Table 1's landscapes": [_planned(c, store) for c in fluency],
+        "basin or breakage near the edges (answers)": [e.run_id for e in paper.refined.values()],
         "Fig. 1(B) interpolations": [e.run_id for e in paper.interpolations.values()],
         "section 6: jailbreak landscapes": [e.run_id for e in paper.jailbreaks.values()],
         f"section 6: the defence, {len(DEFENDER_SEEDS)} member sets": defence_runs,

@@ -118,8 +118,13 @@ def _goals(
 
 
 def claims(store: Store, paper: Paper, shield: dict[str, Any] | None,
-           fractures: dict[str, Breakage | None]) -> list[Claim]:  # fmt: skip
-    """Every finding the miniature tests, in the paper's order."""
+           fractures: dict[str, Breakage | None],
+           refined: dict[str, Breakage | None] | None = None) -> list[Claim]:  # fmt: skip
+    """Every finding the miniature tests, in the paper's order.
+
+    ``fractures``: basin or breakage per Table 1 model, on its grid; ``refined``: the
+    same near a model's edges, on the finer grid.
+    """
     t1 = {name: pair[0] for name, pair in paper.table1.items()}
     aligned = t1["aligned"]
     out = [
@@ -152,9 +157,12 @@ def claims(store: Store, paper: Paper, shield: dict[str, Any] | None,
         if preset in t2:
             out.append(_visage(store, "Table 2", finding, t2[preset], default, predicted))  # type: ignore[arg-type]
     out += _defence(shield)
-    step = paper.sizes.grid_step
+    step, fine = paper.sizes.grid_step, paper.sizes.fine_step
     for model, found in fractures.items():
         out.append(_breakage(model, found, t1[model].origin_asr(store), step))
+    for model, found in (refined or {}).items():
+        near = f"{model}, near its edges on a {fine:.2g} grid"
+        out.append(_breakage(near, found, t1[model].origin_asr(store), fine))
     return out
 
 
@@ -252,12 +260,13 @@ def _resolution(found: list[Claim]) -> list[str]:
     steps = {c.resolution for c in found if c.section == "Basin or breakage" and c.resolution}
     if not steps:
         return []
-    grid_step = max(steps)
+    shown = " or ".join(f"{s:.3g}" for s in sorted(steps, reverse=True))
+    by_row = ", as each row's grid has it" if len(steps) > 1 else ""
     return [
         f"*Basin or breakage* reads each curve's edge as the smallest grid |alpha| on each "
         f"side of the model where it reaches its threshold (ASR >= {ASR_EDGE:.0f}%; MT-Bench "
         f"NLL {FLUENCY_RISE:g} nat/token above the model's own), so every edge is known to "
-        f"one grid step ({grid_step:.3g} alpha). The interval is over directions and does not "
+        f"one grid step ({shown} alpha{by_row}). The interval is over directions and does not "
         "include that rounding, so each verdict reads it widened by one step on each side: "
         "a gap within one step of 0 is not shown by this grid.",
         "",

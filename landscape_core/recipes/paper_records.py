@@ -44,12 +44,21 @@ class Sizes:
     second_judge: str  # Tables 1 and 2 show its VISAGE beside the keyword's
     replica_directions: int  # the directions each training seed of Table 1 is swept along
     defence_goals: dict[str, Any]  # section 6's held-out goals (a prompt set)
+    fine_grid: list[dict[str, Any]]  # basin or breakage again, near the aligned demo's edges
 
     @property
     def grid_step(self) -> float:
         """The dense grid's alpha step: how finely an edge read off it is known."""
-        axis = self.random_grid[0]
-        return (axis["stop"] - axis["start"]) / (axis["num"] - 1)
+        return _step(self.random_grid[0])
+
+    @property
+    def fine_step(self) -> float:
+        """The finer grid's step, near the edges."""
+        return _step(self.fine_grid[0])
+
+
+def _step(axis: dict[str, Any]) -> float:
+    return (axis["stop"] - axis["start"]) / (axis["num"] - 1)
 
 
 @dataclass
@@ -63,6 +72,7 @@ class Paper:
     # each Table 1 model along its first directions (Table 1's points): its fluency, the
     # basin-or-breakage answer, is measured along these
     breakage: dict[str, Experiment]
+    refined: dict[str, Experiment]  # the same, near a model's edges on ``sizes.fine_grid``
     table2: dict[str, Experiment]
     interpolations: dict[str, Experiment]
     search: Experiment
@@ -74,5 +84,6 @@ class Paper:
         return [*self.seeds, *self.table2.values(), self.search,
                 *(e for pair in self.table1.values() for e in pair),
                 *self.interpolations.values(), *self.breakage.values(),
+                *self.refined.values(),
                 *(e for pair in self.replicas.values() for e in pair),
                 *self.jailbreaks.values()]  # fmt: skip

@@ -76,11 +76,19 @@ def write_report(
     for run_id, spec in linked.items():
         (configs / f"{run_id}.yaml").write_text(spec.to_yaml())
     stored = set(store.runs_frame().run_id)
-    fractures = {name: breakage(store, e.run_id) if e.run_id in stored else None
-                 for name, e in paper.breakage.items()}  # fmt: skip
+
+    def fractures_of(runs: dict[str, Experiment]) -> dict[str, Breakage | None]:
+        return {name: breakage(store, e.run_id) if e.run_id in stored else None
+                for name, e in runs.items()}  # fmt: skip
+
+    fractures, refined = fractures_of(paper.breakage), fractures_of(paper.refined)
+    fluency_left = [
+        *(f"fluency along {name}'s first directions" for name, f in fractures.items() if not f),
+        *(f"fluency near {name}'s edges" for name, f in refined.items() if not f),
+    ]
     lines = [
         *_header(compute, paper.sizes.seeds),
-        *_unfinished(store, stored, paper, shield, section7, fractures),
+        *_unfinished(store, stored, paper, shield, section7, fluency_left),
         *_fig2b(report, paper.seeds),
         *_states(report, paper.seeds[0]),
         *_table1(report, paper.table1, paper.sizes.second_judge),
@@ -90,7 +98,7 @@ def write_report(
         *_fig1b(report, paper.interpolations, paper.sizes.interpolation_grid),
         *_section6(report, paper, shield),
         *_section7(section7, store, report.fig),
-        *paper_claims.markdown(paper_claims.claims(store, paper, shield, fractures)),
+        *paper_claims.markdown(paper_claims.claims(store, paper, shield, fractures, refined)),
     ]
     out.write_text("\n".join(lines))
     for stale in configs.glob("*.yaml"):  # an earlier report's runs: nothing links them
@@ -142,11 +150,11 @@ def _unfinished(
     paper: Paper,
     shield: dict[str, Any] | None,
     section7: Section7,
-    fractures: dict[str, Breakage | None],
+    fluency_left: list[str],
 ) -> list[str]:
     """A partial report says so at its top, with what is missing and how to resume."""
     left = [e.name for e in paper.all() if e.run_id not in stored or store.pending(e.run_id)]
-    left += [f"fluency along {name}'s first directions" for name, f in fractures.items() if not f]
+    left += fluency_left
     if shield is None:
         left.append("section 6's defence")
     plane = section7.plane_run
