@@ -151,7 +151,9 @@ def test_the_claims_table_says_each_edge_is_known_to_one_grid_step():
     assert claim.reason().endswith(
         "it detects differences beyond +-0.060 (the interval's +-0.010 and the grid's step)"
     )
-    text = "\n".join(paper_claims.markdown([claim]))
+    coarse = replace(narrow, step=0.15 - 0.1)  # the same step, off in the last bits
+    other = paper_claims._breakage("mix", Breakage((), (coarse, coarse)), 0.0)
+    text = "\n".join(paper_claims.markdown([claim, other]))
     assert "every edge is known to one grid step (0.05 alpha)" in text
     assert "grid step" not in "\n".join(paper_claims.markdown([]))  # no such row
 

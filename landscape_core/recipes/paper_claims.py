@@ -257,7 +257,8 @@ def markdown(found: list[Claim]) -> list[str]:
 
 def _resolution(found: list[Claim]) -> list[str]:
     """What the basin-or-breakage rows can resolve: their edges are read off the grid."""
-    steps = {c.resolution for c in found if c.section == "Basin or breakage" and c.resolution}
+    steps = {round(c.resolution, 6) for c in found
+             if c.section == "Basin or breakage" and c.resolution}  # fmt: skip
     if not steps:
         return []
     shown = " or ".join(f"{s:.3g}" for s in sorted(steps, reverse=True))
