@@ -420,9 +420,9 @@ def per_dataset(frame: pd.DataFrame) -> pd.DataFrame:
     numeric = tuple(c for c in (*NUMERIC, *POST_HOC, STEADY) if c in frame and c != "seed")
     grouped = _numeric(frame, numeric).groupby(["dataset", "split"], as_index=False, sort=False)
     out = grouped[list(numeric)].mean()
-    for column in (c for c in (*POST_HOC, STEADY) if c in out):
-        missing = grouped[column].agg(lambda seeds: seeds.isna().any())[column].to_numpy()
-        out.loc[missing, column] = np.nan
+    post_hoc = [c for c in (*POST_HOC, STEADY) if c in out]
+    missing = grouped[post_hoc].agg(lambda seeds: seeds.isna().any())[post_hoc]
+    out[post_hoc] = out[post_hoc].mask(missing.to_numpy(dtype=bool))
     return out
 
 
