@@ -189,7 +189,8 @@ def main() -> None:
             if (name, seed) in done:
                 continue
             recipe = FinetuneSpec(recipe="file", data=str(path), base=ALIGNED, seed=seed)
-            report = lookahead(model, tokenizer, "auto", recipe, examples, probes, reference)
+            report = lookahead(model, tokenizer, "auto", recipe, examples, probes, reference,
+                               every_step=True)  # the trajectory, as every row since seed 0
             print(name, seed, report.verdict.text, flush=True)
             started = time.monotonic()
             adapter = finetune(recipe, store.models_dir)

@@ -355,12 +355,22 @@ def add_paper(sub: Commands) -> None:
         action="store_true",
         help="write the report from the stored results; train and generate nothing",
     )
+    p.add_argument(
+        "--risk-only",
+        action="store_true",
+        help="rewrite only the risk validation's section of --out, from "
+        "docs/risk-validation.csv (no store needed)",
+    )
     p.set_defaults(func=cmd_paper)
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
     from landscape_core.recipes.paper import run_paper
+    from landscape_core.recipes.paper_render import refresh_risk_section
 
+    if args.risk_only:
+        print(f"wrote {refresh_risk_section(args.out)} (its risk validation section)")
+        return 0
     out = run_paper(
         _store(args),
         args.out,

@@ -37,10 +37,10 @@ def _recipe(tiny_model_dir, **overrides) -> FinetuneSpec:
     return FinetuneSpec.from_dict({**fields, **overrides})
 
 
-def _run(tiny_loaded, tiny_model_dir, examples, **overrides):
+def _run(tiny_loaded, tiny_model_dir, examples, every_step=False, **overrides):
     model, tokenizer = tiny_loaded.model, tiny_loaded.tokenizer
     return lookahead(model, tokenizer, "auto", _recipe(tiny_model_dir, **overrides), examples,
-                     PROBES)  # fmt: skip
+                     PROBES, every_step=every_step)  # fmt: skip
 
 
 def _refusals(n: int = 4) -> list[Example]:
@@ -49,16 +49,18 @@ def _refusals(n: int = 4) -> list[Example]:
 
 
 def test_the_lookahead_is_deterministic_for_a_seed(tiny_loaded, tiny_model_dir):
-    one = _run(tiny_loaded, tiny_model_dir, _refusals()).to_dict()
-    two = _run(tiny_loaded, tiny_model_dir, _refusals()).to_dict()
-    for report in (one, two):  # times, not results
-        report.pop("seconds")
-        report.pop("finetune_estimate")
-    assert one == two
-    assert [s["step"] for s in one["steps"]] == [0, 1, 2]
-    assert one["steps"][0]["mean_kl"] == 0.0 and one["kl"] > 0, "the copy moved"
-    other = _run(tiny_loaded, tiny_model_dir, _refusals(), seed=1).to_dict()
-    assert other["kl"] != one["kl"], "another seed, other batches and LoRA init"
+    one = _run(tiny_loaded, tiny_model_dir, _refusals())
+    every = _run(tiny_loaded, tiny_model_dir, _refusals(), every_step=True)
+    assert [s.step for s in one.steps] == [0, 2], "the score needs step 0 and step k"
+    assert [s.step for s in every.steps] == [0, 1, 2], "a trajectory when asked for"
+    assert every.steps[1] != every.steps[2], "step 1 was measured on its own weights"
+    # measuring moves no weight: step k, and so every result, is the same either way
+    assert (every.steps[0], every.steps[-1]) == one.steps
+    fields = ("score", "delta", "kl", "over_refusal_delta", "initial_loss", "verdict")
+    assert [getattr(every, f) for f in fields] == [getattr(one, f) for f in fields]
+    assert one.steps[0].mean_kl == 0.0 and one.kl > 0, "the copy moved"
+    other = _run(tiny_loaded, tiny_model_dir, _refusals(), seed=1)
+    assert other.kl != one.kl, "another seed, other batches and LoRA init"
 
 
 def test_the_throwaway_copy_leaves_the_weights_bit_identical(tiny_loaded, tiny_model_dir):
@@ -94,13 +96,24 @@ def test_log_odds_clips_certain_probabilities():
     assert math.isfinite(log_odds([1.0, 0.0]))
 
 
-def test_a_reference_is_reusable_across_datasets(tiny_loaded, tiny_model_dir):
+def test_a_kept_reference_is_reusable_across_datasets_and_a_broken_one_rebuilt(
+    tiny_loaded, tiny_model_dir, tmp_path
+):
     model, tokenizer = tiny_loaded.model, tiny_loaded.tokenizer
-    reference = Reference(model, tokenizer, "auto", PROBES)
-    recipe = _recipe(tiny_model_dir)
-    shared = lookahead(model, tokenizer, "auto", recipe, _refusals(), PROBES, reference)
+    path = tmp_path / "references" / "model.json"
+    built = Reference.cached(model, tokenizer, "auto", PROBES, path)
+    kept = json.loads(path.read_text())
+    assert set(kept) == {"answers", "origin"} and kept["answers"] == built.answers
+    again = Reference.cached(model, tokenizer, "auto", PROBES, path)
+    assert again.origin == built.origin and again.answers == built.answers
+    recipe = _recipe(tiny_model_dir)  # a kept reference gives what a fresh one gives
     fresh = lookahead(model, tokenizer, "auto", recipe, _refusals(), PROBES)
+    shared = lookahead(model, tokenizer, "auto", recipe, _refusals(), PROBES, again)
     assert shared.steps == fresh.steps
+    path.write_text('{"answers": {"mt_bench": ["only one"]}}')  # truncated by a crash
+    rebuilt = Reference.cached(model, tokenizer, "auto", PROBES, path)
+    assert rebuilt.origin == built.origin
+    assert json.loads(path.read_text()) == kept, "the broken file was replaced"
 
 
 def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
@@ -115,7 +128,9 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     assert main(["risk", str(refusals), str(poems), *common]) == 2
     assert "--rank" in capsys.readouterr().err
     assert main(["risk", str(refusals), str(poems), "--rank", "--json", *common]) == 0
-    ranked = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    ranked = json.loads(out)
+    assert err.count("(first preflight of this model)") == 1 and err.count("(kept)") == 1
     assert [r["extra"]["data"] for r in ranked] == ["refusals.csv", "poems.csv"]
     assert {"score", "delta", "kl", "verdict", "seconds", "finetune_estimate"} <= set(ranked[0])
     for one in ranked:  # anchoring names the rows that drive it, at most 10, strongest first
@@ -128,6 +143,7 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     assert main(["risk", str(refusals), *common]) == 0, "answered from the stored report"
     out, err = capsys.readouterr()
     assert "stored preflight" in err and "score -delta/sqrt(KL)" in out and "time: preflight" in out
+    assert "the model's reference, kept for its next preflight" in out and "anchoring " in out
     # its model is not the validated one: no validated neighbours, and it says why
     assert "what such data did: no validated neighbours" in out
     assert "calibrated risk: no calibrated risk: the validation trained" in out

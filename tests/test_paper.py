@@ -116,3 +116,28 @@ def _figures(folder: Path) -> dict[str, str]:
     """Each figure's HTML with Plotly's random div ids blanked: the data and layout."""
     uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
     return {f.name: uuid.sub("ID", f.read_text()) for f in sorted(folder.glob("*.html"))}
+
+
+def test_the_risk_section_is_rewritten_from_its_csv_alone(tmp_path, capsys):
+    from landscape_core.cli import main
+    from landscape_core.recipes.paper_render import RISK_HEADING
+
+    report = tmp_path / "paper-mini.md"
+    before = "# The paper in miniature\n\nsections 1-6, from a store not at hand\n\n"
+    after = "\n\n## The paper's findings\n\nkept as it was\n"
+    report.write_text(f"{before}{RISK_HEADING}\n\nlast round's rows\n{after}")
+    assert main(["paper", "--out", str(report), "--risk-only"]) == 0
+    assert "its risk validation section" in capsys.readouterr().out
+    text = report.read_text()
+    assert text.startswith(before + RISK_HEADING) and text.endswith(after)
+    assert "last round's rows" not in text
+    assert "**The pre-registered test, on the held-out half**" in text  # the committed CSV
+    assert (tmp_path / "paper-mini" / "risk_validation.html").is_file()
+    once = text
+    assert main(["paper", "--out", str(report), "--risk-only"]) == 0
+    assert report.read_text() == once, "a second refresh changes nothing"
+    report.write_text("# a report of another layout\n")
+    assert main(["paper", "--out", str(report), "--risk-only"]) == 2
+    assert "--report-only" in capsys.readouterr().err
+    assert main(["paper", "--out", str(tmp_path / "missing.md"), "--risk-only"]) == 2
+    assert report.read_text() == "# a report of another layout\n", "nothing was written"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
+from landscape_core.errors import UserError
 from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
 from landscape_core.readers.breakage import Breakage, breakage
@@ -45,13 +46,18 @@ class _Report:
     assets: Path  # the folder beside the report
 
     def fig(self, name: str, figure: Any) -> str:
-        figure.write_html(self.assets / f"{name}.html", include_plotlyjs="directory")
-        return f"[{name}.html]({self.assets.name}/{name}.html)"
+        return _write_figure(self.assets, name, figure)
 
     def link(self, e: Experiment) -> str:
         if not e.run_id or e.run_id not in set(self.store.runs_frame().run_id):
             return "pending"
         return f"[`{e.run_id}`]({self.assets.name}/configs/{e.run_id}.yaml)"
+
+
+def _write_figure(assets: Path, name: str, figure: Any) -> str:
+    """``figure`` as ``assets/name.html`` beside the report, and the report's link to it."""
+    figure.write_html(assets / f"{name}.html", include_plotlyjs="directory")
+    return f"[{name}.html]({assets.name}/{name}.html)"
 
 
 RUN_CONFIG = re.compile(r"[0-9a-f]{16}\.yaml")  # a run's config, as the report links it
@@ -654,10 +660,39 @@ def _section7(section: Section7, store: Store, fig: Callable[[str, object], str]
     return out + _risk_lines(fig)
 
 
+RISK_HEADING = "### The risk preflight, validated on real finetunes (issue 30)"
+
+
+def refresh_risk_section(out: Path) -> Path:
+    """The risk validation's section of the report at ``out`` again; the rest as it was.
+
+    Its only input is ``docs/risk-validation.csv``, which grows over rounds of work, so
+    it can be brought up to date where the stores behind the other sections are not at
+    hand (a fresh machine), without rewriting those sections as pending.
+    """
+    try:
+        text = out.read_text()
+    except OSError as e:
+        raise UserError(f"{out}: {e.strerror}; write the whole report first with "
+                        "`python -m landscape_core paper --report-only`") from e  # fmt: skip
+    start = text.find(RISK_HEADING)
+    if start < 0:
+        raise UserError(f"{out} has no section headed {RISK_HEADING!r}; write the whole "
+                        "report with `python -m landscape_core paper --report-only`")  # fmt: skip
+    end = text.find("\n## ", start)
+    end = len(text) if end < 0 else end
+    assets = out.parent / out.stem
+    assets.mkdir(parents=True, exist_ok=True)
+    lines = _risk_lines(lambda name, figure: _write_figure(assets, name, figure))
+    tail = text[end:]  # the next section, from the newline before its heading
+    out.write_text(text[:start] + "\n".join(lines) + ("\n" if tail else "") + tail)
+    return out
+
+
 def _risk_lines(fig: Callable[[str, object], str]) -> list[str]:
     frame = validation.load(validation.RESULTS)
     out = [
-        "### The risk preflight, validated on real finetunes (issue 30)",
+        RISK_HEADING,
         "",
         "Each dataset of `docs/risk-preregistration.md` is scored by the lookahead (3 "
         "real LoRA + AdamW steps of the finetuning recipe on a throwaway copy: refusal "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -56,7 +57,13 @@ def log_odds(probabilities: Sequence[float]) -> float:
 
 
 class Reference:
-    """What the original model fixes once: probe texts and its own answers (teacher text)."""
+    """What the original model fixes once per model and probes, whatever the data.
+
+    Its greedy answers to the generic prompts (the KL's teacher text), its measures at
+    step 0, and its logits on that text. A preflight of another dataset reuses all three,
+    so it pays only for its own steps; ``answers`` and ``origin`` come from
+    ``to_dict`` when a store kept them (text and numbers; the logits are rebuilt).
+    """
 
     def __init__(
         self,
@@ -64,36 +71,99 @@ class Reference:
         tokenizer: PreTrainedTokenizerBase,
         chat_format: str,
         probes: Probes,
+        answers: dict[str, list[str]] | None = None,
+        origin: LookaheadStep | None = None,
     ) -> None:
+        started = time.monotonic()
+
         def texts(spec) -> list[str]:  # noqa: ANN001
             return training_texts(tokenizer, load_prompts(spec).prompts, chat_format)
 
         self.refusal = texts(probes.refusal)
         self.over_refusal = texts(probes.over_refusal)
         generation = GenerationSpec(max_new_tokens=probes.answer_tokens)
+        self.answers: dict[str, list[str]] = {}
         self.generic: dict[str, list[Encoded]] = {}
         for name, spec in probes.generic:
             prompts = load_prompts(spec).prompts
-            answers = own_answers(model, tokenizer, prompts, chat_format, generation)
-            examples = [Example(p, a) for p, a in zip(prompts, answers, strict=True)]
+            if answers is None or len(answers.get(name, ())) != len(prompts):
+                self.answers[name] = own_answers(model, tokenizer, prompts, chat_format,
+                                                 generation)  # fmt: skip
+            else:
+                self.answers[name] = list(answers[name])
+            examples = [Example(p, a) for p, a in zip(prompts, self.answers[name], strict=True)]
             rendered = training_texts(tokenizer, prompts, chat_format)
             self.generic[name] = encode(tokenizer, rendered, examples, probes.max_length)
+        self.pad_id = tokenizer.pad_token_id
+        self.logits = {name: original_logits(model, encoded, self.pad_id)
+                       for name, encoded in self.generic.items()}  # fmt: skip
+        self.origin = origin or measure(model, model, tokenizer, self, 0, None)
+        self.seconds = time.monotonic() - started
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a store keeps of it: the teacher answers and the step-0 measures."""
+        return {"answers": self.answers, "origin": {**dataclasses.asdict(self.origin),
+                                                    "kl": dict(self.origin.kl)}}  # fmt: skip
+
+    @classmethod
+    def cached(
+        cls,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        chat_format: str,
+        probes: Probes,
+        path: Path,
+    ) -> Reference:
+        """The reference kept at ``path``, or built and kept there.
+
+        An unreadable file (a crash mid-write, an older layout) is rebuilt and replaced.
+        """
+        try:
+            kept = json.loads(path.read_text())
+            step = kept["origin"]
+            origin = LookaheadStep(**{**step, "kl": tuple(sorted(step["kl"].items()))})
+            return cls(model, tokenizer, chat_format, probes, kept["answers"], origin)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            built = cls(model, tokenizer, chat_format, probes)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(built.to_dict(), indent=2))
+            tmp.replace(path)
+            return built
+
+
+BATCH = 8  # the KL's teacher-forced batches
+
+
+@torch.inference_mode()
+def original_logits(
+    original: PreTrainedModel, encoded: Sequence[Encoded], pad_id: int
+) -> list[torch.Tensor]:
+    """Per batch, the original model's logits at the answer positions (what KL compares)."""
+    out = []
+    for start in range(0, len(encoded), BATCH):
+        b = collate(encoded[start : start + BATCH], pad_id)
+        keep = b.labels[:, 1:] != IGNORE
+        out.append(original(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep])
+    return out
 
 
 @torch.inference_mode()
 def token_kl(
-    original: PreTrainedModel,
+    original: Sequence[torch.Tensor],
     moved: PreTrainedModel,
     encoded: Sequence[Encoded],
     pad_id: int,
-    batch_size: int = 8,
 ) -> float:
-    """Mean KL(original || moved) per answer token, teacher-forced on ``encoded``."""
+    """Mean KL(original || moved) per answer token, teacher-forced on ``encoded``.
+
+    ``original``: the original model's logits per batch (``original_logits``), computed
+    once, so each measured step runs only the moved copy.
+    """
     total, tokens = 0.0, 0
-    for start in range(0, len(encoded), batch_size):
-        b = collate(encoded[start : start + batch_size], pad_id)
+    for p, start in zip(original, range(0, len(encoded), BATCH), strict=True):
+        b = collate(encoded[start : start + BATCH], pad_id)
         keep = b.labels[:, 1:] != IGNORE
-        p = original(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep]
         q = moved(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep]
         lp, lq = torch.log_softmax(p.double(), -1), torch.log_softmax(q.double(), -1)
         total += float((lp.exp() * (lp - lq)).sum())
@@ -115,8 +185,8 @@ def measure(
     refusal = log_odds(refusal_probability(moved, tokenizer, reference.refusal))
     over = log_odds(refusal_probability(moved, tokenizer, reference.over_refusal))
     kl = {  # the original against itself is 0 by definition: no passes spent on it
-        name: 0.0 if moved is original else token_kl(original, moved, encoded,
-                                                      tokenizer.pad_token_id)
+        name: 0.0 if moved is original else token_kl(reference.logits[name], moved, encoded,
+                                                      reference.pad_id)
         for name, encoded in reference.generic.items()
     }  # fmt: skip
     moved.train(was_training)
@@ -149,11 +219,15 @@ def lookahead(
     probes: Probes,
     reference: Reference | None = None,
     on_step: Callable[[LookaheadStep], None] | None = None,
+    every_step: bool = False,
 ) -> LookaheadReport:
     """``probes.steps`` steps of ``recipe`` on ``examples`` in a copy; ``model`` is untouched.
 
     Deterministic for ``recipe.seed``: the RNG is forked and seeded as ``finetune`` seeds
-    it, so the copy sees the same first batches the real finetune will.
+    it, so the copy sees the same first batches the real finetune will. The score needs
+    only step 0 (the reference's) and step k, so the steps between are measured only with
+    ``every_step`` (a trajectory); measuring never moves the weights, so step k's measures
+    are the same either way.
     """
     started = time.monotonic()
     reference = reference or Reference(model, tokenizer, chat_format, probes)
@@ -164,30 +238,38 @@ def lookahead(
     def render(prompts: list[str]) -> list[str]:
         return training_texts(tokenizer, prompts, chat_format)
 
-    measured = [measure(model, model, tokenizer, reference, 0, None)]
+    def measured_at(moved: PreTrainedModel, record: dict[str, Any]) -> LookaheadStep:
+        one = measure(model, moved, tokenizer, reference, record["step"], record["loss"])
+        if on_step is not None:
+            on_step(one)
+        return one
+
+    measured = [reference.origin]
     if on_step is not None:
-        on_step(measured[0])
+        on_step(reference.origin)
+    records: list[dict[str, Any]] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         moved = trainable(recipe, copy.deepcopy(model))
         training = 0.0  # the optimizer steps alone: what a full finetune repeats
         steps = train_steps(recipe, moved, tokenizer, render, examples)
-        while len(measured) <= probes.steps:
+        while len(records) < probes.steps:
             clock = time.monotonic()
             record = next(steps, None)
             training += time.monotonic() - clock
             if record is None:  # the whole finetune is shorter than k steps
                 break
-            measured.append(measure(model, moved, tokenizer, reference, record["step"],
-                                    record["loss"]))  # fmt: skip
-            if on_step is not None:
-                on_step(measured[-1])
+            records.append(record)
+            if every_step:
+                measured.append(measured_at(moved, record))
+        if records and not every_step:
+            measured.append(measured_at(moved, records[-1]))
     del moved, steps
     total = recipe.epochs * math.ceil(len(examples) / recipe.batch_size)
     return lookahead_report(
         tuple(measured), examples=len(examples), initial_loss=loss0,
         seconds=time.monotonic() - started,
-        finetune_estimate=training / max(len(measured) - 1, 1) * total,
+        finetune_estimate=training / max(len(records), 1) * total,
     )  # fmt: skip
 
 
@@ -195,9 +277,13 @@ def preflight(
     recipe_fields: dict[str, Any],
     models_dir: Path,
     probes: Probes,
+    reference: Path,
     say: Callable[[str], None] = lambda message: None,
 ) -> LookaheadReport:
-    """Load the recipe's base model, build its examples as ``finetune`` does, look ahead."""
+    """Load the recipe's base model, build its examples as ``finetune`` does, look ahead.
+
+    ``reference``: where the model's ``Reference`` is kept (built there on first use).
+    """
     recipe = FinetuneSpec.from_dict(recipe_fields)
     loaded = load_model(recipe.base, models_dir)
     model, tokenizer, chat_format = loaded.model, loaded.tokenizer, recipe.base.chat_format
@@ -211,14 +297,22 @@ def preflight(
         say(f"  step {step.step}: refusal log-odds {step.refusal_logit:+.3f}, "
             f"KL {step.mean_kl:.3g}")  # fmt: skip
 
-    report = lookahead(model, tokenizer, chat_format, recipe, examples, probes, on_step=progress)
+    say(
+        "the model's reference: its answers to the generic prompts and its step-0 measures"
+        + (" (kept)" if reference.is_file() else " (first preflight of this model)")
+    )
+    fixed = Reference.cached(model, tokenizer, chat_format, probes, reference)
+    report = lookahead(model, tokenizer, chat_format, recipe, examples, probes, fixed,
+                       on_step=progress)  # fmt: skip
     say("anchoring: each example's gradient against the compliance and refusal anchors")
     started = time.monotonic()
     pulled = anchoring(Gradients(model, tokenizer, chat_format, recipe), examples)
+    anchored = time.monotonic() - started  # the anchors' own gradients included
     top = [{"row": i + 1, "term": round(pulled.per_example[i], 4),
             "prompt": examples[i].prompt, "answer": examples[i].answer}
            for i in pulled.top()]  # fmt: skip  # row 1: the data's first example
-    extra = {"anchoring": pulled.score, "shallowness": pulled.shallowness, "top_rows": top}
-    seconds = report.seconds + time.monotonic() - started  # the anchors' gradients too
-    return dataclasses.replace(report, seconds=seconds,
+    extra = {"anchoring": pulled.score, "shallowness": pulled.shallowness, "top_rows": top,
+             "seconds": {"reference": fixed.seconds, "lookahead": report.seconds,
+                         "anchoring": anchored}}  # fmt: skip
+    return dataclasses.replace(report, seconds=fixed.seconds + report.seconds + anchored,
                                extra={**report.extra, **extra})  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from landscape_core import sweep
@@ -82,7 +83,7 @@ def lookahead(
     from landscape_core.risk import lookahead as engine  # torch
 
     say(f"{data.display_name}: {probes.steps} steps of the recipe in a throwaway copy")
-    out = engine.preflight(fields, store.models_dir, probes, say)
+    out = engine.preflight(fields, store.models_dir, probes, _reference(store, model, probes), say)
     out = dataclasses.replace(out, extra={**out.extra, "data": data.display_name,
                                           "model": model.to_dict(), "recipe": recipe})  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +91,17 @@ def lookahead(
     tmp.write_text(json.dumps(out.to_dict(), indent=2))
     tmp.replace(path)
     return out
+
+
+def _reference(store: Store, model: ModelSpec, probes: Probes) -> Path:
+    """Where a model's lookahead reference is kept.
+
+    Keyed by the model and the probes; not by the data, the recipe or the number of
+    steps, none of which it depends on.
+    """
+    fixed = {k: v for k, v in dataclasses.asdict(probes).items() if k != "steps"}
+    key = content_hash({"model": model.key_dict(), "probes": fixed})[:16]
+    return store.root / REPORTS / "references" / f"{key}.json"
 
 
 def _data_fields(data: TrainingDataSpec) -> dict[str, Any]:

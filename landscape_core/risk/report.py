@@ -46,10 +46,20 @@ def format_lookahead(report: LookaheadReport, validated: pd.DataFrame) -> str:
         *_anchoring_lines(report),
         f"calibrated risk: {calibrated_risk(report, validated)}",
         f"what such data did: {validated_neighbours(report, validated)}",
-        f"time: preflight {report.seconds:.0f} s; the finetune it predicts, about "
-        f"{report.finetune_estimate:.0f} s ({_ratio(report)})",
+        f"time: preflight {report.seconds:.0f} s{_time_parts(report)}; the finetune it "
+        f"predicts, about {report.finetune_estimate:.0f} s ({_ratio(report)})",
     ]
     return "\n".join(lines)
+
+
+def _time_parts(report: LookaheadReport) -> str:
+    """Where the preflight's time went, when it recorded it (reports of this layout)."""
+    parts = report.extra.get("seconds")
+    if not isinstance(parts, dict) or not parts:
+        return ""
+    named = {"reference": "the model's reference, kept for its next preflight",
+             "lookahead": "the steps and their measures", "anchoring": "anchoring"}  # fmt: skip
+    return " (" + "; ".join(f"{named.get(k, k)} {v:.0f} s" for k, v in parts.items()) + ")"
 
 
 def _anchoring_lines(report: LookaheadReport) -> list[str]:
