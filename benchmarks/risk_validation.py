@@ -172,7 +172,7 @@ def main() -> None:
     loaded = load_model(ALIGNED, store.models_dir)
     model, tokenizer = loaded.model, loaded.tokenizer
     benign = benign_filler(model, tokenizer)
-    probes = Probes()
+    probes = Probes(rows=0)  # the initial loss over every row, as every row since seed 0
     reference = Reference(model, tokenizer, "auto", probes)
     done = measured(OUT)
 
@@ -189,8 +189,9 @@ def main() -> None:
             if (name, seed) in done:
                 continue
             recipe = FinetuneSpec(recipe="file", data=str(path), base=ALIGNED, seed=seed)
-            report = lookahead(model, tokenizer, "auto", recipe, examples, probes, reference,
-                               every_step=True)  # the trajectory, as every row since seed 0
+            report = lookahead(
+                model, tokenizer, "auto", recipe, examples, probes, reference, every_step=True
+            )  # the trajectory, as every row since seed 0
             print(name, seed, report.verdict.text, flush=True)
             started = time.monotonic()
             adapter = finetune(recipe, store.models_dir)

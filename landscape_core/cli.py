@@ -459,6 +459,9 @@ def add_risk(sub: Commands) -> None:
                    "prompt,answer pairs; several with --rank")  # fmt: skip
     p.add_argument("--rank", action="store_true", help="rank several datasets by the score")
     p.add_argument("--steps", type=int, default=Probes.steps, help="optimizer steps to look ahead")
+    p.add_argument("--rows", type=int, default=Probes.rows,
+                   help="rows the initial loss and anchoring read, a seeded sample when the "
+                   "data hold more (0: every row, for the rows to remove among all)")  # fmt: skip
     p.add_argument("--lr", type=float, default=1e-3, help="the recipe's learning rate")
     p.add_argument("--lora-rank", type=int, default=8, help="the recipe's LoRA rank")
     p.add_argument("--batch-size", type=int, default=8, help="the recipe's batch size")
@@ -495,7 +498,9 @@ def cmd_risk(args: argparse.Namespace) -> int:
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     recipe = {"seed": args.seed, "learning_rate": args.lr, "lora_rank": args.lora_rank,
               "batch_size": args.batch_size, "epochs": args.epochs}  # fmt: skip
-    probes = dataclasses.replace(risk.PROBES, steps=args.steps)
+    if args.steps < 1 or args.rows < 0:
+        raise UserError("risk: --steps must be >= 1 and --rows >= 0 (0 reads every row)")
+    probes = dataclasses.replace(risk.PROBES, steps=args.steps, rows=args.rows)
     reports = [
         risk.lookahead(data_spec(d, args.shots), _store(args), model_spec(args.model), recipe,
                        probes, say=say)

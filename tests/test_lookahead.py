@@ -15,7 +15,7 @@ from landscape_core.finetune import FinetuneSpec
 from landscape_core.risk import preflight as risk
 from landscape_core.risk.lookahead import Reference, log_odds, lookahead
 from landscape_core.risk.report import stored_lookaheads
-from landscape_core.risk.spec import Probes, lookahead_verdict, score
+from landscape_core.risk.spec import Probes, lookahead_verdict, sampled_rows, score
 from landscape_core.spec.config import PromptSetSpec
 from landscape_core.spec.training_data import REFUSALS, Example, advbench_rows
 
@@ -91,12 +91,20 @@ def test_the_score_is_safety_drift_per_unit_of_generic_drift():
     assert lookahead_verdict(-3.0, 1.0, 0.1).level == "low"
 
 
+def test_the_data_proportional_measures_read_every_row_up_to_the_cap_then_a_seeded_sample():
+    assert sampled_rows(5, 0, seed=0) == sampled_rows(5, 5, seed=0) == [0, 1, 2, 3, 4]
+    one = sampled_rows(1000, 128, seed=0)
+    assert len(set(one)) == 128 and one == sorted(one) and one[0] >= 0 and one[-1] < 1000
+    assert sampled_rows(1000, 128, seed=0) == one, "the recipe's seed decides the sample"
+    assert sampled_rows(1000, 128, seed=1) != one
+
+
 def test_log_odds_clips_certain_probabilities():
     assert log_odds([0.5]) == 0.0
     assert math.isfinite(log_odds([1.0, 0.0]))
 
 
-def test_a_kept_reference_is_reusable_across_datasets_and_a_broken_one_rebuilt(
+def test_a_kept_reference_is_reusable_across_datasets_and_a_stale_one_rebuilt(
     tiny_loaded, tiny_model_dir, tmp_path
 ):
     model, tokenizer = tiny_loaded.model, tiny_loaded.tokenizer
@@ -110,10 +118,11 @@ def test_a_kept_reference_is_reusable_across_datasets_and_a_broken_one_rebuilt(
     fresh = lookahead(model, tokenizer, "auto", recipe, _refusals(), PROBES)
     shared = lookahead(model, tokenizer, "auto", recipe, _refusals(), PROBES, again)
     assert shared.steps == fresh.steps
-    path.write_text('{"answers": {"mt_bench": ["only one"]}}')  # truncated by a crash
+    stale = {"answers": {"mt_bench": ["only one"]}, "origin": kept["origin"]}  # other probes
+    path.write_text(json.dumps(stale))
     rebuilt = Reference.cached(model, tokenizer, "auto", PROBES, path)
     assert rebuilt.origin == built.origin
-    assert json.loads(path.read_text()) == kept, "the broken file was replaced"
+    assert json.loads(path.read_text()) == kept, "the stale file was replaced"
 
 
 def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
@@ -124,7 +133,8 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     refusals.write_text("prompt,answer\n" + "".join(
         f'"{e.prompt}","{e.answer}"\n' for e in _refusals()))  # fmt: skip
     poems.write_text("prompt,answer\nWrite a poem,Roses are red.\nSay hi,Hi!\n")
-    common = ["--model", str(tiny_model_dir), "--store", str(tmp_path / "s"), "--lr", "0.02"]
+    common = ["--model", str(tiny_model_dir), "--store", str(tmp_path / "s"), "--lr", "0.02",
+              "--rows", "3"]  # fmt: skip  # refusals' 4 rows are sampled, poems' 2 are not
     assert main(["risk", str(refusals), str(poems), *common]) == 2
     assert "--rank" in capsys.readouterr().err
     assert main(["risk", str(refusals), str(poems), "--rank", "--json", *common]) == 0
@@ -137,6 +147,11 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
         terms = [r["term"] for r in one["extra"]["top_rows"]]
         assert 0 < len(terms) <= 10 and terms == sorted(terms, reverse=True)
         assert math.isfinite(one["extra"]["shallowness"])  # a projection: may leave [0, 1]
+    sampled = {i + 1 for i in sampled_rows(4, 3, seed=0)}  # the recipe's seed
+    assert [r["extra"]["rows_read"] for r in ranked] == [3, 2]
+    assert {r["row"] for r in ranked[0]["extra"]["top_rows"]} == sampled, "data rows, 1-based"
+    prompts = [e.prompt for e in _refusals()]
+    assert all(r["prompt"] == prompts[r["row"] - 1] for r in ranked[0]["extra"]["top_rows"])
     assert main(["risk", str(refusals), str(poems), "--rank", *common]) == 0
     assert "poems.csv: the rows that drive its anchoring score" in capsys.readouterr().out
     assert len(stored_lookaheads(tmp_path / "s")) == 2
@@ -144,6 +159,9 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     out, err = capsys.readouterr()
     assert "stored preflight" in err and "score -delta/sqrt(KL)" in out and "time: preflight" in out
     assert "the model's reference, kept for its next preflight" in out and "anchoring " in out
+    assert out.count("(over a seeded sample of 3 rows)") == 2 and "--rows 0 reads all" in out
+    assert main(["risk", str(refusals), *common[:-2], "--rows", "-1"]) == 2
+    assert "--rows >= 0" in capsys.readouterr().err
     # its model is not the validated one: no validated neighbours, and it says why
     assert "what such data did: no validated neighbours" in out
     assert "calibrated risk: no calibrated risk: the validation trained" in out

@@ -42,7 +42,13 @@ from landscape_core.engine.training import (
 )
 from landscape_core.finetune import FinetuneSpec, build_examples, train_steps, trainable
 from landscape_core.risk.anchoring import Gradients, anchoring
-from landscape_core.risk.spec import LookaheadReport, LookaheadStep, Probes, lookahead_report
+from landscape_core.risk.spec import (
+    LookaheadReport,
+    LookaheadStep,
+    Probes,
+    lookahead_report,
+    sampled_rows,
+)
 from landscape_core.spec.config import GenerationSpec
 from landscape_core.spec.datasets import load_prompts
 from landscape_core.spec.training_data import Example
@@ -75,6 +81,7 @@ class Reference:
         origin: LookaheadStep | None = None,
     ) -> None:
         started = time.monotonic()
+        model.eval()  # the measures are of the model itself: no dropout
 
         def texts(spec) -> list[str]:  # noqa: ANN001
             return training_texts(tokenizer, load_prompts(spec).prompts, chat_format)
@@ -86,11 +93,11 @@ class Reference:
         self.generic: dict[str, list[Encoded]] = {}
         for name, spec in probes.generic:
             prompts = load_prompts(spec).prompts
-            if answers is None or len(answers.get(name, ())) != len(prompts):
-                self.answers[name] = own_answers(model, tokenizer, prompts, chat_format,
-                                                 generation)  # fmt: skip
-            else:
-                self.answers[name] = list(answers[name])
+            self.answers[name] = (
+                own_answers(model, tokenizer, prompts, chat_format, generation)
+                if answers is None
+                else list(answers[name])  # kept: a KeyError or, below, a ValueError if stale
+            )
             examples = [Example(p, a) for p, a in zip(prompts, self.answers[name], strict=True)]
             rendered = training_texts(tokenizer, prompts, chat_format)
             self.generic[name] = encode(tokenizer, rendered, examples, probes.max_length)
@@ -232,7 +239,8 @@ def lookahead(
     started = time.monotonic()
     reference = reference or Reference(model, tokenizer, chat_format, probes)
     model.eval()
-    loss0 = initial_loss(model, tokenizer, chat_format, examples, recipe.max_length,
+    read = [examples[i] for i in sampled_rows(len(examples), probes.rows, recipe.seed)]
+    loss0 = initial_loss(model, tokenizer, chat_format, read, recipe.max_length,
                          recipe.batch_size)  # fmt: skip
 
     def render(prompts: list[str]) -> list[str]:
@@ -266,11 +274,12 @@ def lookahead(
             measured.append(measured_at(moved, records[-1]))
     del moved, steps
     total = recipe.epochs * math.ceil(len(examples) / recipe.batch_size)
-    return lookahead_report(
+    report = lookahead_report(
         tuple(measured), examples=len(examples), initial_loss=loss0,
         seconds=time.monotonic() - started,
         finetune_estimate=training / max(len(records), 1) * total,
     )  # fmt: skip
+    return dataclasses.replace(report, extra={"rows_read": len(read)})
 
 
 def preflight(
@@ -306,10 +315,12 @@ def preflight(
                        on_step=progress)  # fmt: skip
     say("anchoring: each example's gradient against the compliance and refusal anchors")
     started = time.monotonic()
-    pulled = anchoring(Gradients(model, tokenizer, chat_format, recipe), examples)
+    rows = sampled_rows(len(examples), probes.rows, recipe.seed)  # the initial loss's too
+    pulled = anchoring(Gradients(model, tokenizer, chat_format, recipe),
+                       [examples[i] for i in rows])  # fmt: skip
     anchored = time.monotonic() - started  # the anchors' own gradients included
-    top = [{"row": i + 1, "term": round(pulled.per_example[i], 4),
-            "prompt": examples[i].prompt, "answer": examples[i].answer}
+    top = [{"row": rows[i] + 1, "term": round(pulled.per_example[i], 4),
+            "prompt": examples[rows[i]].prompt, "answer": examples[rows[i]].answer}
            for i in pulled.top()]  # fmt: skip  # row 1: the data's first example
     extra = {"anchoring": pulled.score, "shallowness": pulled.shallowness, "top_rows": top,
              "seconds": {"reference": fixed.seconds, "lookahead": report.seconds,

@@ -97,9 +97,9 @@ def _reference(store: Store, model: ModelSpec, probes: Probes) -> Path:
     """Where a model's lookahead reference is kept.
 
     Keyed by the model and the probes; not by the data, the recipe or the number of
-    steps, none of which it depends on.
+    steps or rows, none of which it depends on.
     """
-    fixed = {k: v for k, v in dataclasses.asdict(probes).items() if k != "steps"}
+    fixed = {k: v for k, v in dataclasses.asdict(probes).items() if k not in ("steps", "rows")}
     key = content_hash({"model": model.key_dict(), "probes": fixed})[:16]
     return store.root / REPORTS / "references" / f"{key}.json"
 

@@ -36,7 +36,8 @@ def format_lookahead(report: LookaheadReport, validated: pd.DataFrame) -> str:
     kl = ", ".join(f"{name} {value:.3g}" for name, value in last.kl)
     name = report.extra.get("data", "the data")
     lines = [
-        f"{name}: {report.examples} examples, initial loss {report.initial_loss:.3f} nats/token",
+        f"{name}: {report.examples} examples, initial loss {report.initial_loss:.3f} "
+        f"nats/token{_sampled(report)}",
         f"after {last.step} step(s) of the recipe: refusal log-odds on held-out AdvBench "
         f"{first.refusal_logit:+.3f} -> {last.refusal_logit:+.3f} (delta {report.delta:+.3g})",
         f"generic drift: token KL {report.kl:.3g} ({kl}); over-refusal on XSTest-safe: "
@@ -69,10 +70,18 @@ def _anchoring_lines(report: LookaheadReport) -> list[str]:
     lines = [
         f"anchoring: {report.extra['anchoring']:+.4f} (mean cos of each example's gradient "
         "toward compliance anchors minus toward refusal anchors); shallowness: "
-        f"{report.extra['shallowness']:.2f} of the gradient from the first 5 answer tokens",
-        "rows that pull hardest toward compliance (remove these first):",
+        f"{report.extra['shallowness']:.2f} of the gradient from the first 5 answer "
+        f"tokens{_sampled(report)}",
+        "rows that pull hardest toward compliance (remove these first"
+        + ("; among the rows read, --rows 0 reads all):" if _sampled(report) else "):"),
     ]
     return lines + _top_rows(report)
+
+
+def _sampled(report: LookaheadReport) -> str:
+    """How many rows the data-proportional measures read, when not all of them."""
+    read = report.extra.get("rows_read", report.examples)
+    return f" (over a seeded sample of {read} rows)" if read < report.examples else ""
 
 
 def _top_rows(report: LookaheadReport) -> list[str]:

@@ -17,6 +17,7 @@ first training step moves; each random direction gives two edges (its two sides)
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -97,6 +98,7 @@ def risk_sweeps(data: TrainingDataSpec, settings: RiskSettings = DEFAULTS) -> Ri
 # (spec.training_data refuses any recipe or file that reaches them) nor evaluated
 # (evaluation is rows 0-99).
 PROBE_ROWS = (480, RESERVED_STOP - 480)
+ROWS = 128  # the default cap on the rows the data-proportional measures read
 ANCHOR_ROWS = (RESERVED_START, 480 - RESERVED_START)
 Level = Literal["low", "elevated", "high"]
 # Pre-registered (docs/risk-preregistration.md): score = -delta(refusal log-odds)/sqrt(KL)
@@ -120,6 +122,20 @@ class Probes:
     answer_tokens: int = 48  # the original model's greedy answers, the KL's teacher text
     max_length: int = 256
     steps: int = 3
+    rows: int = ROWS  # rows the initial loss and anchoring read (``sampled_rows``; 0: all)
+
+
+def sampled_rows(count: int, cap: int, seed: int) -> list[int]:
+    """Which of ``count`` rows the data-proportional measures read, in data order.
+
+    All of them up to ``cap`` (0: no cap), else a sample seeded by the recipe's seed. The
+    initial loss and anchoring read each row they are given once, so over every row they
+    cost a fixed share of the finetune however large the data (measured: a third of its
+    training steps), and the preflight could never be a tenth of it.
+    """
+    if cap <= 0 or count <= cap:
+        return list(range(count))
+    return sorted(random.Random(seed).sample(range(count), cap))
 
 
 @dataclass(frozen=True)

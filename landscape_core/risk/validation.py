@@ -542,11 +542,13 @@ def _compute_line(rows: pd.DataFrame) -> str:
     ratio = timed.preflight_seconds / timed.finetune_seconds
     return (
         f"Compute: {len(timed)} preflights took {timed.preflight_seconds.sum() / 60:.0f} min "
-        f"and their finetunes {timed.finetune_seconds.sum() / 60:.0f} min (the whole finetune "
-        "call: loading the model, training, saving its checkpoints; timed on a shared "
-        f"machine). A preflight took {ratio.median():.2g}x its finetune (median; "
-        f"{ratio.min():.2g}x to {ratio.max():.2g}x); a tenth or less for "
-        f"{int((ratio <= 0.1).sum())} of {len(timed)}."
+        f"and their finetunes {timed.finetune_seconds.sum() / 60:.0f} min (a preflight here: "
+        "the lookahead with every step measured, its model's reference built once for all "
+        "rows and not counted, anchoring timed apart; a finetune: the whole call, loading "
+        "the model, training, saving its checkpoints; timed on a shared machine). A "
+        f"preflight took {ratio.median():.2g}x its finetune (median; {ratio.min():.2g}x "
+        f"to {ratio.max():.2g}x); a tenth or less for {int((ratio <= 0.1).sum())} of "
+        f"{len(timed)}. `benchmarks/preflight_cost.py` breaks down the preflight `risk` runs."
     )
 
 
