@@ -685,7 +685,9 @@ def refresh_risk_section(out: Path) -> Path:
     assets.mkdir(parents=True, exist_ok=True)
     lines = _risk_lines(lambda name, figure: _write_figure(assets, name, figure))
     tail = text[end:]  # the next section, from the newline before its heading
-    out.write_text(text[:start] + "\n".join(lines) + ("\n" if tail else "") + tail)
+    tmp = out.with_suffix(".tmp")  # a stopped rewrite leaves the report as it was
+    tmp.write_text(text[:start] + "\n".join(lines) + ("\n" if tail else "") + tail)
+    tmp.replace(out)
     return out
 
 
