@@ -60,6 +60,7 @@ def main() -> None:
     every, every_s = timed(lookahead, model, tokenizer, "auto", recipe, examples, probes,
                            fresh, every_step=True)  # fmt: skip
     assert every.score == last.score, "step k's measures do not depend on the steps between"
+    # (exactly, on the CPU; CUDA's kernels need not be deterministic)
     gradients, anchors_s = timed(Gradients, model, tokenizer, "auto", recipe)
     _, rows_s = timed(anchoring, gradients, examples)
     steps = recipe.epochs * math.ceil(n / recipe.batch_size)
@@ -78,10 +79,11 @@ def main() -> None:
         ("finetune: its training steps (est.)", train),
     ):
         print(f"{name:<38} {seconds:7.1f} s")
-    before = fresh_s + every_s + anchors_s + rows_s  # last round's preflight, as it ran
+    # last round's preflight, less the original model's passes it re-ran at every step
+    before = fresh_s + every_s + anchors_s + rows_s
     now = kept_s + last_s + anchors_s + rows_s
     for name, seconds in (
-        ("last round's preflight", before),
+        ("last round's preflight (at least)", before),
         ("preflight now, every row read", now),
         ("  of it, fixed (no per-row part)", now - loss_s - rows_s),
     ):

@@ -21,6 +21,7 @@ from landscape_core.risk.report import (
     Unfinished,
     calibrated_risk,
     report,
+    sampled_note,
     stored_lookaheads,
     validated_neighbours,
 )
@@ -92,7 +93,8 @@ with tab_lookahead:
                            f"{one.extra['anchoring']:+.4f}")  # fmt: skip
             cols[1].metric("Shallowness: gradient share of the first 5 answer tokens",
                            f"{one.extra['shallowness']:.2f}")  # fmt: skip
-            st.caption("The rows that pull hardest toward compliance: remove these first.")
+            st.caption("The rows that pull hardest toward compliance: remove these first"
+                       f"{sampled_note(one)}.")  # fmt: skip
             st.dataframe(pd.DataFrame(one.extra.get("top_rows", [])), hide_index=True)
     if not validated.empty:
         st.subheader("Validated datasets: preflight against the real finetune")

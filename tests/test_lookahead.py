@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,22 @@ from streamlit.testing.v1 import AppTest
 
 from landscape_core.cli import main
 from landscape_core.finetune import FinetuneSpec
+from landscape_core.risk import lookahead as engine
 from landscape_core.risk import preflight as risk
 from landscape_core.risk.lookahead import Reference, log_odds, lookahead
 from landscape_core.risk.report import stored_lookaheads
-from landscape_core.risk.spec import Probes, lookahead_verdict, sampled_rows, score
-from landscape_core.spec.config import PromptSetSpec
+from landscape_core.risk.spec import (
+    LookaheadReport,
+    LookaheadStep,
+    Probes,
+    lookahead_report,
+    lookahead_verdict,
+    sampled_rows,
+    score,
+)
+from landscape_core.spec.config import ModelSpec, PromptSetSpec, TrainingDataSpec
 from landscape_core.spec.training_data import REFUSALS, Example, advbench_rows
+from landscape_core.store.runs import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,15 +116,22 @@ def test_log_odds_clips_certain_probabilities():
 
 
 def test_a_kept_reference_is_reusable_across_datasets_and_a_stale_one_rebuilt(
-    tiny_loaded, tiny_model_dir, tmp_path
+    tiny_loaded, tiny_model_dir, tmp_path, monkeypatch
 ):
     model, tokenizer = tiny_loaded.model, tiny_loaded.tokenizer
     path = tmp_path / "references" / "model.json"
     built = Reference.cached(model, tokenizer, "auto", PROBES, path)
     kept = json.loads(path.read_text())
     assert set(kept) == {"answers", "origin"} and kept["answers"] == built.answers
+    assert not built.kept
+
+    def generate(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("a kept reference generates nothing")
+
+    monkeypatch.setattr(engine, "own_answers", generate)
     again = Reference.cached(model, tokenizer, "auto", PROBES, path)
-    assert again.origin == built.origin and again.answers == built.answers
+    assert again.kept and again.origin == built.origin and again.answers == built.answers
+    monkeypatch.undo()
     recipe = _recipe(tiny_model_dir)  # a kept reference gives what a fresh one gives
     fresh = lookahead(model, tokenizer, "auto", recipe, _refusals(), PROBES)
     shared = lookahead(model, tokenizer, "auto", recipe, _refusals(), PROBES, again)
@@ -121,7 +139,7 @@ def test_a_kept_reference_is_reusable_across_datasets_and_a_stale_one_rebuilt(
     stale = {"answers": {"mt_bench": ["only one"]}, "origin": kept["origin"]}  # other probes
     path.write_text(json.dumps(stale))
     rebuilt = Reference.cached(model, tokenizer, "auto", PROBES, path)
-    assert rebuilt.origin == built.origin
+    assert not rebuilt.kept and rebuilt.origin == built.origin
     assert json.loads(path.read_text()) == kept, "the stale file was replaced"
 
 
@@ -140,7 +158,7 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     assert main(["risk", str(refusals), str(poems), "--rank", "--json", *common]) == 0
     out, err = capsys.readouterr()
     ranked = json.loads(out)
-    assert err.count("(first preflight of this model)") == 1 and err.count("(kept)") == 1
+    assert err.count("built, and kept") == 1 and err.count("kept from an earlier") == 1
     assert [r["extra"]["data"] for r in ranked] == ["refusals.csv", "poems.csv"]
     assert {"score", "delta", "kl", "verdict", "seconds", "finetune_estimate"} <= set(ranked[0])
     for one in ranked:  # anchoring names the rows that drive it, at most 10, strongest first
@@ -174,3 +192,31 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     assert sum("no calibrated risk" in c for c in captions) == 2, captions
     assert any("docs/risk-validation.csv" in c for c in captions)  # the validated rows
     assert sum(m.label.startswith("Anchoring") for m in page.metric) == 2
+
+
+def test_two_models_never_share_a_stored_preflight_or_reference(tiny_model_dir, tmp_path,
+                                                                 monkeypatch):  # fmt: skip
+    """Their files name them, as they name runs: a path or an adapter alone does not."""
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model_dir, other)
+    config = other / "config.json"
+    config.write_text(config.read_text() + "\n")  # other bytes, the same settings
+    seen = []
+
+    def preflight(fields, models_dir, probes, references, weights, say):  # noqa: ANN001
+        seen.append(weights)
+        return _run_stub(fields)
+
+    monkeypatch.setattr(engine, "preflight", preflight)
+    store = Store.open(tmp_path / "s")
+    data = TrainingDataSpec(recipe="harmful", shots=1)
+    for folder in (tiny_model_dir, other, tiny_model_dir):
+        risk.lookahead(data, store, ModelSpec(kind="local", path=str(folder)), {}, PROBES)
+    assert len(seen) == 2 and seen[0] != seen[1], "the copy's own preflight; the first's kept"
+    assert len(stored_lookaheads(store.root)) == 2
+
+
+def _run_stub(fields) -> LookaheadReport:  # noqa: ANN001
+    step = LookaheadStep(0, None, 1.0, 0.0, (("mt_bench", 0.0),))
+    return lookahead_report((step, step), examples=1, initial_loss=1.0, seconds=0.0,
+                            finetune_estimate=1.0)  # fmt: skip

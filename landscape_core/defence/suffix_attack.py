@@ -22,6 +22,7 @@ from landscape_core.defence.spec import Say, ThreatModel, goals_of, members_spec
 from landscape_core.engine import suffix
 from landscape_core.engine.session import Session
 from landscape_core.errors import UserError
+from landscape_core.files import atomic_write_text
 from landscape_core.hashing import content_hash
 from landscape_core.plan.chat import render_prompts
 from landscape_core.plan.identity import plan
@@ -66,10 +67,7 @@ def suffix_template(
     extra = spec.prompts.template_file
     own = load_templates(Path(extra)) if extra else []
     searched = Template(name, "adversarial-suffix", base.text.replace("{goal}", "{goal}" + text))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump([vars(t) for t in [*own, searched]], sort_keys=False))
-    tmp.replace(path)
+    atomic_write_text(path, yaml.safe_dump([vars(t) for t in [*own, searched]], sort_keys=False))
     log.write_text(json.dumps(found, indent=1))  # last: its presence means the search finished
     return SuffixTemplate(path, name, found)
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
 from landscape_core.errors import UserError
+from landscape_core.files import atomic_write_text
 from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
 from landscape_core.readers.breakage import Breakage, breakage
@@ -671,9 +672,9 @@ def refresh_risk_section(out: Path) -> Path:
     hand (a fresh machine), without rewriting those sections as pending.
     """
     try:
-        text = out.read_text()
-    except OSError as e:
-        raise UserError(f"{out}: {e.strerror}; write the whole report first with "
+        text = out.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{out} cannot be read ({e}); write the whole report first with "
                         "`python -m landscape_core paper --report-only`") from e  # fmt: skip
     start = text.find(RISK_HEADING)
     if start < 0:
@@ -685,9 +686,7 @@ def refresh_risk_section(out: Path) -> Path:
     assets.mkdir(parents=True, exist_ok=True)
     lines = _risk_lines(lambda name, figure: _write_figure(assets, name, figure))
     tail = text[end:]  # the next section, from the newline before its heading
-    tmp = out.with_suffix(".tmp")  # a stopped rewrite leaves the report as it was
-    tmp.write_text(text[:start] + "\n".join(lines) + ("\n" if tail else "") + tail)
-    tmp.replace(out)
+    atomic_write_text(out, text[:start] + "\n".join(lines) + ("\n" if tail else "") + tail)
     return out
 
 

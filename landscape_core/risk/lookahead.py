@@ -29,7 +29,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from landscape_core.engine.likelihood import refusal_probability
-from landscape_core.engine.models import load_model
+from landscape_core.engine.models import LoadedModel, load_model
 from landscape_core.engine.training import (
     IGNORE,
     Encoded,
@@ -40,7 +40,9 @@ from landscape_core.engine.training import (
     summed_loss,
     training_texts,
 )
+from landscape_core.files import atomic_write_text
 from landscape_core.finetune import FinetuneSpec, build_examples, train_steps, trainable
+from landscape_core.hashing import content_hash
 from landscape_core.risk.anchoring import Gradients, anchoring
 from landscape_core.risk.spec import (
     LookaheadReport,
@@ -49,7 +51,7 @@ from landscape_core.risk.spec import (
     lookahead_report,
     sampled_rows,
 )
-from landscape_core.spec.config import GenerationSpec
+from landscape_core.spec.config import GenerationSpec, ModelSpec
 from landscape_core.spec.datasets import load_prompts
 from landscape_core.spec.training_data import Example
 
@@ -105,6 +107,7 @@ class Reference:
         self.logits = {name: original_logits(model, encoded, self.pad_id)
                        for name, encoded in self.generic.items()}  # fmt: skip
         self.origin = origin or measure(model, model, tokenizer, self, 0, None)
+        self.kept = False  # read back from a store (``cached``) rather than measured here
         self.seconds = time.monotonic() - started
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,22 +124,49 @@ class Reference:
         probes: Probes,
         path: Path,
     ) -> Reference:
-        """The reference kept at ``path``, or built and kept there.
+        """The reference kept at ``path``, or built and kept there (``kept`` says which).
 
-        An unreadable file (a crash mid-write, an older layout) is rebuilt and replaced.
+        A file that cannot be read, or holds answers to other prompts (a crash
+        mid-write, an older layout), is rebuilt and replaced.
         """
-        try:
-            kept = json.loads(path.read_text())
-            step = kept["origin"]
-            origin = LookaheadStep(**{**step, "kl": tuple(sorted(step["kl"].items()))})
-            return cls(model, tokenizer, chat_format, probes, kept["answers"], origin)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            built = cls(model, tokenizer, chat_format, probes)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(built.to_dict(), indent=2))
-            tmp.replace(path)
-            return built
+        kept = _kept(path, probes)
+        if kept is not None:
+            try:
+                out = cls(model, tokenizer, chat_format, probes, *kept)
+                out.kept = True
+                return out
+            except ValueError:  # its answers no longer fit the prompts (zip strict)
+                pass
+        built = cls(model, tokenizer, chat_format, probes)
+        atomic_write_text(path, json.dumps(built.to_dict(), indent=2))
+        return built
+
+
+def _kept(path: Path, probes: Probes) -> tuple[dict[str, list[str]], LookaheadStep] | None:
+    """A kept reference's answers and step-0 measures, if the file holds them whole."""
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        answers = {name: [str(a) for a in kept["answers"][name]] for name, _ in probes.generic}
+        step = kept["origin"]
+        origin = LookaheadStep(**{**step, "kl": tuple(sorted(step["kl"].items()))})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return answers, origin
+
+
+REFERENCE_LAYOUT = 1  # bump when what a Reference measures changes: old files then rebuild
+
+
+def reference_key(weights: str, spec: ModelSpec, loaded: LoadedModel, probes: Probes) -> str:
+    """What decides a model's reference, as a file name.
+
+    Its weights and load settings, the device and dtype it ran in, and the probes; not
+    the data, the recipe, the steps or the rows.
+    """
+    fixed = {k: v for k, v in dataclasses.asdict(probes).items() if k not in ("steps", "rows")}
+    return content_hash({"weights": weights, "model": spec.key_dict(), "device": loaded.device,
+                         "dtype": loaded.dtype, "probes": fixed,
+                         "layout": REFERENCE_LAYOUT})[:16]  # fmt: skip
 
 
 BATCH = 8  # the KL's teacher-forced batches
@@ -151,7 +181,8 @@ def original_logits(
     for start in range(0, len(encoded), BATCH):
         b = collate(encoded[start : start + BATCH], pad_id)
         keep = b.labels[:, 1:] != IGNORE
-        out.append(original(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep])
+        logits = original(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep]
+        out.append(logits.cpu())  # held for the whole preflight: in host memory, not the GPU's
     return out
 
 
@@ -172,6 +203,7 @@ def token_kl(
         b = collate(encoded[start : start + BATCH], pad_id)
         keep = b.labels[:, 1:] != IGNORE
         q = moved(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep]
+        p = p.to(q.device)
         lp, lq = torch.log_softmax(p.double(), -1), torch.log_softmax(q.double(), -1)
         total += float((lp.exp() * (lp - lq)).sum())
         tokens += int(keep.sum())
@@ -209,7 +241,7 @@ def initial_loss(
     max_length: int,
     batch_size: int,
 ) -> float:
-    """The recipe's loss on all of the data at the model's weights (nats per answer token)."""
+    """The recipe's loss on ``examples`` at the model's weights (nats per answer token)."""
     texts = training_texts(tokenizer, [e.prompt for e in examples], chat_format)
     encoded = encode(tokenizer, texts, examples, max_length)
     total = sum(float(summed_loss(model, b)) for b in batches(encoded, batch_size,
@@ -227,6 +259,7 @@ def lookahead(
     reference: Reference | None = None,
     on_step: Callable[[LookaheadStep], None] | None = None,
     every_step: bool = False,
+    rows: Sequence[int] | None = None,
 ) -> LookaheadReport:
     """``probes.steps`` steps of ``recipe`` on ``examples`` in a copy; ``model`` is untouched.
 
@@ -234,12 +267,15 @@ def lookahead(
     it, so the copy sees the same first batches the real finetune will. The score needs
     only step 0 (the reference's) and step k, so the steps between are measured only with
     ``every_step`` (a trajectory); measuring never moves the weights, so step k's measures
-    are the same either way.
+    are the same either way. ``rows``: the rows the initial loss reads (default:
+    ``sampled_rows`` of ``probes.rows``).
     """
     started = time.monotonic()
     reference = reference or Reference(model, tokenizer, chat_format, probes)
     model.eval()
-    read = [examples[i] for i in sampled_rows(len(examples), probes.rows, recipe.seed)]
+    if rows is None:
+        rows = sampled_rows(len(examples), probes.rows, recipe.seed)
+    read = [examples[i] for i in rows]
     loss0 = initial_loss(model, tokenizer, chat_format, read, recipe.max_length,
                          recipe.batch_size)  # fmt: skip
 
@@ -286,12 +322,14 @@ def preflight(
     recipe_fields: dict[str, Any],
     models_dir: Path,
     probes: Probes,
-    reference: Path,
+    references: Path,
+    weights: str,
     say: Callable[[str], None] = lambda message: None,
 ) -> LookaheadReport:
     """Load the recipe's base model, build its examples as ``finetune`` does, look ahead.
 
-    ``reference``: where the model's ``Reference`` is kept (built there on first use).
+    ``references``: the folder where each model's ``Reference`` is kept, by
+    ``reference_key`` (``weights``: the model files' fingerprint, as runs key them).
     """
     recipe = FinetuneSpec.from_dict(recipe_fields)
     loaded = load_model(recipe.base, models_dir)
@@ -306,16 +344,19 @@ def preflight(
         say(f"  step {step.step}: refusal log-odds {step.refusal_logit:+.3f}, "
             f"KL {step.mean_kl:.3g}")  # fmt: skip
 
-    say(
-        "the model's reference: its answers to the generic prompts and its step-0 measures"
-        + (" (kept)" if reference.is_file() else " (first preflight of this model)")
-    )
-    fixed = Reference.cached(model, tokenizer, chat_format, probes, reference)
+    path = references / f"{reference_key(weights, recipe.base, loaded, probes)}.json"
+    fixed = Reference.cached(model, tokenizer, chat_format, probes, path)
+    say("the model's reference, its answers to the generic prompts and its step-0 measures: "
+        + ("kept from an earlier preflight" if fixed.kept else "built, and kept"))  # fmt: skip
+    rows = sampled_rows(
+        len(examples), probes.rows, recipe.seed
+    )  # the initial loss's and anchoring's
     report = lookahead(model, tokenizer, chat_format, recipe, examples, probes, fixed,
-                       on_step=progress)  # fmt: skip
+                       on_step=progress, rows=rows)  # fmt: skip
+    reference_seconds = fixed.seconds
+    del fixed  # its logits: not needed by anchoring
     say("anchoring: each example's gradient against the compliance and refusal anchors")
     started = time.monotonic()
-    rows = sampled_rows(len(examples), probes.rows, recipe.seed)  # the initial loss's too
     pulled = anchoring(Gradients(model, tokenizer, chat_format, recipe),
                        [examples[i] for i in rows])  # fmt: skip
     anchored = time.monotonic() - started  # the anchors' own gradients included
@@ -323,7 +364,7 @@ def preflight(
             "prompt": examples[rows[i]].prompt, "answer": examples[rows[i]].answer}
            for i in pulled.top()]  # fmt: skip  # row 1: the data's first example
     extra = {"anchoring": pulled.score, "shallowness": pulled.shallowness, "top_rows": top,
-             "seconds": {"reference": fixed.seconds, "lookahead": report.seconds,
+             "seconds": {"reference": reference_seconds, "lookahead": report.seconds,
                          "anchoring": anchored}}  # fmt: skip
-    return dataclasses.replace(report, seconds=fixed.seconds + report.seconds + anchored,
+    return dataclasses.replace(report, seconds=reference_seconds + report.seconds + anchored,
                                extra={**report.extra, **extra})  # fmt: skip

@@ -14,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from landscape_core import sweep
 from landscape_core.errors import UserError
+from landscape_core.files import atomic_write_text
 from landscape_core.hashing import content_hash
+from landscape_core.plan.model_files import fingerprint, model_files
 from landscape_core.risk.report import RiskReport, report
 from landscape_core.risk.spec import (
     DEFAULTS,
@@ -74,8 +75,9 @@ def lookahead(
     """The lookahead of ``recipe`` (``FinetuneSpec`` fields) on ``data``, stored once."""
     recipe = dict(recipe or {})
     fields = {**recipe, "base": model.to_dict(), **_data_fields(data)}
-    key = content_hash({"model": model.key_dict(), "data": data_hash(data), "recipe": recipe,
-                        "probes": dataclasses.asdict(probes)})[:16]  # fmt: skip
+    weights = fingerprint(model, model_files(model, store.file_digest))  # as runs key it
+    key = content_hash({"model": model.key_dict(), "weights": weights, "data": data_hash(data),
+                        "recipe": recipe, "probes": dataclasses.asdict(probes)})[:16]  # fmt: skip
     path = store.root / REPORTS / f"{key}.json"
     if path.is_file():
         say(f"a stored preflight of these data, model and recipe: {path.name}")
@@ -83,25 +85,12 @@ def lookahead(
     from landscape_core.risk import lookahead as engine  # torch
 
     say(f"{data.display_name}: {probes.steps} steps of the recipe in a throwaway copy")
-    out = engine.preflight(fields, store.models_dir, probes, _reference(store, model, probes), say)
+    references = store.root / REPORTS / "references"
+    out = engine.preflight(fields, store.models_dir, probes, references, weights, say)
     out = dataclasses.replace(out, extra={**out.extra, "data": data.display_name,
                                           "model": model.to_dict(), "recipe": recipe})  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out.to_dict(), indent=2))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(out.to_dict(), indent=2))
     return out
-
-
-def _reference(store: Store, model: ModelSpec, probes: Probes) -> Path:
-    """Where a model's lookahead reference is kept.
-
-    Keyed by the model and the probes; not by the data, the recipe or the number of
-    steps or rows, none of which it depends on.
-    """
-    fixed = {k: v for k, v in dataclasses.asdict(probes).items() if k not in ("steps", "rows")}
-    key = content_hash({"model": model.key_dict(), "probes": fixed})[:16]
-    return store.root / REPORTS / "references" / f"{key}.json"
 
 
 def _data_fields(data: TrainingDataSpec) -> dict[str, Any]:

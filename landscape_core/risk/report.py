@@ -37,7 +37,7 @@ def format_lookahead(report: LookaheadReport, validated: pd.DataFrame) -> str:
     name = report.extra.get("data", "the data")
     lines = [
         f"{name}: {report.examples} examples, initial loss {report.initial_loss:.3f} "
-        f"nats/token{_sampled(report)}",
+        f"nats/token{sampled_note(report)}",
         f"after {last.step} step(s) of the recipe: refusal log-odds on held-out AdvBench "
         f"{first.refusal_logit:+.3f} -> {last.refusal_logit:+.3f} (delta {report.delta:+.3g})",
         f"generic drift: token KL {report.kl:.3g} ({kl}); over-refusal on XSTest-safe: "
@@ -71,14 +71,14 @@ def _anchoring_lines(report: LookaheadReport) -> list[str]:
         f"anchoring: {report.extra['anchoring']:+.4f} (mean cos of each example's gradient "
         "toward compliance anchors minus toward refusal anchors); shallowness: "
         f"{report.extra['shallowness']:.2f} of the gradient from the first 5 answer "
-        f"tokens{_sampled(report)}",
+        f"tokens{sampled_note(report)}",
         "rows that pull hardest toward compliance (remove these first"
-        + ("; among the rows read, --rows 0 reads all):" if _sampled(report) else "):"),
+        + ("; among the rows read, --rows 0 reads all):" if sampled_note(report) else "):"),
     ]
     return lines + _top_rows(report)
 
 
-def _sampled(report: LookaheadReport) -> str:
+def sampled_note(report: LookaheadReport) -> str:
     """How many rows the data-proportional measures read, when not all of them."""
     read = report.extra.get("rows_read", report.examples)
     return f" (over a seeded sample of {read} rows)" if read < report.examples else ""
@@ -133,7 +133,8 @@ def format_ranking(reports: list[LookaheadReport]) -> str:
                      f"{r.verdict.level:<9} {r.extra.get('data', '?')}")  # fmt: skip
     for r in ranked:
         if r.extra.get("top_rows"):
-            lines += ["", f"{r.extra.get('data', '?')}: the rows that drive its anchoring score"]
+            lines += ["", f"{r.extra.get('data', '?')}: the rows that drive its anchoring "
+                      f"score{sampled_note(r)}"]  # fmt: skip
             lines += _top_rows(r)
     return "\n".join(lines)
 

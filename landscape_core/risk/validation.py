@@ -543,12 +543,15 @@ def _compute_line(rows: pd.DataFrame) -> str:
     return (
         f"Compute: {len(timed)} preflights took {timed.preflight_seconds.sum() / 60:.0f} min "
         f"and their finetunes {timed.finetune_seconds.sum() / 60:.0f} min (a preflight here: "
-        "the lookahead with every step measured, its model's reference built once for all "
-        "rows and not counted, anchoring timed apart; a finetune: the whole call, loading "
-        "the model, training, saving its checkpoints; timed on a shared machine). A "
+        "the lookahead with every step measured, without its model's reference, built once "
+        "per validation run; rows timed before 2026-12-07 also re-ran the original model at "
+        "every step; anchoring is not part of it. A finetune: the whole call, loading the "
+        "model, training, saving its checkpoints. Timed on a shared machine under varying "
+        "load, so descriptive only). A "
         f"preflight took {ratio.median():.2g}x its finetune (median; {ratio.min():.2g}x "
         f"to {ratio.max():.2g}x); a tenth or less for {int((ratio <= 0.1).sum())} of "
-        f"{len(timed)}. `benchmarks/preflight_cost.py` breaks down the preflight `risk` runs."
+        f"{len(timed)}. `benchmarks/preflight_cost.py` times the preflight `risk` runs, part by "
+        "part, in one run."
     )
 
 
