@@ -366,7 +366,7 @@ def add_paper(sub: Commands) -> None:
 
 def cmd_paper(args: argparse.Namespace) -> int:
     from landscape_core.recipes.paper import run_paper
-    from landscape_core.recipes.paper_render import refresh_risk_section
+    from landscape_core.recipes.paper_risk_validation import refresh_risk_section
 
     if args.risk_only:
         print(f"wrote {refresh_risk_section(args.out)} (its risk validation section)")

@@ -120,7 +120,7 @@ def _figures(folder: Path) -> dict[str, str]:
 
 def test_the_risk_section_is_rewritten_from_its_csv_alone(tmp_path, capsys):
     from landscape_core.cli import main
-    from landscape_core.recipes.paper_render import RISK_HEADING
+    from landscape_core.recipes.paper_risk_validation import RISK_HEADING
 
     report = tmp_path / "paper-mini.md"
     before = "# The paper in miniature\n\nsections 1-6, from a store not at hand\n\n"

@@ -18,8 +18,6 @@ import numpy as np
 import pandas as pd
 
 from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
-from landscape_core.errors import UserError
-from landscape_core.files import atomic_write_text
 from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
 from landscape_core.readers.breakage import Breakage, breakage
@@ -34,7 +32,7 @@ from landscape_core.readers.results import (
 from landscape_core.recipes import paper_claims
 from landscape_core.recipes.paper_records import Experiment, Paper
 from landscape_core.recipes.paper_risk import THRESHOLD, Section7, left_at
-from landscape_core.risk import validation
+from landscape_core.recipes.paper_risk_validation import risk_lines, write_figure
 from landscape_core.spec.jailbreak import templates
 from landscape_core.store.runs import Store
 
@@ -47,18 +45,12 @@ class _Report:
     assets: Path  # the folder beside the report
 
     def fig(self, name: str, figure: Any) -> str:
-        return _write_figure(self.assets, name, figure)
+        return write_figure(self.assets, name, figure)
 
     def link(self, e: Experiment) -> str:
         if not e.run_id or e.run_id not in set(self.store.runs_frame().run_id):
             return "pending"
         return f"[`{e.run_id}`]({self.assets.name}/configs/{e.run_id}.yaml)"
-
-
-def _write_figure(assets: Path, name: str, figure: Any) -> str:
-    """``figure`` as ``assets/name.html`` beside the report, and the report's link to it."""
-    figure.write_html(assets / f"{name}.html", include_plotlyjs="directory")
-    return f"[{name}.html]({assets.name}/{name}.html)"
 
 
 RUN_CONFIG = re.compile(r"[0-9a-f]{16}\.yaml")  # a run's config, as the report links it
@@ -639,7 +631,7 @@ def _section7(section: Section7, store: Store, fig: Callable[[str, object], str]
         "",
     ]
     if not section.paths or all(p.empty for p in section.paths.values()):
-        return [*out, "pending: run `make paper`.", "", *_risk_lines(fig)]
+        return [*out, "pending: run `make paper`.", "", *risk_lines(fig)]
     for name, path in section.paths.items():
         if path.empty:
             out += [f"**{name}**: pending (`trajectory` has not finished for it).", ""]
@@ -658,59 +650,4 @@ def _section7(section: Section7, store: Store, fig: Callable[[str, object], str]
                 figures.add_path(heat, name, path)
         out += [f"The plane's landscape (AdvBench 0-19) with every path: "
                 f"{fig('trajectories', heat)}", ""]  # fmt: skip
-    return out + _risk_lines(fig)
-
-
-RISK_HEADING = "### The risk preflight, validated on real finetunes (issue 30)"
-
-
-def refresh_risk_section(out: Path) -> Path:
-    """The risk validation's section of the report at ``out`` again; the rest as it was.
-
-    Its only input is ``docs/risk-validation.csv``, which grows over rounds of work, so
-    it can be brought up to date where the stores behind the other sections are not at
-    hand (a fresh machine), without rewriting those sections as pending.
-    """
-    try:
-        text = out.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{out} cannot be read ({e}); write the whole report first with "
-                        "`python -m landscape_core paper --report-only`") from e  # fmt: skip
-    start = text.find(RISK_HEADING)
-    if start < 0:
-        raise UserError(f"{out} has no section headed {RISK_HEADING!r}; write the whole "
-                        "report with `python -m landscape_core paper --report-only`")  # fmt: skip
-    end = text.find("\n## ", start)
-    end = len(text) if end < 0 else end
-    assets = out.parent / out.stem
-    assets.mkdir(parents=True, exist_ok=True)
-    lines = _risk_lines(lambda name, figure: _write_figure(assets, name, figure))
-    tail = text[end:]  # the next section, from the newline before its heading
-    atomic_write_text(out, text[:start] + "\n".join(lines) + ("\n" if tail else "") + tail)
-    return out
-
-
-def _risk_lines(fig: Callable[[str, object], str]) -> list[str]:
-    frame = validation.load(validation.RESULTS)
-    out = [
-        RISK_HEADING,
-        "",
-        "Each dataset of `docs/risk-preregistration.md` is scored by the lookahead (3 "
-        "real LoRA + AdamW steps of the finetuning recipe on a throwaway copy: refusal "
-        "log-odds on 40 held-out AdvBench probes, token KL on MT-Bench and XSTest-safe), "
-        "then finetuned with that recipe and judged on AdvBench 0-99 (32 new tokens, "
-        "greedy). The thresholds are fitted on the development half only, by the "
-        "pre-registered rule. Rows: `docs/risk-validation.csv`, written by "
-        "`benchmarks/risk_validation.py`. The basin-edge preflight this replaces flagged "
-        "every dataset 'high, 625x narrower' and tied them all at its search's step. "
-        "The rho interval's coverage, checked on bivariate normals with a known rank "
-        "correlation (`benchmarks/rho_coverage.py`, 400 draws each): 95-98% at n = 8, 12 "
-        "and 20, so it errs wide.",
-        "",
-    ]
-    if frame.empty:
-        return [*out, "pending: run `benchmarks/risk_validation.py`.", ""]
-    datasets = validation.riskier_higher(validation.measured_datasets(frame))
-    scatter = fig("risk_validation", figures.risk_validation(datasets, validation.DATASET_MEASURES))
-    lines = validation.markdown(validation.validate(frame))
-    return [*out, *lines, f"Each measure against the outcome, per dataset: {scatter}", ""]
+    return out + risk_lines(fig)
