@@ -68,9 +68,10 @@ class Reference:
     """What the original model fixes once per model and probes, whatever the data.
 
     Its greedy answers to the generic prompts (the KL's teacher text), its measures at
-    step 0, and its logits on that text. A preflight of another dataset reuses all three,
-    so it pays only for its own steps; ``answers`` and ``origin`` come from
-    ``to_dict`` when a store kept them (text and numbers; the logits are rebuilt).
+    step 0, and its logits on that text. A store keeps the first two (``to_dict``,
+    ``cached``: text and numbers), so a later preflight of any data neither generates
+    nor measures step 0 again; the logits are rebuilt once per preflight and serve
+    every step it measures.
     """
 
     def __init__(
@@ -348,9 +349,8 @@ def preflight(
     fixed = Reference.cached(model, tokenizer, chat_format, probes, path)
     say("the model's reference, its answers to the generic prompts and its step-0 measures: "
         + ("kept from an earlier preflight" if fixed.kept else "built, and kept"))  # fmt: skip
-    rows = sampled_rows(
-        len(examples), probes.rows, recipe.seed
-    )  # the initial loss's and anchoring's
+    # the rows the initial loss and anchoring read: one sample for both
+    rows = sampled_rows(len(examples), probes.rows, recipe.seed)
     report = lookahead(model, tokenizer, chat_format, recipe, examples, probes, fixed,
                        on_step=progress, rows=rows)  # fmt: skip
     reference_seconds = fixed.seconds
