@@ -13,12 +13,17 @@ from pathlib import Path
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """``path.write_text(text)``, all or nothing (its folder is made if missing)."""
+    """``path.write_text(text)`` in UTF-8, all or nothing (its folder is made if missing)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``path.write_bytes(data)``, all or nothing (its folder is made if missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -21,7 +21,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ class Reference:
             self.answers[name] = (
                 own_answers(model, tokenizer, prompts, chat_format, generation)
                 if answers is None
-                else list(answers[name])  # kept: a KeyError or, below, a ValueError if stale
+                else list(answers[name])
             )
             examples = [Example(p, a) for p, a in zip(prompts, self.answers[name], strict=True)]
             rendered = training_texts(tokenizer, prompts, chat_format)
@@ -108,7 +108,7 @@ class Reference:
         self.logits = {name: original_logits(model, encoded, self.pad_id)
                        for name, encoded in self.generic.items()}  # fmt: skip
         self.origin = origin or measure(model, model, tokenizer, self, 0, None)
-        self.kept = False  # read back from a store (``cached``) rather than measured here
+        self.kept = answers is not None  # read back from a store (``cached``), not generated
         self.seconds = time.monotonic() - started
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,19 +132,17 @@ class Reference:
         """
         kept = _kept(path, probes)
         if kept is not None:
-            try:
-                out = cls(model, tokenizer, chat_format, probes, *kept)
-                out.kept = True
-                return out
-            except ValueError:  # its answers no longer fit the prompts (zip strict)
-                pass
+            return cls(model, tokenizer, chat_format, probes, *kept)
         built = cls(model, tokenizer, chat_format, probes)
         atomic_write_text(path, json.dumps(built.to_dict(), indent=2))
         return built
 
 
 def _kept(path: Path, probes: Probes) -> tuple[dict[str, list[str]], LookaheadStep] | None:
-    """A kept reference's answers and step-0 measures, if the file holds them whole."""
+    """A kept reference's answers and step-0 measures, if the file holds them whole.
+
+    Whole: every generic set has one answer per prompt of the probes (else it is stale).
+    """
     try:
         kept = json.loads(path.read_text(encoding="utf-8"))
         answers = {name: [str(a) for a in kept["answers"][name]] for name, _ in probes.generic}
@@ -152,7 +150,8 @@ def _kept(path: Path, probes: Probes) -> tuple[dict[str, list[str]], LookaheadSt
         origin = LookaheadStep(**{**step, "kl": tuple(sorted(step["kl"].items()))})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return answers, origin
+    counts = {name: len(load_prompts(spec).prompts) for name, spec in probes.generic}
+    return (answers, origin) if all(len(answers[n]) == c for n, c in counts.items()) else None
 
 
 REFERENCE_LAYOUT = 1  # bump when what a Reference measures changes: old files then rebuild
@@ -173,18 +172,25 @@ def reference_key(weights: str, spec: ModelSpec, loaded: LoadedModel, probes: Pr
 BATCH = 8  # the KL's teacher-forced batches
 
 
+def _answer_logits(
+    model: PreTrainedModel, encoded: Sequence[Encoded], pad_id: int
+) -> Iterator[torch.Tensor]:
+    """Per batch of ``BATCH``, the model's logits at the answer positions (what KL compares)."""
+    for start in range(0, len(encoded), BATCH):
+        b = collate(encoded[start : start + BATCH], pad_id)
+        keep = b.labels[:, 1:] != IGNORE
+        yield model(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep]
+
+
 @torch.inference_mode()
 def original_logits(
     original: PreTrainedModel, encoded: Sequence[Encoded], pad_id: int
 ) -> list[torch.Tensor]:
-    """Per batch, the original model's logits at the answer positions (what KL compares)."""
-    out = []
-    for start in range(0, len(encoded), BATCH):
-        b = collate(encoded[start : start + BATCH], pad_id)
-        keep = b.labels[:, 1:] != IGNORE
-        logits = original(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep]
-        out.append(logits.cpu())  # held for the whole preflight: in host memory, not the GPU's
-    return out
+    """The original model's answer logits, per batch, held for the whole preflight.
+
+    In host memory, not the GPU's: they outlive every step.
+    """
+    return [logits.cpu() for logits in _answer_logits(original, encoded, pad_id)]
 
 
 @torch.inference_mode()
@@ -200,14 +206,10 @@ def token_kl(
     once, so each measured step runs only the moved copy.
     """
     total, tokens = 0.0, 0
-    for p, start in zip(original, range(0, len(encoded), BATCH), strict=True):
-        b = collate(encoded[start : start + BATCH], pad_id)
-        keep = b.labels[:, 1:] != IGNORE
-        q = moved(input_ids=b.ids, attention_mask=b.mask).logits[:, :-1][keep]
-        p = p.to(q.device)
-        lp, lq = torch.log_softmax(p.double(), -1), torch.log_softmax(q.double(), -1)
+    for p, q in zip(original, _answer_logits(moved, encoded, pad_id), strict=True):
+        lp, lq = torch.log_softmax(p.to(q.device).double(), -1), torch.log_softmax(q.double(), -1)
         total += float((lp.exp() * (lp - lq)).sum())
-        tokens += int(keep.sum())
+        tokens += len(q)
     return total / max(tokens, 1)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from landscape_core.errors import UserError
+from landscape_core.files import atomic_write_bytes
 from landscape_core.spec.datasets import read_table, text_columns
 from landscape_core.store.database import Database
 
@@ -28,11 +29,8 @@ def save_upload(db: Database, name: str, data: bytes) -> Upload:
     """Store an uploaded CSV/JSONL and read its columns; a bad file is a UserError."""
     suffix = ".jsonl" if name.lower().endswith(".jsonl") else ".csv"
     path = db.root / UPLOADS_DIR / (hashlib.sha256(data).hexdigest()[:16] + suffix)
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)  # kept as data: parsed by pandas/json, never executed
-        tmp.replace(path)
+    if not path.is_file():  # kept as data: parsed by pandas/json, never executed
+        atomic_write_bytes(path, data)
     frame = read_table(path, shown=name)
     columns = text_columns(frame)
     if not columns:
