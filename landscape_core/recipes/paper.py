@@ -3,10 +3,11 @@
 This module declares the experiments and runs them; ``paper_render`` writes the report.
 Every number goes through the store (a second run is instant) and ``docs/paper-mini.md``
 is written from the stored results, with each experiment's config saved beside it.
-A first run takes hours on 2 CPU cores (the report's header gives the compute by
-section); it resumes where it stopped. The aligned demo's landscapes come first, then
-Table 1's models (each finetune's first training seed), then the other training seeds,
-section 6 (the jailbreak landscapes, the defence) and section 7.
+A first run takes about three hours on 2 idle CPU cores (the report's header gives
+the compute by section, and README the budget); it resumes where it stopped. The
+aligned demo's landscapes come first, then Table 1's models (each finetune's first
+training seed), then the other training seeds, section 6 (the jailbreak landscapes,
+the defence) and section 7.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ log = logging.getLogger(__name__)
 ALIGNED = {"kind": "bundled", "variant": "aligned"}
 LANDSCAPE_PROMPTS = {"source": "advbench", "start": 0, "limit": 20}  # held out
 ASR_PROMPTS = {"source": "advbench", "start": 0, "limit": 80}  # the paper's 80, held out
-RANDOM_GRID = [{"start": -0.3, "stop": 0.3, "num": 13}]  # the demo's basin and its fall
+# the demo's basin and its fall: every edge of its 10 directions lies within 0.3 and
+# most within 0.2, where the bisection below finds each one; beyond 0.2 the dense grid
+# read ASR 100 at 39 of 40 points, so the budget goes to directions, not to that band
+RANDOM_GRID = [{"start": -0.2, "stop": 0.2, "num": 9}]
 INTERPOLATION_GRID = [{"start": -0.25, "stop": 1.25, "num": 7}]  # past both ends
 # the landscapes' answers are whole: coherence and the second judge read all of each
 TOKENS = {"max_new_tokens": 32}
@@ -61,7 +65,7 @@ SEEDS = tuple(range(123, 133))  # Fig. 2(b) and Tables 1 and 2 run over ten dire
 # every finetune of Table 1 is trained with each seed; seeds after the first are swept
 # along the first REPLICA_DIRECTIONS directions, for the spread over training seeds
 TRAINING_SEEDS = (0, 1, 2)
-REPLICA_DIRECTIONS = 5
+REPLICA_DIRECTIONS = 3  # the spread's question is the training seed, not the direction
 # basin or breakage: fluency costs about what the answers cost, so it is measured along
 # the first 5 directions, where the aligned demo's gap interval (+-0.014 alpha) is
 # already finer than the grid's step (0.05): more directions would not sharpen the answer
@@ -71,16 +75,16 @@ FLUENCY_DIRECTIONS = 5
 # other, so its gap is not resolved there; here each edge is known to 0.01
 FINE_GRID = [{"start": -0.2, "stop": 0.2, "num": 41}]  # the dense grid's points shared
 REFINED = ("aligned",)
-BASIN = {"tolerance": 0.025, "max_alpha": 0.3}  # half the dense grid's step, same reach
+BASIN = {"tolerance": 0.025, "max_alpha": 0.3}  # half the grid's step; past it, to 0.3
 SHOTS = (10, 50, 100)
 PRESETS = ("default", "empty", "aoa", "llama2")
 # Section 6 without selection bias: the attack template is the one with the highest ASR
 # at the model on the landscapes' goals (AdvBench 0-19, the jailbreak landscapes' alpha
 # = 0), and the defence is evaluated on goals 20-79, which never informed that choice.
 # Every template is a candidate of the adaptive attacker and reported. The defence is
-# drawn 5 times (member seeds 1000, 2000, ...) so its intervals hold its own randomness.
+# drawn 3 times (member seeds 1000, 2000, 3000) so its intervals hold its own randomness.
 DEFENCE_GOALS = {"source": "advbench", "start": 20, "limit": 60}
-DEFENDER_SEEDS = (1000, 2000, 3000, 4000, 5000)
+DEFENDER_SEEDS = (1000, 2000, 3000)
 DEFENCE = {"members": 3, "radius": 0.05, "seed": DEFENDER_SEEDS[0], "vote": "majority",
            "suffix_steps": 10, "suffix_goals": 4}  # fmt: skip
 JAILBREAK = "novel-chapter"  # configs/defend.yaml's template; the paper picks its own

@@ -52,6 +52,12 @@ class Sizes:
         return _step(self.random_grid[0])
 
     @property
+    def grid_reach(self) -> float:
+        """The dense grid's largest |alpha|: an edge past it reads "beyond" there."""
+        axis = self.random_grid[0]
+        return max(abs(axis["start"]), abs(axis["stop"]))
+
+    @property
     def fine_step(self) -> float:
         """The finer grid's step, near the edges."""
         return _step(self.fine_grid[0])

@@ -30,7 +30,7 @@ from landscape_core.readers.results import (
     visage_interval,
 )
 from landscape_core.recipes import paper_claims
-from landscape_core.recipes.paper_records import Experiment, Paper
+from landscape_core.recipes.paper_records import Experiment, Paper, Sizes
 from landscape_core.recipes.paper_risk import THRESHOLD, Section7, left_at
 from landscape_core.recipes.paper_risk_validation import risk_lines, write_figure
 from landscape_core.spec.jailbreak import templates
@@ -86,7 +86,7 @@ def write_report(
         *(f"fluency near {name}'s edges" for name, f in refined.items() if not f),
     ]
     lines = [
-        *_header(compute, paper.sizes.seeds),
+        *_header(compute, paper.sizes),
         *_unfinished(store, stored, paper, shield, section7, fluency_left),
         *_fig2b(report, paper.seeds),
         *_states(report, paper.seeds[0]),
@@ -106,8 +106,8 @@ def write_report(
     return out
 
 
-def _header(compute: dict[str, float], seeds: tuple[int, ...]) -> list[str]:
-    seconds = sum(compute.values())
+def _header(compute: dict[str, float], sizes: Sizes) -> list[str]:
+    seconds, seeds, axis = sum(compute.values()), sizes.seeds, sizes.random_grid[0]
     return [
         "# The paper's experiments in miniature",
         "",
@@ -125,7 +125,7 @@ def _header(compute: dict[str, float], seeds: tuple[int, ...]) -> list[str]:
         "answers (sections 6 and 7, judged by keyword alone, stop each answer at its first "
         "refusal keyword, which leaves every keyword verdict as full generation gives it), "
         "keyword judge, layer-normalised random directions with norms "
-        "skipped, 13 points over +-0.3. "
+        f"skipped, {axis['num']} points over +-{sizes.grid_reach:g}. "
         f"Tables 1 and 2 run {len(seeds)} random directions each (seeds "
         f"{', '.join(map(str, seeds))}) and report VISAGE as mean [95% CI], "
         f"{t_method('directions')} (the prompts fixed; below {MIN_DIRECTIONS} directions no "
@@ -346,7 +346,7 @@ def _search_section(report: _Report, paper: Paper, dense: Experiment) -> list[st
     found = landscape(store, search.run_id)["directions"]
     grid = landscape(store, dense.run_id)["directions"]
     probes = search.points(store)
-    step = paper.sizes.grid_step
+    step, reach = paper.sizes.grid_step, paper.sizes.grid_reach
     lines = [
         "",
         "## The basin's edges by bisection",
@@ -354,7 +354,9 @@ def _search_section(report: _Report, paper: Paper, dense: Experiment) -> list[st
         f"`measure: basin-radius` with tolerance {basin['tolerance']} (half the dense grid's "
         f"step of {step:.3f}) and max_alpha {basin['max_alpha']}: probes at k x tolerance, "
         "doubling outward, then bisection; an edge is the smallest |alpha| with ASR = 100. "
-        "Seconds are the stored generation time of the points each method used (points the "
+        f"It reaches past the grid's {reach:g}: an edge the grid reads 'beyond' agrees when the "
+        "search puts it past the grid's end, or within one grid step of it. Seconds are "
+        "the stored generation time of the points each method used (points the "
         "search shares with the grid count for both).",
         "",
         "| seed | grid edges | grid points | grid s | search edges | search points | "
@@ -362,18 +364,24 @@ def _search_section(report: _Report, paper: Paper, dense: Experiment) -> list[st
         "|---|---|---|---|---|---|---|---|",
     ]
     frame = dense.points(store)
+
+    def agree(search_edge: float | None, grid_edge: float | None) -> bool:
+        if grid_edge is None:  # the grid sees no edge: the search must find none within it
+            return search_edge is None or abs(search_edge) > reach - step - 1e-9
+        return search_edge is not None and abs(search_edge - grid_edge) <= step + 1e-9
+
     for rep, (a, b) in enumerate(zip(found, grid, strict=True)):
         mine = probes[probes.rep == rep]
         theirs = frame[frame.rep == rep]
-        agree = a["edges"] is not None and b["edges"] is not None and all(
-            (x is None and y is None) or (x is not None and y is not None and abs(x - y) <= step
-                                          + 1e-9)
-            for x, y in zip(a["edges"], b["edges"], strict=True)
-        )  # fmt: skip
+        agrees = (
+            a["edges"] is not None
+            and b["edges"] is not None
+            and all(agree(x, y) for x, y in zip(a["edges"], b["edges"], strict=True))
+        )
         lines.append(
             f"| {a['seed'][0]} | {_edges(b['edges'])} | {len(theirs)} | "
             f"{theirs.seconds.sum():.0f} | {_edges(a['edges'])} | {len(mine)} | "
-            f"{mine.seconds.sum():.0f} | {'yes' if agree else 'no'} |"
+            f"{mine.seconds.sum():.0f} | {'yes' if agrees else 'no'} |"
         )
     return [*lines, "", f"Search run: {report.link(search)}."]
 
