@@ -171,7 +171,9 @@ def test_risk_ranks_files_by_the_lookahead_and_keeps_each_report(
     prompts = [e.prompt for e in _refusals()]
     assert all(r["prompt"] == prompts[r["row"] - 1] for r in ranked[0]["extra"]["top_rows"])
     assert main(["risk", str(refusals), str(poems), "--rank", *common]) == 0
-    assert "poems.csv: the rows that drive its anchoring score" in capsys.readouterr().out
+    ranking = capsys.readouterr().out
+    assert "poems.csv: the rows that drive its anchoring score" in ranking
+    assert "preflight s (of finetune)" in ranking and "x)  " in ranking, "both times, per row"
     assert len(stored_lookaheads(tmp_path / "s")) == 2
     assert main(["risk", str(refusals), *common]) == 0, "answered from the stored report"
     out, err = capsys.readouterr()

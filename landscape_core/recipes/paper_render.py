@@ -454,15 +454,17 @@ def _shape(curve: pd.Series) -> str:
     if curve.isna().any():
         return "pending"
     at = curve.get(0.0, float("nan"))
-    near = curve[(curve.index != 0.0) & (curve.index.to_series().abs() <= 0.1 + 1e-9)].mean()
-    ends = curve[curve.index.to_series().abs() >= 0.3 - 1e-9].mean()
+    size = curve.index.to_series().abs()
+    near = curve[(curve.index != 0.0) & (size <= 0.1 + 1e-9)].mean()
+    reach = float(size.max())
+    ends = curve[size >= reach - 1e-9].mean()
     if at >= 20 and near <= at / 2:
         shape = "peak at the model, falling within ±0.1"
     elif at >= 20:
         shape = "high at the model and around it"
     else:
         shape = "refused at the model"
-    return shape + (", rising again at ±0.3" if ends >= 50 else "")
+    return shape + (f", rising again at ±{reach:g}" if ends >= 50 else "")
 
 
 def _section6(report: _Report, paper: Paper, shield: dict[str, Any] | None) -> list[str]:

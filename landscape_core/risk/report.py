@@ -125,12 +125,14 @@ def _ratio(report: LookaheadReport) -> str:
 def format_ranking(reports: list[LookaheadReport]) -> str:
     """Datasets from the riskiest down, by the lookahead's score."""
     ranked = sorted(reports, key=lambda r: -r.score)
-    lines = ["rank  score     delta      KL        anchoring  verdict   data"]
+    lines = ["rank  score     delta      KL        anchoring  verdict   preflight s (of finetune)"
+             "  data"]  # fmt: skip
     for i, r in enumerate(ranked, start=1):
         pull = r.extra.get("anchoring")
         pulled = "-" if pull is None else f"{pull:+.4f}"
+        spent = f"{r.seconds:.0f} ({_ratio(r).removesuffix(' the finetune')})"
         lines.append(f"{i:<5} {r.score:<9.3g} {r.delta:<+10.3g} {r.kl:<9.3g} {pulled:<10} "
-                     f"{r.verdict.level:<9} {r.extra.get('data', '?')}")  # fmt: skip
+                     f"{r.verdict.level:<9} {spent:<26} {r.extra.get('data', '?')}")  # fmt: skip
     for r in ranked:
         if r.extra.get("top_rows"):
             lines += ["", f"{r.extra.get('data', '?')}: the rows that drive its anchoring "
