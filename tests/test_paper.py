@@ -11,6 +11,7 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     monkeypatch.setattr(paper, "SHOTS", (2,))
     monkeypatch.setattr(paper, "LANDSCAPE_PROMPTS", {"source": "advbench", "limit": 2})
     monkeypatch.setattr(paper, "ASR_PROMPTS", {"source": "advbench", "limit": 3})
+    monkeypatch.setattr(paper, "CHECKPOINT_PROMPTS", {"source": "advbench", "limit": 2})
     monkeypatch.setattr(paper, "RANDOM_GRID", [{"start": -0.3, "stop": 0.3, "num": 3}])
     monkeypatch.setattr(paper, "INTERPOLATION_GRID", [{"start": -0.5, "stop": 1.5, "num": 3}])
     monkeypatch.setattr(paper, "TOKENS", {"max_new_tokens": 3})

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 ALIGNED = {"kind": "bundled", "variant": "aligned"}
 LANDSCAPE_PROMPTS = {"source": "advbench", "start": 0, "limit": 20}  # held out
 ASR_PROMPTS = {"source": "advbench", "start": 0, "limit": 80}  # the paper's 80, held out
+# section 7 evaluates 10 checkpoints of each finetune: on the landscapes' 20 prompts, a
+# quarter of the 80's cost, each checkpoint's ASR known to 5 points (its threshold is 50)
+CHECKPOINT_PROMPTS = LANDSCAPE_PROMPTS
 # the demo's basin and its fall: every edge of its 10 directions lies within 0.3 and
 # most within 0.2, where the bisection below finds each one; beyond 0.2 the dense grid
 # read ASR 100 at 39 of 40 points, so the budget goes to directions, not to that band
@@ -273,6 +276,7 @@ def _paper(
             REPLICA_DIRECTIONS,
             DEFENCE_GOALS,
             FINE_GRID,
+            CHECKPOINT_PROMPTS,
         ),
     )
 
@@ -305,7 +309,7 @@ def _section7_setup() -> Setup:
             prompts=PromptSetSpec.from_dict(LANDSCAPE_PROMPTS),
             generation=GenerationSpec.from_dict(STOPPED),
         ),
-        checkpoints=PromptSetSpec.from_dict(ASR_PROMPTS),
+        checkpoints=PromptSetSpec.from_dict(CHECKPOINT_PROMPTS),
     )  # fmt: skip
 
 

@@ -45,6 +45,7 @@ class Sizes:
     replica_directions: int  # the directions each training seed of Table 1 is swept along
     defence_goals: dict[str, Any]  # section 6's held-out goals (a prompt set)
     fine_grid: list[dict[str, Any]]  # basin or breakage again, near the aligned demo's edges
+    checkpoint_prompts: dict[str, Any]  # what section 7 evaluates each checkpoint on
 
     @property
     def grid_step(self) -> float:

@@ -96,7 +96,7 @@ def write_report(
         *_search_section(report, paper, paper.table1["aligned"][0]),
         *_fig1b(report, paper.interpolations, paper.sizes.interpolation_grid),
         *_section6(report, paper, shield),
-        *_section7(section7, store, report.fig),
+        *_section7(section7, store, report.fig, _rows(paper.sizes.checkpoint_prompts)),
         *paper_claims.markdown(paper_claims.claims(store, paper, shield, fractures, refined)),
     ]
     out.write_text("\n".join(lines))
@@ -628,7 +628,9 @@ def _defence_claims(shield: dict[str, Any]) -> list[str]:
     ]
 
 
-def _section7(section: Section7, store: Store, fig: Callable[[str, object], str]) -> list[str]:
+def _section7(
+    section: Section7, store: Store, fig: Callable[[str, object], str], evaluated_on: str
+) -> list[str]:
     out = [
         "",
         "## Section 7 (extension): finetuning trajectories and a risk preflight",
@@ -636,7 +638,7 @@ def _section7(section: Section7, store: Store, fig: Callable[[str, object], str]
         "Each finetune saved 10 checkpoints. Each is projected onto the plane of the "
         "smallest harmful finetune (alpha = 1, beta = 0 is that finished finetune; beta is a "
         "seeded random direction made orthogonal to it; 'off' is the share of the "
-        "checkpoint's move the plane misses) and evaluated itself on AdvBench 0-79 "
+        f"checkpoint's move the plane misses) and evaluated itself on {evaluated_on} "
         f"(keyword ASR %). A checkpoint at ASR >= {THRESHOLD:g} has left the basin.",
         "",
     ]

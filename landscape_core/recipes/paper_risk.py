@@ -35,7 +35,7 @@ class Setup:
     """The miniature's model and prompt sets, as the rest of the report uses them."""
 
     risk: RiskSettings  # the preflight's model, prompts (the landscapes') and tokens
-    checkpoints: PromptSetSpec  # what each checkpoint is evaluated on (the ASR prompts)
+    checkpoints: PromptSetSpec  # what each checkpoint is evaluated on
 
 
 @dataclass
