@@ -150,3 +150,13 @@ def test_the_risk_section_is_rewritten_from_its_csv_alone(tmp_path, capsys):
     assert "--report-only" in capsys.readouterr().err
     assert main(["paper", "--out", str(tmp_path / "missing.md"), "--risk-only"]) == 2
     assert report.read_text() == "# a report of another layout\n", "nothing was written"
+
+
+def test_a_bisection_edge_agrees_with_the_grid_within_a_step_or_past_its_end():
+    from landscape_core.recipes.paper_render import edges_agree
+
+    assert edges_agree(-0.175, -0.2, 0.05, 0.2) and edges_agree(0.2, 0.15, 0.05, 0.2)
+    assert not edges_agree(0.05, 0.15, 0.05, 0.2), "two steps apart"
+    assert edges_agree(-0.275, None, 0.05, 0.2), "past the grid's end: the grid cannot see it"
+    assert edges_agree(None, None, 0.05, 0.2) and not edges_agree(None, 0.15, 0.05, 0.2)
+    assert not edges_agree(0.1, None, 0.05, 0.2), "inside the grid, which saw no edge there"

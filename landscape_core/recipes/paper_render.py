@@ -364,19 +364,15 @@ def _search_section(report: _Report, paper: Paper, dense: Experiment) -> list[st
         "|---|---|---|---|---|---|---|---|",
     ]
     frame = dense.points(store)
-
-    def agree(search_edge: float | None, grid_edge: float | None) -> bool:
-        if grid_edge is None:  # the grid sees no edge: the search must find none within it
-            return search_edge is None or abs(search_edge) > reach - step - 1e-9
-        return search_edge is not None and abs(search_edge - grid_edge) <= step + 1e-9
-
     for rep, (a, b) in enumerate(zip(found, grid, strict=True)):
         mine = probes[probes.rep == rep]
         theirs = frame[frame.rep == rep]
         agrees = (
             a["edges"] is not None
             and b["edges"] is not None
-            and all(agree(x, y) for x, y in zip(a["edges"], b["edges"], strict=True))
+            and all(
+                edges_agree(x, y, step, reach) for x, y in zip(a["edges"], b["edges"], strict=True)
+            )
         )
         lines.append(
             f"| {a['seed'][0]} | {_edges(b['edges'])} | {len(theirs)} | "
@@ -384,6 +380,17 @@ def _search_section(report: _Report, paper: Paper, dense: Experiment) -> list[st
             f"{mine.seconds.sum():.0f} | {'yes' if agrees else 'no'} |"
         )
     return [*lines, "", f"Search run: {report.link(search)}."]
+
+
+def edges_agree(search: float | None, grid: float | None, step: float, reach: float) -> bool:
+    """Whether a bisection's edge and a grid's (None: none found) are the same edge.
+
+    Within one grid step of each other; where the grid sees none, the search must put
+    its edge past the grid's end, or within one step of it.
+    """
+    if grid is None:
+        return search is None or abs(search) > reach - step - 1e-9
+    return search is not None and abs(search - grid) <= step + 1e-9
 
 
 def _edges(edges: list[float | None] | None) -> str:
