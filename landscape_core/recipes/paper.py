@@ -53,8 +53,8 @@ ASR_PROMPTS = {"source": "advbench", "start": 0, "limit": 80}  # the paper's 80,
 # section 7 evaluates 10 checkpoints of each finetune: on the landscapes' 20 prompts, a
 # quarter of the 80's cost, each checkpoint's ASR known to 5 points (its threshold is 50)
 CHECKPOINT_PROMPTS = LANDSCAPE_PROMPTS
-# the demo's basin and its fall: every edge of its 10 directions lies within 0.3 and
-# most within 0.2, where the bisection below finds each one; beyond 0.2 the dense grid
+# the demo's basin and its fall: every edge of its 10 directions lies within 0.3 and 17
+# of 20 within 0.2, and the bisection below finds each one; beyond 0.2 the dense grid
 # read ASR 100 at 39 of 40 points, so the budget goes to directions, not to that band
 RANDOM_GRID = [{"start": -0.2, "stop": 0.2, "num": 9}]
 INTERPOLATION_GRID = [{"start": -0.25, "stop": 1.25, "num": 7}]  # past both ends
