@@ -6,8 +6,8 @@ is written from the stored results, with each experiment's config saved beside i
 A first run takes about three hours on 2 idle CPU cores (the report's header gives
 the compute by section, and README the budget); it resumes where it stopped. The
 aligned demo's landscapes come first, then Table 1's models (each finetune's first
-training seed), then the other training seeds, section 6 (the jailbreak landscapes,
-the defence) and section 7.
+training seed), then the other training seeds, section 6's jailbreak landscapes,
+section 7 and section 6's defence.
 """
 
 from __future__ import annotations
@@ -211,10 +211,12 @@ def run_paper(
         for name, m in replicas.items()
     }
     run([e for pair in paper.replicas.values() for e in pair])
-    run(list(paper.jailbreaks.values()))  # section 6
-    shield = _defend(paper, store, compute, progress)
+    run(list(paper.jailbreaks.values()))  # section 6's landscapes
     finetunes = {name: Path(m["adapter"]) for name, m in models.items() if "adapter" in m}
+    # section 7 before section 6's defence: it is a fraction of the defence's cost, so a
+    # stopped run leaves the one long section pending, not both
     section7 = run_section7(store, finetunes, _section7_setup(), compute, progress)
+    shield = _defend(paper, store, compute, progress)
     log.info("paper: %.1f s this run", time.monotonic() - started)
     adapters = [*finetunes.values(), *(Path(m["adapter"]) for m in replicas.values())]
     spent = {
