@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from landscape_core.basin.intervals import MIN_DIRECTIONS, Interval, t_method
+from landscape_core.files import atomic_write_text
 from landscape_core.judging.coherence import THRESHOLDS
 from landscape_core.readers import figures
 from landscape_core.readers.breakage import Breakage, breakage
@@ -99,7 +100,7 @@ def write_report(
         *_section7(section7, store, report.fig, _rows(paper.sizes.checkpoint_prompts)),
         *paper_claims.markdown(paper_claims.claims(store, paper, shield, fractures, refined)),
     ]
-    out.write_text("\n".join(lines))
+    atomic_write_text(out, "\n".join(lines))  # a stopped run leaves the last report whole
     for stale in configs.glob("*.yaml"):  # an earlier report's runs: nothing links them
         if RUN_CONFIG.fullmatch(stale.name) and stale.stem not in linked:
             stale.unlink()

@@ -118,8 +118,13 @@ def calibrated_risk(report: LookaheadReport, validated: pd.DataFrame) -> str:
     return found if isinstance(found, str) else found.describe()
 
 
+def _share(report: LookaheadReport) -> str:
+    """The preflight's time as a multiple of the finetune's it predicts: "0.71x"."""
+    return f"{report.seconds / max(report.finetune_estimate, 1e-9):.2g}x"
+
+
 def _ratio(report: LookaheadReport) -> str:
-    return f"{report.seconds / max(report.finetune_estimate, 1e-9):.2g}x the finetune"
+    return f"{_share(report)} the finetune"
 
 
 def format_ranking(reports: list[LookaheadReport]) -> str:
@@ -130,7 +135,7 @@ def format_ranking(reports: list[LookaheadReport]) -> str:
     for i, r in enumerate(ranked, start=1):
         pull = r.extra.get("anchoring")
         pulled = "-" if pull is None else f"{pull:+.4f}"
-        spent = f"{r.seconds:.0f} ({_ratio(r).removesuffix(' the finetune')})"
+        spent = f"{r.seconds:.0f} ({_share(r)})"
         lines.append(f"{i:<5} {r.score:<9.3g} {r.delta:<+10.3g} {r.kl:<9.3g} {pulled:<10} "
                      f"{r.verdict.level:<9} {spent:<26} {r.extra.get('data', '?')}")  # fmt: skip
     for r in ranked:
