@@ -87,6 +87,8 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     # harmful; mix x2; presets; defence; each model; the aligned demo near its edges
     assert len(claims) == 1 + 2 + 3 + 3 + 3 + 1
     assert all("**not shown**" in c or "**pending**" in c for c in claims), claims
+    defence = [c for c in claims if c.startswith("| Section 6 |")]  # says why: 2 member sets
+    assert all("x 2 member sets: an interval needs at least 5" in c for c in defence), defence
     assert any(c.startswith("| Basin or breakage |") and "mix 2-shot" in c for c in claims)
     assert "aligned, near its edges on a 0.15 grid" in text
     # each stored row's edges are known to its own grid's step: 0.3 dense, 0.15 near the edges

@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from landscape_core.basin.intervals import Interval, Predicted, Reading, read_claim, widened
+from landscape_core.basin.intervals import (
+    MIN_DIRECTIONS,
+    Interval,
+    Predicted,
+    Reading,
+    read_claim,
+    widened,
+)
 from landscape_core.readers.breakage import ASR_EDGE, FLUENCY_RISE, Breakage
 from landscape_core.readers.results import compare_visage
 from landscape_core.recipes.paper_records import Experiment, Paper
@@ -71,7 +78,8 @@ class Claim:
         if i is None:
             return "run `make paper`" if self.missing == PENDING else self.missing
         if i.low is None or i.high is None:
-            return f"fewer draws than an interval needs ({i.n})"
+            return (f"no interval over {i.n} {i.resamples}: an interval needs at least "
+                    f"{MIN_DIRECTIONS} draws of each random factor")  # fmt: skip
         read, width = "the interval", f"+-{self.read_on.half_width:.{self.digits}f}"
         if self.resolution:
             read += " widened by the grid's step"
