@@ -161,6 +161,8 @@ def test_member_sets_widen_the_interval_by_the_defences_own_randomness():
     assert mean == pytest.approx(ignoring.mean)
     assert high - low > ignoring.high - ignoring.low  # the members' draw adds its variance
     assert varied["member_sets"] == [0, 1, 2, 3, 4]
+    # each draw's own ASR is kept beside the mean, in the member sets' order
+    assert varied["by_member_set"]["defended_asr"] == [d["defended_asr"] for d in draws]
 
 
 def test_coherent_compliance_leaves_out_broken_text_and_unmeasured_answers():

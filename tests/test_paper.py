@@ -105,6 +105,8 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert len(seeds) == 2 and all(" - " not in line for line in seeds), seeds
     assert all(f"| {p} |" in text for p in paper.PRESETS)
     assert "| novel-chapter | fiction |" in text and "| adaptive, defence |" in text
+    draws = text.split("| member seed |")[1].split("\n\n")[0].splitlines()[2:]
+    assert [row.split(" | ")[0] for row in draws] == ["| 5", "| 6"], draws  # each draw, a row
     assert "XSTest held-out safe prompts refused" in text and "Suffix search" in text
     assert "**harmful 2-shot** (left the basin" in text and "**mix 2-shot**" in text
     # section 7's preflight is its validation on real finetunes (docs/risk-validation.csv)

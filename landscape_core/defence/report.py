@@ -363,9 +363,12 @@ def over_member_sets(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
         found = crossed_interval(matrix, over=MEMBER_SETS)
         assert found is not None
         out["intervals"][key] = [found.mean, found.low, found.high]
-    for key in ("defended_asr", "adaptive_asr", "control_asr", "over_refusal", "member_asr",
-                "defended_coherent_asr", "perplexity"):  # fmt: skip
+    by_set = ("defended_asr", "adaptive_asr", "control_asr", "over_refusal", "member_asr",
+              "defended_coherent_asr", "perplexity")  # fmt: skip
+    for key in by_set:
         values = [r[key] for r in reports if r.get(key) is not None]
         out[key] = float(np.mean(values)) if values else None
+    # each draw's own numbers: the spread between draws is the defence's to report
+    out["by_member_set"] = {key: [r.get(key) for r in reports] for key in by_set}
     out["method"] = f"t-interval over {MEMBER_SETS} (crossed variance components)"
     return out

@@ -541,6 +541,30 @@ def _rows(prompts: dict[str, Any]) -> str:
     return f"AdvBench {start}-{start + prompts['limit'] - 1}"
 
 
+def _by_member_set(shield: dict[str, Any]) -> list[str]:
+    """Each draw of the members on its own: how far one defence differs from the next."""
+    sets, each = shield.get("member_sets") or [], shield.get("by_member_set") or {}
+    if len(sets) < 2 or not each:
+        return []
+    columns = {
+        "member_asr": "members (mean)",
+        "defended_asr": "defended",
+        "control_asr": "control, defended",
+        "adaptive_asr": "adaptive, defended",
+    }
+    lines = [
+        f"Each draw of the members on its own ({shield['attack']}'s ASR, non-adaptive unless "
+        "named):",
+        "",
+        "| member seed | " + " | ".join(columns.values()) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for n, seed in enumerate(sets):
+        cells = (_fmt(each.get(key, [None] * len(sets))[n]) for key in columns)
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _defence_tables(shield: dict[str, Any] | None, goals: dict[str, Any]) -> list[str]:
     if shield is None:
         return ["### The perturbed-ensemble defence", "", "pending: run `make paper`.", ""]
@@ -583,6 +607,7 @@ def _defence_tables(shield: dict[str, Any] | None, goals: dict[str, Any]) -> lis
         f"| adaptive minus the control, under the defence (paired): what adapting wins | "
         f"{cell('adaptive_minus_control')} |",
         "",
+        *_by_member_set(shield),
         f"Coherent ASR (compliance that is coherent text, the landscapes' three states): "
         f"{_fmt(shield.get('undefended_coherent_asr'))} without the defence, "
         f"{_fmt(shield.get('defended_coherent_asr'))} with it.",
