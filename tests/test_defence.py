@@ -163,6 +163,7 @@ def test_member_sets_widen_the_interval_by_the_defences_own_randomness():
     assert varied["member_sets"] == [0, 1, 2, 3, 4]
     # each draw's own ASR is kept beside the mean, in the member sets' order
     assert varied["by_member_set"]["defended_asr"] == [d["defended_asr"] for d in draws]
+    assert varied["by_member_set"]["control_asr"] == [None] * 5  # unmeasured stays unmeasured
 
 
 def test_coherent_compliance_leaves_out_broken_text_and_unmeasured_answers():
@@ -251,5 +252,5 @@ def test_the_claims_read_the_defences_paired_intervals_with_their_predicted_sign
     }
     claims = paper_claims._defence(shield)
     assert [c.verdict for c in claims] == ["supported", "not shown", "contradicted"]
-    assert all("over 60 goals x 5 member sets" in c.evidence() for c in claims)
+    assert all("over 5 member sets (x 60 goals)" in c.evidence() for c in claims)
     assert all(c.verdict == "pending" for c in paper_claims._defence(None))

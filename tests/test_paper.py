@@ -3,7 +3,10 @@
 import re
 from pathlib import Path
 
+import plotly.graph_objects as go
+
 from landscape_core.recipes import paper
+from landscape_core.recipes.paper_risk_validation import write_figure
 
 
 def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path, monkeypatch):
@@ -88,7 +91,7 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert len(claims) == 1 + 2 + 3 + 3 + 3 + 1
     assert all("**not shown**" in c or "**pending**" in c for c in claims), claims
     defence = [c for c in claims if c.startswith("| Section 6 |")]  # says why: 2 member sets
-    assert all("x 2 member sets: an interval needs at least 5" in c for c in defence), defence
+    assert all("no interval: 2 member sets (x " in c and "fewer than the 5" in c for c in defence)
     assert any(c.startswith("| Basin or breakage |") and "mix 2-shot" in c for c in claims)
     assert "aligned, near its edges on a 0.15 grid" in text
     # each stored row's edges are known to its own grid's step: 0.3 dense, 0.15 near the edges
@@ -107,6 +110,9 @@ def test_paper_writes_every_table_from_the_store(tiny_model_dir, store, tmp_path
     assert "| novel-chapter | fiction |" in text and "| adaptive, defence |" in text
     draws = text.split("| member seed |")[1].split("\n\n")[0].splitlines()[2:]
     assert [row.split(" | ")[0] for row in draws] == ["| 5", "| 6"], draws  # each draw, a row
+    attack = text.split("The attack is ")[1].split(",")[0]
+    stored = [paper._stored_defence(paper.defence_spec(attack, s), store) for s in (5, 6)]
+    assert [row.split(" | ")[2] for row in draws] == [f"{r['defended_asr']:.1f}" for r in stored]
     assert "XSTest held-out safe prompts refused" in text and "Suffix search" in text
     assert "**harmful 2-shot** (left the basin" in text and "**mix 2-shot**" in text
     # section 7's preflight is its validation on real finetunes (docs/risk-validation.csv)
@@ -164,3 +170,12 @@ def test_a_bisection_edge_agrees_with_the_grid_within_a_step_or_past_its_end():
     assert edges_agree(-0.275, None, 0.05, 0.2), "past the grid's end: the grid cannot see it"
     assert edges_agree(None, None, 0.05, 0.2) and not edges_agree(None, 0.15, 0.05, 0.2)
     assert not edges_agree(0.1, None, 0.05, 0.2), "inside the grid, which saw no edge there"
+
+
+def test_a_figure_written_twice_is_the_same_file(tmp_path):
+    """An unchanged report rewritten leaves its figures byte for byte (no random div id)."""
+    figure = go.Figure(go.Scatter(x=[0.0, 1.0], y=[1.0, 2.0]))
+    write_figure(tmp_path, "fig", figure)
+    first = (tmp_path / "fig.html").read_bytes()
+    write_figure(tmp_path, "fig", figure)
+    assert (tmp_path / "fig.html").read_bytes() == first

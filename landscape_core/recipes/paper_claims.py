@@ -68,7 +68,7 @@ class Claim:
             return "pending" if self.missing == PENDING else "no interval"
         digits = self.digits
         if i.low is None or i.high is None:
-            return f"{i.mean:+.{digits}f} {self.unit}, no interval (n = {i.n})"
+            return f"{i.mean:+.{digits}f} {self.unit}, no interval (over {i.n} {i.resamples})"
         return (f"{i.mean:+.{digits}f} [{i.low:+.{digits}f}, {i.high:+.{digits}f}] {self.unit}, "
                 f"over {i.n} {i.resamples}")  # fmt: skip
 
@@ -78,8 +78,8 @@ class Claim:
         if i is None:
             return "run `make paper`" if self.missing == PENDING else self.missing
         if i.low is None or i.high is None:
-            return (f"no interval over {i.n} {i.resamples}: an interval needs at least "
-                    f"{MIN_DIRECTIONS} draws of each random factor")  # fmt: skip
+            return (f"no interval: {i.n} {i.resamples}, fewer than the {MIN_DIRECTIONS} an "
+                    "interval needs")  # fmt: skip
         read, width = "the interval", f"+-{self.read_on.half_width:.{self.digits}f}"
         if self.resolution:
             read += " widened by the grid's step"
@@ -120,7 +120,8 @@ def _goals(
     if cell is None:
         return Claim(section, finding, difference, predicted, None, "ASR points")
     mean, low, high = cell
-    over = "goals" if sets < 2 else f"goals x {sets} member sets"
+    # n counts the outer factor, as crossed_interval's does: the one short of an interval
+    n, over = (n, "goals") if sets < 2 else (sets, f"member sets (x {n} goals)")
     interval = Interval(float(mean), low, high, n, over)  # type: ignore[arg-type]
     return Claim(section, finding, difference, predicted, interval, "ASR points")
 

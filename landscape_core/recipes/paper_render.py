@@ -553,8 +553,9 @@ def _by_member_set(shield: dict[str, Any]) -> list[str]:
         "adaptive_asr": "adaptive, defended",
     }
     lines = [
-        f"Each draw of the members on its own ({shield['attack']}'s ASR, non-adaptive unless "
-        "named):",
+        f"Each draw of the members on its own: {shield['attack']}'s ASR with each copy "
+        "answering alone (members, mean) and under the vote (defended); then, under the same "
+        "draw's defence, the control's and the adaptive attacker's per-goal templates:",
         "",
         "| member seed | " + " | ".join(columns.values()) + " |",
         "|---|" + "---|" * len(columns),

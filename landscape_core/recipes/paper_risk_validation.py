@@ -18,8 +18,11 @@ from landscape_core.readers import figures
 
 
 def write_figure(assets: Path, name: str, figure: Any) -> str:
-    """``figure`` as ``assets/name.html`` beside the report, and the report's link to it."""
-    figure.write_html(assets / f"{name}.html", include_plotlyjs="directory")
+    """``figure`` as ``assets/name.html`` beside the report, and the report's link to it.
+
+    The div is named, not a random id, so rewriting an unchanged report changes no file.
+    """
+    figure.write_html(assets / f"{name}.html", include_plotlyjs="directory", div_id=name)
     return f"[{name}.html]({assets.name}/{name}.html)"
 
 
