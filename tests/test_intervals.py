@@ -99,7 +99,7 @@ def test_the_defences_interval_at_its_size_covers_less_when_its_draws_differ_wid
 
     With draws that differ little it covers 95% +-2 at 5 sets. With draws as far apart as
     the paper run's (defended ASR 0 to 97 over 5 sets: a logit SD near 3) it covers about
-    92% at 5 and about 94% at 10, so section 6's intervals at 5 sets are a little short.
+    92% at 5 and about 95% at 10, which is why section 6 draws its members 10 times.
     """
     rng = np.random.default_rng(29_300 + sets + int(10 * sd_sets))
     y, _ = _landscapes(rng, sets, 60, sd_direction=sd_sets, k=1)

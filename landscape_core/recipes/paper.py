@@ -85,10 +85,11 @@ PRESETS = ("default", "empty", "aoa", "llama2")
 # at the model on the landscapes' goals (AdvBench 0-19, the jailbreak landscapes' alpha
 # = 0), and the defence is evaluated on goals 20-79, which never informed that choice.
 # Every template is a candidate of the adaptive attacker and reported. The defence is
-# drawn 5 times (member seeds 1000, ..., 5000) so its intervals hold its own randomness:
-# the crossed interval needs MIN_DIRECTIONS (5) member sets, as it needs 5 directions.
+# drawn 10 times (member seeds 1000, ..., 10000) so its intervals hold its own randomness:
+# the crossed interval needs MIN_DIRECTIONS (5) member sets, and its draws differ so much
+# (defended ASR 0 to 97) that it covers 95% only from about 10 (tests/test_intervals.py).
 DEFENCE_GOALS = {"source": "advbench", "start": 20, "limit": 60}
-DEFENDER_SEEDS = (1000, 2000, 3000, 4000, 5000)
+DEFENDER_SEEDS = tuple(range(1000, 11000, 1000))
 DEFENCE = {"members": 3, "radius": 0.05, "seed": DEFENDER_SEEDS[0], "vote": "majority",
            "suffix_steps": 10, "suffix_goals": 4}  # fmt: skip
 JAILBREAK = "novel-chapter"  # configs/defend.yaml's template; the paper picks its own
