@@ -3,7 +3,7 @@
 This module declares the experiments and runs them; ``paper_render`` writes the report.
 Every number goes through the store (a second run is instant) and ``docs/paper-mini.md``
 is written from the stored results, with each experiment's config saved beside it.
-A first run takes about three hours on 2 idle CPU cores (the report's header gives
+A first run takes about three and a half hours on 2 idle CPU cores (the report's header gives
 the compute by section, and README the budget); it resumes where it stopped. The
 aligned demo's landscapes come first, then Table 1's models (each finetune's first
 training seed), then the other training seeds, section 6's jailbreak landscapes,

@@ -561,7 +561,7 @@ def _by_member_set(shield: dict[str, Any]) -> list[str]:
         "|---|" + "---|" * len(columns),
     ]
     for n, seed in enumerate(sets):
-        cells = (_fmt(each.get(key, [None] * len(sets))[n]) for key in columns)
+        cells = (_fmt(each[key][n]) for key in columns)
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
